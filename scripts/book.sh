@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Build the book: set up .venv, then execute every chapter and write the HTML.
+# Fails if any chapter raises or Sphinx warns.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/setup.sh
+rm -rf _build/html
+jupyter-book build . --warningiserror --keep-going
+echo "The book is at file://$PWD/_build/html/index.html"

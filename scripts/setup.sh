@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Create (or reuse) the project's virtual environment in .venv and install everything b2b needs.
+# Sourced by scripts/book.sh and scripts/test.sh; safe to run again (it skips what is done).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PYTHON=${PYTHON:-python3}
+"$PYTHON" -c 'import sys; assert sys.version_info >= (3, 10), "b2b needs Python >= 3.10"'
+
+stamp=.venv/.b2b-installed
+want=$(cat requirements.txt pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "== setting up .venv (Python: $("$PYTHON" --version))"
+    [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    # torch alone first, pinned: an unpinned or ranged torch pulls gigabytes of CUDA packages.
+    .venv/bin/python -m pip install --quiet "$(grep -E '^torch==' requirements.txt)"
+    .venv/bin/python -m pip install --quiet -r requirements.txt
+    .venv/bin/python -m pip install --quiet --no-deps tinysoundfont==0.3.7
+    .venv/bin/python -m pip install --quiet --no-deps -e .
+    echo "$want" > "$stamp"
+fi
+export PATH="$PWD/.venv/bin:$PATH"
+# The embedded dataset (music21's Bach chorales); built once, then reused from the cache.
+b2b data bach
