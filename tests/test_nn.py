@@ -1,0 +1,233 @@
+"""Tests for b2b.nn: shapes worked out by hand, parameter counts, fast edges, presets."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from b2b import nn as bnn
+from b2b.losses import critic_loss
+from b2b.nn import (PRESETS, CriticConfig, DiscConvNet, GenConvNet, GeneratorConfig, PitchConv2d,
+                    PitchConvTranspose2d, Preset, SelfAttention, build, count_parameters, get_preset)
+
+
+def test_self_attention_is_reexported():
+    from b2b.attention import SelfAttention as A
+
+    assert SelfAttention is A
+
+
+def test_generator_shapes_after_each_layer():
+    torch.manual_seed(0)
+    g = GenConvNet()
+    x = torch.randn(3, 128).view(3, 128, 1, 1)
+    # transposed conv: H_out = (H - 1) * 2 + 2, W_out = (W - 1) * 2 + kw
+    expected = {
+        "block1": (3, 64, 2, 1), "block2": (3, 64, 4, 1), "block3": (3, 64, 8, 1),
+        "block4": (3, 64, 16, 1), "attention": (3, 64, 16, 1), "block5": (3, 64, 32, 1),
+        "edge": (3, 17, 64, 72), "output": (3, 17, 64, 72),
+    }
+    seen = []
+    for name, layer in g.layers.named_children():
+        x = layer(x)
+        assert tuple(x.shape) == expected[name], name
+        seen.append(name)
+    assert seen == list(expected)
+    y = g(torch.randn(3, 128))
+    assert y.shape == (3, 17, 64, 72) and 0 <= y.min() and y.max() <= 1
+
+
+def test_critic_shapes_after_each_layer():
+    torch.manual_seed(0)
+    d = DiscConvNet()
+    x = torch.rand(3, 17, 64, 72)
+    # conv: H_out = (H - 2) // 2 + 1; W_out = (72 - 72) // 2 + 1 = 1 then (1 - 1) // 2 + 1 = 1
+    expected = {
+        "block1": (3, 16, 32, 1), "block2": (3, 16, 16, 1), "block3": (3, 16, 8, 1),
+        "attention": (3, 16, 8, 1), "block4": (3, 16, 4, 1), "block5": (3, 16, 2, 1),
+        "flatten": (3, 32), "linear": (3, 1),
+    }
+    seen = []
+    for name, layer in d.layers.named_children():
+        x = layer(x)
+        assert tuple(x.shape) == expected[name], name
+        seen.append(name)
+    assert seen == list(expected)
+
+
+def test_parameter_counts_by_hand():
+    g, d = build("seed")
+    # generator: block1 128*64*2+64, blocks 2-5 4*(64*64*2+64), BN 5*2*64, PReLU 5,
+    # attention(64) q,k 2*(64*8+8) + v 64*64+64 + gamma 1, edge 64*17*2*72+17
+    g_expected = (128 * 64 * 2 + 64) + 4 * (64 * 64 * 2 + 64) + 5 * 128 + 5 \
+        + 2 * (64 * 8 + 8) + 64 * 64 + 64 + 1 + 64 * 17 * 2 * 72 + 17
+    assert count_parameters(g) == g_expected == 212_007
+    # critic: edge 17*16*2*72+16, 4*(16*16*2+16), norm 5*32, PReLU 5,
+    # attention(16) 2*(16*2+2) + 16*16+16 + 1, linear 32+1
+    d_expected = (17 * 16 * 144 + 16) + 4 * (16 * 16 * 2 + 16) + 5 * 32 + 5 \
+        + 2 * (16 * 2 + 2) + 16 * 16 + 16 + 1 + 33
+    assert count_parameters(d) == d_expected == 41_835
+    g2, d2 = build("improved")
+    assert count_parameters(g2) == g_expected and count_parameters(d2) == d_expected  # GroupNorm: same affine
+    assert count_parameters(GenConvNet(latent=64)) == g_expected - 64 * 64 * 2
+
+
+def _double(module):
+    return module.double()
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_fast_transposed_edge_equals_conv(bias):
+    torch.manual_seed(1)
+    layer = PitchConvTranspose2d(5, 3, kernel_size=(2, 7), stride=(2, 2), bias=bias).double()
+    with torch.no_grad():
+        layer.weight.normal_()
+        if bias:
+            layer.bias.normal_()
+    x = torch.randn(4, 5, 6, 1, dtype=torch.double)
+    layer.fast = True
+    fast = layer(x)
+    ref = F.conv_transpose2d(x, layer.weight, layer.bias, stride=(2, 2))  # independent reference
+    assert fast.shape == ref.shape == (4, 3, 12, 7)
+    torch.testing.assert_close(fast, ref)
+    # same parameters as nn.ConvTranspose2d
+    plain = torch.nn.ConvTranspose2d(5, 3, (2, 7), (2, 2), bias=bias)
+    assert {k: v.shape for k, v in plain.state_dict().items()} == \
+        {k: v.shape for k, v in layer.state_dict().items()}
+
+
+def test_fast_conv_edge_equals_conv():
+    torch.manual_seed(2)
+    layer = PitchConv2d(5, 3, kernel_size=(2, 7), stride=(2, 2)).double()
+    x = torch.randn(4, 5, 10, 7, dtype=torch.double)
+    fast = layer(x)
+    ref = F.conv2d(x, layer.weight, layer.bias, stride=(2, 2))
+    assert fast.shape == ref.shape == (4, 3, 5, 1)
+    torch.testing.assert_close(fast, ref)
+    plain = torch.nn.Conv2d(5, 3, (2, 7), (2, 2))
+    plain.load_state_dict(layer.state_dict())  # interchangeable state dicts
+
+
+def test_edge_requires_stride_equal_kernel_height():
+    with pytest.raises(ValueError, match="stride"):
+        PitchConv2d(2, 2, kernel_size=(3, 7), stride=(2, 2))
+    with pytest.raises(ValueError, match="stride"):
+        PitchConvTranspose2d(2, 2, kernel_size=(3, 7), stride=(2, 2))
+
+
+def _grads(params):
+    return [p.grad.detach().clone() for p in params]
+
+
+@pytest.mark.parametrize("preset", ["seed", "improved"])
+def test_fast_edges_same_outputs_and_gradients_in_networks(preset):
+    torch.manual_seed(3)
+    g, d = build(preset)
+    g, d = g.double(), d.double()
+    with torch.no_grad():  # non-trivial attention
+        for m in (g, d):
+            for p in m.parameters():
+                if p.numel() == 1 and p.abs().sum() == 0:
+                    p.fill_(0.7)
+    g.eval(), d.eval()  # dropout off so the two passes see the same network
+    z = torch.randn(5, 128, dtype=torch.double)
+    outs, grads = [], []
+    for fast in (True, False):
+        g.set_fast_edges(fast), d.set_fast_edges(fast)
+        g.zero_grad(), d.zero_grad()
+        fake = g(z)
+        score = d(fake)
+        (score * torch.arange(1.0, 6.0, dtype=torch.double).view(5, 1)).sum().backward()
+        outs.append((fake.detach(), score.detach()))
+        grads.append(_grads(list(g.parameters()) + list(d.parameters())))
+    torch.testing.assert_close(outs[0], outs[1])
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+def test_fast_edges_same_double_backward_through_critic_penalty():
+    torch.manual_seed(4)
+    d = DiscConvNet(CriticConfig(norm="layer", dropout=0.0)).double()
+    real = (torch.rand(6, 17, 64, 72) > 0.8).double()
+    fake = torch.rand(6, 17, 64, 72, dtype=torch.double)
+    eps = torch.rand(6, dtype=torch.double)
+    results = []
+    for fast in (True, False):
+        d.set_fast_edges(fast)
+        d.zero_grad()
+        loss, stats = critic_loss(d, real, fake, lambda_gp=10.0, eps=eps)
+        loss.backward()  # goes through grad-of-grad of the edge layer
+        results.append((loss.detach(), stats["penalty"], _grads(d.parameters())))
+    torch.testing.assert_close(results[0], results[1])
+    assert results[0][1] > 0
+
+
+def test_fast_and_plain_networks_share_state_dicts():
+    g_fast, d_fast = build("seed", fast_edges=True)
+    g_plain, d_plain = build("seed", fast_edges=False)
+    g_plain.load_state_dict(g_fast.state_dict())
+    d_plain.load_state_dict(d_fast.state_dict())
+    assert g_plain.layers.edge.fast is False and g_fast.layers.edge.fast is True
+
+
+def test_presets():
+    assert set(PRESETS) >= {"seed", "improved"}
+    seed = PRESETS["seed"]
+    assert seed.critic.norm == "batch" and seed.critic.dropout == 0.5
+    assert seed.generator.attention == 4 and seed.critic.attention == 3
+    t = seed.training
+    assert (t.lr_g, t.lr_d, t.betas, t.lr_step_epochs, t.lr_gamma) == (3e-4, 6e-4, (0.5, 0.9), 25, 0.75)
+    assert (t.n_critic, t.lambda_gp, t.batch, t.threshold) == (5, 10.0, 64, 0.9)
+    imp = PRESETS["improved"]
+    assert imp.critic.norm == "layer" and imp.critic.dropout == 0.0
+    _, d = build("improved")
+    kinds = {type(m) for m in d.modules()}
+    assert torch.nn.BatchNorm2d not in kinds and torch.nn.Dropout not in kinds
+    assert torch.nn.GroupNorm in kinds
+    _, d = build("seed")
+    kinds = {type(m) for m in d.modules()}
+    assert torch.nn.BatchNorm2d in kinds and torch.nn.Dropout in kinds
+    assert Preset.from_dict(imp.to_dict()) == imp
+
+
+def test_unknown_preset_lists_known_ones():
+    with pytest.raises(ValueError, match="unknown preset 'nope'.*seed.*improved"):
+        build("nope")
+    with pytest.raises(ValueError):
+        get_preset("")
+
+
+def test_ablation_options():
+    g = GenConvNet(GeneratorConfig(attention=None, output="tanh", norm="none", latent=32))
+    assert not any(isinstance(m, SelfAttention) for m in g.modules())
+    y = g(torch.randn(2, 32))
+    assert y.shape == (2, 17, 64, 72) and y.min() >= 0 and y.max() <= 1
+    d = DiscConvNet(CriticConfig(attention=5, dropout=0.0, norm="none"))
+    names = [n for n, _ in d.layers.named_children()]
+    assert names.index("attention") == names.index("block5") + 1
+    assert d(torch.rand(2, 17, 64, 72)).shape == (2, 1)
+    for bad in (dict(norm="group"), dict(attention=0), dict(attention=6), dict(dropout=1.0)):
+        with pytest.raises(ValueError):
+            CriticConfig(**bad)
+    with pytest.raises(ValueError):
+        GeneratorConfig(output="relu")
+
+
+def test_bad_inputs():
+    g, d = build("seed")
+    with pytest.raises(ValueError, match="noise"):
+        g(torch.randn(2, 17))
+    with pytest.raises(ValueError, match="critic input"):
+        d(torch.rand(2, 17, 32, 72))
+
+
+def test_tanh_output_is_half_tanh():
+    x = torch.tensor([-2.0, 0.0, 1.0])
+    torch.testing.assert_close(bnn._HalfTanh()(x), torch.sigmoid(2 * x))
+
+
+def test_configs_are_frozen_dataclasses():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        PRESETS["seed"].critic.norm = "layer"  # type: ignore[misc]
