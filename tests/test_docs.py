@@ -1,0 +1,264 @@
+"""The package documents itself: docstrings, API pages in the book, the table of contents, citations.
+
+- Every public function, class and method of every public ``b2b`` module has its own docstring
+  (the book's API reference is generated from them; autodoc silently leaves undocumented members
+  out, so this test, and the ``b2b_docstrings`` Sphinx extension under ``-W``, are the guard).
+- Every module has a page in ``book/api/`` that autodocs it, and every page is in ``_toc.yml``.
+- Every module named in the module table of ``DEVELOPERS.md`` exists, and vice versa.
+- Every ``{cite}`` key used in the book is in ``book/references.bib``, which has no duplicate keys,
+  and there is exactly one ``{bibliography}`` directive.
+
+Modules are found with ``pkgutil.iter_modules``, so a module added later is covered without
+editing this file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import json
+import pkgutil
+import re
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Iterator
+
+import pytest
+import yaml
+
+import b2b
+
+ROOT = Path(__file__).resolve().parents[1]
+API = ROOT / "book" / "api"
+BOOK = ROOT / "book"
+
+MODULES = sorted(m.name for m in pkgutil.iter_modules(b2b.__path__) if not m.name.startswith("_"))
+
+
+def contract_modules() -> list[str]:
+    """Module names (without ``b2b.``) in the ``## Modules`` table of DEVELOPERS.md."""
+    text = (ROOT / "DEVELOPERS.md").read_text(encoding="utf-8")
+    section = text.split("## Modules", 1)[1].split("\n## ", 1)[0]
+    return sorted(re.findall(r"^\|\s*`b2b\.(\w+)`\s*\|", section, flags=re.M))
+
+
+def own_doc(obj: Any) -> str:
+    """``obj``'s own docstring, stripped; '' if it has none of its own.
+
+    Inherited docstrings do not count (``inspect.getdoc`` would return a base class's), nor do the
+    placeholders Python generates for dataclasses, named tuples and enums.
+    """
+    doc = obj.__dict__.get("__doc__") if inspect.isclass(obj) else getattr(obj, "__doc__", None)
+    doc = doc.strip() if isinstance(doc, str) else ""
+    if inspect.isclass(obj):
+        generated = doc.startswith(obj.__name__ + "(") and doc.endswith(")") and "\n" not in doc
+        if generated and (dataclasses.is_dataclass(obj) or issubclass(obj, tuple)):
+            return ""
+        if doc == "An enumeration.":
+            return ""
+    return doc
+
+
+def public_objects(module: ModuleType) -> Iterator[tuple[str, Any]]:
+    """(qualified name, object) for each public function, class and method defined in ``module``.
+
+    Names bound in the module but defined elsewhere (imports, re-exports) are left to their own
+    module. Methods are those defined in the class body (not inherited), including properties,
+    static and class methods.
+    """
+    for name, obj in vars(module).items():
+        if name.startswith("_") or not (inspect.isfunction(obj) or inspect.isclass(obj)):
+            continue
+        if getattr(obj, "__module__", None) != module.__name__:
+            continue
+        yield f"{module.__name__}.{name}", obj
+        if not inspect.isclass(obj):
+            continue
+        for attr, member in vars(obj).items():
+            if attr.startswith("_"):
+                continue
+            if isinstance(member, property):
+                member = member.fget
+            elif isinstance(member, (staticmethod, classmethod)):
+                member = member.__func__
+            if inspect.isfunction(member) or inspect.isclass(member):
+                yield f"{module.__name__}.{name}.{attr}", member
+
+
+def test_the_package_has_modules():
+    assert "losses" in MODULES and "attention" in MODULES, MODULES
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_public_objects_have_docstrings(name):
+    module = importlib.import_module(f"b2b.{name}")
+    assert own_doc(module), f"b2b.{name} has no module docstring"
+    missing = [qualname for qualname, obj in public_objects(module) if not own_doc(obj)]
+    assert not missing, (
+        f"public objects of b2b.{name} without a docstring (DEVELOPERS.md: every public function "
+        f"has a short numpy-style docstring): {', '.join(missing)}"
+    )
+
+
+def test_docstring_check_finds_offenders():
+    """The checker itself, on a module built here: flags exactly the undocumented public objects."""
+    module = ModuleType("b2b_fake_module", "A module docstring.")
+    source = '''
+import os
+from os.path import join
+
+def documented():
+    """Has one."""
+
+def bare():
+    pass
+
+def _private():
+    pass
+
+class Base:
+    """Base."""
+    def method(self):
+        """Documented in the base."""
+
+class Child(Base):
+    def method(self):
+        pass
+    @property
+    def size(self):
+        return 1
+    @staticmethod
+    def make():
+        """Made."""
+    def _hidden(self):
+        pass
+'''
+    module.__dict__["__name__"] = "b2b_fake_module"
+    exec(compile(source, "<fake>", "exec"), module.__dict__)
+    found = [q for q, obj in public_objects(module) if not own_doc(obj)]
+    assert found == [
+        "b2b_fake_module.bare",
+        "b2b_fake_module.Child",
+        "b2b_fake_module.Child.method",
+        "b2b_fake_module.Child.size",
+    ]
+    listed = [q for q, _ in public_objects(module)]
+    assert "b2b_fake_module.join" not in listed and "b2b_fake_module._private" not in listed
+
+
+def test_generated_docstrings_do_not_count():
+    @dataclasses.dataclass
+    class Window:
+        steps: int
+
+    @dataclasses.dataclass
+    class Documented:
+        """A documented dataclass."""
+
+        steps: int
+
+    assert own_doc(Window) == ""
+    assert own_doc(Documented) == "A documented dataclass."
+
+
+def test_every_module_in_the_contract_exists():
+    missing = sorted(set(contract_modules()) - set(MODULES))
+    assert not missing, f"modules in the DEVELOPERS.md table but not in b2b/: {missing}"
+
+
+def test_every_module_is_in_the_contract():
+    extra = sorted(set(MODULES) - set(contract_modules()))
+    assert not extra, f"modules in b2b/ missing from the DEVELOPERS.md module table: {extra}"
+
+
+@pytest.mark.parametrize("name", sorted(set(MODULES) | set(contract_modules())))
+def test_every_module_has_an_api_page(name):
+    page = API / f"{name}.md"
+    assert page.exists(), f"b2b.{name} has no API page: add book/api/{name}.md (see CONTRIBUTING.md)"
+    text = page.read_text(encoding="utf-8")
+    assert re.search(
+        rf"```\{{eval-rst\}}\n\.\. automodule:: b2b\.{name}\n\s+:members:", text
+    ), f"{page.name} must autodoc the module: an eval-rst block with '.. automodule:: b2b.{name}' and ':members:'"
+    assert text.startswith(f"# `b2b.{name}`"), f"{page.name} must be titled '# `b2b.{name}`: ...'"
+    first_paragraph = text.split("\n\n")[1]
+    assert re.search(r"\{doc\}`\.\./\w+`", first_paragraph), (
+        f"{page.name} must open with a sentence on the idea and a {{doc}} link to its chapter"
+    )
+
+
+def test_every_api_page_documents_a_module():
+    for page in API.glob("*.md"):
+        if page.stem != "index":
+            assert page.stem in MODULES or page.stem in contract_modules(), f"{page} documents no module"
+
+
+def toc_files() -> set[str]:
+    """Every ``file:`` entry of ``_toc.yml`` (paths without suffix, relative to the root)."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("file", "root") and isinstance(value, str):
+                    found.add(str(Path(value).with_suffix("")) if Path(value).suffix in (".md", ".ipynb") else value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc)
+    return found
+
+
+def test_api_pages_and_references_are_in_the_toc():
+    listed = toc_files()
+    pages = [f"book/api/{p.stem}" for p in sorted(API.glob("*.md"))] + ["book/references"]
+    missing = [p for p in pages if p not in listed]
+    assert not missing, (
+        f"pages not in _toc.yml (with only_build_toc_files they are not built): {missing}"
+    )
+
+
+def bib_keys() -> list[str]:
+    text = (BOOK / "references.bib").read_text(encoding="utf-8")
+    return re.findall(r"^\s*@\w+\s*\{\s*([^,\s]+)\s*,", text, flags=re.M)
+
+
+def test_bibliography_keys_are_unique():
+    keys = bib_keys()
+    duplicates = sorted({k for k in keys if keys.count(k) > 1})
+    assert not duplicates, f"duplicate keys in book/references.bib: {duplicates}"
+    assert {"b2b2023", "dong2018musegan", "raffel2016lmd", "gulrajani2017wgangp"} <= set(keys)
+
+
+def book_sources() -> Iterator[tuple[Path, str]]:
+    """(path, markdown text) for every page of the book: .md files and notebooks' markdown cells."""
+    for path in sorted(BOOK.rglob("*")):
+        if "_build" in path.parts or ".ipynb_checkpoints" in path.parts:
+            continue
+        if path.suffix == ".md":
+            yield path, path.read_text(encoding="utf-8")
+        elif path.suffix == ".ipynb":
+            nb = json.loads(path.read_text(encoding="utf-8"))
+            cells = [c for c in nb.get("cells", []) if c.get("cell_type") == "markdown"]
+            yield path, "\n".join("".join(c.get("source", "")) for c in cells)
+
+
+def test_cited_keys_are_in_the_bibliography():
+    keys = set(bib_keys())
+    unknown = []
+    for path, text in book_sources():
+        for group in re.findall(r"\{cite(?::\w+)?\}`([^`]*)`", text):
+            for key in (k.strip() for k in group.split(",")):
+                if key and key not in keys:
+                    unknown.append(f"{path.relative_to(ROOT)}: {key}")
+    assert not unknown, f"cited keys missing from book/references.bib: {unknown}"
+
+
+def test_one_bibliography_directive():
+    """sphinxcontrib-bibtex: one project-wide bibliography, on book/references.md."""
+    pages = [p.relative_to(ROOT).as_posix() for p, text in book_sources() if re.search(r"[`:]\{bibliography\}", text)]
+    assert pages == ["book/references.md"], pages

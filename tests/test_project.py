@@ -1,0 +1,203 @@
+"""The project's promises about itself: CI runs the README's commands, pins are exact, notebooks clean.
+
+- The publish workflow (``.github/workflows/book.yml``) parses, runs on pushes to main, on a
+  schedule and by hand, runs the README Quickstart's first command and deploys ``_build/html``.
+- ``.ci/run`` runs the Quickstart's second command.
+- ``requirements.txt`` pins every requirement with ``==``; ``pyproject.toml`` declares ``b2b``.
+- Every notebook in ``book/`` is stored without outputs, and its first code cell (the Colab
+  install) is tagged ``nbval-skip`` and ``skip-execution`` and does not install torch.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW = ROOT / ".github" / "workflows" / "book.yml"
+NOTEBOOKS = sorted(p for p in (ROOT / "book").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts and "_build" not in p.parts)
+
+
+def quickstart_commands() -> list[str]:
+    """The commands of the first ``bash`` code block under README's ``## Quickstart``."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```(?:bash|sh|console)?\n(.*?)```", section, flags=re.S)
+    assert block, "README's Quickstart has no code block"
+    commands = []
+    for line in block.group(1).splitlines():
+        line = line.split(" #", 1)[0].strip()
+        if line and not line.startswith("#"):
+            commands.append(line)
+    return commands
+
+
+def command_lines(script: str) -> list[str]:
+    """Non-comment lines of a shell script, whitespace-normalised."""
+    lines = []
+    for line in script.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            lines.append(" ".join(shlex.split(line, comments=True)))
+    return lines
+
+
+def normalise(command: str) -> str:
+    return " ".join(shlex.split(command, comments=True))
+
+
+def test_readme_quickstart_has_the_two_commands():
+    commands = quickstart_commands()
+    assert len(commands) == 2, commands
+    assert commands == ["bash scripts/book.sh", "bash scripts/test.sh"]
+
+
+@pytest.fixture(scope="module")
+def workflow() -> dict:
+    data = yaml.safe_load(WORKFLOW.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    # YAML 1.1 (PyYAML) reads the key `on` as the boolean True.
+    if True in data:
+        data["on"] = data.pop(True)
+    return data
+
+
+def test_workflow_triggers(workflow):
+    on = workflow["on"]
+    assert isinstance(on, dict), on
+    assert "main" in on["push"]["branches"]
+    crons = [entry["cron"] for entry in on["schedule"]]
+    assert crons and all(len(c.split()) == 5 for c in crons), crons
+    assert "workflow_dispatch" in on
+
+
+def all_steps(workflow: dict) -> list[dict]:
+    return [step for job in workflow["jobs"].values() for step in job.get("steps", [])]
+
+
+def test_workflow_runs_the_readme_book_command(workflow):
+    book_command = normalise(quickstart_commands()[0])
+    runs = [command_lines(step["run"]) for step in all_steps(workflow) if "run" in step]
+    assert any(book_command in lines for lines in runs), (
+        f"no workflow step runs the README's book command {book_command!r}: {runs}"
+    )
+
+
+def test_workflow_uses_python_3_11_on_ubuntu(workflow):
+    build = workflow["jobs"]["build"]
+    assert build["runs-on"] == "ubuntu-latest"
+    setup = [s for s in build["steps"] if str(s.get("uses", "")).startswith("actions/setup-python@")]
+    assert setup and str(setup[0]["with"]["python-version"]) == "3.11"
+
+
+def test_workflow_installs_cpu_torch(workflow):
+    """torch from PyPI on Linux pulls gigabytes of CUDA packages; the CPU index avoids them."""
+    env = {**workflow.get("env", {}), **workflow["jobs"]["build"].get("env", {})}
+    assert "download.pytorch.org/whl/cpu" in env.get("PIP_EXTRA_INDEX_URL", "") + env.get("PIP_INDEX_URL", "")
+
+
+def test_workflow_publishes_the_html(workflow):
+    steps = all_steps(workflow)
+    upload = [s for s in steps if str(s.get("uses", "")).startswith("actions/upload-pages-artifact@")]
+    assert upload and upload[0]["with"]["path"] == "_build/html"
+    assert any(str(s.get("uses", "")).startswith("actions/deploy-pages@") for s in steps)
+    deploy = workflow["jobs"]["deploy"]
+    permissions = {**workflow.get("permissions", {}), **deploy.get("permissions", {})}
+    assert permissions.get("pages") == "write" and permissions.get("id-token") == "write"
+    assert deploy["needs"] == "build" or "build" in deploy["needs"]
+
+
+def test_ci_runs_the_readme_test_command():
+    test_command = normalise(quickstart_commands()[1])
+    lines = command_lines((ROOT / ".ci" / "run").read_text(encoding="utf-8"))
+    assert test_command in lines, f".ci/run does not run the README's test command {test_command!r}: {lines}"
+
+
+def test_book_script_fails_on_warnings():
+    lines = command_lines((ROOT / "scripts" / "book.sh").read_text(encoding="utf-8"))
+    build = [line for line in lines if line.startswith("jupyter-book build")]
+    assert build and ("--warningiserror" in build[0] or " -W" in build[0]), build
+
+
+def test_requirements_are_pinned():
+    unpinned = []
+    for line in (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?==[A-Za-z0-9.+!_-]+", line):
+            unpinned.append(line)
+    assert not unpinned, f"requirements.txt lines not pinned with '==': {unpinned}"
+
+
+def test_pyproject_declares_the_b2b_command():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["scripts"]["b2b"] == "b2b.cli:main"
+
+
+def test_there_are_notebooks():
+    if not NOTEBOOKS:
+        pytest.skip("no chapter notebooks in book/ yet")
+
+
+def cell_source(cell: dict) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source
+
+
+TORCH = re.compile(r"(?<![\w/.-])torch(vision|audio)?(?![\w/.-])")
+
+
+def installs_torch(source: str) -> bool:
+    """Whether any ``pip install`` line of a cell names torch (or torchvision/torchaudio)."""
+    for line in source.splitlines():
+        if re.search(r"\bpip3?\s+install\b", line):
+            after = re.split(r"\binstall\b", line, maxsplit=1)[1].split(" #", 1)[0]
+            if TORCH.search(after):
+                return True
+    return False
+
+
+def test_installs_torch_detector():
+    assert installs_torch("!pip install -q torch==2.13.0 b2b")
+    assert installs_torch("%pip install 'torch>=2.1'")
+    assert installs_torch("!pip install torchaudio")
+    assert not installs_torch("!pip install -q git+https://github.com/b2b-book/b2b")
+    assert not installs_torch("import torch\n!pip install --no-deps tinysoundfont==0.3.7")
+    assert not installs_torch("!pip install b2b  # torch comes with Colab")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_stored_without_outputs(path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    dirty = [
+        i
+        for i, cell in enumerate(nb["cells"])
+        if cell["cell_type"] == "code" and (cell.get("outputs") or cell.get("execution_count") is not None)
+    ]
+    assert not dirty, (
+        f"{path.name}: code cells {dirty} have outputs or execution counts; "
+        f"run: jupyter nbconvert --clear-output --inplace {path.relative_to(ROOT)}"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_first_code_cell_is_the_colab_install(path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    code = [cell for cell in nb["cells"] if cell["cell_type"] == "code"]
+    assert code, f"{path.name} has no code cell"
+    first = code[0]
+    tags = set(first.get("metadata", {}).get("tags", []))
+    assert {"nbval-skip", "skip-execution"} <= tags, (
+        f"{path.name}: the first code cell (the Colab install) must be tagged nbval-skip and "
+        f"skip-execution, has {sorted(tags)}"
+    )
+    assert not installs_torch(cell_source(first)), (
+        f"{path.name}: the Colab install cell must not install torch (Colab has its own)"
+    )
