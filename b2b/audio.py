@@ -73,6 +73,11 @@ def _check_windows(x: Any) -> np.ndarray:
         raise ValueError(f"x: expected a real-valued array, got dtype {arr.dtype}")
     if arr.dtype != bool and not np.all(np.isfinite(arr)):
         raise ValueError("x: the array contains NaN or infinite values")
+    if arr.dtype != bool and arr.size and (arr.min() < 0 or arr.max() > 1):
+        raise ValueError(
+            f"x: values in [{arr.min():g}, {arr.max():g}], expected bool or probabilities in "
+            "[0, 1] (apply the sigmoid first)"
+        )
     return arr.reshape((-1,) + shape)
 
 

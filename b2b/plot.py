@@ -104,6 +104,7 @@ class _Track:
     color: str
     roll: np.ndarray  # (time, pitch) float in [0, 1]
     lowest: int  # MIDI pitch of column 0
+    is_drum: bool = False
 
 
 @dataclass
@@ -139,7 +140,7 @@ def _window_roll(w: np.ndarray, threshold: float | None, name: str = "x") -> _Ro
     w = _binarize(w, threshold)
     tracks = [
         _Track(t.name, track_color(t.name, program=t.program, is_drum=t.is_drum), w[i],
-               data.LOWEST_PITCH)
+               data.LOWEST_PITCH, bool(t.is_drum))
         for i, t in enumerate(data.TRACKS)
     ]  # fmt: skip
     return _Roll(tracks, data.N_STEPS, data.STEPS_PER_BAR, data.STEPS_PER_BEAT)
@@ -159,7 +160,7 @@ def _multitrack_roll(mt: Any, threshold: float | None) -> _Roll:
         if roll.size:
             full[: len(roll)] = _binarize(roll, thr)
         tracks.append(_Track(t.name or "", track_color(t.name, program=t.program,
-                                                      is_drum=t.is_drum), full, 0))
+                                                      is_drum=t.is_drum), full, 0, bool(t.is_drum)))
     beat = int(mt.resolution)
     return _Roll(tracks, n_steps, 4 * beat, beat)
 
@@ -243,13 +244,23 @@ def _decorate(ax: Any, roll: _Roll, lo: int, hi: int) -> None:
     ax.xaxis.set_minor_locator(mpl.ticker.MultipleLocator(roll.steps_per_beat / roll.steps_per_bar))
     ax.grid(True, which="minor", axis="x", color="0.9", lw=0.5)
     ax.set_axisbelow(True)
-    # a tick at every C (at least one, since the range spans an octave), plus every E and G
-    # where the range is small enough to leave room for the labels
-    step = 12 if hi - lo > 30 else (6 if hi - lo > 14 else 4)
-    cs = [p for p in range(lo, hi + 1) if p % 12 == 0]
-    ticks = cs if step == 12 else [p for p in range(lo, hi + 1) if (p % 12) % step == 0]
+    # every C; with room to spare also every G (C, G) or every E and G (a C major triad)
+    classes = (0,) if hi - lo > 30 else ((0, 7) if hi - lo > 14 else (0, 4, 7))
+    ticks = [p for p in range(lo, hi + 1) if p % 12 in classes]
     ax.set_yticks(ticks)
     ax.set_yticklabels([note_name(p) for p in ticks])
+
+
+def _drum_ticks(ax: Any, t: _Track, max_keys: int = 8) -> None:
+    """Label the keys a drum track uses with their General MIDI drum names (if few enough)."""
+    import pretty_midi
+
+    keys = t.lowest + np.flatnonzero(t.roll.any(axis=0))
+    if 0 < len(keys) <= max_keys:
+        ax.set_yticks(keys)
+        ax.set_yticklabels(
+            [pretty_midi.note_number_to_drum_name(int(k)) or note_name(k) for k in keys]
+        )
 
 
 def pianoroll(
@@ -319,6 +330,8 @@ def pianoroll(
         for a, t, (lo, hi) in zip(axes, shown, ranges):
             _draw_track(a, t, spb)
             _decorate(a, roll, lo, hi)
+            if t.is_drum:
+                _drum_ticks(a, t)
             a.set_ylabel(t.name, color=t.color, rotation=0, ha="right", va="center",
                          fontweight="bold")  # fmt: skip
         axes[-1].set_xlabel("time (bars)")
