@@ -55,17 +55,23 @@ _SILENT = 1e-5
 
 
 def _check_windows(x: Any) -> np.ndarray:
-    """Return ``x`` as a numpy array of windows ``(n, 17, 64, 72)`` after checking it."""
+    """Check ``x`` and return it as a numpy array ``(n, 17, T, 72)`` (windows: ``T = 64``)."""
     from b2b import data
 
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor
         x = x.detach().cpu().numpy()
     arr = np.asarray(x)
     shape = tuple(data.SAMPLE_SHAPE)
-    if arr.ndim not in (3, 4) or tuple(arr.shape[-3:]) != shape:
+    if (
+        arr.ndim not in (3, 4)
+        or (arr.shape[-3], arr.shape[-1]) != (shape[0], shape[2])
+        or arr.shape[-2] < 1
+        or (arr.ndim == 4 and arr.shape[-2] != shape[1])
+    ):
         raise ValueError(
-            f"x: expected a window of shape {shape} or a batch of shape (n, {shape[0]}, "
-            f"{shape[1]}, {shape[2]}), got an array of shape {tuple(arr.shape)}"
+            f"x: expected a window of shape {shape}, a batch of shape (n, {shape[0]}, "
+            f"{shape[1]}, {shape[2]}) or a song roll of shape ({shape[0]}, T, {shape[2]}), "
+            f"got an array of shape {tuple(arr.shape)}"
         )
     if arr.dtype != bool and not np.issubdtype(arr.dtype, np.number):
         raise ValueError(f"x: expected a bool or numeric array, got dtype {arr.dtype}")
@@ -78,7 +84,7 @@ def _check_windows(x: Any) -> np.ndarray:
             f"x: values in [{arr.min():g}, {arr.max():g}], expected bool or probabilities in "
             "[0, 1] (apply the sigmoid first)"
         )
-    return arr.reshape((-1,) + shape)
+    return arr.reshape((-1,) + arr.shape[-3:])
 
 
 def _multitrack_to_midi(mt: Any, tempo: float | None, threshold: float) -> Any:
@@ -127,9 +133,9 @@ def to_midi(x: Any, *, tempo: float = 120.0, threshold: float = 0.5) -> Any:
     Parameters
     ----------
     x : array-like, pypianoroll.Multitrack or pretty_midi.PrettyMIDI
-        A window ``(17, 64, 72)`` or a batch ``(n, 17, 64, 72)`` (numpy or torch; bool, or
-        numbers binarized at ``threshold``; a batch is played one window after another), a
-        Multitrack, or a PrettyMIDI (returned unchanged).
+        A window ``(17, 64, 72)``, a batch ``(n, 17, 64, 72)`` (played one window after
+        another) or a song roll ``(17, T, 72)`` (numpy or torch; bool, or probabilities in
+        [0, 1] binarized at ``threshold``), a Multitrack, or a PrettyMIDI (returned unchanged).
     tempo : float
         Beats per minute for windows (a Multitrack keeps its own first tempo).
     threshold : float
@@ -168,8 +174,9 @@ def _duration(x: Any, midi: Any, tempo: float) -> float:
     elif not hasattr(x, "instruments"):
         from b2b import data
 
-        n = int(np.prod(np.shape(x)[:-3])) if len(np.shape(x)) == 4 else 1
-        end = max(end, n * data.N_STEPS * 60.0 / tempo / data.STEPS_PER_BEAT)
+        shape = tuple(np.shape(x))
+        steps = shape[0] * shape[2] if len(shape) == 4 else shape[1]
+        end = max(end, steps * 60.0 / tempo / data.STEPS_PER_BEAT)
     return end
 
 
@@ -362,8 +369,9 @@ def render(
     Parameters
     ----------
     x : array-like, pypianoroll.Multitrack or pretty_midi.PrettyMIDI
-        A window ``(17, 64, 72)`` or a batch ``(n, 17, 64, 72)`` (numpy or torch, bool or
-        float; batches play one window after another), a Multitrack or a PrettyMIDI.
+        A window ``(17, 64, 72)``, a batch ``(n, 17, 64, 72)`` (played one window after
+        another) or a song roll ``(17, T, 72)`` (numpy or torch, bool or float in [0, 1]), a
+        Multitrack or a PrettyMIDI.
     sample_rate : int
         Samples per second of the result.
     tempo : float
@@ -385,7 +393,7 @@ def render(
     np.ndarray
         ``float32`` of shape ``(n_samples,)``, peak-normalised to :data:`PEAK` (all zeros if
         there are no notes). Its length covers whole windows (a 4-bar window at 120 bpm is 8 s)
-        plus ``tail``.
+        (a song roll: all its steps) plus ``tail``.
     """
     if backend not in ("auto", "soundfont", "numpy"):
         raise ValueError(f"backend: expected 'auto', 'soundfont' or 'numpy', got {backend!r}")

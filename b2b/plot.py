@@ -133,8 +133,11 @@ def _window_roll(w: np.ndarray, threshold: float | None, name: str = "x") -> _Ro
     from b2b import data
 
     shape = tuple(data.SAMPLE_SHAPE)
-    if w.shape != shape:
-        raise ValueError(f"{name}: expected a window of shape {shape}, got shape {w.shape}")
+    if w.ndim != 3 or (w.shape[0], w.shape[2]) != (shape[0], shape[2]) or w.shape[1] < 1:
+        raise ValueError(
+            f"{name}: expected a window of shape {shape} or a song roll of shape "
+            f"({shape[0]}, T, {shape[2]}), got shape {w.shape}"
+        )
     if w.dtype != bool and not np.issubdtype(w.dtype, np.number):
         raise ValueError(f"{name}: expected a bool or numeric array, got dtype {w.dtype}")
     w = _binarize(w, threshold)
@@ -143,7 +146,7 @@ def _window_roll(w: np.ndarray, threshold: float | None, name: str = "x") -> _Ro
                data.LOWEST_PITCH, bool(t.is_drum))
         for i, t in enumerate(data.TRACKS)
     ]  # fmt: skip
-    return _Roll(tracks, data.N_STEPS, data.STEPS_PER_BAR, data.STEPS_PER_BEAT)
+    return _Roll(tracks, w.shape[1], data.STEPS_PER_BAR, data.STEPS_PER_BEAT)
 
 
 def _multitrack_roll(mt: Any, threshold: float | None) -> _Roll:
@@ -276,8 +279,9 @@ def pianoroll(
     Parameters
     ----------
     x : array-like or pypianoroll.Multitrack
-        One window ``(17, 64, 72)`` (numpy or torch, bool or float; a batch of one is accepted)
-        or a Multitrack (its own resolution; 4/4 assumed for bar lines).
+        One window ``(17, 64, 72)`` (numpy or torch, bool or float; a batch of one is
+        accepted), a whole song roll ``(17, T, 72)``, or a Multitrack (its own resolution; 4/4
+        assumed for bar lines).
     ax : matplotlib Axes, optional
         Draw all tracks overlaid on this axis, with a legend. Without it, a new figure gets one
         stacked subplot per track, each cropped to the pitches that track uses.
