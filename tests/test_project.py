@@ -201,3 +201,29 @@ def test_notebook_first_code_cell_is_the_colab_install(path):
     assert not installs_torch(cell_source(first)), (
         f"{path.name}: the Colab install cell must not install torch (Colab has its own)"
     )
+
+
+def test_licences_and_citation_agree():
+    """MIT code, CC BY 4.0 text; CITATION.cff (CFF 1.2.0) names both and the same repository."""
+    assert (ROOT / "LICENSE").read_text(encoding="utf-8").startswith("MIT License")
+    assert "CC-BY-4.0" in (ROOT / "LICENSE-text").read_text(encoding="utf-8")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["license"] == "MIT"
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
+    assert cff["cff-version"] == "1.2.0"
+    for key in ("message", "title", "authors"):
+        assert cff[key], key
+    assert {"MIT", "CC-BY-4.0"} <= set(cff["license"])
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    assert cff["repository-code"] == config["repository"]["url"] == project["urls"]["Homepage"]
+    titles = " ".join(ref["title"] for ref in cff["references"])
+    for work in ("From Bytes to Beats", "MuseGAN", "Lakh Pianoroll", "Audio-to-MIDI", "Wasserstein Generative",
+                 "Improved Training of Wasserstein", "Self-Attention Generative"):
+        assert work in titles, work
+
+
+def test_notice_covers_the_third_party_material():
+    notice = (ROOT / "NOTICE.md").read_text(encoding="utf-8")
+    for thing in ("Lakh Pianoroll Dataset", "Lakh MIDI Dataset", "CC BY 4.0", "music21", "license.txt",
+                  "TimGM6mb", "GPL", "tagtraum", "Last.fm", "AllMusic"):
+        assert thing in notice, thing
