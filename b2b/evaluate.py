@@ -573,13 +573,12 @@ def load_real(data: str, n: int, seed: int) -> np.ndarray:
     from b2b.data import open_dataset  # imported here: only the command needs a dataset
     ds = open_dataset(data)
     idx = sample_indices(len(ds), n, seed)
-    tensor = getattr(ds, "tensor", None)
-    if callable(tensor):
-        t = tensor()
-        x = t[idx] if not hasattr(t, "numpy") else t[idx].numpy()
+    window = getattr(ds, "window", None)  # b2b.data.WindowDataset: bool (17, 64, 72) per window
+    if callable(window):
+        x = np.stack([np.asarray(window(int(i))) for i in idx])
     else:
         x = np.stack([np.asarray(ds[int(i)]) for i in idx])
-    return M.as_rolls(np.asarray(x), 0.5, name=f"dataset {data}")
+    return M.as_rolls(x, None if x.dtype == bool else 0.5, name=f"dataset {data}")
 
 
 def _config_get(config: Any, *paths: str) -> Any:
@@ -614,10 +613,10 @@ def generate_samples(
         raise FileNotFoundError(f"checkpoint {path} not found")
     gen, config = load_generator(str(path), device=device)
     if threshold is None:
-        threshold = _config_get(config, "training.threshold", "threshold", "preset.training.threshold")
+        threshold = _config_get(config, "threshold", "training.threshold", "preset.training.threshold")
         if threshold is None:
             raise ValueError(f"checkpoint {path} states no binarization threshold: pass --threshold")
-    latent = getattr(gen, "latent", None) or _config_get(config, "generator.latent", "latent",
+    latent = getattr(gen, "latent", None) or _config_get(config, "latent", "generator.latent",
                                                          "preset.generator.latent")
     if latent is None:
         raise ValueError(f"checkpoint {path} states no latent size")
@@ -650,6 +649,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="binarization threshold for generated probabilities "
                              "(default: the checkpoint's preset threshold)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the real windows and of the noise")
+    parser.add_argument("--device", default="cpu",
+                        help="device for sampling from --checkpoint (cpu, cuda, auto; default: cpu)")
     parser.add_argument("--examples", type=int, default=4, help="self-similarity examples per set")
     parser.add_argument("--no-figures", dest="figures", action="store_false",
                         help="write the tables and JSON only")
@@ -668,7 +669,8 @@ def run(args: argparse.Namespace) -> int:
         if args.threshold is not None:
             meta["threshold"] = args.threshold
     else:
-        generated, used = generate_samples(args.checkpoint, args.n, args.seed, args.threshold)
+        generated, used = generate_samples(args.checkpoint, args.n, args.seed, args.threshold,
+                                           device=args.device)
         meta["generated"] = f"{args.checkpoint} ({args.n} samples)"
         meta["threshold"] = used
     real = load_real(args.data, args.n, args.seed)
