@@ -1,0 +1,404 @@
+"""Test helpers for ``b2b.lpd``: tiny archives in the exact LPD-17 layout and a loopback server.
+
+* :func:`write_lpd_npz` writes one song the way pypianoroll 0.3.0 ``Multitrack.save`` did for
+  LPD: ``tempo.npy``, ``downbeat.npy``, ``pianoroll_{i}_csc_{data,indices,indptr,shape}.npy``
+  for all 17 tracks (an absent family is an empty ``(0, 128)`` matrix) and an ``info.json``
+  with ``beat_resolution`` and per-track ``program``/``is_drum``/``name``.
+* :func:`song_tracks` makes asymmetric content per song (pitches, lengths, active tracks and
+  velocities depend on the song index), with LPD's one-step pause between repeated notes.
+* :func:`build_lpd` writes ``lpd_17_cleansed.tar.gz`` (top folder ``lpd_17_cleansed/``, files
+  at ``A/B/C/MSD_ID/md5.npz``), ``cleansed_ids.txt`` (``md5    msd_id``) and ``labels.tar.gz``
+  (``labels/<source>/id_list_<Genre>.txt``, the member names of the real archive).
+* :func:`evil_archive` writes archives with ``..`` paths, absolute paths, links leaving the
+  folder or device files; :func:`truncated` and :func:`corrupted` damage bytes.
+* :class:`LoopbackServer` serves bytes on 127.0.0.1 with ``Range`` support and can cut a
+  response, answer 404/500, or ignore ``Range``; it counts requests, refuses more than
+  ``max_requests``, and shuts itself down after ``lifetime_s``.
+* :func:`realistic_song` makes a song the size of a real LPD song (for the speed measurement).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import json
+import re
+import tarfile
+import threading
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from scipy.sparse import csc_matrix
+
+RES = 24  # LPD steps per beat
+TRACKS = [  # (name, program, is_drum) in LPD-17 file order
+    ("Drums", 0, True), ("Piano", 0, False), ("Chromatic Percussion", 8, False),
+    ("Organ", 16, False), ("Guitar", 24, False), ("Bass", 32, False), ("Strings", 40, False),
+    ("Ensemble", 48, False), ("Brass", 56, False), ("Reed", 64, False), ("Pipe", 72, False),
+    ("Synth Lead", 80, False), ("Synth Pad", 88, False), ("Synth Effects", 96, False),
+    ("Ethnic", 104, False), ("Percussive", 112, False), ("Sound Effects", 120, False),
+]
+
+
+# ------------------------------------------------------------------------------------ songs --
+
+
+def write_lpd_npz(path: Path, tracks: dict[int, np.ndarray], n_steps: int, *,
+                  tempo: float = 120.0, name: str = "song") -> None:
+    """Write one LPD-17 file in the pypianoroll 0.3.0 layout.
+
+    ``tracks`` maps track index (0..16) to a ``uint8 (n_steps, 128)`` velocity roll; the other
+    tracks are stored as empty ``(0, 128)`` matrices, as LPD does.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays: dict[str, np.ndarray] = {
+        "tempo": np.full(n_steps, tempo, dtype=np.float64),
+        "downbeat": (np.arange(n_steps) % (4 * RES)) == 0,
+    }
+    info: dict = {"beat_resolution": RES, "name": name}
+    for i, (tname, program, is_drum) in enumerate(TRACKS):
+        roll = tracks.get(i)
+        if roll is None:
+            roll = np.zeros((0, 128), dtype=np.uint8)
+        csc = csc_matrix(roll)
+        arrays[f"pianoroll_{i}_csc_data"] = csc.data
+        arrays[f"pianoroll_{i}_csc_indices"] = csc.indices
+        arrays[f"pianoroll_{i}_csc_indptr"] = csc.indptr
+        arrays[f"pianoroll_{i}_csc_shape"] = np.array(csc.shape)
+        info[str(i)] = {"program": program, "is_drum": is_drum, "name": tname}
+    np.savez_compressed(path, **arrays)
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr("info.json", json.dumps(info), zipfile.ZIP_DEFLATED)
+
+
+def _notes(roll: np.ndarray, onsets, pitches, length: int, velocity: int) -> None:
+    """Put notes of ``length`` steps with LPD's rule: the last step before the next onset of the
+    same pitch is left empty (a one-step pause), so repeats stay distinguishable."""
+    for on, p in zip(onsets, pitches):
+        roll[on:on + length - 1, p] = velocity
+
+
+def song_tracks(k: int) -> tuple[dict[int, np.ndarray], int]:
+    """Asymmetric content for song ``k``: ``({track: uint8 (T, 128)}, T)`` at 24 steps/beat.
+
+    Song ``k`` lasts ``8 + 3 * (k % 4)`` bars plus a partial bar; its bass plays repeated
+    sixteenth notes on pitch ``28 + k`` (one-step pauses between them), the guitar a chord rooted
+    at ``50 + 2k`` on beats 1 and 3 only (3 steps late, i.e. half a sixteenth), drums kick/snare on alternating beats, and every third
+    song a piano line partly outside the 24..95 window. Track sets differ between songs.
+    """
+    n_bars = 8 + 3 * (k % 4)
+    T = n_bars * 4 * RES + RES + 5  # a partial bar at the end
+    tr: dict[int, np.ndarray] = {}
+    bass = np.zeros((T, 128), np.uint8)
+    on = np.arange(0, T - RES // 4, RES // 4)  # sixteenths
+    _notes(bass, on, [28 + k] * len(on), RES // 4, 90 + k)
+    tr[5] = bass
+    drums = np.zeros((T, 128), np.uint8)
+    beats = np.arange(0, T - RES, RES)
+    _notes(drums, beats[0::2], [36] * len(beats[0::2]), 3, 100)
+    _notes(drums, beats[1::2], [38] * len(beats[1::2]), 3, 110)
+    tr[0] = drums
+    if k % 2 == 0:
+        guitar = np.zeros((T, 128), np.uint8)
+        bars = np.arange(3, T - 2 * RES, 2 * RES)  # 3 steps late: onsets on half sixteenths
+        for p in (50 + 2 * k, 54 + 2 * k, 57 + 2 * k):
+            _notes(guitar, bars, [p] * len(bars), RES + RES // 2, 70)
+        tr[4] = guitar
+    if k % 3 == 0:
+        piano = np.zeros((T, 128), np.uint8)
+        on = np.arange(RES // 2, T - RES, RES)
+        ps = [(20 + 7 * i + k) % 110 for i in range(len(on))]  # some below 24 or above 95
+        _notes(piano, on, ps, RES // 2, 60)
+        tr[1] = piano
+    if k % 5 == 1:
+        pad = np.zeros((T, 128), np.uint8)
+        pad[RES * 4: RES * 12 - 1, 60 + k % 12] = 40
+        tr[12] = pad
+    return tr, T
+
+
+def realistic_song(rng: np.random.Generator, n_beats: int = 400) -> tuple[dict[int, np.ndarray], int]:
+    """A song the size of a real LPD song: ``n_beats`` beats at 24 steps/beat (9,600 steps for
+    400 beats, about 3:20 at 120 bpm), drums, bass, guitar, piano, strings and a lead: about
+    6,000 notes in total."""
+    T = n_beats * RES
+    tr: dict[int, np.ndarray] = {}
+    sixteenth = RES // 4
+    drums = np.zeros((T, 128), np.uint8)
+    for on in range(0, T, sixteenth):
+        drums[on:on + 2, 42] = 80  # hi-hat on every sixteenth
+        if on % RES == 0:
+            drums[on:on + 2, 36 if (on // RES) % 2 == 0 else 38] = 110
+    tr[0] = drums
+    root = rng.integers(36, 48, size=n_beats // 4 + 1)
+    bass = np.zeros((T, 128), np.uint8)
+    for on in range(0, T, RES // 2):
+        bass[on:on + RES // 2 - 1, root[on // (4 * RES)]] = rng.integers(70, 110)
+    tr[5] = bass
+    for idx, base, dur in ((4, 52, RES), (1, 60, RES // 2), (6, 64, 4 * RES)):
+        roll = np.zeros((T, 128), np.uint8)
+        for on in range(0, T, dur):
+            chord = root[on // (4 * RES)] % 12 + base + np.array([0, 4, 7])
+            roll[on:on + dur - 1, chord] = rng.integers(50, 100)
+        tr[idx] = roll
+    lead = np.zeros((T, 128), np.uint8)
+    for on in range(0, T, sixteenth * 2):
+        if rng.random() < 0.6:
+            lead[on:on + sixteenth * 2 - 1, rng.integers(60, 90)] = rng.integers(60, 120)
+    tr[11] = lead
+    return tr, T
+
+
+def msd_id(k: int) -> str:
+    """A plausible, deterministic MSD id (``TR`` + 16 of A-Z0-9) for song ``k``."""
+    h = hashlib.sha1(f"song{k}".encode()).hexdigest().upper()
+    alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    return "TR" + "".join(alnum[int(c, 16) * 2 % 36 + (k % 2)] for c in h[:16])
+
+
+def md5_of(k: int) -> str:
+    return hashlib.md5(f"midi{k}".encode()).hexdigest()
+
+
+def lpd_member(msd: str, md5: str) -> str:
+    return f"lpd_17_cleansed/{msd[2]}/{msd[3]}/{msd[4]}/{msd}/{md5}.npz"
+
+
+def _add_dirs(tar: tarfile.TarFile, names, done: set) -> None:
+    for name in names:
+        parts = name.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            d = "/".join(parts[:i])
+            if d not in done:
+                done.add(d)
+                ti = tarfile.TarInfo(d + "/")
+                ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(ti)
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    ti = tarfile.TarInfo(name)
+    ti.size, ti.mode, ti.mtime = len(data), 0o644, 1_500_000_000
+    tar.addfile(ti, io.BytesIO(data))
+
+
+def build_lpd(out: Path, n_songs: int = 9, *, genres: dict[str, list[int]] | None = None,
+              extra_ids: dict[str, list[str]] | None = None,
+              leave_out_of_archive: tuple[int, ...] = ()) -> dict:
+    """Write the three LPD downloads for ``n_songs`` songs into ``out``.
+
+    ``genres`` maps ``source/Genre`` to song indices (default: tagtraum/Rock = 0, 1, 3, 4, 6, 7;
+    tagtraum/Pop = 2, 5, 8; lastfm/rock = 0, 3, 6; amg/Pop_Rock = all). ``extra_ids`` adds MSD
+    ids to a genre list that are not in the archive; songs in ``leave_out_of_archive`` are listed
+    in ``cleansed_ids.txt`` but have no file.
+
+    Returns
+    -------
+    dict
+        ``archive``/``ids``/``labels`` (paths), ``songs`` (``k -> (msd_id, md5)``),
+        ``genres``, ``npz`` (``k -> local npz path``), ``bytes`` (name -> content).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    genres = genres or {
+        "tagtraum/Rock": [k for k in range(n_songs) if k % 3 != 2],
+        "tagtraum/Pop": [k for k in range(n_songs) if k % 3 == 2],
+        "lastfm/rock": [k for k in range(n_songs) if k % 3 == 0],
+        "amg/Pop_Rock": list(range(n_songs)),
+    }
+    songs = {k: (msd_id(k), md5_of(k)) for k in range(n_songs)}
+    npz_dir = out / "npz"
+    npz = {}
+    for k, (msd, md5) in songs.items():
+        tracks, T = song_tracks(k)
+        p = npz_dir / f"{k}_{md5}.npz"
+        write_lpd_npz(p, tracks, T, tempo=100.0 + k, name=md5)
+        npz[k] = p
+    # the archive: top folder, nested folders, then files (like `tar czf` of the folder)
+    archive = out / "lpd_17_cleansed.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        names = {k: lpd_member(*songs[k]) for k in songs if k not in leave_out_of_archive}
+        done: set = set()
+        _add_dirs(tar, ["lpd_17_cleansed/x"], done)
+        for k in sorted(names, key=lambda k: names[k]):
+            _add_dirs(tar, [names[k]], done)
+            _add_bytes(tar, names[k], npz[k].read_bytes())
+    ids = out / "cleansed_ids.txt"
+    ids.write_text("".join(f"{md5}    {msd}\n" for msd, md5 in songs.values()))
+    labels = out / "labels.tar.gz"
+    with tarfile.open(labels, "w:gz") as tar:
+        done = set()
+        for g, ks in genres.items():
+            src, name = g.split("/")
+            member = f"labels/{src}/id_list_{name}.txt"
+            lines = [songs[k][0] for k in ks] + list((extra_ids or {}).get(g, []))
+            _add_dirs(tar, [member], done)
+            _add_bytes(tar, member, "".join(x + "\n" for x in lines).encode())
+        _add_dirs(tar, ["labels/amg/masd_labels.txt"], done)
+        _add_bytes(tar, "labels/amg/masd_labels.txt", b"# msd_id, label_num\n")
+    return {
+        "archive": archive, "ids": ids, "labels": labels, "songs": songs, "genres": genres,
+        "npz": npz,
+        "bytes": {p.name: p.read_bytes() for p in (archive, ids, labels)},
+    }
+
+
+# --------------------------------------------------------------------------- bad archives --
+
+
+def evil_archive(path: Path, kind: str, good_npz: bytes = b"x") -> Path:
+    """An LPD-looking archive with one unsafe member: ``kind`` is ``dotdot``, ``absolute``,
+    ``symlink`` (to ``../../../../outside``), ``abs-symlink``, ``hardlink`` (to ``../x``) or
+    ``device`` (a character device)."""
+    with tarfile.open(path, "w:gz") as tar:
+        _add_dirs(tar, ["lpd_17_cleansed/A/x"], set())
+        _add_bytes(tar, "lpd_17_cleansed/A/ok.npz", good_npz)
+        ti = tarfile.TarInfo("lpd_17_cleansed/A/evil")
+        if kind == "dotdot":
+            _add_bytes(tar, "lpd_17_cleansed/../../evil.txt", b"pwned")
+            return path
+        if kind == "absolute":
+            _add_bytes(tar, "/tmp/b2b-evil-absolute.txt", b"pwned")
+            return path
+        if kind == "symlink":
+            ti.type, ti.linkname = tarfile.SYMTYPE, "../../../../outside"
+        elif kind == "abs-symlink":
+            ti.type, ti.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        elif kind == "hardlink":
+            ti.type, ti.linkname = tarfile.LNKTYPE, "../outside"
+        elif kind == "device":
+            ti.type, ti.devmajor, ti.devminor = tarfile.CHRTYPE, 1, 3
+        else:
+            raise ValueError(kind)
+        tar.addfile(ti)
+    return path
+
+
+def truncated(data: bytes, fraction: float = 0.6) -> bytes:
+    return data[: int(len(data) * fraction)]
+
+
+def corrupted(data: bytes) -> bytes:
+    """Flip bytes in the middle of a gzip stream (CRC/inflate errors)."""
+    b = bytearray(data)
+    mid = len(b) // 2
+    for i in range(mid, min(mid + 64, len(b) - 8)):
+        b[i] ^= 0xA5
+    return bytes(b)
+
+
+# ------------------------------------------------------------------------- loopback server --
+
+
+class LoopbackServer:
+    """HTTP server on 127.0.0.1 (random port) in a daemon thread, for download tests.
+
+    Attributes you set: ``files`` (url path → bytes), ``status`` (path → HTTP code to answer,
+    e.g. 404/500), ``cut`` (path → [bytes to send before dropping the connection, times]),
+    ``ignore_range`` (paths answered 200 with the whole file even to a Range request),
+    ``content_type`` (path → Content-Type). Recorded: ``requests`` (list of
+    ``(path, Range header or None)``). More than ``max_requests`` requests get 503, and the
+    server shuts itself down ``lifetime_s`` seconds after starting.
+    """
+
+    def __init__(self, files: dict[str, bytes] | None = None, max_requests: int = 200,
+                 lifetime_s: float = 120.0) -> None:
+        self.files = dict(files or {})
+        self.status: dict[str, int] = {}
+        self.cut: dict[str, list[int]] = {}
+        self.ignore_range: set[str] = set()
+        self.content_type: dict[str, str] = {}
+        self.requests: list[tuple[str, str | None]] = []
+        self.max_requests = max_requests
+        self.lifetime_s = lifetime_s
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a) -> None:  # keep test output clean
+                pass
+
+            def do_GET(self) -> None:
+                server._handle(self)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self._thread = threading.Thread(target=self.httpd.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._timer = threading.Timer(lifetime_s, self.close)
+        self._timer.daemon = True
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}"
+
+    def count(self, path: str | None = None) -> int:
+        return sum(1 for p, _ in self.requests if path is None or p == "/" + path.lstrip("/"))
+
+    def __enter__(self) -> "LoopbackServer":
+        self._thread.start()
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._timer.cancel()
+        if self._thread.is_alive():
+            self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def _handle(self, h: http.server.BaseHTTPRequestHandler) -> None:
+        path = h.path.split("?")[0]
+        rng = h.headers.get("Range")
+        with self._lock:
+            self.requests.append((path, rng))
+            n = len(self.requests)
+        h.close_connection = True
+        if n > self.max_requests:
+            return self._plain(h, 503, b"too many requests")
+        if path in self.status:
+            return self._plain(h, self.status[path], b"error page")
+        data = self.files.get(path.lstrip("/"))
+        if data is None:
+            return self._plain(h, 404, b"not found")
+        start, code = 0, 200
+        m = re.match(r"^bytes=(\d+)-$", rng or "")
+        if m and path not in self.ignore_range:
+            start = int(m.group(1))
+            if start >= len(data):
+                h.send_response(416)
+                h.send_header("Content-Range", f"bytes */{len(data)}")
+                h.send_header("Content-Length", "0")
+                h.end_headers()
+                return
+            code = 206
+        body = data[start:]
+        h.send_response(code)
+        h.send_header("Content-Type", self.content_type.get(path, "application/octet-stream"))
+        h.send_header("Content-Length", str(len(body)))
+        h.send_header("Accept-Ranges", "bytes")
+        h.send_header("ETag", '"' + hashlib.md5(data).hexdigest() + '"')
+        if code == 206:
+            h.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        h.end_headers()
+        cut = self.cut.get(path)
+        if cut and cut[1] > 0:
+            with self._lock:
+                cut[1] -= 1
+            h.wfile.write(body[: cut[0]])
+            h.wfile.flush()
+            return  # connection closes with the body incomplete
+        h.wfile.write(body)
+
+    @staticmethod
+    def _plain(h, code: int, body: bytes) -> None:
+        h.send_response(code)
+        h.send_header("Content-Type", "text/plain")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
