@@ -14,6 +14,7 @@ import sys
 
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("b2b.train", "Train a WGAN-GP on a dataset."),
     "evaluate": ("b2b.evaluate", "Compare generated music with real music: metrics, tables, figures."),
 }
 
