@@ -1,0 +1,57 @@
+"""Shared pytest fixtures. Keep each fixture small and say which module's tests use it."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# --- b2b.data / b2b.lpd: LPD-17 files ----------------------------------------------------------
+
+LPD_PROGRAMS = [(0, True)] + [(8 * i, False) for i in range(16)]  # LPD-17 file order
+
+
+def write_lpd_npz(path, notes, n_ticks, *, resolution=24, downbeats=(0,), bar_ticks=None,
+                  lengths=None, name="song"):
+    """Write an ``.npz`` in the pypianoroll 0.3.0 layout used by LPD-17.
+
+    notes: {track index: [(pitch, on tick, off tick, velocity), ...]}; tracks without notes are
+    stored as empty (0, 128) matrices. Downbeats at ``downbeats`` plus every ``bar_ticks`` after
+    the last (default 4 beats). ``lengths`` optionally gives a track's stored length.
+    """
+    import scipy.sparse
+
+    bar_ticks = 4 * resolution if bar_ticks is None else bar_ticks
+    downbeat = np.zeros(n_ticks, bool)
+    downbeat[list(downbeats)] = True
+    downbeat[downbeats[-1]::bar_ticks] = True
+    arrays = {"tempo": np.full(n_ticks, 120.0), "downbeat": downbeat}
+    info = {"beat_resolution": resolution, "name": name}
+    for i, (program, is_drum) in enumerate(LPD_PROGRAMS):
+        if i in notes:
+            length = (lengths or {}).get(i, n_ticks)
+            roll = np.zeros((length, 128), np.uint8)
+            for pitch, on, off, vel in notes[i]:
+                roll[on:off, pitch] = vel
+        else:
+            roll = np.zeros((0, 128), np.uint8)
+        csc = scipy.sparse.csc_matrix(roll)
+        arrays[f"pianoroll_{i}_csc_data"] = csc.data
+        arrays[f"pianoroll_{i}_csc_indices"] = csc.indices
+        arrays[f"pianoroll_{i}_csc_indptr"] = csc.indptr
+        arrays[f"pianoroll_{i}_csc_shape"] = np.asarray(csc.shape)
+        info[str(i)] = {"program": program, "is_drum": is_drum, "name": f"track{i}"}
+    path = Path(path)
+    np.savez_compressed(path, **arrays)
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr("info.json", json.dumps(info), zipfile.ZIP_DEFLATED)
+    return path
+
+
+@pytest.fixture
+def lpd_npz_writer():
+    """The :func:`write_lpd_npz` helper (tests of b2b.data, b2b.lpd)."""
+    return write_lpd_npz
