@@ -1,0 +1,180 @@
+"""Tests of b2b.bach on a handful of chorales (the full build is exercised by the set-up script)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from b2b import bach, cli, data
+
+ENSEMBLE, STRINGS, ORGAN, PIANO, BRASS, REED, PIPE = 7, 6, 3, 1, 8, 9, 10
+NAMES = ["bach/bwv1.6", "bach/bwv281", "bach/bwv269", "bach/bwv324"]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("root")
+    return bach.build(root=root, workers=1, names=NAMES)
+
+
+def test_part_mapping():
+    assert bach.part_track("Soprano")[0] == ENSEMBLE
+    assert bach.part_track("Bass")[0] == ENSEMBLE  # the sung bass voice, not a bass instrument
+    assert bach.part_track("Bass Continuo")[0] == ENSEMBLE  # first keyword wins: a sung part
+    assert bach.part_track("Soprano Oboe 1 Violin1")[0] == ENSEMBLE
+    assert bach.part_track("Continuo", "Instrument 5")[0] == ORGAN
+    assert bach.part_track("Continuo", "Harpsichord")[0] == PIANO
+    assert bach.part_track("Violin 2")[0] == STRINGS and bach.part_track("Viola")[0] == STRINGS
+    assert bach.part_track("Timpani")[0] == STRINGS  # General MIDI 47
+    assert bach.part_track("Oboe d'amore")[0] == REED and bach.part_track("Oboe da caccia")[0] == REED
+    assert bach.part_track("Horn 2")[0] == BRASS and bach.part_track("Cornet 1")[0] == BRASS
+    assert bach.part_track("Trumpet 1,2")[0] == BRASS
+    assert bach.part_track("Flutes")[0] == PIPE and bach.part_track("Recorders")[0] == PIPE
+    assert bach.part_track(None) == (ENSEMBLE, "unnamed part: a chorale voice")
+    assert bach.part_track("Mystery", None, 68)[0] == REED
+
+
+def _score(ts="4/4"):
+    from music21 import chord, meter, note, stream, tie
+
+    def n(pitch, ql, t=None):
+        x = note.Note(pitch, quarterLength=ql)
+        if t:
+            x.tie = tie.Tie(t)
+        return x
+
+    def part(name, measures):
+        p = stream.Part()
+        p.partName = name
+        for i, els in enumerate(measures):
+            m = stream.Measure(number=i)
+            if i == 0:
+                m.append(meter.TimeSignature(ts))
+            for e in els:
+                m.append(e)
+            p.append(m)
+        return p
+
+    soprano = part("Soprano", [
+        [n("C5", 1)],  # pickup
+        [n("D5", 2), n("F5", 1), n("E5", 1, "start")],
+        [n("E5", 1, "stop"), chord.Chord(["C4", "E4", "G4"], quarterLength=2), note.Rest(quarterLength=1)],
+    ])
+    violin = part("Violin 1", [
+        [note.Rest(quarterLength=1)],
+        [n("G4", 0.5), n("G4", 0.5), n("A4", 3)],
+        [n("B3", 4)],
+    ])
+    s = stream.Score()
+    s.insert(0, soprano)
+    s.insert(0, violin)
+    return s
+
+
+def test_chorale_events_hand_computed():
+    ev = bach.chorale_events(_score())
+    assert ev["skip"] is None and ev["pickup_beats"] == 1.0
+    assert ev["parts"] == [["Soprano", "Ensemble", "keyword 'soprano'"], ["Violin 1", "Strings", "keyword 'violin'"]]
+    roll = bach.chorale_roll(ev)
+    # a one-beat pickup: 3 silent beats (12 steps) are added, bar lines at 16 and 32
+    expected = np.zeros((17, 48, 72), bool)
+    expected[ENSEMBLE, 12:16, 72 - 24] = True  # C5 pickup
+    expected[ENSEMBLE, 16:24, 74 - 24] = True  # D5 half
+    expected[ENSEMBLE, 24:28, 77 - 24] = True  # F5
+    expected[ENSEMBLE, 28:36, 76 - 24] = True  # E5 tied across the bar line: one note
+    expected[ENSEMBLE, 36:44, [60 - 24, 64 - 24, 67 - 24]] = True  # chord
+    expected[STRINGS, 16:17, 67 - 24] = True  # repeated G4 eighths: the first cut one step short
+    expected[STRINGS, 18:20, 67 - 24] = True
+    expected[STRINGS, 20:32, 69 - 24] = True
+    expected[STRINGS, 32:48, 59 - 24] = True
+    assert roll.shape == expected.shape
+    assert np.array_equal(roll, expected), np.argwhere(roll != expected)[:5]
+    # transposition moves every note
+    assert np.array_equal(bach.chorale_roll(ev, 2)[:, :, 2:], expected[:, :, :-2])
+    assert bach.chorale_events(_score("3/4"))["skip"] == "time signature 3/4"
+
+
+def test_known_chorale_against_music21(built):
+    """bwv1.6 against music21's own note list (stripTies), the independent method."""
+    from music21 import corpus
+
+    ds = data.WindowDataset(built)
+    roll = ds.song_roll("bwv1.6")
+    score = corpus.parse("bach/bwv1.6").stripTies()
+    shift = 3  # a one-beat pickup
+    painted = np.zeros_like(roll)
+    onsets = set()
+    for part in score.parts:
+        k = BRASS if part.partName.startswith("Horn") else ENSEMBLE
+        for nt in part.flatten().notes:
+            on = int(round((float(nt.offset) + shift) * 4))
+            off = int(round((float(nt.offset) + float(nt.quarterLength) + shift) * 4))
+            painted[k, on:off, nt.pitch.midi - 24] = True
+            onsets.add((k, on, nt.pitch.midi - 24))
+    assert roll.shape == painted.shape
+    assert not (roll & ~painted).any()  # nothing invented
+    assert all(roll[k, t, p] for k, t, p in onsets)  # every note starts where music21 says
+    missing = np.argwhere(painted & ~roll)  # only the steps cut before a repeated note
+    assert all((k, t + 1, p) in onsets for k, t, p in missing)
+    # the soprano opens with F4 on the pickup beat (step 12), the first bar line at 16
+    assert roll[ENSEMBLE, 12, 65 - 24] and not roll[:, :12].any()
+    assert roll[BRASS, 12, 65 - 24]
+
+
+def test_build_meta_and_windows(built):
+    ds = data.WindowDataset(built)
+    meta = ds.meta
+    assert ds.songs == ["bwv1.6", "bwv281"]
+    assert meta["skipped"] == {"bwv269": "time signature 3/4", "bwv324": "irregular bar lines"}
+    piece = meta["pieces"]["bwv1.6"]
+    assert piece["corpus_path"] == "bach/bwv1.6" and piece["bwv"] == "1.6" and piece["pickup_beats"] == 1.0
+    assert [p[:2] for p in piece["parts"]] == [["Horn 2", "Brass"], ["Soprano", "Ensemble"], ["Alto", "Ensemble"],
+                                               ["Tenor", "Ensemble"], ["Bass", "Ensemble"]]
+    assert {p[1] for p in meta["pieces"]["bwv281"]["parts"]} == {"Ensemble"}
+    assert meta["build"]["options"]["transpose"] == 0 and meta["window_rule"]["hop_bars"] == 1
+    for i, (s, start) in enumerate(ds.index):
+        assert start % 16 == 0
+        assert np.array_equal(ds[i].numpy().astype(bool), ds.song_roll(int(s))[:, start:start + 64])
+    starts = data.roll_window_starts(ds.song_roll("bwv1.6"))
+    assert ds.index[ds.index[:, 0] == 0, 1].tolist() == starts.tolist() and len(starts) > 10
+    text = bach.summary(ds)
+    assert "2 pieces" in text and "time signature 3/4 (1)" in text and "Ensemble" in text
+
+
+def test_build_is_cached(built, monkeypatch):
+    def fail(*a, **k):
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(bach, "_convert", fail)
+    assert bach.build(root=built.parent, workers=1, names=NAMES) == built
+
+
+def test_cli_data_bach(built, monkeypatch, capsys):
+    calls = []
+
+    def fake_build(root=None, workers=2, force=False, **kw):
+        calls.append((root, workers, force, kw))
+        return built
+
+    monkeypatch.setattr(bach, "build", fake_build)
+    assert cli.main(["data", "bach", "--root", str(built.parent), "--workers", "1", "--force"]) == 0
+    assert calls[0][1:3] == (1, True) and calls[0][3]["transpose"] == 0
+    assert "2 pieces" in capsys.readouterr().out
+    assert cli.main(["data", "bach", "--workers", "0"]) == 2
+    assert "--workers" in capsys.readouterr().err
+
+
+def test_open_dataset_bach(built, tmp_path, monkeypatch):
+    import shutil
+
+    calls = []
+
+    def fake_build(root=None, **kw):
+        calls.append(root)
+        shutil.copytree(built, root / "bach")
+        return root / "bach"
+
+    monkeypatch.setattr(bach, "build", fake_build)
+    first = data.open_dataset("bach", root=tmp_path)  # missing: built
+    second = data.open_dataset("bach", root=tmp_path)  # present: opened
+    assert calls == [tmp_path] and len(first) == len(second) == len(data.WindowDataset(built))
