@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
 import inspect
 import json
 import pkgutil
@@ -262,3 +263,75 @@ def test_one_bibliography_directive():
     """sphinxcontrib-bibtex: one project-wide bibliography, on book/references.md."""
     pages = [p.relative_to(ROOT).as_posix() for p, text in book_sources() if re.search(r"[`:]\{bibliography\}", text)]
     assert pages == ["book/references.md"], pages
+
+
+def load_extension() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("b2b_docstrings", API / "_ext" / "b2b_docstrings.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sphinx_extension_warns_about_missing_docstrings(monkeypatch):
+    """The build-time guard: ``b2b_docstrings`` warns (an error under -W) for undocumented objects."""
+    ext = load_extension()
+    warnings: list[tuple] = []
+
+    class FakeLogger:
+        def warning(self, *args, **kwargs):
+            warnings.append(args)
+
+    monkeypatch.setattr(ext, "logger", FakeLogger())
+
+    def bare(x):
+        return x
+
+    def documented(x):
+        """Documented."""
+        return x
+
+    class Base:
+        """Base."""
+
+        def step(self):
+            """Documented in the base only."""
+
+    class Child(Base):
+        def step(self):
+            return 1
+
+    for obj in (bare, documented, Child, Child.step):
+        obj.__module__ = "b2b.fake"
+    for name, obj in [("bare", bare), ("documented", documented), ("Child", Child), ("step", Child.step),
+                      ("size", property(bare)), ("make", staticmethod(documented)), ("_hidden", bare),
+                      ("Tensor", int)]:
+        ext.check_member(None, "module", name, obj, False, None)
+    flagged = [args[3] for args in warnings]
+    assert flagged == [bare.__qualname__, Child.__qualname__, Child.step.__qualname__, bare.__qualname__]
+
+
+def test_sphinx_extension_is_enabled():
+    """_config.yml loads the docstring guard, so the book build fails on a missing docstring."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    sphinx = config.get("sphinx", {})
+    assert (sphinx.get("local_extensions") or {}).get("b2b_docstrings") == "book/api/_ext", (
+        "add to _config.yml under sphinx:  local_extensions: {b2b_docstrings: book/api/_ext}"
+    )
+    assert {"sphinx.ext.autodoc", "sphinx.ext.napoleon"} <= set(sphinx.get("extra_extensions", []))
+
+
+def test_book_build_ignores_hidden_folders(tmp_path):
+    """pytest leaves ``.pytest_cache/README.md``; Sphinx reads every .md it finds (the toc filter
+    skips hidden folders), so without an exclude pattern ``scripts/test.sh`` followed by
+    ``scripts/book.sh`` fails with "document isn't included in any toctree"."""
+    from sphinx.util.matching import get_matching_files
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    patterns = list(config.get("exclude_patterns", [])) + ["_build", "**.ipynb_checkpoints"]
+    for path in [".pytest_cache/README.md", "book/.hidden/notes.md", "book/intro.md"]:
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("# x\n")
+    found = sorted(get_matching_files(tmp_path, exclude_patterns=patterns))
+    assert found == ["book/intro.md"], (
+        f"hidden files reach the book build: {found}; add \".*\" and \"**/.*\" to exclude_patterns in _config.yml"
+    )
