@@ -59,7 +59,9 @@ class Row:
     ``track`` is a track name, ``"A / B"`` for a pair, or ``"all"``. Means and sds are over the
     windows where the metric is defined (``*_n`` of them); ``gap`` is
     ``(generated_mean - real_mean) / |real_mean|`` (0 when both are 0, NaN when only the real
-    mean is 0 or either is undefined);
+    mean is 0 or either is undefined); ``effect`` is ``(generated_mean - real_mean) / real_sd``,
+    the difference in units of the real spread (readable where the real mean is near 0; NaN
+    when ``real_sd`` is 0 and the means differ);
     ``overlap`` and ``kl`` are MGEval's (see :class:`b2b.metrics.Comparison`).
     """
 
@@ -72,6 +74,7 @@ class Row:
     generated_sd: float
     generated_n: int
     gap: float
+    effect: float
     overlap: float
     kl: float
 
@@ -165,6 +168,14 @@ def _gap(real: float, generated: float) -> float:
     return (generated - real) / abs(real)
 
 
+def _effect(real: float, sd: float, generated: float) -> float:
+    if math.isnan(real) or math.isnan(generated):
+        return math.nan
+    if sd == 0:
+        return 0.0 if generated == real else math.nan
+    return (generated - real) / sd
+
+
 def _features(x: Any, threshold: float | None, name: str) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """Features and (when given windows) the boolean windows themselves."""
     if isinstance(x, Mapping):
@@ -253,7 +264,7 @@ def evaluate(
         rm, rs, rn = _stats(va)
         gm, gs, gn = _stats(vb)
         c = M.compare(va, vb)
-        row = Row(metric, track, rm, rs, rn, gm, gs, gn, _gap(rm, gm), c.overlap, c.kl)
+        row = Row(metric, track, rm, rs, rn, gm, gs, gn, _gap(rm, gm), _effect(rm, rs, gm), c.overlap, c.kl)
         rows.append(row)
         comparisons[row.key] = c
     report = Report(
@@ -277,6 +288,10 @@ def _fmt(v: float, digits: int = 3) -> str:
     return "–" if v is None or math.isnan(v) else f"{v:.{digits}f}"
 
 
+def _fmt_signed(v: float) -> str:
+    return "–" if math.isnan(v) else f"{v:+.2f}"
+
+
 def _fmt_gap(v: float) -> str:
     return "–" if math.isnan(v) else f"{100 * v:+.1f}%"
 
@@ -284,7 +299,8 @@ def _fmt_gap(v: float) -> str:
 def render_markdown(report: Report, digits: int = 3) -> str:
     """The report as Markdown: a header, one table row per :class:`Row`, and the definitions.
 
-    Columns: metric, track, real mean ± sd, generated mean ± sd, relative gap, MGEval overlap
+    Columns: metric, track, real mean ± sd, generated mean ± sd, numbers of windows where the
+    metric is defined (real / generated), relative gap, difference in real sds, MGEval overlap
     (1 = same distribution) and KL divergence (0 = same).
     """
     lines = ["# Real vs generated", ""]
@@ -293,24 +309,26 @@ def render_markdown(report: Report, digits: int = 3) -> str:
                  + (", ".join(TRACK_NAMES[k] for k in report.active_tracks) or "none"))
     for k, v in report.meta.items():
         lines.append(f"- {k}: {v}")
-    lines += ["", "| metric | track | real | generated | gap | overlap | KL |",
-              "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines += ["", "| metric | track | real | generated | n | gap | Δ/sd | overlap | KL |",
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in report.rows:
         lines.append(
             f"| {r.metric} | {r.track} | {_fmt(r.real_mean, digits)} ± {_fmt(r.real_sd, digits)} "
             f"| {_fmt(r.generated_mean, digits)} ± {_fmt(r.generated_sd, digits)} "
-            f"| {_fmt_gap(r.gap)} | {_fmt(r.overlap, 2)} | {_fmt(r.kl, 3)} |"
+            f"| {r.real_n} / {r.generated_n} | {_fmt_gap(r.gap)} | {_fmt_signed(r.effect)} "
+            f"| {_fmt(r.overlap, 2)} | {_fmt(r.kl, 3)} |"
         )
-    lines += ["", "Mean ± sd over the windows where the metric is defined; gap = (generated − real) "
-              "/ |real|; overlap and KL (nats) compare the intra-real and inter-set distance "
-              "densities (MGEval).", "", "## Definitions", ""]
+    lines += ["", "Mean ± sd over the n (real / generated) windows where the metric is defined; "
+              "gap = (generated − real) / |real|; Δ/sd = (generated − real) / sd of real; overlap "
+              "and KL (nats) compare the intra-real and inter-set distance densities (MGEval).",
+              "", "## Definitions", ""]
     used = [m for m in METRIC_ORDER if any(r.metric == m for r in report.rows)]
     lines += [f"- **{m}**: {M.DEFINITIONS[m]}" for m in used]
     return "\n".join(lines) + "\n"
 
 
 CSV_COLUMNS = ("metric", "track", "real_mean", "real_sd", "real_n", "generated_mean",
-               "generated_sd", "generated_n", "gap", "overlap", "kl")
+               "generated_sd", "generated_n", "gap", "effect", "overlap", "kl")
 
 
 def render_csv(rows: Sequence[Row]) -> str:
@@ -414,6 +432,7 @@ def plot_self_similarity(real: np.ndarray | None, generated: np.ndarray | None, 
     with plt.rc_context(_style()):
         fig, axes = plt.subplots(len(sets), cols, figsize=(2.3 * cols, 2.4 * len(sets)), squeeze=False)
         image = None
+        cmap = plt.get_cmap("viridis").with_extremes(bad="0.85")  # silent beats: undefined
         for i, (name, x) in enumerate(sets):
             s = M.self_similarity(x[:cols]) if len(x) else np.zeros((0, 16, 16))
             score = M.structure_score(x[:cols]) if len(x) else np.zeros(0)
@@ -425,12 +444,12 @@ def plot_self_similarity(real: np.ndarray | None, generated: np.ndarray | None, 
                 if j >= len(s):
                     ax.axis("off")
                     continue
-                image = ax.imshow(np.nan_to_num(s[j], nan=0.0), vmin=0, vmax=1, cmap="viridis",
-                                  origin="upper")
+                image = ax.imshow(np.ma.masked_invalid(s[j]), vmin=0, vmax=1, cmap=cmap, origin="upper")
                 ax.set_title(f"{name} {j}: {_fmt(score[j], 2)}", fontsize=8)
         if image is not None:
             fig.colorbar(image, ax=axes, shrink=0.8, label="cosine similarity")
-        fig.suptitle("per-beat chroma self-similarity (title: structure score)", fontsize=9)
+        fig.suptitle("per-beat chroma self-similarity (title: structure score; grey: silent beat)",
+                     fontsize=9)
     return fig
 
 

@@ -48,6 +48,7 @@ def test_identical_sets_have_zero_gap_and_full_overlap():
     for r in report.rows:
         assert r.real_mean == r.generated_mean or (np.isnan(r.real_mean) and np.isnan(r.generated_mean))
         assert r.gap == 0.0 or np.isnan(r.gap), r
+        assert r.effect == 0.0 or np.isnan(r.effect), r
         assert r.overlap > 0.85, r  # intra-real vs inter-set: the inter set adds 0-distances
         assert r.kl < 0.15, r
 
@@ -85,11 +86,23 @@ def test_gap_against_known_sets():
     assert row.overlap < 0.05  # every real distance 0, every inter-set distance 1
 
 
+def test_effect_in_real_sds():
+    real = triads(2)
+    real[0, 1, :, 28] = False
+    real[0, 1, :, 31] = False  # window 0: piano plays one pitch, window 1 three
+    report = E.evaluate(real, triads(3))
+    row = report.row("polyphony", "Piano")
+    # real values 1 and 3: mean 2, sd (population) 1; generated 3 -> gap +50%, effect +1
+    assert (row.real_mean, row.real_sd, row.generated_mean) == (2.0, 1.0, 3.0)
+    assert row.gap == pytest.approx(0.5) and row.effect == pytest.approx(1.0)
+    assert np.isnan(E.evaluate(triads(2), real).row("polyphony", "Piano").effect)  # real sd 0
+
+
 def test_markdown_and_csv():
     report = E.evaluate(triads(3), triads(3), meta={"seed": 7})
     md = E.render_markdown(report)
     assert md == report.to_markdown()
-    assert "| polyphony | Piano | 3.000 ± 0.000 | 3.000 ± 0.000 | +0.0% |" in md
+    assert "| polyphony | Piano | 3.000 ± 0.000 | 3.000 ± 0.000 | 3 / 3 | +0.0% | +0.00 |" in md
     assert "- seed: 7" in md
     assert "**polyphony**: " + M.DEFINITIONS["polyphony"] in md
     rows = list(csv.DictReader(io.StringIO(E.render_csv(report.rows))))
