@@ -1,0 +1,254 @@
+"""Tests for b2b.generate: sampling, latent interpolation, writing samples, ``b2b generate``."""
+
+from __future__ import annotations
+
+import json
+import math
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from b2b import data
+from b2b import generate as bgen
+from b2b.cli import main as cli_main
+from b2b.generate import generate, interpolate_latents, write_samples
+from b2b.train import Trainer, TrainerConfig, export_generator, load_generator
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: the machine is shared."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A real training checkpoint: one step of the Trainer on 6 synthetic windows."""
+    out = tmp_path_factory.mktemp("run")
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(6, 17, 64, 72, generator=g) < 0.03).float()
+    cfg = TrainerConfig(preset="seed", iterations=1, batch=3, n_critic=1, out=str(out), progress=False,
+                        checkpoint_every=1000, sample_every=0, device="cpu", seed=4)
+    Trainer(cfg, x).train()
+    return out / "checkpoint_00000001.pt"
+
+
+# --------------------------------------------------------------------------- generate
+def test_generate_shapes_seed_and_mode(checkpoint):
+    g, info = load_generator(checkpoint)
+    g.train()  # generate must switch to eval mode and back
+    a = generate(g, 3, seed=5)
+    assert g.training
+    assert a.shape == (3, 17, 64, 72) and a.dtype == torch.float32 and a.device.type == "cpu"
+    assert 0 <= a.min() and a.max() <= 1
+    assert torch.equal(a, generate(g, 3, seed=5))  # determinism under the seed
+    assert not torch.equal(a, generate(g, 3, seed=6))
+    # the seeded noise is exactly torch.randn from a CPU generator with that seed
+    z = torch.randn(3, info["latent"], generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a, generate(g, 3, latent=z))
+    # eval mode: every sample depends on its own noise only (batch norm uses running stats)
+    g.eval()
+    with torch.no_grad():
+        one = g(z[1:2])
+    torch.testing.assert_close(a[1:2], one)
+
+
+def test_generate_in_chunks_matches_small_batches(checkpoint, monkeypatch):
+    monkeypatch.setattr(bgen, "_CHUNK", 2)
+    g, _ = load_generator(checkpoint)
+    z = torch.randn(5, g.latent, generator=torch.Generator().manual_seed(1))
+    big = generate(g, 5, latent=z)  # three internal chunks: 2 + 2 + 1
+    torch.testing.assert_close(big[-2:], generate(g, 2, latent=z[-2:]))
+    torch.testing.assert_close(big[:2], generate(g, 2, latent=z[:2]))
+
+
+def test_generate_bad_input(checkpoint):
+    g, _ = load_generator(checkpoint)
+    for n in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="n: expected a positive number"):
+            generate(g, n)
+    with pytest.raises(ValueError, match=r"latent: expected noise of shape \(n, 128\)"):
+        generate(g, 2, latent=torch.zeros(2, 64))
+    with pytest.raises(ValueError, match="latent: has 3 rows but n is 2"):
+        generate(g, 2, latent=torch.zeros(3, 128))
+
+
+# --------------------------------------------------------------------------- interpolation
+def test_interpolate_linear_and_spherical_hand_worked():
+    e1, e2 = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 2.0, 0.0])
+    lin = interpolate_latents(e1, e2, 5, method="linear")
+    assert lin.shape == (5, 3)
+    torch.testing.assert_close(lin[2], torch.tensor([0.5, 1.0, 0.0]))
+    torch.testing.assert_close(lin[1], torch.tensor([0.75, 0.5, 0.0]))
+    # slerp between orthogonal vectors: omega = pi/2, weights sin((1-t) pi/2) and sin(t pi/2)
+    sl = interpolate_latents(e1, e2, 3)
+    r = math.sqrt(0.5)
+    torch.testing.assert_close(sl[1], torch.tensor([r, 2 * r, 0.0]))
+    assert torch.equal(sl[0], e1) and torch.equal(sl[-1], e2)
+    # unit vectors stay on the unit sphere
+    u = interpolate_latents(torch.tensor([1.0, 0.0]), torch.tensor([-0.6, 0.8]), 7)
+    torch.testing.assert_close(u.norm(dim=1), torch.ones(7))
+    # parallel vectors fall back to the straight line
+    par = interpolate_latents(torch.tensor([1.0, 1.0]), torch.tensor([3.0, 3.0]), 3)
+    torch.testing.assert_close(par[1], torch.tensor([2.0, 2.0]))
+
+
+def test_interpolate_batches_and_bad_input():
+    z0 = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    z1 = torch.tensor([[0.0, 1.0], [0.0, -1.0]])
+    out = interpolate_latents(z0, z1, 4, method="linear")
+    assert out.shape == (4, 2, 2)
+    torch.testing.assert_close(out[:, 1, 1], torch.tensor([1.0, 1 / 3, -1 / 3, -1.0]))
+    with pytest.raises(ValueError, match="steps"):
+        interpolate_latents(z0, z1, 1)
+    with pytest.raises(ValueError, match="same shape"):
+        interpolate_latents(z0, z1[:1], 3)
+    with pytest.raises(ValueError, match="method"):
+        interpolate_latents(z0, z1, 3, method="cubic")
+
+
+# --------------------------------------------------------------------------- writing
+def crafted() -> np.ndarray:
+    """Two windows of probabilities with notes in different tracks, some just below 0.9."""
+    x = np.full((2, 17, 64, 72), 0.05, np.float32)
+    piano, bass, strings, drums = 1, 5, 6, 0
+    x[0, piano, 0:8, 40] = 0.95            # E4 for two beats
+    x[0, piano, 8:12, 40] = 0.97           # ... struck again right after: one run in the roll
+    x[0, piano, 16:20, 43] = 0.89          # below the threshold: dropped
+    x[0, bass, 16:32, 10] = 0.92           # A#1-ish, one bar
+    x[0, drums, [0, 4, 8, 13], 12] = 0.99  # bass drum hits (MIDI 36)
+    x[0, drums, 6, 18] = 0.9               # exactly the threshold counts as a note
+    x[1, strings, 32:64, [30, 34, 37]] = 0.93
+    x[1, piano, 60:64, 71] = 0.91          # the highest pitch, to the very last step
+    return x
+
+
+def read_back(path: Path) -> np.ndarray:
+    import pypianoroll
+
+    return data.multitrack_to_roll(pypianoroll.read(path, resolution=4))
+
+
+def test_write_samples_files_and_midi_round_trip(tmp_path):
+    x = crafted()
+    out = tmp_path / "gen"
+    out.mkdir()
+    (out / "sample_007.mid").write_bytes(b"stale")  # from an earlier, larger batch
+    (out / "notes.txt").write_text("mine")
+    written = write_samples(torch.from_numpy(x), out, 0.9, sample_rate=8000)
+    names = [p.name for p in written]
+    assert names == ["samples.npy", "samples_binary.npy", "sample_000.mid", "sample_001.mid",
+                     "sample_000.wav", "sample_001.wav", "samples.png", "samples.json"]
+    assert all(p.is_file() for p in written)
+    assert not (out / "sample_007.mid").exists() and (out / "notes.txt").read_text() == "mine"
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    probs, binary = np.load(out / "samples.npy"), np.load(out / "samples_binary.npy")
+    assert probs.dtype == np.float32 and np.array_equal(probs, x)
+    assert binary.dtype == np.bool_ and np.array_equal(binary, x >= 0.9)
+    assert binary[0, 1].sum() == 12 and not binary[0, 1, 16:20, 43].any() and binary[0, 0, 6, 18]
+    for i in range(2):
+        roll = read_back(out / f"sample_{i:03d}.mid")
+        assert roll.shape == (17, 64, 72)
+        assert np.array_equal(roll, binary[i]), f"sample {i}: MIDI does not read back"
+    for i in range(2):
+        with wave.open(str(out / f"sample_{i:03d}.wav")) as w:
+            assert w.getframerate() == 8000 and w.getnchannels() == 1 and w.getsampwidth() == 2
+            assert w.getnframes() >= 8 * 8000  # 4 bars at 120 bpm = 8 s, plus a tail
+            pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+            assert np.abs(pcm).max() > 1000
+    assert (out / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    info = json.loads((out / "samples.json").read_text())
+    assert info["n"] == 2 and info["threshold"] == 0.9 and info["empty_samples"] == 0
+    assert info["notes_on"] == pytest.approx(binary.mean())
+
+
+def test_write_samples_bad_input(tmp_path):
+    x = crafted()
+    for t in (0, 1, 1.5, -0.1, float("nan"), "high"):
+        with pytest.raises(ValueError, match="threshold"):
+            write_samples(x, tmp_path, t)
+    with pytest.raises(ValueError, match=r"shape \(n, 17, 64, 72\)"):
+        write_samples(x[:, :16], tmp_path, 0.5)
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]"):
+        write_samples(x * 3, tmp_path, 0.5)
+    assert not list(tmp_path.iterdir())  # nothing written on bad input
+
+
+# --------------------------------------------------------------------------- CLI
+def test_cli_generate_writes_what_the_api_gives(checkpoint, tmp_path, capsys):
+    out = tmp_path / "s"
+    rc = cli_main(["generate", "--checkpoint", str(checkpoint), "--n", "3", "--out", str(out),
+                   "--seed", "2", "--device", "cpu", "--sample-rate", "8000"])
+    assert rc == 0, capsys.readouterr().err
+    assert "3 samples" in capsys.readouterr().out
+    g, info = load_generator(checkpoint)
+    expect = generate(g, 3, seed=2).numpy()
+    np.testing.assert_array_equal(np.load(out / "samples.npy"), expect)
+    # default threshold: the checkpoint preset's (0.9 for seed)
+    meta = json.loads((out / "samples.json").read_text())
+    assert meta["threshold"] == info["threshold"] == 0.9 and meta["seed"] == 2 and meta["step"] == 1
+    np.testing.assert_array_equal(np.load(out / "samples_binary.npy"), expect >= 0.9)
+    for i in range(3):
+        assert (out / f"sample_{i:03d}.mid").is_file() and (out / f"sample_{i:03d}.wav").is_file()
+    assert (out / "samples.png").is_file()
+
+
+def test_cli_exported_generator_and_threshold(checkpoint, tmp_path):
+    small = export_generator(checkpoint, tmp_path / "g.pt")
+    g, _ = load_generator(small)
+    x = generate(g, 2, seed=0).numpy()
+    t = float(np.quantile(x, 0.998))  # a threshold that leaves a few hundred notes on
+    out = tmp_path / "s"
+    rc = cli_main(["generate", "--checkpoint", str(small), "--n", "2", "--out", str(out),
+                   "--threshold", repr(t), "--no-wav"])
+    assert rc == 0
+    binary = np.load(out / "samples_binary.npy")
+    np.testing.assert_array_equal(binary, x >= t)
+    assert binary.any()
+    assert not list(out.glob("*.wav"))
+    for i in range(2):
+        assert np.array_equal(read_back(out / f"sample_{i:03d}.mid"), binary[i])
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--n", "0"], "--n must be at least 1"),
+    (["--threshold", "0"], "--threshold"),
+    (["--threshold", "1"], "--threshold"),
+    (["--threshold", "1.5"], "--threshold"),
+    (["--threshold", "nan"], "--threshold"),
+    (["--device", "tpu"], "device"),
+])
+def test_cli_bad_arguments(checkpoint, tmp_path, capsys, extra, message):
+    rc = cli_main(["generate", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "s"), *extra])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "s").exists()
+
+
+def test_cli_bad_checkpoints(checkpoint, tmp_path, capsys):
+    def fails(path: Path, message: str) -> None:
+        rc = cli_main(["generate", "--checkpoint", str(path), "--out", str(tmp_path / "s")])
+        err = capsys.readouterr().err
+        assert rc == 2 and message in err and "Traceback" not in err, err
+
+    fails(tmp_path / "missing.pt", "missing.pt does not exist")
+    text = tmp_path / "notes.pt"
+    text.write_text("not a checkpoint")
+    fails(text, "could not be read as a b2b checkpoint")
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, other)
+    fails(other, "is not a b2b checkpoint")
+    ckpt = torch.load(checkpoint, weights_only=True)
+    ckpt["preset"]["generator"]["channels"] = 32  # weights no longer fit the preset
+    bad = tmp_path / "bad.pt"
+    torch.save(ckpt, bad)
+    fails(bad, "do not fit preset")
+    (tmp_path / "file").write_text("x")
+    rc = cli_main(["generate", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "file")])
+    assert rc == 2 and "not a folder" in capsys.readouterr().err
