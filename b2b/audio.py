@@ -119,7 +119,7 @@ def _multitrack_to_midi(mt: Any, tempo: float | None, threshold: float) -> Any:
             starts = np.nonzero(diff[:, pitch] > 0)[0]
             ends = np.nonzero(diff[:, pitch] < 0)[0]
             for s, e in zip(starts, ends):
-                v = int(np.clip(round(float(vel[s:e, pitch].mean())), 1, 127))
+                v = int(np.clip(vel[s, pitch], 1, 127))  # MIDI velocity: how hard it is struck
                 inst.notes.append(pretty_midi.Note(v, int(pitch), s * step, e * step))
         if inst.notes:
             inst.notes.sort(key=lambda n: (n.start, n.pitch))
@@ -225,14 +225,27 @@ def _events(inst: Any, sample_rate: int) -> list[_Event]:
     return ev
 
 
-def _render_soundfont(midi: Any, n_samples: int, sample_rate: int, path: Path) -> list[np.ndarray]:
-    """One mono waveform per instrument of ``midi``, rendered by tinysoundfont."""
+_SYNTHS: dict[tuple[str, int, int], tuple[Any, int]] = {}
+
+
+def _synth(path: Path, sample_rate: int) -> tuple[Any, int]:
+    """A tinysoundfont Synth with ``path`` loaded, cached (loading takes tens of milliseconds)."""
     import tinysoundfont
 
+    key = (str(path.resolve()), path.stat().st_mtime_ns, int(sample_rate))
+    if key not in _SYNTHS:
+        if len(_SYNTHS) >= 4:
+            _SYNTHS.clear()
+        synth = tinysoundfont.Synth(samplerate=int(sample_rate))
+        _SYNTHS[key] = (synth, synth.sfload(str(path)))
+    return _SYNTHS[key]
+
+
+def _render_soundfont(midi: Any, n_samples: int, sample_rate: int, path: Path) -> list[np.ndarray]:
+    """One mono waveform per instrument of ``midi``, rendered by tinysoundfont."""
+    synth, sfid = _synth(path, sample_rate)
     out = []
     for inst in midi.instruments:
-        synth = tinysoundfont.Synth(samplerate=sample_rate)
-        sfid = synth.sfload(str(path))
         chan = 9 if inst.is_drum else 0
         bank = 128 if inst.is_drum else 0
         try:
@@ -258,6 +271,12 @@ def _render_soundfont(midi: Any, n_samples: int, sample_rate: int, path: Path) -
                 synth.noteoff(chan, ev.pitch)
         advance(n_samples)
         out.append(buf.reshape(-1, 2).mean(axis=1))
+        # leave the cached synth silent for the next instrument: cut every voice, reset the
+        # controllers and let the quick release finish
+        synth.sounds_off()
+        for c in range(16):
+            synth.control_change(c, 121, 0)
+        synth.generate_simple(sample_rate // 10)
     return out
 
 

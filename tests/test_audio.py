@@ -277,3 +277,22 @@ def test_soundfont_backend_without_soundfont_file_is_explained(tmp_path, monkeyp
         audio.render(w, backend="soundfont")
     # auto falls back to the numpy synthesizer
     assert np.array_equal(audio.render(w), audio.render(w, backend="numpy"))
+
+
+def test_auto_falls_back_without_tinysoundfont(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "tinysoundfont", None)  # import fails
+    assert not audio.have_soundfont()
+    w = window(("Drums", 0, 1, 36), ("Piano", 4, 4, 60))
+    assert np.array_equal(audio.render(w), audio.render(w, backend="numpy"))
+
+
+@pytest.mark.skipif(not HAVE_SF, reason="no tinysoundfont")
+def test_soundfont_rendering_is_repeatable():
+    # the synthesizer is cached between calls: a note still ringing at the end of one render
+    # (strings held to the last step) must not leak into the next
+    w = window(("Strings", 0, 64, 60), ("Brass", 60, 4, 72))
+    first = audio.render(w, backend="soundfont", tail=0.0)
+    again = audio.render(w, backend="soundfont", tail=0.0)
+    other = audio.render(window(("Piano", 8, 2, 48)), backend="soundfont")
+    assert np.array_equal(first, again)
+    assert np.abs(other[: int(0.99 * SR)]).max() == 0.0
