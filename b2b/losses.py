@@ -16,6 +16,11 @@ from torch import Tensor
 Critic = Callable[[Tensor], Tensor]
 
 
+def _at_least_float32(t: Tensor) -> Tensor:
+    """``t`` in float32, or kept in float64 (half precision is promoted, double is not cut)."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
 def interpolate(real: Tensor, fake: Tensor, eps: Tensor | None = None) -> Tensor:
     """Random points on the lines between paired real and fake samples.
 
@@ -37,7 +42,7 @@ def interpolate(real: Tensor, fake: Tensor, eps: Tensor | None = None) -> Tensor
         eps = torch.rand(real.shape[0], device=real.device, dtype=real.dtype)
     if eps.shape != (real.shape[0],):
         raise ValueError(f"eps must have shape ({real.shape[0]},), got {tuple(eps.shape)}")
-    eps = eps.view(-1, *([1] * (real.dim() - 1))).to(real.dtype)
+    eps = eps.view(-1, *([1] * (real.dim() - 1))).to(device=real.device, dtype=real.dtype)
     return (eps * real.detach() + (1 - eps) * fake.detach())
 
 
@@ -56,12 +61,23 @@ def gradient_norms(critic: Critic, x: Tensor, create_graph: bool = True) -> Tens
     Returns
     -------
     Tensor
-        ``(B,)`` norms ``||grad_x D(x_i)||_2``, computed in float32.
+        ``(B,)`` norms ``||grad_x D(x_i)||_2``, computed in float32 (float64 for float64 input).
+
+    Raises
+    ------
+    ValueError
+        If the critic does not return one score per sample (a batch-level score would mix the
+        samples' gradients).
     """
     x = x.detach().requires_grad_(True)
     scores = critic(x)
+    if scores.dim() == 0 or scores.shape[0] != x.shape[0] or scores.numel() != x.shape[0]:
+        raise ValueError(
+            f"critic must return one score per sample, shape ({x.shape[0]},) or ({x.shape[0]}, 1); "
+            f"got {tuple(scores.shape)}"
+        )
     (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=create_graph)
-    return grad.float().flatten(1).norm(2, dim=1)
+    return _at_least_float32(grad).flatten(1).norm(2, dim=1)
 
 
 def gradient_penalty(critic: Critic, real: Tensor, fake: Tensor, eps: Tensor | None = None) -> Tensor:
@@ -82,7 +98,7 @@ def gradient_penalty(critic: Critic, real: Tensor, fake: Tensor, eps: Tensor | N
     Returns
     -------
     Tensor
-        A scalar (float32).
+        A scalar (float32, or float64 for float64 input).
     """
     norms = gradient_norms(critic, interpolate(real, fake, eps))
     return ((norms - 1) ** 2).mean()
@@ -113,8 +129,8 @@ def critic_loss(
         the Wasserstein-1 distance), ``penalty``, ``grad_norm`` (mean gradient norm on the
         interpolates), ``critic_real``, ``critic_fake``.
     """
-    d_real = critic(real).float().mean()
-    d_fake = critic(fake.detach()).float().mean()
+    d_real = _at_least_float32(critic(real)).mean()
+    d_fake = _at_least_float32(critic(fake.detach())).mean()
     wasserstein = d_real - d_fake
     loss = -wasserstein
     if lambda_gp:
@@ -123,7 +139,7 @@ def critic_loss(
         loss = loss + lambda_gp * penalty
         grad_norm = norms.mean()
     else:
-        penalty = grad_norm = torch.zeros((), device=real.device)
+        penalty = grad_norm = torch.zeros((), device=real.device, dtype=d_real.dtype)
     stats = {
         "wasserstein": wasserstein.detach(),
         "penalty": penalty.detach(),
@@ -135,5 +151,5 @@ def critic_loss(
 
 
 def generator_loss(critic: Critic, fake: Tensor) -> Tensor:
-    """WGAN generator loss ``-mean D(fake)`` (a scalar, float32); gradients flow into ``fake``."""
-    return -critic(fake).float().mean()
+    """WGAN generator loss ``-mean D(fake)`` (a scalar, at least float32); gradients flow into ``fake``."""
+    return -_at_least_float32(critic(fake)).mean()
