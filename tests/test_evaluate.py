@@ -254,3 +254,33 @@ def test_generate_samples_with_a_fake_checkpoint(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError):
         E.generate_samples(tmp_path / "none.pt", n=2, seed=0)
     assert calls[0][0] == str(ckpt)
+
+
+def test_cli_with_a_real_generator_file(tmp_path, capsys):
+    """End to end through b2b.train.load_generator: an untrained seed-preset generator file."""
+    from b2b.nn import GenConvNet, get_preset
+    from b2b.train import FORMAT_VERSION, GENERATOR_FORMAT
+
+    preset = get_preset("seed")
+    torch.manual_seed(0)
+    g = GenConvNet(preset.generator)
+    path = tmp_path / "gen.pt"
+    torch.save({"format": GENERATOR_FORMAT, "version": FORMAT_VERSION, "step": 0, "config": {},
+                "preset": preset.to_dict(), "generator": g.state_dict(), "data": {}}, path)
+    x, t = E.generate_samples(path, n=3, seed=5)
+    assert t == preset.training.threshold == 0.9 and x.shape == (3, 17, 64, 72) and x.dtype == bool
+    y, _ = E.generate_samples(path, n=3, seed=5)
+    np.testing.assert_array_equal(x, y)  # seeded noise
+    real = tmp_path / "real.npy"
+    np.save(real, triads(4))
+    out = tmp_path / "out"
+    code = main(["evaluate", "--checkpoint", str(path), "--data", str(real), "--n", "3",
+                 "--out", str(out), "--threshold", "0.5", "--no-figures"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "threshold: 0.5" in (out / "report.md").read_text()
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    code = main(["evaluate", "--checkpoint", str(bad), "--data", str(real), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "bad.pt" in err and "Traceback" not in err
