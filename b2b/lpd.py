@@ -846,7 +846,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="expected SHA-256 of a download, KIND one of archive, ids, labels "
                              "(repeatable; upstream publishes none, the manifest records ours)")
     parser.add_argument("--remove-archive", action="store_true",
-                        help="delete the downloaded archive after extracting it (saves ~1.3 GB)")
+                        help="delete the downloaded archive after extracting it (saves its "
+                             "size on disk; a later extraction downloads it again)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -873,7 +874,7 @@ def run(args: argparse.Namespace) -> int:
     # 0. Nothing to do?
     section = read_manifest(root)
     store = section.get("store")
-    if store and store.get("request") == request and (root / STORE_NAME).is_dir() and all(
+    if store and store.get("request") == request and bdata.is_store(root / STORE_NAME) and all(
         shas[k] is None or store.get("inputs", {}).get(f"{k}_sha256") == shas[k]
         for k in FILENAMES
     ):
@@ -903,7 +904,6 @@ def run(args: argparse.Namespace) -> int:
     inputs = {"archive_sha256": archive_sha, "ids_sha256": ids_sha, "labels_sha256": labels_sha}
     selection = {**request, "list": genre_member(args.genre), **{k: v for k, v in sel.items()},
                  "n_chosen": len(sel["songs"]), "time": _now()}
-    _update_manifest(root, lambda s: s.__setitem__("selection", selection))
     _info(f"chose {len(sel['songs'])} songs of {args.genre} (seed {args.seed}) from "
           f"{sel['n_available']} available")
 
@@ -911,6 +911,11 @@ def run(args: argparse.Namespace) -> int:
     result = _build_store(root, extracted, sel, request, inputs, args.workers, progress)
     if result["n_songs"] == 0:
         raise ValueError("none of the chosen songs could be read; see the warning above")
-    _update_manifest(root, lambda s: s.__setitem__(
-        "store", {**result, "request": request, "inputs": inputs, "time": _now()}))
+
+
+    def record(s: dict) -> None:  # selection and store together, once the store is in place
+        s["selection"] = selection
+        s["store"] = {**result, "request": request, "inputs": inputs, "time": _now()}
+
+    _update_manifest(root, record)
     return 0

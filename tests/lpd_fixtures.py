@@ -121,32 +121,50 @@ def song_tracks(k: int) -> tuple[dict[int, np.ndarray], int]:
 
 def realistic_song(rng: np.random.Generator, n_beats: int = 400) -> tuple[dict[int, np.ndarray], int]:
     """A song the size of a real LPD song: ``n_beats`` beats at 24 steps/beat (9,600 steps for
-    400 beats, about 3:20 at 120 bpm), drums, bass, guitar, piano, strings and a lead: about
-    6,000 notes in total."""
+    400 beats, 3:20 at 120 bpm) with drums, bass, guitar, piano, strings and a lead (about
+    6,000 to 7,000 notes), varied from bar to bar (random drum patterns, chord roots, rhythms and
+    velocities) so that file sizes are not flattered by repetition."""
     T = n_beats * RES
+    bar = 4 * RES
+    n_bars = -(-T // bar)
     tr: dict[int, np.ndarray] = {}
-    sixteenth = RES // 4
+    six = RES // 4
     drums = np.zeros((T, 128), np.uint8)
-    for on in range(0, T, sixteenth):
-        drums[on:on + 2, 42] = 80  # hi-hat on every sixteenth
-        if on % RES == 0:
-            drums[on:on + 2, 36 if (on // RES) % 2 == 0 else 38] = 110
+    for b in range(n_bars):
+        hats = rng.random(16) < 0.8
+        kicks = rng.random(16) < 0.25
+        kicks[0] = True
+        for s16 in range(16):
+            on = b * bar + s16 * six
+            if on >= T:
+                break
+            if hats[s16]:
+                drums[on:on + 2, 42 if rng.random() < 0.85 else 46] = rng.integers(50, 100)
+            if kicks[s16]:
+                drums[on:on + 2, 36] = rng.integers(90, 127)
+            if s16 in (4, 12) or rng.random() < 0.05:
+                drums[on:on + 2, 38] = rng.integers(90, 127)
     tr[0] = drums
-    root = rng.integers(36, 48, size=n_beats // 4 + 1)
+    roots = rng.integers(36, 48, size=n_bars)
     bass = np.zeros((T, 128), np.uint8)
-    for on in range(0, T, RES // 2):
-        bass[on:on + RES // 2 - 1, root[on // (4 * RES)]] = rng.integers(70, 110)
+    for b in range(n_bars):
+        step = int(rng.choice([six * 2, RES, six]))
+        for on in range(b * bar, min(T, (b + 1) * bar), step):
+            p = int(roots[b] + rng.choice([0, 0, 7, 12]))
+            bass[on:on + step - 1, p] = rng.integers(70, 110)
     tr[5] = bass
-    for idx, base, dur in ((4, 52, RES), (1, 60, RES // 2), (6, 64, 4 * RES)):
+    for idx, base in ((4, 52), (1, 60), (6, 64)):
         roll = np.zeros((T, 128), np.uint8)
-        for on in range(0, T, dur):
-            chord = root[on // (4 * RES)] % 12 + base + np.array([0, 4, 7])
-            roll[on:on + dur - 1, chord] = rng.integers(50, 100)
+        for b in range(n_bars):
+            dur = int(rng.choice([RES // 2, RES, 2 * RES, 4 * RES]))
+            chord = roots[b] % 12 + base + np.array([0, int(rng.choice([3, 4])), 7])
+            for on in range(b * bar, min(T, (b + 1) * bar), dur):
+                roll[on:on + dur - 1, chord] = rng.integers(50, 100)
         tr[idx] = roll
     lead = np.zeros((T, 128), np.uint8)
-    for on in range(0, T, sixteenth * 2):
+    for on in range(0, T, six * 2):
         if rng.random() < 0.6:
-            lead[on:on + sixteenth * 2 - 1, rng.integers(60, 90)] = rng.integers(60, 120)
+            lead[on:on + six * int(rng.integers(1, 4)) - 1, rng.integers(60, 90)] = rng.integers(60, 120)
     tr[11] = lead
     return tr, T
 
@@ -186,13 +204,14 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 def build_lpd(out: Path, n_songs: int = 9, *, genres: dict[str, list[int]] | None = None,
               extra_ids: dict[str, list[str]] | None = None,
-              leave_out_of_archive: tuple[int, ...] = ()) -> dict:
+              leave_out_of_archive: tuple[int, ...] = (), broken: tuple[int, ...] = ()) -> dict:
     """Write the three LPD downloads for ``n_songs`` songs into ``out``.
 
     ``genres`` maps ``source/Genre`` to song indices (default: tagtraum/Rock = 0, 1, 3, 4, 6, 7;
     tagtraum/Pop = 2, 5, 8; lastfm/rock = 0, 3, 6; amg/Pop_Rock = all). ``extra_ids`` adds MSD
     ids to a genre list that are not in the archive; songs in ``leave_out_of_archive`` are listed
-    in ``cleansed_ids.txt`` but have no file.
+    in ``cleansed_ids.txt`` but have no file; songs in ``broken`` are stored as bytes that are
+    not an ``.npz``.
 
     Returns
     -------
@@ -223,7 +242,7 @@ def build_lpd(out: Path, n_songs: int = 9, *, genres: dict[str, list[int]] | Non
         _add_dirs(tar, ["lpd_17_cleansed/x"], done)
         for k in sorted(names, key=lambda k: names[k]):
             _add_dirs(tar, [names[k]], done)
-            _add_bytes(tar, names[k], npz[k].read_bytes())
+            _add_bytes(tar, names[k], b"not a zip file" if k in broken else npz[k].read_bytes())
     ids = out / "cleansed_ids.txt"
     ids.write_text("".join(f"{md5}    {msd}\n" for msd, md5 in songs.values()))
     labels = out / "labels.tar.gz"
@@ -402,3 +421,70 @@ class LoopbackServer:
         h.send_header("Content-Length", str(len(body)))
         h.end_headers()
         h.wfile.write(body)
+
+
+# ---------------------------------------------------------------------- speed measurement --
+
+
+def measure(n_songs: int = 40, workers: tuple[int, ...] = (1, 2), out: Path | None = None) -> dict:
+    """Measure sizes and preprocessing speed on ``n_songs`` songs the size of real LPD songs.
+
+    Writes the songs in the LPD layout, packs them as ``lpd_17_cleansed.tar.gz``, extracts it
+    with :func:`b2b.lpd.extract_archive`, then converts the songs with
+    :func:`b2b.lpd.convert_songs` into a store with each number of ``workers`` (pool start-up
+    included, as a user sees it). Run ``python tests/lpd_fixtures.py [N_SONGS]``.
+    """
+    import tempfile
+    import time
+
+    from b2b import data, lpd
+
+    tmp = Path(out or tempfile.mkdtemp(prefix="lpd-measure-"))
+    rng = np.random.default_rng(0)
+    src = tmp / "src"
+    t0 = time.perf_counter()
+    names = []
+    for k in range(n_songs):
+        tracks, T = realistic_song(rng)
+        name = lpd_member(msd_id(k), md5_of(k))
+        write_lpd_npz(src / name, tracks, T)
+        names.append(name)
+    npz_bytes = sum((src / n).stat().st_size for n in names)
+    n_notes = sum(int(np.diff(np.concatenate([np.zeros((1, 128)), tr > 0, np.zeros((1, 128))]),
+                               axis=0).clip(0).sum()) for tr in realistic_song(
+        np.random.default_rng(0))[0].values())
+    archive = tmp / "lpd_17_cleansed.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(src / "lpd_17_cleansed", arcname="lpd_17_cleansed")
+    t1 = time.perf_counter()
+    stats = lpd.extract_archive(archive, tmp / "extracted", progress=False)
+    extract_s = time.perf_counter() - t1
+    paths = [str(tmp / "extracted" / n) for n in names]
+    res: dict = {
+        "n_songs": n_songs, "steps_per_song_at_24": realistic_song(np.random.default_rng(0))[1],
+        "notes_per_song": n_notes, "npz_bytes_per_song": npz_bytes / n_songs,
+        "archive_bytes_per_song": archive.stat().st_size / n_songs,
+        "extract_s_per_song": extract_s / n_songs, "extracted_files": stats["n_files"],
+        "generate_s": t1 - t0,
+    }
+    c = time.process_time()
+    for p in paths:  # CPU time of one conversion, free of other processes' load
+        data.multitrack_to_roll(data.load_lpd(p))
+    res["cpu_s_per_song"] = (time.process_time() - c) / n_songs
+    for w in workers:
+        t = time.perf_counter()
+        songs = ((msd_id(i), roll) for i, roll, err in lpd.convert_songs(paths, w, progress=False))
+        store = data.write_store(tmp / f"store{w}", songs, {"measure": True})
+        s = time.perf_counter() - t
+        res[f"songs_per_s_{w}_workers"] = n_songs / s
+        size = sum(p.stat().st_size for p in store.iterdir())
+        res["store_bytes_per_song"] = size / n_songs
+        res["windows_per_song"] = len(data.open_dataset(store)) / n_songs
+    return res
+
+
+if __name__ == "__main__":
+    import sys
+
+    for key, value in measure(int(sys.argv[1]) if len(sys.argv) > 1 else 40).items():
+        print(f"{key}: {value:,.3f}" if isinstance(value, float) else f"{key}: {value}")
