@@ -629,8 +629,9 @@ def kde_on_grid(v: np.ndarray, grid: np.ndarray, bandwidth: float) -> np.ndarray
     lo = np.clip(np.floor(pos).astype(int), 0, len(grid) - 2)
     w = np.clip(pos - lo, 0.0, 1.0)
     counts = np.bincount(lo, weights=1 - w, minlength=len(grid)) + np.bincount(lo + 1, weights=w, minlength=len(grid))
-    kernel = np.exp(-0.5 * ((grid[:, None] - grid[None, :]) / bandwidth) ** 2)  # (g, g)
-    dens = kernel @ counts
+    g = len(grid)
+    kernel = np.exp(-0.5 * ((np.arange(-(g - 1), g) * dx) / bandwidth) ** 2)  # offsets -(g-1)..g-1
+    dens = np.convolve(counts, kernel)[g - 1: 2 * g - 1]  # dens[i] = sum_j counts[j] k(i - j)
     return dens / (dens.sum() * dx)
 
 
