@@ -14,7 +14,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
     .venv/bin/python -m pip install --quiet --upgrade pip
     # torch alone first, pinned: an unpinned or ranged torch pulls gigabytes of CUDA packages.
-    .venv/bin/python -m pip install --quiet "$(grep -E '^torch==' requirements.txt)"
+    # Set TORCH_INDEX_URL (e.g. https://download.pytorch.org/whl/cpu) to choose a torch build.
+    .venv/bin/python -m pip install --quiet ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} \
+        "$(grep -E '^torch==' requirements.txt)"
     .venv/bin/python -m pip install --quiet -r requirements.txt
     .venv/bin/python -m pip install --quiet --no-deps tinysoundfont==0.3.7
     .venv/bin/python -m pip install --quiet --no-deps -e .

@@ -99,7 +99,10 @@ def test_workflow_uses_python_3_11_on_ubuntu(workflow):
 def test_workflow_installs_cpu_torch(workflow):
     """torch from PyPI on Linux pulls gigabytes of CUDA packages; the CPU index avoids them."""
     env = {**workflow.get("env", {}), **workflow["jobs"]["build"].get("env", {})}
-    assert "download.pytorch.org/whl/cpu" in env.get("PIP_EXTRA_INDEX_URL", "") + env.get("PIP_INDEX_URL", "")
+    assert "download.pytorch.org/whl/cpu" in env.get("TORCH_INDEX_URL", "")
+    # ... and the set-up script installs torch from that index when the variable is set.
+    setup = (ROOT / "scripts" / "setup.sh").read_text()
+    assert '${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}' in setup
 
 
 def test_workflow_publishes_the_html(workflow):
