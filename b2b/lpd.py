@@ -285,6 +285,11 @@ def download(
             ) from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
             reason = getattr(e, "reason", e)
+            if failures and failures <= RETRIES:  # reconnecting after a cut: try again
+                failures += 1
+                _info(f"reconnecting to {url} failed ({reason}); trying again")
+                time.sleep(RETRY_WAIT_S * failures)
+                continue
             raise ValueError(
                 f"could not reach {url} for the {what}: {reason}; check the network or "
                 + _moved_hint(kind)
@@ -907,11 +912,14 @@ def run(args: argparse.Namespace) -> int:
     _info(f"chose {len(sel['songs'])} songs of {args.genre} (seed {args.seed}) from "
           f"{sel['n_available']} available")
 
-    # 4. Preprocessing (atomic store), then the manifest says it is done
+    # 4. Preprocessing. The manifest stops describing the old store first: should the build
+    # fail, the next run rebuilds rather than trusting a store it did not finish.
+    _update_manifest(root, lambda s: s.pop("store", None))
     result = _build_store(root, extracted, sel, request, inputs, args.workers, progress)
     if result["n_songs"] == 0:
-        raise ValueError("none of the chosen songs could be read; see the warning above")
-
+        shutil.rmtree(root / STORE_NAME, ignore_errors=True)
+        raise ValueError("none of the chosen songs could be read (see the warning above); "
+                         f"no store was written to {root / STORE_NAME}")
 
     def record(s: dict) -> None:  # selection and store together, once the store is in place
         s["selection"] = selection

@@ -478,11 +478,17 @@ def test_genre_ids_missing_from_archive_warn(tmp_path, src, capsys):
 
 
 def test_unreadable_song_is_skipped_with_a_warning(tmp_path, capsys):
-    s2 = F.build_lpd(tmp_path / "src2", 9, broken=(3,))
+    s2 = F.build_lpd(tmp_path / "src2", 9, broken=(3, 2, 5, 8))  # all of tagtraum/Pop too
     with F.LoopbackServer(s2["bytes"]) as server:
         root = tmp_path / "data"
         assert b2b_lpd17(root, server, "--songs", 6) == 0
-    err = capsys.readouterr().err
+        err = capsys.readouterr().err
+        # nothing readable: no store, and the manifest no longer describes the old one
+        assert b2b_lpd17(root, server, "--genre", "tagtraum/Pop") == 2
+        assert "none of the chosen songs could be read" in error_line(capsys)
+        assert not (root / "lpd17").exists() and "store" not in lpd.read_manifest(root)
+        assert b2b_lpd17(root, server, "--songs", 6) == 0
+        assert "nothing to do" not in capsys.readouterr().out
     msd3 = s2["songs"][3][0]
     assert f"1 of 6 chosen songs could not be read and were skipped, e.g. {msd3}" in err
     man = lpd.read_manifest(root)
