@@ -240,7 +240,7 @@ def evaluate(
         Where to write the report files and figures (created if needed); nothing is written
         without it.
     threshold : float, optional
-        Binarization threshold for ``generated`` probabilities (cells ``> threshold`` are on).
+        Binarization threshold for ``generated`` probabilities (cells ``>= threshold`` are on).
     real_threshold : float, optional
         The same for ``real`` (real data is normally already 0/1).
     min_active : float
@@ -646,7 +646,7 @@ def generate_samples(
         for start in range(0, n, batch):
             b = min(batch, n - start)
             z = torch.randn(b, int(latent), generator=rng).to(device)
-            out.append((gen(z) > float(threshold)).cpu().numpy())
+            out.append((gen(z) >= float(threshold)).cpu().numpy())
     return np.concatenate(out), float(threshold)
 
 
@@ -665,7 +665,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=1000, help="windows per set (default: 1000)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--threshold", type=float, default=None,
-                        help="binarization threshold for generated probabilities "
+                        help="binarization threshold for generated probabilities, p >= T is a note "
                              "(default: the checkpoint's preset threshold)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the real windows and of the noise")
     parser.add_argument("--device", default="cpu",
@@ -679,8 +679,8 @@ def run(args: argparse.Namespace) -> int:
     """Run ``b2b evaluate``: write the report into ``--out`` and print the Markdown table."""
     if args.n < 1:
         raise ValueError(f"--n must be >= 1, got {args.n}")
-    if args.threshold is not None and not 0 <= args.threshold < 1:
-        raise ValueError(f"--threshold must be in [0, 1), got {args.threshold}")
+    if args.threshold is not None and not 0 < args.threshold < 1:
+        raise ValueError(f"--threshold must be strictly between 0 and 1, got {args.threshold}")
     meta: dict[str, Any] = {"real": args.data, "seed": args.seed}
     if args.samples:
         generated = load_samples(args.samples, args.n, args.threshold)

@@ -2,8 +2,8 @@
 
 Every metric takes a batch of windows ``(n, 17, 64, 72)`` (tracks x time steps x pitches, the
 geometry of :mod:`b2b.data`): boolean pianorolls, or probabilities/velocities together with a
-``threshold`` (a cell is *on* where ``value > threshold``). numpy arrays and torch tensors are
-both accepted. Per-track metrics return ``(n, 17)`` arrays, per-window metrics ``(n,)``; a value
+``threshold`` (a cell is *on* where ``value >= threshold``, as in :mod:`b2b.generate`). numpy
+arrays and torch tensors are both accepted. Per-track metrics return ``(n, 17)`` arrays, per-window metrics ``(n,)``; a value
 that is undefined (an empty track, no notes, a drum track for a pitch metric) is **NaN**, so
 aggregate with ``np.nanmean``.
 
@@ -70,7 +70,8 @@ def as_rolls(x: Any, threshold: float | None = None, name: str = "x") -> np.ndar
     x : array-like or torch.Tensor
         ``(n, 17, 64, 72)``: bool, or numbers. Without ``threshold`` numbers must all be 0 or 1.
     threshold : float, optional
-        Cells with ``value > threshold`` are on (e.g. 0.9 for generator probabilities).
+        Cells with ``value >= threshold`` are on (e.g. 0.9 for generator probabilities), the
+        project's convention (:mod:`b2b.data`, :mod:`b2b.generate`).
     name : str
         Name used in error messages.
 
@@ -99,7 +100,7 @@ def as_rolls(x: Any, threshold: float | None = None, name: str = "x") -> np.ndar
                 f"{name} has values other than 0 and 1 (dtype {x.dtype}): pass threshold= to binarize"
             )
         return x != 0
-    return x > threshold
+    return x >= threshold
 
 
 def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -399,7 +400,7 @@ def _as_track_rolls(a: Any, threshold: float | None, name: str) -> np.ndarray:
         if not np.isin(a, (0, 1)).all():
             raise ValueError(f"{name} has values other than 0 and 1: pass threshold= to binarize")
         return a != 0
-    return a > threshold
+    return a >= threshold
 
 
 def tonal_centroid(a: Any, threshold: float | None = None) -> np.ndarray:

@@ -216,6 +216,8 @@ def test_cli_errors(tmp_path, capsys):
     assert code == 2 and "--threshold" in io_.err
     code, io_ = cli(["--samples", str(real), "--data", str(real), "--n", "0", "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "--n" in io_.err
+    code, io_ = cli(["--samples", str(real), "--data", str(real), "--threshold", "1.5", "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "--threshold" in io_.err
     with pytest.raises(SystemExit) as e:  # neither --checkpoint nor --samples
         main(["evaluate", "--data", str(real), "--out", str(tmp_path / "o")])
     assert e.value.code == 2
@@ -232,7 +234,7 @@ class _FakeGenerator(torch.nn.Module):
     def forward(self, z):
         out = torch.zeros(z.shape[0], 17, 64, 72)
         out[:, 1, :, [0, 4, 7]] = 0.95
-        out[:, 5, :, 0] = 0.85  # on at threshold 0.8, off at the preset's 0.9
+        out[:, 5, :, 0] = 0.85  # on at threshold 0.8 or 0.85 (p >= T), off at the preset's 0.9
         return out
 
 
@@ -251,6 +253,8 @@ def test_generate_samples_with_a_fake_checkpoint(tmp_path, monkeypatch):
     assert x[:, 1].sum() == 7 * 64 * 3 and x[:, 5].sum() == 0  # bass (0.85) below 0.9
     x, t = E.generate_samples(ckpt, n=2, seed=0, threshold=0.8)
     assert t == 0.8 and x[:, 5].sum() == 2 * 64
+    x, t = E.generate_samples(ckpt, n=2, seed=0, threshold=0.85)  # p >= threshold is a note
+    assert x[:, 5].sum() == 2 * 64
     with pytest.raises(FileNotFoundError):
         E.generate_samples(tmp_path / "none.pt", n=2, seed=0)
     assert calls[0][0] == str(ckpt)
