@@ -43,10 +43,18 @@ TRACK_NAMES: tuple[str, ...] = (
 
 #: Order of the metrics in the report.
 METRIC_ORDER: tuple[str, ...] = (
-    "polyphony", "polyphony_pooled", "polyphonic_rate", "polyphonic_rate_all", "empty_bar_rate",
+    "note_count", "off_track_notes", "polyphony", "polyphony_pooled", "polyphonic_rate", "polyphonic_rate_all", "empty_bar_rate",
     "used_pitch_classes", "qualified_note_rate", "drum_pattern_rate", "pitch_class_entropy",
     "pitch_class_entropy_pooled", "scale_consistency", "tonal_distance", "structure",
 )  # fmt: skip
+
+#: Metrics the report adds to :data:`b2b.metrics.DEFINITIONS` (they depend on the real set).
+REPORT_DEFINITIONS: dict[str, str] = {
+    "off_track_notes": "share of the window's notes (drum hits included) on tracks inactive in the real data",
+}
+
+#: One-line definition of every metric in the report.
+DEFINITIONS: dict[str, str] = {**M.DEFINITIONS, **REPORT_DEFINITIONS}
 
 #: A track is *active* when it has a note in at least this share of the real windows.
 MIN_ACTIVE = 0.01
@@ -176,6 +184,13 @@ def _effect(real: float, sd: float, generated: float) -> float:
     return (generated - real) / sd
 
 
+def _share(part: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """``part / total`` as float, NaN where ``total`` is 0."""
+    out = np.full(np.shape(total), np.nan)
+    np.divide(part, total, out=out, where=np.asarray(total) != 0)
+    return out
+
+
 def _features(x: Any, threshold: float | None, name: str) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """Features and (when given windows) the boolean windows themselves."""
     if isinstance(x, Mapping):
@@ -200,8 +215,15 @@ def _series(
 ) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
     """(metric, track label, real values, generated values) for every row of the report."""
     out = []
+    inactive = [k for k in range(M.N_TRACKS) if k not in active]
     for metric in METRIC_ORDER:
-        a, b = real[metric], gen[metric]
+        if metric == "off_track_notes":
+            if not inactive:
+                continue
+            a, b = (_share(f["note_count"][:, inactive].sum(axis=1), f["note_count"].sum(axis=1))
+                    for f in (real, gen))
+        else:
+            a, b = real[metric], gen[metric]
         if metric in M.PER_TRACK_FEATURES:
             items = [(TRACK_NAMES[k], a[:, k], b[:, k]) for k in active]
         elif metric in M.PAIR_FEATURES:
@@ -323,7 +345,7 @@ def render_markdown(report: Report, digits: int = 3) -> str:
               "and KL (nats) compare the intra-real and inter-set distance densities (MGEval).",
               "", "## Definitions", ""]
     used = [m for m in METRIC_ORDER if any(r.metric == m for r in report.rows)]
-    lines += [f"- **{m}**: {M.DEFINITIONS[m]}" for m in used]
+    lines += [f"- **{m}**: {DEFINITIONS[m]}" for m in used]
     return "\n".join(lines) + "\n"
 
 
@@ -417,7 +439,7 @@ def plot_distributions(report: Report, metric: str) -> Any:
             ax.set_title(r.track if r.track != "all" else metric, fontsize=9)
             ax.tick_params(labelsize=7)
         axes.flat[0].legend(fontsize=7)
-        fig.suptitle(f"{metric}: {M.DEFINITIONS[metric]}", fontsize=9)
+        fig.suptitle(f"{metric}: {DEFINITIONS[metric]}", fontsize=9)
         fig.subplots_adjust(left=0.08, right=0.97, bottom=0.1 / nr, top=1 - 0.22 / nr, hspace=0.45, wspace=0.3)
     return fig
 
@@ -701,7 +723,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 __all__ = [
-    "TRACK_NAMES", "METRIC_ORDER", "MIN_ACTIVE", "CSV_COLUMNS", "Row", "Report", "evaluate",
+    "TRACK_NAMES", "METRIC_ORDER", "REPORT_DEFINITIONS", "DEFINITIONS", "MIN_ACTIVE", "CSV_COLUMNS", "Row", "Report", "evaluate",
     "active_tracks", "render_markdown", "render_csv", "plot_distributions", "plot_self_similarity",
     "plot_mgeval", "write_report", "load_samples", "sample_indices", "load_real",
     "generate_samples", "add_arguments", "run",

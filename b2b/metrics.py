@@ -232,6 +232,18 @@ def polyphonic_rate(
     return _div((count >= min_pitches).sum(axis=axis), den)
 
 
+def note_count(x: Any, threshold: float | None = None) -> np.ndarray:
+    """Number of notes per track and window (MGEval's note count), ``(n, 17)``, never NaN.
+
+    Pitched tracks: notes (runs of on steps per pitch, see the module docstring). Drum track:
+    hits (on cells), as in :func:`drum_pattern_rate`.
+    """
+    r = as_rolls(x, threshold)
+    count = onsets(r).sum(axis=(2, 3))
+    count[:, DRUM_TRACK] = r[:, DRUM_TRACK].sum(axis=(1, 2))
+    return count
+
+
 def bar_activity(x: Any, threshold: float | None = None) -> np.ndarray:
     """Whether each bar of each track has any pitch on, boolean ``(n, 17, 4)``."""
     r = as_rolls(x, threshold)
@@ -531,6 +543,7 @@ def structure_score(x: Any, threshold: float | None = None, features: str = "chr
 
 #: One-line definition of every feature in :func:`feature_table`.
 DEFINITIONS: dict[str, str] = {
+    "note_count": "number of notes in the window (drums: hits, i.e. on cells)",
     "polyphony": "mean number of pitches on per step, over the track's steps with >= 1 pitch on",
     "polyphony_pooled": "mean number of pitches on per (track, step), over non-empty (track, step) pairs of the window",
     "polyphonic_rate": "share of the track's non-empty steps with >= 3 pitches on",
@@ -548,7 +561,7 @@ DEFINITIONS: dict[str, str] = {
 
 #: Features with one value per track, ``(n, 17)``; the others are ``(n,)`` except tonal_distance.
 PER_TRACK_FEATURES = (
-    "polyphony", "polyphonic_rate", "polyphonic_rate_all", "empty_bar_rate", "used_pitch_classes",
+    "note_count", "polyphony", "polyphonic_rate", "polyphonic_rate_all", "empty_bar_rate", "used_pitch_classes",
     "qualified_note_rate", "pitch_class_entropy",
 )
 #: Features with one value per pair of tracks, ``(n, 17, 17)``.
@@ -571,6 +584,7 @@ def feature_table(x: Any, threshold: float | None = None) -> dict[str, np.ndarra
     """
     r = as_rolls(x, threshold)
     return {
+        "note_count": note_count(r),
         "polyphony": polyphony(r),
         "polyphony_pooled": polyphony(r, per_track=False),
         "polyphonic_rate": polyphonic_rate(r),
@@ -738,7 +752,7 @@ def compare(real_features: Any, generated_features: Any, grid_size: int = 1024) 
 __all__ = [
     "N_TRACKS", "N_STEPS", "N_PITCHES", "SAMPLE_SHAPE", "DRUM_TRACK", "MIN_QUALIFIED_LENGTH",
     "DEFINITIONS", "PER_TRACK_FEATURES", "PAIR_FEATURES", "Comparison",
-    "as_rolls", "onsets", "note_lengths", "pitch_classes", "polyphony", "polyphonic_rate",
+    "as_rolls", "onsets", "note_lengths", "pitch_classes", "note_count", "polyphony", "polyphonic_rate",
     "bar_activity", "empty_bar_rate", "used_pitch_classes", "qualified_note_rate",
     "drum_pattern_rate", "pitch_class_histogram", "pitch_class_entropy", "scale_masks",
     "scale_consistency", "tonal_matrix", "tonal_centroid", "tonal_distance",

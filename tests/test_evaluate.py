@@ -98,6 +98,24 @@ def test_effect_in_real_sds():
     assert np.isnan(E.evaluate(triads(2), real).row("polyphony", "Piano").effect)  # real sd 0
 
 
+def test_notes_off_the_active_tracks():
+    real = triads(3)  # piano and bass only
+    generated = triads(2)
+    generated[0, 6, 0:2, 40] = True  # window 0: one strings note (inactive in the real data)
+    generated[1, 0, 0:4, 10] = True  # window 1: four drum hits
+    report = E.evaluate(real, generated)
+    row = report.row("off_track_notes")
+    # notes per window: piano 3 pitches x 4 bars = 12, bass 4 -> 16 on the active tracks.
+    # window 0: 1 / (16 + 1); window 1: 4 / (16 + 4)
+    assert row.real_mean == 0.0
+    assert row.generated_mean == pytest.approx((1 / 17 + 4 / 20) / 2)
+    assert report.row("note_count", "Piano").real_mean == 12
+    assert report.row("note_count", "Bass").generated_mean == 4
+    everything = random_set(3, seed=5, tracks=range(1, 17))  # every track active: no such row
+    with pytest.raises(KeyError):
+        E.evaluate(everything, everything).row("off_track_notes")
+
+
 def test_markdown_and_csv():
     report = E.evaluate(triads(3), triads(3), meta={"seed": 7})
     md = E.render_markdown(report)
@@ -105,12 +123,13 @@ def test_markdown_and_csv():
     assert "| polyphony | Piano | 3.000 ± 0.000 | 3.000 ± 0.000 | 3 / 3 | +0.0% | +0.00 |" in md
     assert "- seed: 7" in md
     assert "**polyphony**: " + M.DEFINITIONS["polyphony"] in md
+    assert "off_track_notes" in md and "**off_track_notes**: " + E.DEFINITIONS["off_track_notes"] in md
     rows = list(csv.DictReader(io.StringIO(E.render_csv(report.rows))))
     assert len(rows) == len(report.rows)
     assert tuple(rows[0]) == E.CSV_COLUMNS
     first = rows[0]
-    assert first["metric"] == "polyphony" and first["track"] == "Piano"
-    assert float(first["real_mean"]) == 3.0
+    assert first["metric"] == "note_count" and first["track"] == "Piano"
+    assert float(first["real_mean"]) == 12.0  # C, E, G in each of 4 bars
 
 
 def test_features_dicts_and_thresholds():

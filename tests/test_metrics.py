@@ -49,6 +49,15 @@ def close(actual, expected, tol=1e-5):
 # ----------------------------------------------------------------------------------------------
 
 
+def test_note_count():
+    c = m.note_count(X)
+    assert c.shape == (2, 17)
+    # drums: hits = on cells: kick 4 + hat 4 + snare 1 = 9 (the hat run counts 4 hits, not 1)
+    # piano: C E G, C36, D, D, B = 7; bass: C, G, D# = 3; guitar (window 1): 4
+    assert c[0].tolist() == [9, 7, 0, 0, 0, 3] + [0] * 11
+    assert c[1].tolist() == [0, 0, 0, 0, 4] + [0] * 12
+
+
 def test_polyphony_per_track():
     p = m.polyphony(X)
     assert p.shape == (2, 17)
