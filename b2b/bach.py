@@ -237,7 +237,7 @@ def build(root: str | os.PathLike | None = None, workers: int = 2, force: bool =
             pass  # a broken store is rebuilt
     if int(transpose) < 0:
         raise ValueError(f"transpose must be >= 0 semitones, got {transpose}")
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_seconds()
     todo = list(names) if names is not None else chorale_names()
     jobs = [(n, bool(use_cache)) for n in todo]
     if int(workers) <= 1 or len(jobs) <= 1:
@@ -245,8 +245,15 @@ def build(root: str | os.PathLike | None = None, workers: int = 2, force: bool =
     else:
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
         ctx = multiprocessing.get_context(method)
-        with ctx.Pool(int(workers)) as pool:
+        pool = ctx.Pool(int(workers))
+        try:
             results = dict(pool.imap_unordered(_convert, jobs, chunksize=2))
+            pool.close()
+        except BaseException:
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
     t_parse = time.perf_counter() - t0
 
     pieces, skipped, songs, mapping = {}, {}, [], Counter()
@@ -276,11 +283,25 @@ def build(root: str | os.PathLike | None = None, workers: int = 2, force: bool =
     }
     data.write_store(path, songs, meta, hop_bars=hop_bars)
     meta["build"]["seconds"] = round(time.perf_counter() - t0, 2)
+    cpu = _cpu_seconds()
+    if cpu is not None and cpu0 is not None:
+        meta["build"]["cpu_seconds"] = round(cpu - cpu0, 2)
     _patch_meta(path, meta["build"])
     if verbose:
-        print(f"built {path} in {meta['build']['seconds']:.1f} s "
-              f"(parsing {t_parse:.1f} s with {workers} worker(s))")
+        cpu = meta["build"].get("cpu_seconds")
+        print(f"built {path} in {meta['build']['seconds']:.1f} s (parsing {t_parse:.1f} s with "
+              f"{workers} worker(s)" + (f"; {cpu:.1f} CPU-seconds in all)" if cpu is not None else ")"))
     return path
+
+
+def _cpu_seconds() -> float | None:
+    """CPU time (user + system) of this process and its finished children, if known."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _patch_meta(path: Path, build_info: dict) -> None:
@@ -323,7 +344,8 @@ def summary(dataset: "data.WindowDataset") -> str:
                  f"{onsets / (n * data.N_BARS):.1f} onsets per bar")
     b = meta.get("build", {})
     if "seconds" in b:
-        lines.append(f"built in {b['seconds']:.1f} s with {b.get('workers')} worker(s)")
+        lines.append(f"built in {b['seconds']:.1f} s with {b.get('workers')} worker(s)"
+                     + (f", {b['cpu_seconds']:.1f} CPU-seconds" if "cpu_seconds" in b else ""))
     return "\n".join(lines)
 
 

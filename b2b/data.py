@@ -56,7 +56,6 @@ import importlib
 import json
 import os
 import shutil
-import tempfile
 import uuid
 import zipfile
 from dataclasses import dataclass
@@ -651,7 +650,8 @@ def write_store(path: str | os.PathLike, songs: Iterable[tuple[str, np.ndarray]]
     if int(hop_bars) < 1:
         raise ValueError(f"hop_bars must be >= 1, got {hop_bars}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.mkdir()  # (not tempfile.mkdtemp: its mode 0700 would stick to the store)
     try:
         bits, rows, steps, windows, song_meta = [], [], [], [], []
         n_rows, seen = 0, set()
@@ -700,10 +700,16 @@ def write_store(path: str | os.PathLike, songs: Iterable[tuple[str, np.ndarray]]
             json.dump(full_meta, f, indent=1, default=_json_default)
         # swap into place: old store moved aside first, removed after
         old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
-            os.replace(path, old)
-        os.replace(tmp, path)
+        for attempt in range(3):  # another process may create ``path`` between the two renames
+            if path.exists():
+                old = old or path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
+                os.replace(path, old)
+            try:
+                os.replace(tmp, path)
+                break
+            except OSError:
+                if attempt == 2 or not path.exists():
+                    raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
