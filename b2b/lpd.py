@@ -569,6 +569,10 @@ def _ensure_extracted(root: Path, args, shas: dict[str, str | None], urls: dict[
 # --------------------------------------------------------------------------------------------
 
 
+class _Unreadable(ValueError):
+    """A downloaded file that is not in the expected format."""
+
+
 def read_cleansed_ids(path: str | os.PathLike) -> dict[str, str]:
     """Map MSD id → file md5 from ``cleansed_ids.txt`` (``md5    msd_id`` per line).
 
@@ -585,13 +589,13 @@ def read_cleansed_ids(path: str | os.PathLike) -> dict[str, str]:
             if not fields:
                 continue
             if len(fields) != 2 or not _MD5_RE.match(fields[0]) or not _MSD_RE.match(fields[1]):
-                raise ValueError(
+                raise _Unreadable(
                     f"{path} line {lineno}: expected 'md5    msd_id', got {line.strip()[:80]!r}")
             md5, msd = fields
             if msd not in out or md5 < out[msd]:
                 out[msd] = md5
     if not out:
-        raise ValueError(f"{path} holds no ids")
+        raise _Unreadable(f"{path} holds no ids")
     return out
 
 
@@ -611,11 +615,19 @@ def genre_member(genre: str) -> str:
 def read_genre_ids(labels: str | os.PathLike, genre: str) -> list[str]:
     """Sorted unique MSD ids of ``genre`` read from the labels archive (no extraction).
 
+    ``genre`` is ``SOURCE/NAME`` for the member ``labels/SOURCE/id_list_NAME.txt`` (matched
+    case-insensitively when that is unambiguous).
+
     Raises
     ------
     ValueError
         Unknown genre (the available ones are listed), a corrupt archive, or a bad id line.
     """
+    return read_genre_list(labels, genre)[1]
+
+
+def read_genre_list(labels: str | os.PathLike, genre: str) -> tuple[str, list[str]]:
+    """``(member name, sorted unique MSD ids)`` of ``genre``; see :func:`read_genre_ids`."""
     labels = Path(labels)
     member_name = genre_member(genre)
     source = genre.split("/")[0]
@@ -623,6 +635,11 @@ def read_genre_ids(labels: str | os.PathLike, genre: str) -> list[str]:
         with tarfile.open(labels, "r:gz") as tar:
             members = {m.name: m for m in tar.getmembers()}
             member = members.get(member_name)
+            if member is None:  # tagtraum/rock -> tagtraum/Rock when that is the only match
+                near = [n for n in members if n.lower() == member_name.lower()]
+                if len(near) == 1:
+                    member = members[near[0]]
+                    _info(f"using {near[0]} for --genre {genre}")
             if member is None:
                 prefix = f"labels/{source}/id_list_"
                 names = sorted(n[len(prefix):-4] for n in members
@@ -635,23 +652,23 @@ def read_genre_ids(labels: str | os.PathLike, genre: str) -> list[str]:
                     hint = f"sources: {', '.join(sources) or 'none'}"
                 raise ValueError(f"genre {genre!r} ({member_name}) is not in {labels}; {hint}")
             if not member.isfile():
-                raise ValueError(f"{member_name} in {labels} is not a regular file")
+                raise ValueError(f"{member.name} in {labels} is not a regular file")
             text = tar.extractfile(member).read().decode("utf-8", errors="replace")
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
-        raise ValueError(f"{labels} is truncated or corrupt ({type(e).__name__}: {e}); "
-                         f"delete it to download it again") from None
+        raise _Unreadable(f"{labels} is truncated or corrupt ({type(e).__name__}: {e})") \
+            from None
     ids = set()
     for lineno, line in enumerate(text.splitlines(), 1):
         s = line.strip()
         if not s or s.startswith("#"):
             continue
         if not _MSD_RE.match(s):
-            raise ValueError(f"{labels}:{member_name} line {lineno}: expected an MSD id, "
+            raise _Unreadable(f"{labels}:{member.name} line {lineno}: expected an MSD id, "
                              f"got {s[:40]!r}")
         ids.add(s)
     if not ids:
-        raise ValueError(f"{member_name} in {labels} lists no songs")
-    return sorted(ids)
+        raise ValueError(f"{member.name} in {labels} lists no songs")
+    return member.name, sorted(ids)
 
 
 def seeded_order(items: list[str], seed: int) -> list[str]:
@@ -856,6 +873,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
+def _read_download(root: Path, kind: str, read: Callable[[], Any]) -> Any:
+    """``read()``; a download in the wrong format is deleted (not left looking valid)."""
+    try:
+        return read()
+    except _Unreadable as e:
+        (root / RAW_DIR / FILENAMES[kind]).unlink(missing_ok=True)
+        _update_manifest(root, lambda s: s.get("downloads", {}).pop(kind, None))
+        raise ValueError(f"{e}; the file was deleted: check {_URL_OPTION[kind]} and run "
+                         f"again") from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``b2b data lpd17``: download, verify, extract, select, preprocess; return 0."""
     from b2b import data as bdata
@@ -891,8 +919,9 @@ def run(args: argparse.Namespace) -> int:
     ids_path, ids_sha = _ensure_download(root, "ids", urls["ids"], shas["ids"], progress)
     labels_path, labels_sha = _ensure_download(root, "labels", urls["labels"], shas["labels"],
                                                progress)
-    id_map = read_cleansed_ids(ids_path)
-    genre_ids = read_genre_ids(labels_path, args.genre)  # before the big download: fail early
+    id_map = _read_download(root, "ids", lambda: read_cleansed_ids(ids_path))
+    list_name, genre_ids = _read_download(  # before the big download
+        root, "labels", lambda: read_genre_list(labels_path, args.genre))
     extracted = _ensure_extracted(root, args, shas, urls, progress)
     archive_sha = read_manifest(root)["extracted"]["archive_sha256"]
 
@@ -900,14 +929,14 @@ def run(args: argparse.Namespace) -> int:
     sel = select_songs(genre_ids, id_map, extracted, args.songs, args.seed)
     missing = sel["missing_msd_ids"]
     if missing:
-        _warn(f"{len(missing)} of {sel['n_listed']} MSD ids in {genre_member(args.genre)} are "
+        _warn(f"{len(missing)} of {sel['n_listed']} MSD ids in {list_name} are "
               f"not in the archive (e.g. {missing[0]}); skipped them and sampled from the "
               f"remaining {sel['n_available']}")
     if args.songs > sel["n_available"]:
         _warn(f"--songs {args.songs} is more than the {sel['n_available']} songs of "
               f"{args.genre} in the archive; using all {sel['n_available']}")
     inputs = {"archive_sha256": archive_sha, "ids_sha256": ids_sha, "labels_sha256": labels_sha}
-    selection = {**request, "list": genre_member(args.genre), **{k: v for k, v in sel.items()},
+    selection = {**request, "list": list_name, **sel,
                  "n_chosen": len(sel["songs"]), "time": _now()}
     _info(f"chose {len(sel['songs'])} songs of {args.genre} (seed {args.seed}) from "
           f"{sel['n_available']} available")

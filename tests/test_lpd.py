@@ -428,6 +428,22 @@ def test_damaged_archive_is_refused(tmp_path, src, capsys, damage):
         assert b2b_lpd17(root, server, "--songs", 1) == 0
 
 
+@pytest.mark.parametrize("name,bad,text", [
+    (LABELS, b"\x1f\x8b\x08\x00garbage", "is truncated or corrupt"),
+    (IDS, b"<p>moved</p>\n", "line 1: expected 'md5    msd_id'"),
+])
+def test_unreadable_small_download_is_deleted(tmp_path, src, capsys, name, bad, text):
+    with F.LoopbackServer({**src["bytes"], name: bad}) as server:
+        root = tmp_path / "data"
+        assert b2b_lpd17(root, server) == 2
+        msg = error_line(capsys)
+        assert text in msg and "the file was deleted" in msg
+        assert not (root / "lpd17-raw" / name).exists()
+        assert server.count("/" + ARCHIVE) == 0
+        server.files[name] = src["bytes"][name]
+        assert b2b_lpd17(root, server, "--songs", 1) == 0
+
+
 def test_check_member_allows_links_inside():
     t = tarfile.TarInfo("lpd_17_cleansed/A/B/link")
     t.type, t.linkname = tarfile.SYMTYPE, "../C/file.npz"
@@ -499,11 +515,13 @@ def test_unreadable_song_is_skipped_with_a_warning(tmp_path, capsys):
     assert np.array_equal(got, expected_windows(s2, [k_of(s2)[m] for m in songs]))
 
 
-def test_unknown_genre_lists_the_available_ones(tmp_path, server, capsys):
+def test_unknown_genre_lists_the_available_ones(tmp_path, server, src, capsys):
     assert b2b_lpd17(tmp_path / "data", server, "--genre", "tagtraum/Rok") == 2
     msg = error_line(capsys)
     assert "genre 'tagtraum/Rok'" in msg and "tagtraum genres: Pop, Rock" in msg
     assert server.count("/" + ARCHIVE) == 0  # refused before the big download
+    assert lpd.read_genre_ids(src["labels"], "tagtraum/rock") == \
+        lpd.read_genre_ids(src["labels"], "tagtraum/Rock")  # one case-insensitive match
     assert b2b_lpd17(tmp_path / "data", server, "--genre", "rock") == 2
     assert "SOURCE/NAME" in error_line(capsys)
 
