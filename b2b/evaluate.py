@@ -310,6 +310,10 @@ def _fmt(v: float, digits: int = 3) -> str:
     return "–" if v is None or math.isnan(v) else f"{v:.{digits}f}"
 
 
+def _fmt_pm(mean: float, sd: float, digits: int) -> str:
+    return "–" if math.isnan(mean) else f"{mean:.{digits}f} ± {_fmt(sd, digits)}"
+
+
 def _fmt_signed(v: float) -> str:
     return "–" if math.isnan(v) else f"{v:+.2f}"
 
@@ -335,8 +339,8 @@ def render_markdown(report: Report, digits: int = 3) -> str:
               "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in report.rows:
         lines.append(
-            f"| {r.metric} | {r.track} | {_fmt(r.real_mean, digits)} ± {_fmt(r.real_sd, digits)} "
-            f"| {_fmt(r.generated_mean, digits)} ± {_fmt(r.generated_sd, digits)} "
+            f"| {r.metric} | {r.track} | {_fmt_pm(r.real_mean, r.real_sd, digits)} "
+            f"| {_fmt_pm(r.generated_mean, r.generated_sd, digits)} "
             f"| {r.real_n} / {r.generated_n} | {_fmt_gap(r.gap)} | {_fmt_signed(r.effect)} "
             f"| {_fmt(r.overlap, 2)} | {_fmt(r.kl, 3)} |"
         )
@@ -434,8 +438,10 @@ def plot_distributions(report: Report, metric: str) -> Any:
             both = np.concatenate([a, b])
             lo, hi = (float(both.min()), float(both.max())) if both.size else (0.0, 1.0)
             bins = np.linspace(lo, hi if hi > lo else lo + 1, 31)
-            ax.hist(a, bins=bins, density=True, alpha=0.55, label=f"real (n={a.size})")
-            ax.hist(b, bins=bins, density=True, alpha=0.55, label=f"generated (n={b.size})")
+            for values, name in ((a, "real"), (b, "generated")):
+                # an empty set still gets its legend entry (n=0), without a density of nothing
+                ax.hist(values if values.size else [], bins=bins, density=bool(values.size),
+                        alpha=0.55, label=f"{name} (n={values.size})")
             ax.set_title(r.track if r.track != "all" else metric, fontsize=9)
             ax.tick_params(labelsize=7)
         axes.flat[0].legend(fontsize=7)

@@ -7,6 +7,7 @@ import io
 import json
 import sys
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -164,6 +165,22 @@ def test_files_written(tmp_path):
     with np.load(out / "features_real.npz") as f:
         np.testing.assert_array_equal(f["polyphony"], report.real_features["polyphony"])
     assert set(report.files) >= {"report.md", "self_similarity.png"}
+
+
+def test_silent_generated_set(tmp_path):
+    """A generator that plays nothing: undefined metrics are '–' / null, never NaN in JSON."""
+    report = E.evaluate(triads(3), np.zeros((2, 17, 64, 72), dtype=bool), out_dir=tmp_path, figures=False)
+    row = report.row("polyphony", "Piano")
+    assert row.generated_n == 0 and np.isnan(row.generated_mean) and np.isnan(row.overlap)
+    assert "| polyphony | Piano | 3.000 ± 0.000 | – | 3 / 0 | – | – | – | – |" in report.to_markdown()
+    assert report.row("empty_bar_rate", "Piano").generated_mean == 1.0
+    data = json.loads((tmp_path / "mgeval.json").read_text())  # strict JSON: no NaN
+    assert data["mgeval"]["polyphony[Piano]"]["overlap"] is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = E.plot_distributions(report, "polyphony")
+    import matplotlib.pyplot as plt
+    plt.close(fig)
 
 
 def test_no_figures(tmp_path):
