@@ -39,9 +39,10 @@ Bars
     end of an otherwise empty first bar. The song is cut to whole bars: a trailing partial bar
     is kept (padded with silence) only if a note sounds in it.
 Track mapping
-    A track goes to the LPD-17 family of its General MIDI program (``program // 8``, the order
-    of :data:`TRACKS`), drum tracks to Drums. On LPD-17 files this is the identity. Tracks of
-    the same family are merged.
+    A Multitrack of 17 tracks named as in :data:`TRACKS` (LPD-17 files) keeps its order.
+    Otherwise a track goes to the LPD-17 family of its General MIDI program (``program // 8``,
+    the order of :data:`TRACKS`), drum tracks to Drums (on LPD-17 files, whose programs are
+    those of :data:`TRACKS`, both give the same). Tracks of the same family are merged.
 Windows
     Windows are 64 steps long and start on bar lines every ``hop_bars`` bars. A window is kept
     when at least ``min_active_bars`` (default 3) of its 4 bars have a note sounding and it has at
@@ -404,14 +405,17 @@ def multitrack_to_roll(mt: "pypianoroll.Multitrack", *, check_time_signature: bo
     first_step = int(_round_half_up(first * scale))
     shift = (-first_step) % STEPS_PER_BAR  # silence added so the first downbeat is a bar line
 
+    # already in LPD-17 order (17 tracks named as in TRACKS): keep the order whatever the programs
+    lpd_order = len(mt.tracks) == N_TRACKS and all(
+        str(t.name or "").strip().lower() == tr.name.lower() for t, tr in zip(mt.tracks, TRACKS))
     tracks, pitches, ons, offs, drums = [], [], [], [], []
-    for t in mt.tracks:
+    for i, t in enumerate(mt.tracks):
         if t.is_drum:  # every active step is a hit
             a, p = np.nonzero(np.asarray(t.pianoroll) > 0)
             b = a + 1
         else:
             p, a, b = _runs(t.pianoroll)
-        fam = track_family(t.program, bool(t.is_drum))
+        fam = i if lpd_order else track_family(t.program, bool(t.is_drum))
         tracks.append(np.full(len(p), fam))
         pitches.append(p)
         ons.append(a * scale + shift)

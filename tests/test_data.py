@@ -195,6 +195,17 @@ def test_tracks_mapped_by_program():
     assert roll.sum() == 4 + 2 + 7
 
 
+def test_lpd_order_kept_by_name():
+    # 17 tracks named as in LPD-17 keep their order even if the programs say otherwise
+    tracks = []
+    for k, tr in enumerate(data.TRACKS):
+        roll = np.zeros((64, 128), np.uint8)
+        roll[k, 30 + k] = 100
+        tracks.append(pypianoroll.StandardTrack(name=tr.name, program=0, is_drum=tr.is_drum, pianoroll=roll))
+    roll = data.multitrack_to_roll(pypianoroll.Multitrack(resolution=4, tracks=tracks))
+    assert [tuple(x) for x in np.argwhere(roll)] == [(k, k, 6 + k) for k in range(17)]
+
+
 def test_notes_to_roll_rules():
     # repeated 1-step note followed by the same pitch cannot be separated: documented merge
     r = data.notes_to_roll([1, 1, 1], [60, 60, 60], [0, 1, 4], [1, 3, 5])
