@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
 python -m pytest -n 2 --dist loadfile tests/ "$@"
-python -m pytest -n 2 --nbval-lax --nbval-current-env -p no:python book/ "$@"
+python -m pytest -n 2 --dist loadfile --nbval-lax --nbval-current-env -p no:python book/ "$@"
