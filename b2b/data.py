@@ -238,7 +238,7 @@ def read_midi(path: str | os.PathLike, *, check_time_signature: bool = True) -> 
 
     Unlike ``pypianoroll.read`` this checks what a window needs first: the file parses, has
     notes, and (if ``check_time_signature``) every time signature is 4/4 (a file without one is
-    taken as 4/4).
+    taken as 4/4, its first beat at time 0, where ``pypianoroll.read`` would estimate it).
 
     Raises
     ------
@@ -262,7 +262,9 @@ def read_midi(path: str | os.PathLike, *, check_time_signature: bool = True) -> 
                                 f"{ts.time:.2f} s; only 4/4 is supported")
     if not any(inst.notes for inst in pm.instruments):
         raise DataError(f"{path}: the MIDI file has no notes")
-    mt = pypianoroll.from_pretty_midi(pm, resolution=STEPS_PER_BEAT)
+    # beats from the first time signature, else from time 0 (pypianoroll would guess from onsets)
+    first = min((ts.time for ts in pm.time_signature_changes), default=0.0)
+    mt = pypianoroll.from_pretty_midi(pm, resolution=STEPS_PER_BEAT, algorithm="custom", first_beat_time=first)
     mt.name = str(path)
     return mt
 

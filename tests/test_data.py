@@ -324,6 +324,14 @@ def test_read_midi_errors(tmp_path):
     empty.write(str(tmp_path / "empty.mid"))
     with pytest.raises(DataError, match=r"empty.mid.*no notes"):
         data.read_midi(tmp_path / "empty.mid")
+    # no time signature and a rest first: beats still start at time 0
+    late = pretty_midi.PrettyMIDI(initial_tempo=120.0)
+    inst = pretty_midi.Instrument(0)
+    inst.notes += [pretty_midi.Note(100, 60, 0.375, 0.5), pretty_midi.Note(100, 62, 7.5, 8.0)]
+    late.instruments.append(inst)
+    late.write(str(tmp_path / "late.mid"))
+    roll = data.multitrack_to_roll(data.read_midi(tmp_path / "late.mid"))
+    assert roll.shape == (17, 64, 72) and np.argwhere(roll).tolist() == [[1, 3, 36], [1, 60, 38], [1, 61, 38], [1, 62, 38], [1, 63, 38]]
     (tmp_path / "junk.mid").write_bytes(b"MThd junk")
     with pytest.raises(DataError, match="junk.mid"):
         data.read_midi(tmp_path / "junk.mid")
