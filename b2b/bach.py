@@ -9,8 +9,9 @@ with :func:`b2b.data.notes_to_roll` (no MIDI round trip), so the rules of :mod:`
 Rules
 -----
 Time signature
-    Only pieces whose every time signature is 4/4 are kept; the others are skipped and counted
-    (3/4, 3/2, 12/8, or mixed meters).
+    Only pieces whose every time signature is 4/4 are kept (a piece without one would be taken
+    as 4/4; the corpus has none); the others are skipped and counted (3/4, 3/2, 12/8, or mixed
+    meters).
 Bars
     Bars are aligned to the real downbeat: the first full (4-beat) measure starts a bar, and a
     pickup measure is kept at the end of an otherwise silent first bar. A piece in which a
