@@ -115,12 +115,19 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _bar(**kwargs: Any):
-    from tqdm.auto import tqdm
+_BAR_CLASS = None
 
+
+def _bar(**kwargs: Any):
+    """A tqdm progress bar without tqdm's monitor thread (a live thread rules out ``fork``)."""
+    global _BAR_CLASS
+    if _BAR_CLASS is None:
+        from tqdm.auto import tqdm
+
+        _BAR_CLASS = type("Bar", (tqdm,), {"monitor_interval": 0})
     kwargs.setdefault("mininterval", 0.5)
     kwargs.setdefault("file", sys.stderr)
-    return tqdm(**kwargs)
+    return _BAR_CLASS(**kwargs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -739,35 +746,49 @@ def _convert_one(path: str):
         return None, f"{type(e).__name__}: {e}"
 
 
+def _pool_context():
+    """The multiprocessing context for the preprocessing workers.
+
+    ``fork`` when this process runs a single thread on Linux (the ``b2b`` command: workers start
+    at once, with the libraries already imported), else ``forkserver`` with the libraries
+    preloaded once (safe next to threads, e.g. in a notebook or under pytest), else ``spawn``.
+    """
+    import threading
+
+    methods = multiprocessing.get_all_start_methods()
+    if sys.platform.startswith("linux") and "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    if "forkserver" in methods:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["b2b.data", "pypianoroll", "scipy.sparse"])
+        return ctx
+    return multiprocessing.get_context("spawn")  # pragma: no cover - Windows, macOS
+
+
 def convert_songs(paths: list[str], workers: int = 1, progress: bool = True) -> Iterator:
     """Yield ``(index, roll or None, error or None)`` for each path, in order.
 
     Rolls are ``bool (17, T, 72)`` at 4 steps per beat (``b2b.data.multitrack_to_roll`` of
-    ``b2b.data.load_lpd``), computed over ``workers`` processes (in this process when 1).
+    ``b2b.data.load_lpd``), computed over ``workers`` processes (in this process when 1; see
+    :func:`_pool_context` for how they start).
     """
+    pool = None
+    if workers <= 1 or len(paths) <= 1:
+        results: Iterable = map(_convert_one, paths)
+    else:  # started before the progress bar, whose monitor thread would rule out fork
+        pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers,
+                                                      mp_context=_pool_context())
+        chunk = max(1, min(8, len(paths) // (4 * workers)))
+        results = pool.map(_convert_one, paths, chunksize=chunk)
     bar = _bar(total=len(paths), unit="song", desc="preprocessing", disable=not progress)
     try:
-        if workers <= 1 or len(paths) <= 1:
-            results: Iterable = map(_convert_one, paths)
-            pool = None
-        else:
-            methods = multiprocessing.get_all_start_methods()
-            if "forkserver" in methods:  # fork-safe; workers fork from a server that has
-                ctx = multiprocessing.get_context("forkserver")  # imported the libraries once
-                ctx.set_forkserver_preload(["b2b.data", "pypianoroll", "scipy.sparse"])
-            else:  # pragma: no cover - Windows, some macOS set-ups
-                ctx = multiprocessing.get_context("spawn")
-            pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-            results = pool.map(_convert_one, paths, chunksize=max(1, min(8, len(paths) // (4 * workers))))
-        try:
-            for i, (roll, err) in enumerate(results):
-                bar.update(1)
-                yield i, roll, err
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+        for i, (roll, err) in enumerate(results):
+            bar.update(1)
+            yield i, roll, err
     finally:
         bar.close()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _build_store(root: Path, extracted: Path, selection: dict, request: dict, inputs: dict,

@@ -256,6 +256,21 @@ def test_python_m_b2b_subprocess_two_workers_hop_bars(tmp_path, server, src):
     assert np.array_equal(got, expected_windows(src, [k_of(src)[m] for m in songs], 2))
 
 
+def test_workers_next_to_threads_use_forkserver(src):
+    """With other threads alive (here: the test server's), workers must not be forked."""
+    import threading
+
+    t = threading.Thread(target=threading.Event().wait, args=(30,), daemon=True)
+    t.start()
+    assert lpd._pool_context().get_start_method() == "forkserver"
+    paths = [str(src["npz"][k]) for k in (4, 1, 7)]
+    two = list(lpd.convert_songs(paths, workers=2, progress=False))
+    one = list(lpd.convert_songs(paths, workers=1, progress=False))
+    assert [i for i, _, _ in two] == [0, 1, 2] and all(e is None for _, _, e in two)
+    for (_, a, _), (_, b, _), k in zip(two, one, (4, 1, 7)):
+        assert np.array_equal(a, b) and np.array_equal(a, ref_song_roll(src["npz"][k]))
+
+
 # ------------------------------------------------------------------------ downloads ------
 
 
