@@ -613,6 +613,7 @@ def fit_critic(
     batch_size: int = 256,
     clip: float = 0.01,
     lambda_gp: float = 10.0,
+    lr: float | None = None,
     in_dim: int = 2,
     hidden: int = 64,
     depth: int = 3,
@@ -632,7 +633,9 @@ def fit_critic(
     real, fake : Sampler
         ``sampler(n, generator) -> (n, in_dim)``.
     method : {"gp", "clip"}
-        Gradient penalty (Adam 1e-4, betas (0.5, 0.9)) or weight clipping (RMSprop 5e-5).
+        Gradient penalty (Adam, betas (0.5, 0.9)) or weight clipping (RMSprop).
+    lr : float, optional
+        Learning rate; by default 1e-4 for ``"gp"`` and 5e-5 for ``"clip"``, as in the papers.
     steps : int
         Critic steps.
     every : int
@@ -656,9 +659,9 @@ def fit_critic(
         g_eval = torch.Generator().manual_seed(seed + 2)
         critic = mlp_critic(in_dim, hidden, depth)
         if method == "gp":
-            opt: torch.optim.Optimizer = torch.optim.Adam(critic.parameters(), lr=1e-4, betas=(0.5, 0.9))
+            opt: torch.optim.Optimizer = torch.optim.Adam(critic.parameters(), lr=lr or 1e-4, betas=(0.5, 0.9))
         else:
-            opt = torch.optim.RMSprop(critic.parameters(), lr=5e-5)
+            opt = torch.optim.RMSprop(critic.parameters(), lr=lr or 5e-5)
         r_eval, f_eval = real(n_eval, g_eval), fake(n_eval, g_eval)
         eps_eval = torch.rand(n_eval, generator=g_eval)
         history: dict[str, list[float]] = {"step": [], "w_estimate": [], "grad_norm": [], "grad_norm_std": []}
