@@ -44,7 +44,6 @@ import posixpath
 import random
 import re
 import shutil
-import socket
 import sys
 import tarfile
 import tempfile
@@ -716,7 +715,9 @@ def select_songs(genre_ids: list[str], id_map: dict[str, str], extracted: Path |
     available, missing = [], []
     for msd in genre_ids:
         md5 = id_map.get(msd)
-        if md5 is None or (extracted is not None and not (extracted / song_path(msd, md5)).is_file()):
+        absent = extracted is not None and md5 is not None and \
+            not (extracted / song_path(msd, md5)).is_file()
+        if md5 is None or absent:
             missing.append(msd)
         else:
             available.append(msd)

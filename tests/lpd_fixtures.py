@@ -84,9 +84,10 @@ def song_tracks(k: int) -> tuple[dict[int, np.ndarray], int]:
     """Asymmetric content for song ``k``: ``({track: uint8 (T, 128)}, T)`` at 24 steps/beat.
 
     Song ``k`` lasts ``8 + 3 * (k % 4)`` bars plus a partial bar; its bass plays repeated
-    sixteenth notes on pitch ``28 + k`` (one-step pauses between them), the guitar a chord rooted
-    at ``50 + 2k`` on beats 1 and 3 only (3 steps late, i.e. half a sixteenth), drums kick/snare on alternating beats, and every third
-    song a piano line partly outside the 24..95 window. Track sets differ between songs.
+    sixteenth notes on pitch ``28 + k`` (one-step pauses between them), the guitar (even ``k``)
+    a chord rooted at ``50 + 2k`` on beats 1 and 3 only (3 steps late, i.e. half a sixteenth),
+    drums kick/snare on alternating beats, every third song a piano line partly outside the
+    24..95 window, some songs a synth pad. Track sets differ between songs.
     """
     n_bars = 8 + 3 * (k % 4)
     T = n_bars * 4 * RES + RES + 5  # a partial bar at the end
@@ -119,7 +120,8 @@ def song_tracks(k: int) -> tuple[dict[int, np.ndarray], int]:
     return tr, T
 
 
-def realistic_song(rng: np.random.Generator, n_beats: int = 400) -> tuple[dict[int, np.ndarray], int]:
+def realistic_song(rng: np.random.Generator,
+                   n_beats: int = 400) -> tuple[dict[int, np.ndarray], int]:
     """A song the size of a real LPD song: ``n_beats`` beats at 24 steps/beat (9,600 steps for
     400 beats, 3:20 at 120 bpm) with drums, bass, guitar, piano, strings and a lead (about
     6,000 to 7,000 notes), varied from bar to bar (random drum patterns, chord roots, rhythms and
@@ -164,7 +166,8 @@ def realistic_song(rng: np.random.Generator, n_beats: int = 400) -> tuple[dict[i
     lead = np.zeros((T, 128), np.uint8)
     for on in range(0, T, six * 2):
         if rng.random() < 0.6:
-            lead[on:on + six * int(rng.integers(1, 4)) - 1, rng.integers(60, 90)] = rng.integers(60, 120)
+            length = six * int(rng.integers(1, 4)) - 1
+            lead[on:on + length, rng.integers(60, 90)] = rng.integers(60, 120)
     tr[11] = lead
     return tr, T
 

@@ -8,7 +8,6 @@ are checked against an independent reference conversion written here from the ru
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import socket
@@ -499,7 +498,8 @@ def test_genre_ids_missing_from_archive_warn(tmp_path, src, capsys):
     err = capsys.readouterr().err
     assert "3 of 8 MSD ids in labels/tagtraum/id_list_Rock.txt are not in the archive" in err
     assert "skipped them and sampled from the remaining 5" in err
-    assert "--songs 100 is more than the 5 songs of tagtraum/Rock in the archive; using all 5" in err
+    assert ("--songs 100 is more than the 5 songs of tagtraum/Rock in the archive; "
+            "using all 5") in err
     sel = lpd.read_manifest(root)["selection"]
     assert sorted(sel["missing_msd_ids"]) == sorted(extra + [s2["songs"][0][0]])
     songs, got = store_windows(root)
