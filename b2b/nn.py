@@ -36,8 +36,9 @@ convolution) span the whole pitch axis with a stride equal to their kernel heigh
 exactly one matrix product. :class:`PitchConvTranspose2d` and :class:`PitchConv2d` are
 ``nn.ConvTranspose2d`` / ``nn.Conv2d`` subclasses with the same parameters (names and shapes,
 so state dicts are interchangeable) that compute that product with ``reshape`` + ``matmul``
-when ``fast=True`` (several times faster on CPU, including the penalty's double backward) and
-fall back to the ordinary convolution when ``fast=False``.
+when ``fast=True`` and fall back to the ordinary convolution when ``fast=False``. On 2 CPU
+cores a whole training step (5 critic updates with the penalty's double backward, 1 generator
+update, batch 64) runs about 2.5 times faster with the matrix products (benchmarks/README.md).
 """
 
 from __future__ import annotations

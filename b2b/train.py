@@ -20,13 +20,19 @@ Precision
     ``precision="auto"`` uses bfloat16 autocast on CUDA and float32 elsewhere. bfloat16 needs no
     loss scaling; the penalty's gradient norms are computed in float32 by :mod:`b2b.losses` and
     the double backward runs through the autocast graph.
+Determinism
+    On the CPU a run that is stopped and resumed from a checkpoint ends bit-identical to an
+    uninterrupted run (all RNG states, the batch order and the optimizers are saved). On CUDA
+    ``cudnn.benchmark`` is on, so runs are reproducible only up to cuDNN's algorithm choice.
 Distributed (``torchrun --nproc_per_node N -m b2b train ...``)
     Both networks are wrapped in ``DistributedDataParallel`` (NCCL on CUDA, gloo on CPU).
     Rank 0 writes checkpoints, history and samples. Logged statistics are averaged over ranks.
     Batch norm is **per rank** (each rank normalizes its ``batch / N`` samples): the critic
     cannot use ``SyncBatchNorm`` because its backward is not differentiable twice (the penalty
     needs that); ``sync_bn=True`` converts the generator's batch norms only (CUDA). Running
-    statistics are broadcast from rank 0 at each forward (DDP's default).
+    statistics are broadcast from rank 0 at each forward (DDP's default). Single node (or a
+    shared file system): every rank reads the checkpoint when resuming. A run resumed with a
+    different number of processes keeps the batch order but reseeds noise and dropout.
 
 Checkpoint format (``<out>/checkpoint_<step:08d>.pt``, written atomically, last ``keep`` kept;
 loadable with ``torch.load(path, weights_only=True)``), a dict:
@@ -338,7 +344,10 @@ def _set_python_rng_state(s: dict[str, Any]) -> None:
 def _as_window_tensor(dataset: Any) -> Tensor:
     """All windows of ``dataset`` as one ``(n, 17, 64, 72)`` CPU tensor."""
     if hasattr(dataset, "tensor") and callable(dataset.tensor):
-        x = dataset.tensor()
+        try:  # b2b.data.WindowDataset: ask for bools (a quarter of float32's memory)
+            x = dataset.tensor(dtype=torch.bool)
+        except TypeError:
+            x = dataset.tensor()
     elif isinstance(dataset, (Tensor, np.ndarray)):
         x = dataset
     else:
@@ -609,10 +618,7 @@ class Trainer:
             from b2b.plot import sample_grid
         except ImportError:
             return path
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # the backend is left alone (notebooks keep theirs)
 
         fig = sample_grid(x.astype(np.float32), threshold=self.preset.training.threshold)
         buf = io.BytesIO()
