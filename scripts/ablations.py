@@ -228,18 +228,32 @@ def per_metric(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def load_windows(data: str) -> Any:
+    """All windows of ``data`` as a bool tensor ``(n, 17, 64, 72)``: a dataset name or path
+    (:func:`b2b.data.open_dataset`) or a ``.npy`` file of 0/1 windows (used by the tests)."""
+    import torch
+
+    if str(data).endswith(".npy"):
+        x = np.load(data, allow_pickle=False)
+        if x.ndim != 4 or x.shape[1:] != (17, 64, 72):
+            raise ValueError(f"--data {data}: expected windows (n, 17, 64, 72), got {x.shape}")
+        return torch.as_tensor(x.astype(bool))
+    from b2b.data import open_dataset
+
+    return open_dataset(data).tensor(dtype=torch.bool)
+
+
 def run_variant(task: dict[str, Any]) -> dict[str, Any]:
     """Train one (variant, seed) and evaluate it; runs in a worker process."""
     import torch
 
     torch.set_num_threads(1)
-    from b2b.data import open_dataset
     from b2b.evaluate import evaluate
     from b2b.train import Trainer, TrainerConfig
 
     name, seed = task["variant"], task["seed"]
     preset = variant_preset(name)
-    data = open_dataset(task["data"]).tensor(dtype=torch.bool)
+    data = load_windows(task["data"])
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"abl_{name}_{seed}_") as d:
         cfg = TrainerConfig(preset=preset, iterations=task["iterations"], batch=task["batch"], seed=seed,
@@ -401,7 +415,6 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from b2b.data import open_dataset
     from b2b.evaluate import sample_indices
     from b2b.metrics import feature_table
     from b2b.nn import get_preset
@@ -409,14 +422,13 @@ def main(argv: list[str] | None = None) -> int:
     t_start = time.perf_counter()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    ds = open_dataset(args.data)
-    data = ds.tensor(dtype=torch.bool)
-    idx = sample_indices(len(ds), budget["n_real"], 12345)
+    data = load_windows(args.data)
+    idx = sample_indices(len(data), budget["n_real"], 12345)
     real = data[torch.as_tensor(idx)].numpy()
     real_features = feature_table(real)
     threshold = get_preset("seed").training.threshold
     budget["threshold"] = threshold
-    print(f"data {args.data}: {len(ds)} windows; real sample {real.shape[0]}; budget {budget}", flush=True)
+    print(f"data {args.data}: {len(data)} windows; real sample {real.shape[0]}; budget {budget}", flush=True)
 
     t = time.perf_counter()
     fresh = measure_coupling(real, budget["coupling_batch"], budget["coupling_trials"])
@@ -445,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
                 "machine": f"{os.cpu_count()} shared CPU cores ({platform.machine()}), no GPU, one torch "
                            f"thread per training process, {budget['jobs']} processes in parallel",
                 "torch": torch.__version__, "python": platform.python_version(), "data": args.data,
-                "n_windows": int(len(ds)),
+                "n_windows": int(len(data)),
             },
             "budget": {k: budget[k] for k in ("iterations", "batch", "seeds", "n_real", "n_generated", "n_listen",
                                               "threshold", "coupling_batch", "coupling_trials", "jobs")},
