@@ -412,11 +412,14 @@ def multitrack_to_roll(mt: "pypianoroll.Multitrack", *, check_time_signature: bo
         str(t.name or "").strip().lower() == tr.name.lower() for t, tr in zip(mt.tracks, TRACKS))
     tracks, pitches, ons, offs, drums = [], [], [], [], []
     for i, t in enumerate(mt.tracks):
+        roll = np.asarray(t.pianoroll)
+        if not roll.any():  # most of LPD's 17 tracks are empty: skip them cheaply
+            continue
         if t.is_drum:  # every active step is a hit
-            a, p = np.nonzero(np.asarray(t.pianoroll) > 0)
+            a, p = np.nonzero(roll > 0)
             b = a + 1
         else:
-            p, a, b = _runs(t.pianoroll)
+            p, a, b = _runs(roll)
         fam = i if lpd_order else track_family(t.program, bool(t.is_drum))
         tracks.append(np.full(len(p), fam))
         pitches.append(p)
