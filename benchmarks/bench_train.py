@@ -19,7 +19,11 @@ compared, so that load from other processes hits both alike. The last line is
 Usage::
 
     python benchmarks/bench_train.py [--device auto|cpu|cuda] [--iterations 2] [--rounds 2]
-                                     [--windows 512] [--threads N] [--edges]
+                                     [--windows 512] [--threads 1] [--edges]
+
+On CPU one intra-op thread is used by default: on a shared machine torch's two spinning
+threads make both sides many times slower and the ratio mostly noise (see README.md);
+``--threads 0`` keeps torch's default.
 
 ``--edges`` adds a third variant, the Trainer with convolution edge layers, to isolate the
 edge layers' share of the speed-up.
@@ -137,12 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iterations", type=int, default=2, help="timed iterations per round (default 2)")
     ap.add_argument("--rounds", type=int, default=2, help="alternating measurement rounds (default 2)")
     ap.add_argument("--windows", type=int, default=512, help="random windows in the dataset (default 512)")
-    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch intra-op threads on CPU (default 1; 0: torch's default)")
     ap.add_argument("--edges", action="store_true", help="also time the Trainer with convolution edges")
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    if args.threads and device.type == "cpu":
+        torch.set_num_threads(args.threads)
     data = make_windows(args.windows)
     print(f"device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else
