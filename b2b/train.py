@@ -394,6 +394,8 @@ class Trainer:
             local = int(os.environ.get("LOCAL_RANK", self.rank % max(1, torch.cuda.device_count())))
             self.device = torch.device("cuda", local)
             torch.cuda.set_device(self.device)
+        if cfg.sync_bn and self.device.type != "cuda":
+            raise ValueError("sync_bn: SyncBatchNorm needs CUDA; on the CPU batch norm stays per process")
         if cfg.batch % self.world:
             raise ValueError(f"batch {cfg.batch} must be divisible by the number of processes ({self.world})")
         self.local_batch = cfg.batch // self.world
