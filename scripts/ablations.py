@@ -90,7 +90,8 @@ def variant_preset(name: str) -> Any:
 # ----------------------------------------------------------------------------------------------
 # batch coupling, measured on the real critic
 # ----------------------------------------------------------------------------------------------
-def coupling(critic: Any, real: Any, fake: Any, trials: int = 8, seed: int = 0) -> dict[str, float]:
+def coupling(critic: Any, real: Any, fake: Any, trials: int = 8, seed: int = 0,
+             train: bool = True) -> dict[str, float]:
     """How much one sample's critic value and penalty term change when the rest of its batch does.
 
     For each trial, sample 0 is the interpolate ``eps * real_0 + (1 - eps) * fake_0`` (as in the
@@ -103,6 +104,10 @@ def coupling(critic: Any, real: Any, fake: Any, trials: int = 8, seed: int = 0) 
     critic : DiscConvNet
     real, fake : Tensor ``(N, 17, 64, 72)`` with ``N >= 2 B - 1``
         Pools to draw from; ``B = (N + 1) // 2``.
+    trials, seed : int
+        Number of trials and the seed of their draws.
+    train : bool
+        Measure in train mode (as during training; default) or in eval mode.
 
     Returns
     -------
@@ -117,7 +122,7 @@ def coupling(critic: Any, real: Any, fake: Any, trials: int = 8, seed: int = 0) 
     b = (real.shape[0] + 1) // 2
     gen = torch.Generator().manual_seed(seed)
     was = critic.training
-    critic.train()
+    critic.train(train)
     out = {"value": [], "grad": [], "penalty": []}
     try:
         for t in range(trials):
@@ -406,7 +411,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     p.add_argument("--data", default="bach", help="dataset name or path (b2b.data.open_dataset)")
     p.add_argument("--decision", default="", help="text of the decision recorded in the results")
+    p.add_argument("--set-decision", metavar="TEXT",
+                   help="only record TEXT as the decision in an existing <out>/results.json (and .md); no training")
     args = p.parse_args(argv)
+    if args.set_decision is not None:
+        path = Path(args.out) / "results.json"
+        res = json.loads(path.read_text())
+        res["decision"] = args.set_decision
+        text = json.dumps(res, indent=1)
+        _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+        _atomic_write(path.with_suffix(".md"), lambda tmp: Path(tmp).write_text(render_markdown(res)))
+        print(f"recorded the decision in {path} and {path.with_suffix('.md')}")
+        return 0
     budget = dict(QUICK if args.quick else FULL)
     for k in ("iterations", "batch", "seeds", "jobs"):
         if getattr(args, k) is not None:
