@@ -8,7 +8,7 @@ is what DistributedDataParallel needs.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

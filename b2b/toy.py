@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import torch
@@ -40,7 +39,7 @@ from b2b import losses
 #: A sampler draws ``n`` points ``(n, d)`` using the given random generator.
 Sampler = Callable[[int, torch.Generator], Tensor]
 
-__all__ = [
+__all__ = [  # noqa: RUF022 (in reading order)
     "ring_centres",
     "ring_of_gaussians",
     "mlp_generator",
@@ -493,7 +492,7 @@ def train_gan(
     """
     if loss not in ("minimax", "non_saturating"):
         raise ValueError(f"loss must be 'minimax' or 'non_saturating', got {loss!r}")
-    config = dict(kind="gan", loss=loss, steps=steps, batch_size=batch_size, lr=lr, betas=betas, seed=seed, std=std)
+    config = {"kind": "gan", "loss": loss, "steps": steps, "batch_size": batch_size, "lr": lr, "betas": betas, "seed": seed, "std": std}
 
     def critic_step(critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, None]:
         # -log sigmoid(s) = softplus(-s); -log(1 - sigmoid(s)) = softplus(s)
@@ -537,7 +536,10 @@ def train_wgan_clip(
     """
     if clip <= 0:
         raise ValueError(f"clip must be > 0, got {clip}")
-    config = dict(kind="wgan_clip", steps=steps, n_critic=n_critic, clip=clip, batch_size=batch_size, lr=lr, seed=seed, std=std)
+    config = {
+        "kind": "wgan_clip", "steps": steps, "n_critic": n_critic, "clip": clip, "batch_size": batch_size, "lr": lr,
+        "seed": seed, "std": std,
+    }
 
     def critic_step(critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Callable[[], None]]:
         loss, _ = losses.critic_loss(critic, real, fake, lambda_gp=0.0)
@@ -585,10 +587,10 @@ def train_wgan_gp(
     ``critic_dropout`` put batch/layer norm or dropout in the critic (see :func:`mlp_critic`).
     Other parameters as in :func:`train_gan`.
     """
-    config = dict(
-        kind="wgan_gp", steps=steps, n_critic=n_critic, lambda_gp=lambda_gp, batch_size=batch_size, lr=lr,
-        betas=betas, critic_norm=critic_norm, critic_dropout=critic_dropout, seed=seed, std=std,
-    )
+    config = {
+        "kind": "wgan_gp", "steps": steps, "n_critic": n_critic, "lambda_gp": lambda_gp, "batch_size": batch_size,
+        "lr": lr, "betas": betas, "critic_norm": critic_norm, "critic_dropout": critic_dropout, "seed": seed, "std": std,
+    }
 
     def critic_step(critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, None]:
         eps = torch.rand(real.shape[0])  # global RNG: seeded by the run
