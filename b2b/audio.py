@@ -17,13 +17,14 @@ No audio device is used: samples are computed into arrays. MIDI export lives in
 from __future__ import annotations
 
 import os
-import tempfile
 import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from b2b.atomic import atomic_path
 
 __all__ = [
     "PEAK",
@@ -505,16 +506,9 @@ def write_wav(x: Any, path: str | os.PathLike, **kw: Any) -> Path:
     arr = None if hasattr(x, "instruments") or hasattr(x, "tracks") else np.asarray(x)
     wave_ = arr.astype(np.float32) if arr is not None and arr.ndim == 1 else render(x, **kw)
     pcm = np.round(np.clip(wave_, -1.0, 1.0) * 32767).astype("<i2")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh, wave.open(fh, "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(sample_rate)
-            w.writeframes(pcm.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, wave.open(str(tmp), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(pcm.tobytes())
     return path

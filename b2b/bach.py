@@ -50,6 +50,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import data
+from .atomic import write_text
 
 __all__ = ["PART_KEYWORDS", "chorale_names", "part_track", "chorale_events", "chorale_roll", "build",
            "summary", "add_arguments", "run"]
@@ -312,9 +313,7 @@ def _patch_meta(path: Path, build_info: dict) -> None:
     f = path / "meta.json"
     meta = json.loads(f.read_text())
     meta["build"] = build_info
-    tmp = f.with_name(".meta.json.tmp")
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, f)
+    write_text(f, json.dumps(meta, indent=1))
 
 
 def summary(dataset: "data.WindowDataset") -> str:

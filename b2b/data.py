@@ -61,11 +61,13 @@ import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 import numpy as np
 import torch
 import torch.utils.data
+
+from b2b.atomic import atomic_path
 
 __all__ = [
     "N_TRACKS", "STEPS_PER_BEAT", "BEATS_PER_BAR", "STEPS_PER_BAR", "N_BARS", "N_STEPS",
@@ -607,13 +609,8 @@ def write_midi(windows: Any, path: str | os.PathLike, *, threshold: float = 0.5,
         pm.instruments.append(inst)
     pm.text_events.append(pretty_midi.Text("end", roll.shape[1] * step))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         pm.write(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

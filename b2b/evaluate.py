@@ -25,14 +25,14 @@ import io
 import json
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from b2b import metrics as M
+from b2b.atomic import atomic_write, write_text
 
 #: LPD-17 track names in file order (the same as ``b2b.data.TRACKS``' names).
 TRACK_NAMES: tuple[str, ...] = (
@@ -374,30 +374,6 @@ def render_csv(rows: Sequence[Row]) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def _atomic(path: Path, write: Callable[[str], None], suffix: str = "") -> None:
-    """Call ``write(tmp_path)`` then move the temporary file onto ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _write_text(path: Path, text: str) -> None:
-    _atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
 def _style() -> dict[str, Any]:
     try:
         from b2b.plot import STYLE
@@ -409,7 +385,7 @@ def _style() -> dict[str, Any]:
 def _save(fig: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
     try:
-        _atomic(path, lambda tmp: fig.savefig(tmp, format="png"), suffix=".png")
+        atomic_write(path, lambda f: fig.savefig(f, format="png"))
     finally:
         plt.close(fig)
 
@@ -527,7 +503,7 @@ def write_report(
     files: dict[str, str] = {}
 
     def text(name: str, content: str) -> None:
-        _write_text(out / name, content)
+        write_text(out / name, content)
         files[name] = str(out / name)
 
     text("report.md", render_markdown(report))
@@ -535,7 +511,7 @@ def write_report(
     text("mgeval.json", json.dumps(report.as_dict(), indent=2, allow_nan=False) + "\n")
     for name, feats in (("features_real.npz", report.real_features),
                         ("features_generated.npz", report.generated_features)):
-        _atomic(out / name, lambda tmp, f=feats: _savez(tmp, f), suffix=".npz")
+        atomic_write(out / name, lambda f, a=feats: np.savez_compressed(f, **a))
         files[name] = str(out / name)
     report.files.update(files)
     if not figures:
@@ -557,11 +533,6 @@ def write_report(
         files[path.name] = str(path)
     report.files.update(files)
     return files
-
-
-def _savez(path: str, arrays: Mapping[str, np.ndarray]) -> None:
-    with open(path, "wb") as f:
-        np.savez_compressed(f, **arrays)
 
 
 # ----------------------------------------------------------------------------------------------

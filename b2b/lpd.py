@@ -54,6 +54,8 @@ import zlib
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from b2b.atomic import write_text
+
 # --------------------------------------------------------------------------------------------
 # Where the files come from: the ONE place to change when the upstream links move again.
 # --------------------------------------------------------------------------------------------
@@ -134,21 +136,6 @@ def _bar(**kwargs: Any):
 # --------------------------------------------------------------------------------------------
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def read_manifest(root: str | os.PathLike) -> dict:
     """The LPD-17 section of ``<root>/manifest.json`` (empty dict when there is none).
 
@@ -184,7 +171,7 @@ def _update_manifest(root: Path, change: Callable[[dict], None]) -> dict:
     section = whole.setdefault(MANIFEST_KEY, {})
     section["format"] = MANIFEST_FORMAT
     change(section)
-    _atomic_write_text(root / MANIFEST_NAME, json.dumps(whole, indent=1, sort_keys=True) + "\n")
+    write_text(root / MANIFEST_NAME, json.dumps(whole, indent=1, sort_keys=True) + "\n")
     return section
 
 
@@ -323,7 +310,7 @@ def download(
                 offset, mode = 0, "wb"
                 total = length
             validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
-            _atomic_write_text(info_path, json.dumps({"url": url, "validator": validator}))
+            write_text(info_path, json.dumps({"url": url, "validator": validator}))
             cut = None
             with open(part, mode) as f, _bar(
                 total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,

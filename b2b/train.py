@@ -87,6 +87,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from b2b.atomic import atomic_write
 from b2b.losses import critic_loss, generator_loss
 from b2b.nn import DiscConvNet, GenConvNet, Preset, build, get_preset
 
@@ -228,24 +229,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
-def _atomic_write(path: Path, write: Any, mode: str = "wb") -> None:
-    """Call ``write(f)`` on a temporary file in ``path``'s folder, fsync, then ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    _atomic_write(path, lambda f: torch.save(obj, f))
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def latest_checkpoint(out: str | Path) -> Path | None:
@@ -615,7 +600,7 @@ class Trainer:
         """Write ``samples_<step:08d>.npy`` (float16 probabilities) and a PNG grid if plotting works."""
         x = self.sample().cpu().numpy().astype(np.float16)
         path = self.out / f"samples_{self.step:08d}.npy"
-        _atomic_write(path, lambda f: np.save(f, x))
+        atomic_write(path, lambda f: np.save(f, x))
         try:
             from b2b.plot import sample_grid
         except ImportError:
@@ -626,19 +611,19 @@ class Trainer:
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=80)
         plt.close(fig)
-        _atomic_write(path.with_suffix(".png"), lambda f: f.write(buf.getvalue()))
+        atomic_write(path.with_suffix(".png"), lambda f: f.write(buf.getvalue()))
         return path
 
     def write_history(self) -> None:
         """Write ``history.json`` and ``history.csv`` atomically (rank 0)."""
         self.out.mkdir(parents=True, exist_ok=True)
         text = json.dumps(self.history, indent=0)
-        _atomic_write(self.out / "history.json", lambda f: f.write(text), mode="w")
+        atomic_write(self.out / "history.json", lambda f: f.write(text), mode="w")
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, lineterminator="\n")
         w.writeheader()
         w.writerows(self.history)
-        _atomic_write(self.out / "history.csv", lambda f: f.write(buf.getvalue()), mode="w")
+        atomic_write(self.out / "history.csv", lambda f: f.write(buf.getvalue()), mode="w")
 
     # ----------------------------------------------------------------- state
     def _rng_state(self) -> dict[str, Any]:
