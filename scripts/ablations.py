@@ -52,13 +52,21 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "critic_no_norm": {"critic": {"norm": "none", "dropout": 0.0}},
     "no_attention": {"generator": {"attention": None}, "critic": {"attention": None}},
     "n_critic_1": {"training": {"n_critic": 1}},
+    # follow-ups (not run by default): the two other questions asked again with the layer-norm critic
+    "layer_norm_no_attention": {"generator": {"attention": None},
+                                "critic": {"norm": "layer", "dropout": 0.0, "attention": None}},
+    "layer_norm_n_critic_1": {"critic": {"norm": "layer", "dropout": 0.0}, "training": {"n_critic": 1}},
 }
+#: the variants run by default
+MAIN_VARIANTS = ("seed", "critic_layer_norm", "critic_no_norm", "no_attention", "n_critic_1")
 DESCRIPTIONS = {
     "seed": "the original: critic with batch norm + dropout 0.5, attention in both nets, n_critic 5",
     "critic_layer_norm": "critic with layer norm (GroupNorm(1, C)) and no dropout (WGAN-GP's advice)",
     "critic_no_norm": "critic without normalization and without dropout",
     "no_attention": "no self-attention in the generator nor in the critic",
     "n_critic_1": "one critic update per generator update instead of five",
+    "layer_norm_no_attention": "layer-norm critic without dropout, and no self-attention in either net",
+    "layer_norm_n_critic_1": "layer-norm critic without dropout, one critic update per generator update",
 }
 
 #: metrics summarised in the table and the scores (rows of the evaluate report)
@@ -408,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, help="batch size (all variants)")
     p.add_argument("--seeds", type=int, nargs="+", help="training seeds (all variants)")
     p.add_argument("--jobs", type=int, help="parallel worker processes (one torch thread each)")
-    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(MAIN_VARIANTS),
+                   help=f"variants to run (default: {' '.join(MAIN_VARIANTS)})")
     p.add_argument("--data", default="bach", help="dataset name or path (b2b.data.open_dataset)")
     p.add_argument("--decision", default="", help="text of the decision recorded in the results")
     p.add_argument("--set-decision", metavar="TEXT",

@@ -42,12 +42,12 @@ def quick_run(ablations, tmp_path_factory):
 
 def test_results_structure(quick_run):
     mod, out, res = quick_run
-    assert res["complete"] and res["runs_done"] == res["runs_planned"] == len(mod.VARIANTS)
+    assert res["complete"] and res["runs_done"] == res["runs_planned"] == len(mod.MAIN_VARIANTS)
     for key in ("command", "commit", "date", "machine", "torch"):
         assert res["provenance"][key]
     assert "--quick" in res["provenance"]["command"]
     assert res["budget"]["iterations"] == mod.QUICK["iterations"] and res["budget"]["seeds"] == [0]
-    assert set(res["summary"]) == set(mod.VARIANTS)
+    assert set(res["summary"]) == set(mod.MAIN_VARIANTS)
     for v, s in res["summary"].items():
         assert 0 <= s["score_gap"] <= 1 and 0 <= s["score_overlap"] <= 1
         assert set(s["per_metric"]) >= {"polyphony", "empty_bar_rate", "scale_consistency"}
@@ -56,7 +56,7 @@ def test_results_structure(quick_run):
         assert {"wasserstein_final", "penalty_final", "grad_norm_final", "time_s"} <= set(r["history"])
         assert {row["metric"] for row in r["rows"]} >= set(mod.MAIN_METRICS) - {"tonal_distance"}
     assert (out / "results.md").read_text().startswith("# Ablations")
-    for v in mod.VARIANTS:  # listening samples unpack to windows
+    for v in mod.MAIN_VARIANTS:  # listening samples unpack to windows
         z = np.load(out / f"samples_{v}.npz")
         shape = tuple(z["shape"])
         w = np.unpackbits(z["packed"], count=int(np.prod(shape))).reshape(shape)
@@ -83,10 +83,14 @@ def test_variants_differ_only_in_intended_fields(quick_run):
         "critic_no_norm": {"critic.norm", "critic.dropout"},
         "no_attention": {"generator.attention", "critic.attention"},
         "n_critic_1": {"training.n_critic"},
+        "layer_norm_no_attention": {"critic.norm", "critic.dropout", "generator.attention", "critic.attention"},
+        "layer_norm_n_critic_1": {"critic.norm", "critic.dropout", "training.n_critic"},
     }
-    assert set(expected) == set(mod.VARIANTS)
+    assert set(expected) == set(mod.VARIANTS) and set(res["variants"]) == set(mod.MAIN_VARIANTS)
     for v, fields in expected.items():
-        p = _flat(res["variants"][v]["preset"])
+        p = _flat(mod.variant_preset(v).to_dict())
+        if v in res["variants"]:
+            assert _flat(res["variants"][v]["preset"]) == p
         diff = {k for k in p if p[k] != seed[k]} - {"name", "description"}
         assert diff == fields, v
     assert _flat(res["variants"]["critic_layer_norm"]["preset"])["critic.norm"] == "layer"
