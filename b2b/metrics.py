@@ -32,17 +32,19 @@ from typing import Any
 
 import numpy as np
 
-# Geometry (the same values as b2b.data; repeated so that metrics needs only numpy).
-N_TRACKS = 17
-STEPS_PER_BEAT = 4
-BEATS_PER_BAR = 4
-STEPS_PER_BAR = STEPS_PER_BEAT * BEATS_PER_BAR  # 16
-N_BARS = 4
-N_STEPS = STEPS_PER_BAR * N_BARS  # 64
+from b2b.data import (  # the fixed geometry, defined once in b2b.data
+    BEATS_PER_BAR,
+    LOWEST_PITCH,
+    N_BARS,
+    N_PITCHES,
+    N_STEPS,
+    N_TRACKS,
+    SAMPLE_SHAPE,
+    STEPS_PER_BAR,
+    STEPS_PER_BEAT,
+)
+
 N_BEATS = N_STEPS // STEPS_PER_BEAT  # 16
-LOWEST_PITCH = 24
-N_PITCHES = 72
-SAMPLE_SHAPE = (N_TRACKS, N_STEPS, N_PITCHES)
 DRUM_TRACK = 0
 PITCHED_TRACKS = tuple(range(1, N_TRACKS))
 
