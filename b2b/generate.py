@@ -147,7 +147,9 @@ def interpolate_latents(z0: Tensor, z1: Tensor, steps: int, *, method: str = "sl
         raise ValueError(f"steps: expected an integer >= 2 (both ends are included), got {steps!r}")
     if method not in ("slerp", "linear"):
         raise ValueError(f"method: expected 'slerp' or 'linear', got {method!r}")
-    t = torch.linspace(0.0, 1.0, int(steps), dtype=torch.float64).view(-1, *([1] * z0.dim()))
+    if z0.device != z1.device:
+        raise ValueError(f"z0, z1: on different devices ({z0.device} and {z1.device})")
+    t = torch.linspace(0.0, 1.0, int(steps), dtype=torch.float64, device=z0.device).view(-1, *([1] * z0.dim()))
     a, b = z0.double(), z1.double()
     if method == "linear":
         out = (1 - t) * a + t * b
