@@ -67,6 +67,7 @@ JS_STATE = r"""
     view_scripts: document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]').length,
     widgets: document.querySelectorAll('.jupyter-widgets').length,
     audio: audios.length,
+    widget_audio: audios.filter(a => a.closest('.jupyter-widgets')).length,
     visible_audio: await Promise.all(audios.filter(visible).map(digest)),
     visible_img: await Promise.all(imgs.filter(visible).map(digest)),
     autoplay: audios.filter(a => a.autoplay).length,
@@ -273,17 +274,22 @@ async def check(url: str, port: int, shots: Path | None, timeout: float) -> list
     for e in known:
         print("  info  known duplicate inline script of the theme:",
               e["exceptionDetails"].get("exception", {}).get("description", "")[:120])
+    urls = {e["params"]["requestId"]: e["params"]["request"]["url"] for e in page.events
+            if e["method"] == "Network.requestWillBeSent"}
     for f in failed:
-        print("  request failed:", f.get("errorText"), f.get("requestId"))
+        print("  info  request not completed:", f.get("errorText"), urls.get(f.get("requestId"), "?")[:100])
+    failed_js = [urls.get(f.get("requestId"), "") for f in failed
+                 if any(urls.get(f.get("requestId"), "").startswith(u.split("?")[0]) for u in widget_js)]
     for r in bad:
-        print("  HTTP", r["status"], r["url"])
+        print("  info  HTTP", r["status"], r["url"])
     for e in errors:
         print("  JavaScript exception:", e["exceptionDetails"].get("exception", {}).get("description", e)[:300])
-    js_failed = [r["url"] for r in bad if r["url"] in widget_js]
+    js_failed = [r["url"] for r in bad if r["url"] in widget_js] + failed_js
     expect(st["state_scripts"] >= 1, "the page carries saved widget state")
     expect(bool(widget_js) and not js_failed, "the widget JavaScript is referenced and loads")
     expect(not errors, "no JavaScript exceptions (other than the known duplicate theme script)")
-    expect(bool(rendered) and st["audio"] > 0, "widgets rendered <audio> elements")
+    expect(bool(rendered) and st["widget_audio"] > 0,
+           f"widgets rendered <audio> elements ({st['widget_audio']} of the {st['audio']} on the page)")
     expect(st["autoplay"] == 0 and st["loop"] == 0,
            f"no <audio> autoplays or loops ({st['autoplay']} autoplay, {st['loop']} loop)")
     expect(len(st["visible_audio"]) >= 1, f"visible <audio> elements: {st['visible_audio']}")

@@ -22,7 +22,7 @@ DEST=data/pretrained
 # one intra-op thread: on a shared 2-core machine two spinning threads waste more than they add
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
-TRAIN_CMD="b2b train --data bach --preset $PRESET --iterations $ITERATIONS --out $RUN --seed $SEED --no-progress --checkpoint-every 250 --sample-every 500"
+TRAIN_CMD="b2b train --data bach --preset $PRESET --iterations $ITERATIONS --out $RUN --seed $SEED --checkpoint-every 250 --sample-every 500"
 EVAL_CMD="b2b evaluate --checkpoint $DEST/generator.pt --data bach --n 1000 --seed $SEED --out $EVAL"
 
 mkdir -p "$(dirname "$RUN")" "$DEST"
