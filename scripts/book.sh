@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
 rm -rf _build/html
-jupyter-book build . --warningiserror --keep-going
+jupyter-book build . --all --warningiserror --keep-going
 echo "The book is at file://$PWD/_build/html/index.html"
