@@ -8,6 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """One intra-op torch thread for every test: pytest runs two workers on a 2-core machine, and
+    oversubscribed spinning threads made the training tests several times slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 
 # --- b2b.data / b2b.lpd: LPD-17 files ----------------------------------------------------------
 

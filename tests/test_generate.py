@@ -18,15 +18,6 @@ from b2b.generate import generate, interpolate_latents, write_samples
 from b2b.train import Trainer, TrainerConfig, export_generator, load_generator
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: the machine is shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     """A real training checkpoint: one step of the Trainer on 6 synthetic windows."""

@@ -14,15 +14,6 @@ from b2b.nn import (PRESETS, CriticConfig, DiscConvNet, GenConvNet, GeneratorCon
                     PitchConvTranspose2d, Preset, SelfAttention, build, count_parameters, get_preset)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine, 2 spinning threads are many times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_self_attention_is_reexported():
     from b2b.attention import SelfAttention as A
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +16,6 @@ from b2b.cli import main as cli_main
 from b2b.losses import critic_loss
 from b2b.nn import DiscConvNet, CriticConfig
 from b2b.train import Trainer, TrainerConfig, TrainingDiverged, export_generator, load_generator
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine, 2 spinning threads are many times slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def windows(n: int = 10, seed: int = 0, density: float = 0.05) -> torch.Tensor:
