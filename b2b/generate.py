@@ -25,13 +25,14 @@ import io
 import json
 import os
 import re
-import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from b2b.atomic import atomic_write
 
 __all__ = [
     "generate",
@@ -180,19 +181,6 @@ def check_threshold(threshold: Any, name: str = "threshold") -> float:
     return t
 
 
-def _atomic_write(path: Path, write: Callable[[Any], Any], mode: str = "wb") -> Path:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, mode) as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def _as_samples(samples: Any) -> np.ndarray:
     if isinstance(samples, Tensor):
         samples = samples.detach().float().cpu().numpy()
@@ -259,8 +247,8 @@ def write_samples(samples: Any, out_dir: str | os.PathLike, threshold: float, *,
     n = len(x)
     width = max(3, len(str(n - 1)))
 
-    written = [_atomic_write(out / "samples.npy", lambda f: np.save(f, x)),
-               _atomic_write(out / "samples_binary.npy", lambda f: np.save(f, binary))]
+    written = [atomic_write(out / "samples.npy", lambda f: np.save(f, x)),
+               atomic_write(out / "samples_binary.npy", lambda f: np.save(f, binary))]
     mids, wavs = [], []
     for i in range(n):
         mids.append(write_midi(binary[i], out / f"sample_{i:0{width}d}.mid", threshold=0.5, tempo=tempo))
@@ -282,7 +270,7 @@ def write_samples(samples: Any, out_dir: str | os.PathLike, threshold: float, *,
             "files": [p.name for p in written] + ["samples.json"]}
     info.update(meta or {})
     text = json.dumps(info, indent=1, default=str)
-    written.append(_atomic_write(out / "samples.json", lambda f: f.write(text), mode="w"))
+    written.append(atomic_write(out / "samples.json", lambda f: f.write(text), mode="w"))
     return written
 
 
@@ -300,7 +288,7 @@ def _write_figure(binary: np.ndarray, path: Path) -> Path:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
-    return _atomic_write(path, lambda f: f.write(buf.getvalue()))
+    return atomic_write(path, lambda f: f.write(buf.getvalue()))
 
 
 # --------------------------------------------------------------------------- CLI

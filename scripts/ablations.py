@@ -43,6 +43,8 @@ from typing import Any
 
 import numpy as np
 
+from b2b.atomic import atomic_write, write_text
+
 # ----------------------------------------------------------------------------------------------
 # variants: name -> {"generator"|"critic"|"training": {field: value}} overrides of `seed`
 # ----------------------------------------------------------------------------------------------
@@ -319,17 +321,6 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
-
-
 def _fmt(v: Any, digits: int = 3) -> str:
     return "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{digits}f}"
 
@@ -428,8 +419,8 @@ def main(argv: list[str] | None = None) -> int:
         res = json.loads(path.read_text())
         res["decision"] = args.set_decision
         text = json.dumps(res, indent=1)
-        _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-        _atomic_write(path.with_suffix(".md"), lambda tmp: Path(tmp).write_text(render_markdown(res)))
+        write_text(path, text)
+        write_text(path.with_suffix(".md"), render_markdown(res))
         print(f"recorded the decision in {path} and {path.with_suffix('.md')}")
         return 0
     budget = dict(QUICK if args.quick else FULL)
@@ -470,9 +461,9 @@ def main(argv: list[str] | None = None) -> int:
         done = [v for v in args.variants if any(r["variant"] == v for r in results)]
         for v in done:  # listening samples: the first seed's
             r = next(r for r in results if r["variant"] == v)
-            _atomic_write(out / f"samples_{v}.npz",
-                          lambda tmp, r=r: np.savez_compressed(open(tmp, "wb"), packed=r["listen"],
-                                                               shape=np.asarray(r["listen_shape"])))
+            atomic_write(out / f"samples_{v}.npz",
+                         lambda f, r=r: np.savez_compressed(f, packed=r["listen"],
+                                                            shape=np.asarray(r["listen_shape"])))
         cmd = list(argv if argv is not None else sys.argv[1:])
         res = {
             "provenance": {
@@ -504,8 +495,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         res = _clean(res)
         text = json.dumps(res, indent=1)
-        _atomic_write(out / "results.json", lambda tmp: Path(tmp).write_text(text))
-        _atomic_write(out / "results.md", lambda tmp: Path(tmp).write_text(render_markdown(res)))
+        write_text(out / "results.json", text)
+        write_text(out / "results.md", render_markdown(res))
         return res
 
     commit = _git_commit()
