@@ -39,8 +39,10 @@ if [ -e "$FINAL" ]; then
     echo "[$STARTED] training already done: $FINAL"
 else
     echo "[$STARTED] $TRAIN_CMD (OMP_NUM_THREADS=$OMP_NUM_THREADS, git $GIT_COMMIT)"
+    echo "$GIT_COMMIT $GIT_DIRTY $STARTED" > "$RUN.git"   # the code the training ran
     $TRAIN_CMD
 fi
+read -r TRAIN_COMMIT TRAIN_DIRTY TRAIN_STARTED < "$RUN.git"
 
 python - "$FINAL" "$DEST/generator.pt" <<'PY'
 import sys
@@ -72,7 +74,8 @@ cp "$RUN/history.csv" "$DEST/history.csv"      # the training curves (one row pe
 cp "$EVAL-preset-threshold/report.md" "$DEST/report_preset_threshold.md"
 cp "$EVAL-preset-threshold/report.csv" "$DEST/report_preset_threshold.csv"
 
-python - "$FINAL" "$DEST" "$TRAIN_CMD" "$EVAL_CMD" "$EVAL_PRESET_CMD" "$GIT_COMMIT" "$GIT_DIRTY" "$THRESHOLD" <<'PY'
+python - "$FINAL" "$DEST" "$TRAIN_CMD" "$EVAL_CMD" "$EVAL_PRESET_CMD" "$TRAIN_COMMIT" "$TRAIN_DIRTY" "$THRESHOLD" \
+    "$TRAIN_STARTED" "$GIT_COMMIT" <<'PY'
 import datetime, json, os, platform, sys
 from pathlib import Path
 
@@ -85,7 +88,7 @@ from b2b.evaluate import load_real
 from b2b.generate import generate
 from b2b.train import load_checkpoint, load_generator
 
-final, dest, train_cmd, eval_cmd, eval_preset_cmd, commit, dirty, threshold = sys.argv[1:]
+final, dest, train_cmd, eval_cmd, eval_preset_cmd, commit, dirty, threshold, started, post_commit = sys.argv[1:]
 ckpt = load_checkpoint(final)
 ds = open_dataset("bach")
 meta = ds.meta
@@ -105,6 +108,8 @@ provenance = {
     "evaluate_preset_threshold_command": eval_preset_cmd,
     "git_commit": commit,
     "git_b2b_uncommitted_files": int(dirty),
+    "git_commit_export_and_evaluation": post_commit,
+    "started_utc": started,
     "preset": ckpt["preset"]["name"],
     "preset_config": ckpt["preset"],
     "trainer_config": ckpt["config"],
@@ -118,7 +123,7 @@ provenance = {
               f"{os.environ.get('OMP_NUM_THREADS')} torch thread)",
     "torch": torch.__version__,
     "python": platform.python_version(),
-    "date_utc": datetime.datetime.fromtimestamp(os.path.getmtime(final), datetime.timezone.utc).isoformat(timespec="seconds"),
+    "finished_utc": datetime.datetime.fromtimestamp(os.path.getmtime(final), datetime.timezone.utc).isoformat(timespec="seconds"),
     "final_history": history[-1],
     "mean_last_100": {k: sum(h[k] for h in history[-100:]) / len(history[-100:])
                       for k in ("loss_d", "loss_g", "wasserstein", "penalty", "grad_norm")},
