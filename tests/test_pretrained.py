@@ -24,15 +24,6 @@ PRETRAINED = Path(__file__).resolve().parents[1] / "data" / "pretrained"
 GENERATOR = PRETRAINED / "generator.pt"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: the machine is shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def provenance() -> dict:
     return json.loads((PRETRAINED / "provenance.json").read_text())
