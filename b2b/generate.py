@@ -25,6 +25,7 @@ import io
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -336,4 +337,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"b2b generate: {args.n} samples from {args.checkpoint} (step {info['step']}, preset "
           f"{info['preset'].name}) at threshold {threshold:g}: {binary.mean():.3%} of cells on, "
           f"{int((~binary.any(axis=(1, 2, 3))).sum())} empty; {len(written)} files in {out}")
+    if not binary.any():
+        # a short or collapsed run can put every probability below the preset's threshold
+        hint = float(np.quantile(samples.numpy(), 0.997))  # keeps ~0.3% of cells on, the Bach data's density
+        print(f"b2b generate: warning: every sample is silent at threshold {threshold:g} (the highest "
+              f"probability is {float(samples.max()):.3g}); try e.g. --threshold {hint:.3g}",
+              file=sys.stderr)
     return 0

@@ -172,6 +172,23 @@ def test_write_samples_bad_input(tmp_path):
 
 
 # --------------------------------------------------------------------------- CLI
+def test_cli_warns_when_every_sample_is_silent(checkpoint, tmp_path, capsys):
+    """A one-step generator stays near 0.5, so at the preset's 0.9 nothing plays: say so, with a fix."""
+    g, _ = load_generator(checkpoint)
+    probs = generate(g, 2, seed=0).numpy()
+    assert probs.max() < 0.9  # the premise: silent at the default threshold
+    rc = cli_main(["generate", "--checkpoint", str(checkpoint), "--n", "2", "--out", str(tmp_path / "s"),
+                   "--seed", "0", "--device", "cpu", "--no-wav"])
+    err = capsys.readouterr().err
+    assert rc == 0 and "every sample is silent at threshold 0.9" in err
+    hint = float(err.rsplit("--threshold ", 1)[1].split()[0])
+    assert (probs >= hint).any() and hint == pytest.approx(np.quantile(probs, 0.997), rel=1e-2)
+    # with a threshold that lets notes through there is no warning
+    rc = cli_main(["generate", "--checkpoint", str(checkpoint), "--n", "2", "--out", str(tmp_path / "t"),
+                   "--seed", "0", "--device", "cpu", "--no-wav", "--threshold", f"{hint:.3g}"])
+    assert rc == 0 and "warning" not in capsys.readouterr().err
+
+
 def test_cli_generate_writes_what_the_api_gives(checkpoint, tmp_path, capsys):
     out = tmp_path / "s"
     rc = cli_main(["generate", "--checkpoint", str(checkpoint), "--n", "3", "--out", str(out),
