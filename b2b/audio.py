@@ -96,6 +96,8 @@ def _multitrack_to_midi(mt: Any, tempo: float | None, threshold: float) -> Any:
     """
     import pretty_midi
 
+    from b2b import data
+
     if tempo is None:
         tempo = float(mt.tempo[0]) if mt.tempo is not None and len(mt.tempo) else 120.0
     step = 60.0 / tempo / mt.resolution
@@ -113,15 +115,9 @@ def _multitrack_to_midi(mt: Any, tempo: float | None, threshold: float) -> Any:
         inst = pretty_midi.Instrument(
             program=int(track.program), is_drum=bool(track.is_drum), name=str(track.name)
         )
-        on = vel > 0
-        padded = np.pad(on, ((1, 1), (0, 0))).astype(np.int8)
-        diff = np.diff(padded, axis=0)
-        for pitch in np.nonzero(on.any(axis=0))[0]:
-            starts = np.nonzero(diff[:, pitch] > 0)[0]
-            ends = np.nonzero(diff[:, pitch] < 0)[0]
-            for s, e in zip(starts, ends):
-                v = int(np.clip(vel[s, pitch], 1, 127))  # MIDI velocity: how hard it is struck
-                inst.notes.append(pretty_midi.Note(v, int(pitch), s * step, e * step))
+        for pitch, s, e in zip(*data._runs(vel > 0)):  # one note per run of active steps
+            v = int(np.clip(vel[s, pitch], 1, 127))  # MIDI velocity: how hard it is struck
+            inst.notes.append(pretty_midi.Note(v, int(pitch), s * step, e * step))
         if inst.notes:
             inst.notes.sort(key=lambda n: (n.start, n.pitch))
             midi.instruments.append(inst)
@@ -159,8 +155,8 @@ def to_midi(x: Any, *, tempo: float = 120.0, threshold: float = 0.5) -> Any:
     from b2b import data
 
     windows = _check_windows(x)
-    mt = data.windows_to_multitrack(windows, threshold=threshold, tempo=tempo)
-    return _multitrack_to_midi(mt, tempo, threshold)
+    return data.windows_to_pretty_midi(windows, threshold=threshold, tempo=tempo,
+                                       velocity=DEFAULT_VELOCITY)
 
 
 def _duration(x: Any, midi: Any, tempo: float) -> float:

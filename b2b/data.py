@@ -74,7 +74,7 @@ __all__ = [
     "LOWEST_PITCH", "N_PITCHES", "SAMPLE_SHAPE", "Track", "TRACKS", "DataError",
     "DEFAULT_MIN_ONSETS", "DEFAULT_MIN_ACTIVE_BARS", "DATA_SOURCES",
     "load_lpd", "read_midi", "track_family", "notes_to_roll", "multitrack_to_roll",
-    "roll_window_starts", "multitrack_to_windows", "windows_to_multitrack", "write_midi",
+    "roll_window_starts", "multitrack_to_windows", "windows_to_multitrack", "windows_to_pretty_midi", "write_midi",
     "write_store", "is_store", "WindowDataset", "default_root", "open_dataset",
     "add_arguments", "run",
 ]
@@ -570,25 +570,19 @@ def windows_to_multitrack(windows: Any, *, threshold: float = 0.5, tempo: float 
                                   downbeat=downbeat, tracks=tracks)
 
 
-def write_midi(windows: Any, path: str | os.PathLike, *, threshold: float = 0.5,
-               tempo: float = 120.0, velocity: int = 100) -> Path:
-    """Write windows (see :func:`windows_to_multitrack`) as a playable MIDI file, atomically.
+def windows_to_pretty_midi(windows: Any, *, threshold: float = 0.5, tempo: float = 120.0,
+                           velocity: int = 100) -> "pretty_midi.PrettyMIDI":  # noqa: F821
+    """Windows (see :func:`windows_to_multitrack`) as a :class:`pretty_midi.PrettyMIDI`.
 
-    Each run of active steps of a pitched track is one note; every active drum step is one hit.
-    Only non-empty tracks are written (program and drum flag from :data:`TRACKS`), with a 4/4
-    time signature, a constant ``tempo`` (bpm) and an end marker at the end of the last window
-    so that ``pypianoroll.read(path, resolution=4)`` gives back the whole length. (MIDI has 15
-    melodic channels: with all 16 melodic families active, two share a channel.)
-
-    Returns
-    -------
-    Path
-        ``path``.
+    Each run of active steps of a pitched track is one note; every active drum step is one hit
+    (so a run of sixteenth-note hi-hats stays a run of hits). Only non-empty tracks are included
+    (program and drum flag from :data:`TRACKS`), with a 4/4 time signature, a constant ``tempo``
+    (bpm) and an end marker at the end of the last window, in seconds. (MIDI has 15 melodic
+    channels: with all 16 melodic families active, two share a channel.)
     """
     import pretty_midi
 
     roll = _binarize(windows, threshold)
-    path = Path(path)
     step = 60.0 / float(tempo) / STEPS_PER_BEAT
     pm = pretty_midi.PrettyMIDI(initial_tempo=float(tempo))
     pm.time_signature_changes.append(pretty_midi.TimeSignature(4, 4, 0.0))
@@ -608,6 +602,22 @@ def write_midi(windows: Any, path: str | os.PathLike, *, threshold: float = 0.5,
                                                start=a * step, end=b * step))
         pm.instruments.append(inst)
     pm.text_events.append(pretty_midi.Text("end", roll.shape[1] * step))
+    return pm
+
+
+def write_midi(windows: Any, path: str | os.PathLike, *, threshold: float = 0.5,
+               tempo: float = 120.0, velocity: int = 100) -> Path:
+    """Write windows as a playable MIDI file (see :func:`windows_to_pretty_midi`), atomically.
+
+    The end marker makes ``pypianoroll.read(path, resolution=4)`` give back the whole length.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    pm = windows_to_pretty_midi(windows, threshold=threshold, tempo=tempo, velocity=velocity)
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         pm.write(str(tmp))

@@ -296,3 +296,15 @@ def test_soundfont_rendering_is_repeatable():
     other = audio.render(window(("Piano", 8, 2, 48)), backend="soundfont")
     assert np.array_equal(first, again)
     assert np.abs(other[: int(0.99 * SR)]).max() == 0.0
+
+
+def test_consecutive_drum_steps_are_separate_hits():
+    """Four sixteenth-note hi-hats (GM 42) on steps 0-3 are four hits, not one long note."""
+    w = np.zeros((17, 64, 72), bool)
+    w[0, 0:4, 42 - 24] = True
+    w[5, 0:4, 40 - 24] = True  # a bass note held for the same four steps stays one note
+    midi = audio.to_midi(w, tempo=120.0)
+    drums = [i for i in midi.instruments if i.is_drum]
+    bass = [i for i in midi.instruments if not i.is_drum]
+    assert [round(n.start, 3) for n in drums[0].notes] == [0.0, 0.125, 0.25, 0.375]  # 15/120 s apart
+    assert len(bass[0].notes) == 1 and bass[0].notes[0].pitch == 40
