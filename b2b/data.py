@@ -75,7 +75,7 @@ __all__ = [
     "DEFAULT_MIN_ONSETS", "DEFAULT_MIN_ACTIVE_BARS", "DATA_SOURCES",
     "load_lpd", "read_midi", "track_family", "notes_to_roll", "multitrack_to_roll",
     "roll_window_starts", "multitrack_to_windows", "windows_to_multitrack", "windows_to_pretty_midi", "write_midi",
-    "write_store", "is_store", "WindowDataset", "default_root", "open_dataset",
+    "write_store", "is_store", "WindowDataset", "default_root", "asset", "open_dataset",
     "add_arguments", "run",
 ]
 
@@ -872,6 +872,21 @@ def default_root() -> Path:
     """The data root: ``$B2B_DATA`` if set, else ``~/b2b-data``."""
     env = os.environ.get("B2B_DATA")
     return Path(env).expanduser() if env else Path.home() / "b2b-data"
+
+
+def asset(name: str) -> Path:
+    """Path of a committed artefact shipped with the package (the repository's ``data/``).
+
+    ``name`` is relative to ``data/``, e.g. ``"pretrained/generator.pt"``. The same files are
+    found in a clone and in a ``pip install`` (where ``data/`` is installed as ``b2b.assets``),
+    so a chapter run in Colab reads what a clone reads. FileNotFoundError if there is no such file.
+    """
+    import importlib.resources
+
+    path = Path(str(importlib.resources.files("b2b.assets").joinpath(*name.split("/"))))
+    if not path.is_file():
+        raise FileNotFoundError(f"{name}: no such file shipped with b2b (looked in {path.parent})")
+    return path
 
 
 def open_dataset(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None) -> WindowDataset:

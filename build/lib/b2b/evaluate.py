@@ -1,0 +1,707 @@
+"""Compare generated music with real music: a table of every metric, figures, MGEval statistics.
+
+:func:`evaluate` computes :func:`b2b.metrics.feature_table` for a real and a generated set of
+windows ``(n, 17, 64, 72)`` and builds a :class:`Report`: one :class:`Row` per metric and track
+(only tracks active in the real data) or track pair, with mean ± sd of both sets, the relative
+gap ``(generated - real) / |real|``, and the MGEval overlap and KL divergence of the feature
+(:func:`b2b.metrics.compare`). With ``out_dir`` it writes
+
+- ``report.md`` (:func:`render_markdown`) and ``report.csv`` (:func:`render_csv`),
+- ``mgeval.json``: every row's comparison (intra/inter distance statistics, overlap, KL),
+- ``features_real.npz``, ``features_generated.npz``: the per-window features,
+- ``figures/distributions_<metric>.png``: histograms of real vs generated per metric and track,
+- ``figures/self_similarity.png``: per-beat self-similarity matrices of a few samples of each,
+- ``figures/mgeval.png``: the MGEval distance densities of the per-window metrics.
+
+``b2b evaluate`` does the same from the command line, drawing the real windows from a dataset
+and the generated ones from a ``.npy`` file or a checkpoint's generator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from b2b import metrics as M
+from b2b.atomic import atomic_write, write_text
+
+#: LPD-17 track names in file order (the same as ``b2b.data.TRACKS``' names).
+TRACK_NAMES: tuple[str, ...] = (
+    "Drums", "Piano", "Chromatic Percussion", "Organ", "Guitar", "Bass", "Strings", "Ensemble",
+    "Brass", "Reed", "Pipe", "Synth Lead", "Synth Pad", "Synth Effects", "Ethnic", "Percussive",
+    "Sound Effects",
+)  # fmt: skip
+
+#: Order of the metrics in the report.
+METRIC_ORDER: tuple[str, ...] = (
+    "note_count", "off_track_notes", "polyphony", "polyphony_pooled", "polyphonic_rate", "polyphonic_rate_all", "empty_bar_rate",
+    "used_pitch_classes", "qualified_note_rate", "drum_pattern_rate", "pitch_class_entropy",
+    "pitch_class_entropy_pooled", "scale_consistency", "tonal_distance", "structure",
+)  # fmt: skip
+
+#: Metrics the report adds to :data:`b2b.metrics.DEFINITIONS` (they depend on the real set).
+REPORT_DEFINITIONS: dict[str, str] = {
+    "off_track_notes": "share of the window's notes (drum hits included) on tracks inactive in the real data",
+}
+
+#: One-line definition of every metric in the report.
+DEFINITIONS: dict[str, str] = {**M.DEFINITIONS, **REPORT_DEFINITIONS}
+
+#: A track is *active* when it has a note in at least this share of the real windows.
+MIN_ACTIVE = 0.01
+
+
+@dataclass
+class Row:
+    """One line of the report: a metric on one track, one pair of tracks, or whole windows.
+
+    ``track`` is a track name, ``"A / B"`` for a pair, or ``"all"``. Means and sds are over the
+    windows where the metric is defined (``*_n`` of them); ``gap`` is
+    ``(generated_mean - real_mean) / |real_mean|`` (0 when both are 0, NaN when only the real
+    mean is 0 or either is undefined); ``effect`` is ``(generated_mean - real_mean) / real_sd``,
+    the difference in units of the real spread (readable where the real mean is near 0; NaN
+    when ``real_sd`` is 0 and the means differ);
+    ``overlap`` and ``kl`` are MGEval's (see :class:`b2b.metrics.Comparison`).
+    """
+
+    metric: str
+    track: str
+    real_mean: float
+    real_sd: float
+    real_n: int
+    generated_mean: float
+    generated_sd: float
+    generated_n: int
+    gap: float
+    effect: float
+    overlap: float
+    kl: float
+
+    @property
+    def key(self) -> str:
+        """``metric`` or ``metric[track]``: the row's name in ``mgeval.json`` and figures."""
+        return self.metric if self.track == "all" else f"{self.metric}[{self.track}]"
+
+
+@dataclass
+class Report:
+    """Result of :func:`evaluate`.
+
+    Attributes
+    ----------
+    rows : list of Row
+    comparisons : dict
+        Row key -> :class:`b2b.metrics.Comparison` (MGEval statistics and density curves).
+    real_features, generated_features : dict
+        :func:`b2b.metrics.feature_table` of each set.
+    n_real, n_generated : int
+        Number of windows.
+    active_tracks : list of int
+        Tracks with notes in at least ``MIN_ACTIVE`` of the real windows.
+    meta : dict
+        Free-form description (sources, threshold, seed) printed in the Markdown header.
+    files : dict
+        Name -> path of every file written (empty without ``out_dir``).
+    """
+
+    rows: list[Row]
+    comparisons: dict[str, M.Comparison]
+    real_features: dict[str, np.ndarray]
+    generated_features: dict[str, np.ndarray]
+    n_real: int
+    n_generated: int
+    active_tracks: list[int]
+    meta: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+
+    def row(self, metric: str, track: str = "all") -> Row:
+        """The row of ``metric`` on ``track`` (a name, ``"A / B"``, or ``"all"``)."""
+        for r in self.rows:
+            if r.metric == metric and r.track == track:
+                return r
+        raise KeyError(f"no row for metric {metric!r} and track {track!r}")
+
+    def to_markdown(self) -> str:
+        """The report as Markdown (:func:`render_markdown`)."""
+        return render_markdown(self)
+
+    def to_csv(self) -> str:
+        """The rows as CSV text (:func:`render_csv`)."""
+        return render_csv(self.rows)
+
+    def mgeval(self) -> dict[str, dict[str, Any]]:
+        """Row key -> MGEval statistics (JSON-ready: NaN as None)."""
+        return {k: c.as_dict() for k, c in self.comparisons.items()}
+
+    def as_dict(self) -> dict[str, Any]:
+        """Everything but the feature arrays and curves, JSON-ready."""
+        return {
+            "n_real": self.n_real, "n_generated": self.n_generated,
+            "active_tracks": [TRACK_NAMES[k] for k in self.active_tracks],
+            "meta": self.meta, "rows": [_json_ready(asdict(r)) for r in self.rows],
+            "mgeval": self.mgeval(),
+        }
+
+
+def _json_ready(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
+
+
+# ----------------------------------------------------------------------------------------------
+# the report
+# ----------------------------------------------------------------------------------------------
+
+
+def _stats(v: np.ndarray) -> tuple[float, float, int]:
+    v = v[~np.isnan(v)]
+    if v.size == 0:
+        return math.nan, math.nan, 0
+    return float(v.mean()), float(v.std()), int(v.size)
+
+
+def _gap(real: float, generated: float) -> float:
+    if math.isnan(real) or math.isnan(generated):
+        return math.nan
+    if real == 0:
+        return 0.0 if generated == 0 else math.nan
+    return (generated - real) / abs(real)
+
+
+def _effect(real: float, sd: float, generated: float) -> float:
+    if math.isnan(real) or math.isnan(generated):
+        return math.nan
+    if sd == 0:
+        return 0.0 if generated == real else math.nan
+    return (generated - real) / sd
+
+
+def _share(part: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """``part / total`` as float, NaN where ``total`` is 0."""
+    out = np.full(np.shape(total), np.nan)
+    np.divide(part, total, out=out, where=np.asarray(total) != 0)
+    return out
+
+
+def _features(x: Any, threshold: float | None, name: str) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """Features and (when given windows) the boolean windows themselves."""
+    if isinstance(x, Mapping):
+        missing = set(M.DEFINITIONS) - set(x)
+        if missing:
+            raise ValueError(f"{name} features lack {sorted(missing)} (expected b2b.metrics.feature_table output)")
+        return {k: np.asarray(x[k]) for k in M.DEFINITIONS}, None
+    rolls = M.as_rolls(x, threshold, name=name)
+    if rolls.shape[0] < 1:
+        raise ValueError(f"{name} is empty: expected at least one window")
+    return M.feature_table(rolls), rolls
+
+
+def active_tracks(real_features: Mapping[str, np.ndarray], min_active: float = MIN_ACTIVE) -> list[int]:
+    """Tracks with a note in at least ``min_active`` of the real windows (from the empty-bar rate)."""
+    playing = (np.asarray(real_features["empty_bar_rate"]) < 1.0).mean(axis=0)  # (17,)
+    return [k for k in range(M.N_TRACKS) if playing[k] >= min_active and playing[k] > 0]
+
+
+def _series(
+    real: Mapping[str, np.ndarray], gen: Mapping[str, np.ndarray], active: Sequence[int]
+) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+    """(metric, track label, real values, generated values) for every row of the report."""
+    out = []
+    inactive = [k for k in range(M.N_TRACKS) if k not in active]
+    for metric in METRIC_ORDER:
+        if metric == "off_track_notes":
+            if not inactive:
+                continue
+            a, b = (_share(f["note_count"][:, inactive].sum(axis=1), f["note_count"].sum(axis=1))
+                    for f in (real, gen))
+        else:
+            a, b = real[metric], gen[metric]
+        if metric in M.PER_TRACK_FEATURES:
+            items = [(TRACK_NAMES[k], a[:, k], b[:, k]) for k in active]
+        elif metric in M.PAIR_FEATURES:
+            pitched = [k for k in active if k != M.DRUM_TRACK]
+            items = [(f"{TRACK_NAMES[i]} / {TRACK_NAMES[j]}", a[:, i, j], b[:, i, j])
+                     for n, i in enumerate(pitched) for j in pitched[n + 1:]]
+        else:
+            items = [("all", a, b)]
+        for track, va, vb in items:
+            if np.isnan(va).all():  # undefined on the real data (e.g. drum metrics without drums)
+                continue
+            out.append((metric, track, np.asarray(va, dtype=float), np.asarray(vb, dtype=float)))
+    return out
+
+
+def evaluate(
+    real: Any,
+    generated: Any,
+    out_dir: str | os.PathLike | None = None,
+    threshold: float | None = None,
+    real_threshold: float | None = None,
+    min_active: float = MIN_ACTIVE,
+    n_examples: int = 4,
+    meta: Mapping[str, Any] | None = None,
+    figures: bool = True,
+) -> Report:
+    """Compare a generated set of windows with a real one.
+
+    Parameters
+    ----------
+    real, generated : array ``(n, 17, 64, 72)`` or dict
+        Windows (bool, 0/1 numbers, or probabilities with a threshold; numpy or torch), or
+        precomputed :func:`b2b.metrics.feature_table` dicts (to reuse the real set's features
+        over several generated sets; no self-similarity figure then).
+    out_dir : path, optional
+        Where to write the report files and figures (created if needed); nothing is written
+        without it.
+    threshold : float, optional
+        Binarization threshold for ``generated`` probabilities (cells ``>= threshold`` are on).
+    real_threshold : float, optional
+        The same for ``real`` (real data is normally already 0/1).
+    min_active : float
+        Per-track rows are kept for tracks with a note in at least this share of real windows.
+    n_examples : int
+        Self-similarity matrices of this many real and generated windows in the figure.
+    meta : dict, optional
+        Description of the sets printed in the report's header (e.g. sources, seed).
+    figures : bool
+        With ``out_dir``, also draw the figures (the slow part: a few seconds).
+
+    Returns
+    -------
+    Report
+    """
+    real_f, real_rolls = _features(real, real_threshold, "real")
+    gen_f, gen_rolls = _features(generated, threshold, "generated")
+    active = active_tracks(real_f, min_active)
+    rows, comparisons = [], {}
+    for metric, track, va, vb in _series(real_f, gen_f, active):
+        rm, rs, rn = _stats(va)
+        gm, gs, gn = _stats(vb)
+        c = M.compare(va, vb)
+        row = Row(metric, track, rm, rs, rn, gm, gs, gn, _gap(rm, gm), _effect(rm, rs, gm), c.overlap, c.kl)
+        rows.append(row)
+        comparisons[row.key] = c
+    report = Report(
+        rows=rows, comparisons=comparisons, real_features=real_f, generated_features=gen_f,
+        n_real=len(real_f["structure"]), n_generated=len(gen_f["structure"]), active_tracks=active,
+        meta=dict(meta or {}),
+    )
+    if threshold is not None:
+        report.meta.setdefault("threshold", threshold)
+    if out_dir is not None:
+        write_report(report, out_dir, real_rolls, gen_rolls, n_examples, figures)
+    return report
+
+
+# ----------------------------------------------------------------------------------------------
+# rendering
+# ----------------------------------------------------------------------------------------------
+
+
+def _fmt(v: float, digits: int = 3) -> str:
+    return "–" if v is None or math.isnan(v) else f"{v:.{digits}f}"
+
+
+def _fmt_pm(mean: float, sd: float, digits: int) -> str:
+    return "–" if math.isnan(mean) else f"{mean:.{digits}f} ± {_fmt(sd, digits)}"
+
+
+def _fmt_signed(v: float) -> str:
+    return "–" if math.isnan(v) else f"{v:+.2f}"
+
+
+def _fmt_gap(v: float) -> str:
+    return "–" if math.isnan(v) else f"{100 * v:+.1f}%"
+
+
+def render_markdown(report: Report, digits: int = 3) -> str:
+    """The report as Markdown: a header, one table row per :class:`Row`, and the definitions.
+
+    Columns: metric, track, real mean ± sd, generated mean ± sd, numbers of windows where the
+    metric is defined (real / generated), relative gap, difference in real sds, MGEval overlap
+    (1 = same distribution) and KL divergence (0 = same).
+    """
+    lines = ["# Real vs generated", ""]
+    lines.append(f"- real windows: {report.n_real}; generated windows: {report.n_generated}")
+    lines.append("- tracks active in the real data: "
+                 + (", ".join(TRACK_NAMES[k] for k in report.active_tracks) or "none"))
+    for k, v in report.meta.items():
+        lines.append(f"- {k}: {v}")
+    lines += ["", "| metric | track | real | generated | n | gap | Δ/sd | overlap | KL |",
+              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in report.rows:
+        lines.append(
+            f"| {r.metric} | {r.track} | {_fmt_pm(r.real_mean, r.real_sd, digits)} "
+            f"| {_fmt_pm(r.generated_mean, r.generated_sd, digits)} "
+            f"| {r.real_n} / {r.generated_n} | {_fmt_gap(r.gap)} | {_fmt_signed(r.effect)} "
+            f"| {_fmt(r.overlap, 2)} | {_fmt(r.kl, 3)} |"
+        )
+    lines += ["", "Mean ± sd over the n (real / generated) windows where the metric is defined; "
+              "gap = (generated − real) / |real|; Δ/sd = (generated − real) / sd of real; overlap "
+              "and KL (nats) compare the intra-real and inter-set distance densities (MGEval).",
+              "", "## Definitions", ""]
+    used = [m for m in METRIC_ORDER if any(r.metric == m for r in report.rows)]
+    lines += [f"- **{m}**: {DEFINITIONS[m]}" for m in used]
+    return "\n".join(lines) + "\n"
+
+
+CSV_COLUMNS = ("metric", "track", "real_mean", "real_sd", "real_n", "generated_mean",
+               "generated_sd", "generated_n", "gap", "effect", "overlap", "kl")
+
+
+def render_csv(rows: Sequence[Row]) -> str:
+    """Rows as CSV text with a header (:data:`CSV_COLUMNS`); undefined numbers are empty."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for r in rows:
+        d = asdict(r)
+        w.writerow(["" if isinstance(d[c], float) and math.isnan(d[c]) else
+                    (f"{d[c]:.6g}" if isinstance(d[c], float) else d[c]) for c in CSV_COLUMNS])
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------------------------
+# files
+# ----------------------------------------------------------------------------------------------
+
+
+def _style() -> dict[str, Any]:
+    try:
+        from b2b.plot import STYLE
+        return dict(STYLE)
+    except Exception:  # plot module absent or different: plain matplotlib
+        return {}
+
+
+def _save(fig: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    finally:
+        plt.close(fig)
+
+
+def _grid(n: int, cols: int = 4) -> tuple[int, int]:
+    cols = min(cols, n)
+    return math.ceil(n / cols), cols
+
+
+def plot_distributions(report: Report, metric: str) -> Any:
+    """Histograms of one metric, real vs generated, one panel per row (track); a Figure."""
+    import matplotlib.pyplot as plt
+    rows = [r for r in report.rows if r.metric == metric]
+    if not rows:
+        raise ValueError(f"the report has no rows for metric {metric!r}")
+    series = {(m, t): (a, b) for m, t, a, b in _series(report.real_features, report.generated_features,
+                                                         report.active_tracks)}
+    nr, nc = _grid(len(rows))
+    with plt.rc_context(_style()):
+        fig, axes = plt.subplots(nr, nc, figsize=(3.2 * nc, 2.4 * nr), squeeze=False)
+        for ax in axes.flat[len(rows):]:
+            ax.axis("off")
+        for ax, r in zip(axes.flat, rows):
+            a, b = series[(r.metric, r.track)]
+            a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+            both = np.concatenate([a, b])
+            lo, hi = (float(both.min()), float(both.max())) if both.size else (0.0, 1.0)
+            bins = np.linspace(lo, hi if hi > lo else lo + 1, 31)
+            for values, name in ((a, "real"), (b, "generated")):
+                # an empty set still gets its legend entry (n=0), without a density of nothing
+                ax.hist(values if values.size else [], bins=bins, density=bool(values.size),
+                        alpha=0.55, label=f"{name} (n={values.size})")
+            ax.set_title(r.track if r.track != "all" else metric, fontsize=9)
+            ax.tick_params(labelsize=7)
+        axes.flat[0].legend(fontsize=7)
+        fig.suptitle(f"{metric}: {DEFINITIONS[metric]}", fontsize=9)
+        fig.subplots_adjust(left=0.08, right=0.97, bottom=0.1 / nr, top=1 - 0.22 / nr, hspace=0.45, wspace=0.3)
+    return fig
+
+
+def plot_self_similarity(real: np.ndarray | None, generated: np.ndarray | None, n: int = 4) -> Any:
+    """Per-beat chroma self-similarity (16 x 16) of the first ``n`` real and generated windows."""
+    import matplotlib.pyplot as plt
+    sets = [(name, x) for name, x in (("real", real), ("generated", generated)) if x is not None]
+    if not sets or n < 1:
+        raise ValueError("plot_self_similarity needs at least one set of windows and n >= 1")
+    cols = min(n, max(len(x) for _, x in sets))
+    with plt.rc_context(_style()):
+        fig, axes = plt.subplots(len(sets), cols, figsize=(2.3 * cols, 2.4 * len(sets)), squeeze=False)
+        image = None
+        cmap = plt.get_cmap("viridis").with_extremes(bad="0.85")  # silent beats: undefined
+        for i, (name, x) in enumerate(sets):
+            s = M.self_similarity(x[:cols]) if len(x) else np.zeros((0, 16, 16))
+            score = M.structure_score(x[:cols]) if len(x) else np.zeros(0)
+            for j in range(cols):
+                ax = axes[i, j]
+                ax.set_xticks([0, 4, 8, 12])
+                ax.set_yticks([0, 4, 8, 12])
+                ax.tick_params(labelsize=6)
+                if j >= len(s):
+                    ax.axis("off")
+                    continue
+                image = ax.imshow(np.ma.masked_invalid(s[j]), vmin=0, vmax=1, cmap=cmap, origin="upper")
+                ax.set_title(f"{name} {j}: {_fmt(score[j], 2)}", fontsize=8)
+        if image is not None:
+            fig.colorbar(image, ax=axes, shrink=0.8, label="cosine similarity")
+        fig.suptitle("per-beat chroma self-similarity (title: structure score; grey: silent beat)",
+                     fontsize=9)
+    return fig
+
+
+def plot_mgeval(report: Report, keys: Sequence[str] | None = None) -> Any:
+    """MGEval densities (intra-real, intra-generated, inter-set distances) per row key."""
+    import matplotlib.pyplot as plt
+    if keys is None:
+        keys = [r.key for r in report.rows if r.track == "all"]
+    keys = [k for k in keys if report.comparisons.get(k) is not None and report.comparisons[k].curves]
+    if not keys:
+        raise ValueError("no comparisons with density curves to plot")
+    nr, nc = _grid(len(keys), 3)
+    with plt.rc_context(_style()):
+        fig, axes = plt.subplots(nr, nc, figsize=(3.4 * nc, 2.5 * nr), squeeze=False)
+        for ax in axes.flat[len(keys):]:
+            ax.axis("off")
+        for ax, k in zip(axes.flat, keys):
+            c = report.comparisons[k]
+            g = c.curves["grid"]
+            ax.plot(g, c.curves["intra_real"], label="intra real")
+            ax.plot(g, c.curves["intra_generated"], label="intra generated")
+            ax.plot(g, c.curves["inter"], "--", label="inter-set")
+            ax.set_title(f"{k}\noverlap {_fmt(c.overlap, 2)}, KL {_fmt(c.kl, 3)}", fontsize=8)
+            ax.tick_params(labelsize=7)
+        axes.flat[0].legend(fontsize=7)
+        fig.subplots_adjust(left=0.08, right=0.97, bottom=0.12 / nr, top=1 - 0.18 / nr, hspace=0.6, wspace=0.3)
+    return fig
+
+
+def write_report(
+    report: Report,
+    out_dir: str | os.PathLike,
+    real: np.ndarray | None = None,
+    generated: np.ndarray | None = None,
+    n_examples: int = 4,
+    figures: bool = True,
+) -> dict[str, str]:
+    """Write the report's files into ``out_dir`` (see the module docstring); returns name -> path.
+
+    ``real``/``generated`` are the boolean windows for the self-similarity figure (skipped when
+    both are None); ``figures=False`` writes the tables, JSON and features only.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str] = {}
+
+    def text(name: str, content: str) -> None:
+        write_text(out / name, content)
+        files[name] = str(out / name)
+
+    text("report.md", render_markdown(report))
+    text("report.csv", render_csv(report.rows))
+    text("mgeval.json", json.dumps(report.as_dict(), indent=2, allow_nan=False) + "\n")
+    for name, feats in (("features_real.npz", report.real_features),
+                        ("features_generated.npz", report.generated_features)):
+        atomic_write(out / name, lambda f, a=feats: np.savez_compressed(f, **a))
+        files[name] = str(out / name)
+    report.files.update(files)
+    if not figures:
+        return files
+    fig_dir = out / "figures"
+    fig_dir.mkdir(exist_ok=True)
+    for metric in METRIC_ORDER:
+        if any(r.metric == metric for r in report.rows):
+            path = fig_dir / f"distributions_{metric}.png"
+            _save(plot_distributions(report, metric), path)
+            files[path.name] = str(path)
+    if (real is not None or generated is not None) and n_examples > 0:
+        path = fig_dir / "self_similarity.png"
+        _save(plot_self_similarity(real, generated, n_examples), path)
+        files[path.name] = str(path)
+    if any(r.track == "all" and report.comparisons[r.key].curves for r in report.rows):
+        path = fig_dir / "mgeval.png"
+        _save(plot_mgeval(report), path)
+        files[path.name] = str(path)
+    report.files.update(files)
+    return files
+
+
+# ----------------------------------------------------------------------------------------------
+# loading sets for the command
+# ----------------------------------------------------------------------------------------------
+
+
+def load_samples(path: str | os.PathLike, n: int | None = None, threshold: float | None = None) -> np.ndarray:
+    """Windows from a ``.npy`` file ``(m, 17, 64, 72)`` of bools or numbers, as booleans.
+
+    Numbers must lie in [0, 1]; values other than 0 and 1 (probabilities) need ``threshold``.
+    The first ``n`` windows are kept (all when ``n`` is None or larger than ``m``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"samples file {path} not found")
+    try:
+        x = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise ValueError(f"{path} is not a readable .npy array: {e}") from None
+    if not isinstance(x, np.ndarray):
+        raise ValueError(f"{path} must hold one array (n, 17, 64, 72), not an archive")
+    if x.ndim != 4 or x.shape[1:] != M.SAMPLE_SHAPE:
+        raise ValueError(f"{path} must hold an array of shape (n, 17, 64, 72), got {x.shape}")
+    if not (x.dtype == bool or np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise ValueError(f"{path} must hold bools or numbers in [0, 1], got dtype {x.dtype}")
+    if n is not None:
+        x = x[:n]
+    x = np.asarray(x)
+    if x.dtype != bool:
+        if np.isnan(x).any() if np.issubdtype(x.dtype, np.floating) else False:
+            raise ValueError(f"{path} contains NaN")
+        if x.size and (x.min() < 0 or x.max() > 1):
+            raise ValueError(f"{path} must hold values in [0, 1], got {x.min()}..{x.max()}")
+        if threshold is None and not np.isin(x, (0, 1)).all():
+            raise ValueError(f"{path} holds probabilities: pass --threshold (e.g. 0.9) to binarize them")
+    return M.as_rolls(x, threshold, name=str(path))
+
+
+def sample_indices(size: int, n: int, seed: int) -> np.ndarray:
+    """``min(n, size)`` distinct indices of ``range(size)`` drawn with ``seed``, sorted."""
+    if n < 1:
+        raise ValueError(f"--n must be >= 1, got {n}")
+    if size < 1:
+        raise ValueError("the real dataset is empty")
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(size, size=min(n, size), replace=False))
+
+
+def load_real(data: str, n: int, seed: int) -> np.ndarray:
+    """``n`` windows drawn with ``seed`` from a dataset (``bach``, ``lpd17``, a path, or a
+    ``.npy`` of windows), as booleans ``(n, 17, 64, 72)``."""
+    if data.endswith(".npy"):
+        x = load_samples(data)
+        return x[sample_indices(len(x), n, seed)]
+    from b2b.data import open_dataset  # imported here: only the command needs a dataset
+    ds = open_dataset(data)
+    idx = sample_indices(len(ds), n, seed)
+    window = getattr(ds, "window", None)  # b2b.data.WindowDataset: bool (17, 64, 72) per window
+    if callable(window):
+        x = np.stack([np.asarray(window(int(i))) for i in idx])
+    else:
+        x = np.stack([np.asarray(ds[int(i)]) for i in idx])
+    return M.as_rolls(x, None if x.dtype == bool else 0.5, name=f"dataset {data}")
+
+
+def _config_get(config: Any, *paths: str) -> Any:
+    """First of the dotted ``paths`` found in a dict or object ``config``; None if none."""
+    for p in paths:
+        obj = config
+        for part in p.split("."):
+            if isinstance(obj, Mapping):
+                obj = obj.get(part)
+            else:
+                obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if obj is not None:
+            return obj
+    return None
+
+
+def generate_samples(
+    checkpoint: str | os.PathLike, n: int, seed: int, threshold: float | None = None,
+    batch: int = 250, device: str = "cpu",
+) -> tuple[np.ndarray, float]:
+    """``n`` windows from a checkpoint's generator, binarized; returns (windows, threshold used).
+
+    The noise is standard normal drawn from a ``torch.Generator`` seeded with ``seed``; the
+    threshold defaults to the checkpoint's preset threshold.
+    """
+    import torch
+    from b2b.train import load_generator
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    gen, config = load_generator(str(path), device=device)
+    if threshold is None:
+        threshold = _config_get(config, "threshold", "training.threshold", "preset.training.threshold")
+        if threshold is None:
+            raise ValueError(f"checkpoint {path} states no binarization threshold: pass --threshold")
+    latent = getattr(gen, "latent", None) or _config_get(config, "latent", "generator.latent",
+                                                         "preset.generator.latent")
+    if latent is None:
+        raise ValueError(f"checkpoint {path} states no latent size")
+    rng = torch.Generator().manual_seed(seed)
+    gen.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, n, batch):
+            b = min(batch, n - start)
+            z = torch.randn(b, int(latent), generator=rng).to(device)
+            out.append((gen(z) >= float(threshold)).cpu().numpy())
+    return np.concatenate(out), float(threshold)
+
+
+# ----------------------------------------------------------------------------------------------
+# command
+# ----------------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``b2b evaluate``."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="generator checkpoint to sample from")
+    source.add_argument("--samples", help=".npy of generated windows (n, 17, 64, 72): bools or probabilities")
+    parser.add_argument("--data", default="bach",
+                        help="real data: bach, lpd17, a dataset path, or a .npy of windows (default: bach)")
+    parser.add_argument("--n", type=int, default=1000, help="windows per set (default: 1000)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="binarization threshold for generated probabilities, p >= T is a note "
+                             "(default: the checkpoint's preset threshold)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the real windows and of the noise")
+    parser.add_argument("--device", default="cpu",
+                        help="device for sampling from --checkpoint (cpu, cuda, auto; default: cpu)")
+    parser.add_argument("--examples", type=int, default=4, help="self-similarity examples per set")
+    parser.add_argument("--no-figures", dest="figures", action="store_false",
+                        help="write the tables and JSON only")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``b2b evaluate``: write the report into ``--out`` and print the Markdown table."""
+    if args.n < 1:
+        raise ValueError(f"--n must be >= 1, got {args.n}")
+    if args.threshold is not None and not 0 < args.threshold < 1:
+        raise ValueError(f"--threshold must be strictly between 0 and 1, got {args.threshold}")
+    meta: dict[str, Any] = {"real": args.data, "seed": args.seed}
+    if args.samples:
+        generated = load_samples(args.samples, args.n, args.threshold)
+        meta["generated"] = args.samples
+        if args.threshold is not None:
+            meta["threshold"] = args.threshold
+    else:
+        generated, used = generate_samples(args.checkpoint, args.n, args.seed, args.threshold,
+                                           device=args.device)
+        meta["generated"] = f"{args.checkpoint} ({args.n} samples)"
+        meta["threshold"] = used
+    real = load_real(args.data, args.n, args.seed)
+    report = evaluate(real, generated, out_dir=args.out, n_examples=args.examples, meta=meta,
+                      figures=args.figures)
+    print(report.to_markdown())
+    print(f"wrote {len(report.files)} files to {args.out}")
+    return 0
+
+
+__all__ = [
+    "TRACK_NAMES", "METRIC_ORDER", "REPORT_DEFINITIONS", "DEFINITIONS", "MIN_ACTIVE", "CSV_COLUMNS", "Row", "Report", "evaluate",
+    "active_tracks", "render_markdown", "render_csv", "plot_distributions", "plot_self_similarity",
+    "plot_mgeval", "write_report", "load_samples", "sample_indices", "load_real",
+    "generate_samples", "add_arguments", "run",
+]

@@ -1,0 +1,966 @@
+"""LPD-17-cleansed: download, verify, select a genre, preprocess (``b2b data lpd17``).
+
+The original model trained on 1,000 rock songs of LPD-17-cleansed (the Lakh Pianoroll Dataset,
+Dong et al. 2018, CC BY 4.0, derived from the Lakh MIDI Dataset, Raffel 2016, CC BY 4.0). This
+module gets such a subset with one command, reproducibly, and can be re-run safely:
+
+1. **Download** three files (URLs in :data:`DEFAULT_URLS`, each overridable): the archive
+   ``lpd_17_cleansed.tar.gz``, the id list ``cleansed_ids.txt`` (``md5    msd_id`` per line) and
+   the genre labels ``labels.tar.gz``. Downloads go to ``name.part`` and resume with an HTTP
+   ``Range`` request after an interruption (a server that ignores ``Range`` restarts them);
+   the SHA-256 of each finished download is recorded in ``<root>/manifest.json`` and checked
+   again whenever the file is reused, or checked against ``--sha256 KIND=HEX``.
+2. **Extract** the archive safely (no absolute paths, no ``..``, no links leaving the folder, no
+   device files; plus the ``"data"`` extraction filter) into a temporary folder renamed into place,
+   once: the manifest records which archive was extracted.
+3. **Select** ``--songs`` MSD ids of a genre list in ``labels.tar.gz`` (``--genre
+   tagtraum/Rock`` → member ``labels/tagtraum/id_list_Rock.txt``) with a seeded shuffle of the
+   sorted list, and map them to files ``lpd_17_cleansed/<A>/<B>/<C>/<MSD_ID>/<md5>.npz``.
+4. **Preprocess** the chosen songs over ``--workers`` processes into the compact store
+   ``<root>/lpd17`` (see :mod:`b2b.data`). A re-run with the same arguments does nothing.
+
+Layout under the data root::
+
+    <root>/manifest.json                     what was downloaded, extracted, chosen, built
+    <root>/lpd17-raw/lpd_17_cleansed.tar.gz  downloads (``.part`` while incomplete)
+    <root>/lpd17-raw/cleansed_ids.txt
+    <root>/lpd17-raw/labels.tar.gz
+    <root>/lpd17-raw/extracted/lpd_17_cleansed/A/B/C/<MSD_ID>/<md5>.npz
+    <root>/lpd17/                            the compact store read by ``open_dataset("lpd17")``
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime
+import gzip
+import hashlib
+import http.client
+import json
+import multiprocessing
+import os
+import posixpath
+import random
+import re
+import shutil
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import zlib
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from b2b.atomic import write_text
+
+# --------------------------------------------------------------------------------------------
+# Where the files come from: the ONE place to change when the upstream links move again.
+# --------------------------------------------------------------------------------------------
+
+#: Default download URLs. The archive and id-list links are the ones the upstream dataset page
+#: (https://salu133445.github.io/lakh-pianoroll-dataset/dataset, source ``docs/dataset.md`` of
+#: github.com/salu133445/lakh-pianoroll-dataset) gave for LPD-17-cleansed and
+#: ``cleansed_ids.txt``; the labels archive is ``data/labels.tar.gz`` of the same repository.
+#: These links have moved before (Google Drive, then SharePoint); if one fails, find the current
+#: link on the dataset page and pass it with ``--archive-url``/``--ids-url``/``--labels-url``
+#: (``file://`` URLs of files you downloaded yourself work too).
+DEFAULT_URLS: dict[str, str] = {
+    "archive": "https://drive.google.com/uc?id=1ycvALTnMNWnXcwXDjS7YeNC6mQtANvMK&export=download&confirm=t",
+    "ids": "https://drive.google.com/uc?id=1EmCZQvc5Yqtz4y8TO5Ms_JpzDT6WRPEO&export=download&confirm=t",
+    "labels": "https://github.com/salu133445/lakh-pianoroll-dataset/raw/HEAD/data/labels.tar.gz",
+}
+#: The dataset page to look for moved links.
+DATASET_PAGE = "https://salu133445.github.io/lakh-pianoroll-dataset/dataset"
+#: File names of the three downloads (inside ``<root>/lpd17-raw``).
+FILENAMES: dict[str, str] = {
+    "archive": "lpd_17_cleansed.tar.gz",
+    "ids": "cleansed_ids.txt",
+    "labels": "labels.tar.gz",
+}
+_WHAT = {"archive": "LPD-17-cleansed archive", "ids": "id list", "labels": "genre labels"}
+_URL_OPTION = {"archive": "--archive-url", "ids": "--ids-url", "labels": "--labels-url"}
+
+RAW_DIR = "lpd17-raw"
+EXTRACTED_DIR = "extracted"
+TOP_FOLDER = "lpd_17_cleansed"
+STORE_NAME = "lpd17"
+MANIFEST_NAME = "manifest.json"
+MANIFEST_KEY = "lpd17"
+MANIFEST_FORMAT = 1
+N_CLEANSED = 21_425
+
+#: Network settings (module attributes so tests can shorten them).
+TIMEOUT_S = 60.0
+RETRIES = 5
+RETRY_WAIT_S = 2.0
+CHUNK = 1 << 20
+
+_MSD_RE = re.compile(r"^TR[A-Z0-9]{16}$")
+_MD5_RE = re.compile(r"^[0-9a-f]{32}$")
+_HEX64_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+_GENRE_RE = re.compile(r"^([A-Za-z0-9_]+)/([A-Za-z0-9_.\-]+)$")
+
+
+def _warn(msg: str) -> None:
+    print(f"b2b data lpd17: warning: {msg}", file=sys.stderr)
+
+
+def _info(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+_BAR_CLASS = None
+
+
+def _bar(**kwargs: Any):
+    """A tqdm progress bar without tqdm's monitor thread (a live thread rules out ``fork``)."""
+    global _BAR_CLASS
+    if _BAR_CLASS is None:
+        from tqdm.auto import tqdm
+
+        _BAR_CLASS = type("Bar", (tqdm,), {"monitor_interval": 0})
+    kwargs.setdefault("mininterval", 0.5)
+    kwargs.setdefault("file", sys.stderr)
+    return _BAR_CLASS(**kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# Manifest
+# --------------------------------------------------------------------------------------------
+
+
+def read_manifest(root: str | os.PathLike) -> dict:
+    """The LPD-17 section of ``<root>/manifest.json`` (empty dict when there is none).
+
+    Parameters
+    ----------
+    root : path
+        The data root.
+
+    Returns
+    -------
+    dict
+        Keys ``downloads``, ``extracted``, ``selection``, ``store`` as they were recorded.
+    """
+    return _read_whole_manifest(Path(root)).get(MANIFEST_KEY, {})
+
+
+def _read_whole_manifest(root: Path) -> dict:
+    path = root / MANIFEST_NAME
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON ({e}); delete it to start afresh") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} does not hold a JSON object; delete it to start afresh")
+    return data
+
+
+def _update_manifest(root: Path, change: Callable[[dict], None]) -> dict:
+    """Read the manifest, apply ``change`` to its LPD-17 section, write it back atomically."""
+    whole = _read_whole_manifest(root)
+    section = whole.setdefault(MANIFEST_KEY, {})
+    section["format"] = MANIFEST_FORMAT
+    change(section)
+    write_text(root / MANIFEST_NAME, json.dumps(whole, indent=1, sort_keys=True) + "\n")
+    return section
+
+
+# --------------------------------------------------------------------------------------------
+# Download
+# --------------------------------------------------------------------------------------------
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """SHA-256 of a file as 64 lowercase hex digits (read in 1 MiB chunks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _moved_hint(kind: str) -> str:
+    return (
+        f"the LPD download links have moved before: find the current link for the "
+        f"{_WHAT[kind]} on {DATASET_PAGE} and pass it with {_URL_OPTION[kind]}"
+    )
+
+
+_CONTENT_RANGE_RE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+|\*)$")
+
+
+def _read_part_info(info_path: Path) -> dict:
+    try:
+        return json.loads(info_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def download(
+    url: str,
+    dest: str | os.PathLike,
+    *,
+    kind: str = "archive",
+    expected_sha256: str | None = None,
+    progress: bool = True,
+) -> tuple[str, int]:
+    """Download ``url`` to ``dest`` through ``dest.part``, resuming an interrupted download.
+
+    An existing ``dest.part`` left by an earlier attempt at the same URL is resumed with an HTTP
+    ``Range`` request (``If-Range`` carries the server's ETag/Last-Modified when known); a server
+    that answers 200 instead of 206 restarts the file. A connection cut before the announced
+    length is retried from where it stopped, up to :data:`RETRIES` times. Only a complete file
+    whose SHA-256 matches ``expected_sha256`` (when given) is renamed to ``dest``.
+
+    Parameters
+    ----------
+    url : str
+        ``http(s)://`` or ``file://`` URL.
+    dest : path
+        Final file name; ``dest.part`` and ``dest.part.json`` are used while downloading.
+    kind : str
+        ``"archive"``, ``"ids"`` or ``"labels"`` (for messages).
+    expected_sha256 : str, optional
+        64 hex digits the download must match.
+
+    Returns
+    -------
+    (sha256, size) : (str, int)
+        Hex digest and size in bytes of ``dest``.
+
+    Raises
+    ------
+    ValueError
+        Unreachable URL, HTTP error, an HTML page instead of the file, a download still cut
+        after all retries (``dest.part`` is kept for the next run), or a checksum mismatch (the
+        download is deleted).
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    info_path = dest.with_name(dest.name + ".part.json")
+    what = _WHAT.get(kind, kind)
+    failures = 0
+    while True:
+        info = _read_part_info(info_path) if part.exists() else {}
+        if part.exists() and info.get("url") != url:
+            part.unlink()  # a leftover of another URL: cannot be resumed
+        offset = part.stat().st_size if part.exists() else 0
+        headers = {"User-Agent": "b2b-lpd17/1 (python urllib)", "Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+            if info.get("validator"):
+                headers["If-Range"] = info["validator"]
+        request = urllib.request.Request(url, headers=headers)
+        try:
+            response = urllib.request.urlopen(request, timeout=TIMEOUT_S)
+        except urllib.error.HTTPError as e:
+            e.close()
+            if e.code == 416 and offset:
+                m = re.match(r"^bytes\s+\*/(\d+)$", e.headers.get("Content-Range", "") or "")
+                if m and int(m.group(1)) == offset:
+                    break  # the part was already complete
+                part.unlink()  # the part does not fit this file: start again
+                continue
+            raise ValueError(
+                f"could not download the {what} from {url}: HTTP {e.code} {e.reason}; "
+                + _moved_hint(kind)
+            ) from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+            reason = getattr(e, "reason", e)
+            if failures and failures <= RETRIES:  # reconnecting after a cut: try again
+                failures += 1
+                _info(f"reconnecting to {url} failed ({reason}); trying again")
+                time.sleep(RETRY_WAIT_S * failures)
+                continue
+            raise ValueError(
+                f"could not reach {url} for the {what}: {reason}; check the network or "
+                + _moved_hint(kind)
+            ) from None
+        with response:
+            status = getattr(response, "status", None) or 200
+            ctype = (response.headers.get("Content-Type") or "").lower()
+            if ctype.startswith("text/html"):
+                raise ValueError(
+                    f"{url} returned a web page instead of the {what} (a sign-in or "
+                    f"download-confirmation page, or a moved link); " + _moved_hint(kind)
+                )
+            length = response.headers.get("Content-Length")
+            length = int(length) if length and length.isdigit() else None
+            if status == 206 and offset:
+                m = _CONTENT_RANGE_RE.match(response.headers.get("Content-Range", "") or "")
+                if not m or int(m.group(1)) != offset:
+                    part.unlink()  # a range we did not ask for: start again
+                    continue
+                total = int(m.group(3)) if m.group(3) != "*" else None
+                mode = "ab"
+            else:
+                if offset:
+                    _info(f"{url} does not resume downloads; starting the {what} again")
+                offset, mode = 0, "wb"
+                total = length
+            validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
+            write_text(info_path, json.dumps({"url": url, "validator": validator}))
+            cut = None
+            with open(part, mode) as f, _bar(
+                total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+                desc=f"{dest.name}", disable=not progress,
+            ) as bar:
+                while True:
+                    try:
+                        chunk = response.read(CHUNK)
+                    except (http.client.HTTPException, OSError) as e:
+                        cut = f"{type(e).__name__}: {e}"
+                        break
+                    if not chunk:
+                        break
+                    f.write(chunk)
+                    bar.update(len(chunk))
+            size = part.stat().st_size
+        if total is not None and size > total:
+            part.unlink()
+            raise ValueError(
+                f"the {what} from {url} is longer than the server announced "
+                f"({size} > {total} bytes); the download was deleted, try again"
+            )
+        if total is not None and size < total:
+            cut = cut or "connection closed early"
+        if cut is None:
+            break
+        failures += 1
+        if failures > RETRIES:
+            raise ValueError(
+                f"the download of the {what} from {url} was interrupted {failures} times "
+                f"({cut}); {size:,} of {total if total is not None else '?'} bytes are kept in "
+                f"{part}: run the same command again to resume"
+            )
+        _info(f"download of {dest.name} interrupted at {size:,} bytes ({cut}); resuming")
+        time.sleep(RETRY_WAIT_S * failures)
+    digest = sha256_file(part)
+    size = part.stat().st_size
+    if expected_sha256 and digest != expected_sha256.lower():
+        part.unlink()
+        info_path.unlink(missing_ok=True)
+        raise ValueError(
+            f"checksum mismatch for the {what} downloaded from {url}: SHA-256 is {digest}, "
+            f"expected {expected_sha256.lower()} (--sha256 {kind}=...); the download was deleted"
+        )
+    os.replace(part, dest)
+    info_path.unlink(missing_ok=True)
+    return digest, size
+
+
+def _ensure_download(root: Path, kind: str, url: str, expected: str | None,
+                     progress: bool) -> tuple[Path, str]:
+    """Return (path, sha256) of a verified download of ``kind``, downloading it if needed."""
+    path = root / RAW_DIR / FILENAMES[kind]
+    what = _WHAT[kind]
+    recorded = read_manifest(root).get("downloads", {}).get(kind)
+    if path.exists():
+        digest = sha256_file(path)
+        if recorded and recorded.get("sha256") and digest != recorded["sha256"]:
+            raise ValueError(
+                f"{path} changed since it was downloaded: SHA-256 {digest}, the manifest "
+                f"recorded {recorded['sha256']}; delete it to download it again"
+            )
+        if expected and digest != expected:
+            raise ValueError(
+                f"checksum mismatch for the {what} {path}: SHA-256 is {digest}, expected "
+                f"{expected} (--sha256 {kind}=...); delete it to download it again"
+            )
+        if not recorded or recorded.get("sha256") != digest:
+            size = path.stat().st_size
+            _update_manifest(root, lambda s: s.setdefault("downloads", {}).__setitem__(
+                kind, {"file": f"{RAW_DIR}/{FILENAMES[kind]}", "url": None, "sha256": digest,
+                       "bytes": size, "time": _now(), "note": "found in place, not downloaded"}))
+        return path, digest
+    _info(f"downloading the {what} from {url}")
+    digest, size = download(url, path, kind=kind, expected_sha256=expected, progress=progress)
+    _update_manifest(root, lambda s: s.setdefault("downloads", {}).__setitem__(
+        kind, {"file": f"{RAW_DIR}/{FILENAMES[kind]}", "url": url, "sha256": digest,
+               "bytes": size, "time": _now()}))
+    _info(f"{FILENAMES[kind]}: {size:,} bytes, SHA-256 {digest}")
+    return path, digest
+
+
+# --------------------------------------------------------------------------------------------
+# Safe extraction
+# --------------------------------------------------------------------------------------------
+
+
+def check_member(member: tarfile.TarInfo) -> None:
+    """Raise ValueError if extracting ``member`` could write outside the destination.
+
+    Refused: absolute names, names with a ``..`` component, symbolic links whose target leaves
+    the destination (absolute or climbing above it), hard links to such names, device files,
+    FIFOs and any other special member. Regular files and folders pass.
+    """
+    name = member.name
+    if "\x00" in name:
+        raise ValueError(f"member {name!r} has a NUL byte in its name")
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        raise ValueError(f"member {name!r} has an absolute path")
+    parts = name.replace("\\", "/").split("/")
+    if ".." in parts:
+        raise ValueError(f"member {name!r} has a '..' path component")
+    if member.issym() or member.islnk():
+        target = member.linkname.replace("\\", "/")
+        if target.startswith("/") or re.match(r"^[A-Za-z]:", target):
+            raise ValueError(f"link {name!r} points to the absolute path {member.linkname!r}")
+        base = posixpath.dirname(name) if member.issym() else ""
+        resolved = posixpath.normpath(posixpath.join(base, target))
+        if resolved == ".." or resolved.startswith("../"):
+            raise ValueError(f"link {name!r} points outside the archive folder "
+                             f"({member.linkname!r})")
+        return
+    if not (member.isfile() or member.isdir()):
+        raise ValueError(f"member {name!r} is a device file, FIFO or other special file")
+
+
+class _CountingReader:
+    """A read-only file wrapper that reports the bytes read to a progress bar."""
+
+    def __init__(self, f, bar) -> None:
+        self.f, self.bar = f, bar
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.bar.update(len(data))
+        return data
+
+
+def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike,
+                    progress: bool = True) -> dict:
+    """Extract a ``.tar.gz`` safely into the new folder ``dest`` (atomically).
+
+    Every member is checked with :func:`check_member` and extracted with the ``"data"`` filter
+    where Python has it; everything goes to a temporary folder next to ``dest`` that is renamed
+    to ``dest`` only when the whole archive was read without error. On any error the temporary
+    folder is removed and ``dest`` is left as it was.
+
+    Parameters
+    ----------
+    archive : path
+        A gzip-compressed tar file.
+    dest : path
+        Folder to create (must not exist).
+
+    Returns
+    -------
+    dict
+        ``{"n_files": regular files, "bytes": their total size}``.
+
+    Raises
+    ------
+    ValueError
+        An unsafe member (named in the message), or a truncated/corrupt archive.
+    """
+    archive, dest = Path(archive), Path(dest)
+    if dest.exists():
+        raise ValueError(f"{dest} already exists; remove it before extracting again")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extract-", dir=dest.parent))
+    n_files = n_bytes = 0
+    use_filter = hasattr(tarfile, "data_filter")
+    try:
+        with open(archive, "rb") as raw, _bar(
+            total=archive.stat().st_size, unit="B", unit_scale=True, unit_divisor=1024,
+            desc=f"extracting {archive.name}", disable=not progress,
+        ) as bar:
+            # gzip.GzipFile checks the CRC-32 and length trailer that tarfile's "r|gz" skips:
+            # a damaged archive of already-compressed .npz files often inflates without error.
+            gz = gzip.GzipFile(fileobj=_CountingReader(raw, bar), mode="rb")
+            with gz, tarfile.open(fileobj=gz, mode="r|") as tar:
+                for member in tar:
+                    try:
+                        check_member(member)
+                    except ValueError as e:
+                        raise ValueError(f"unsafe archive {archive}: {e}; nothing was extracted") \
+                            from None
+                    if use_filter:
+                        tar.extract(member, tmp, filter="data")
+                    else:  # pragma: no cover - Python without extraction filters
+                        tar.extract(member, tmp, set_attrs=False)
+                    if member.isfile():
+                        n_files += 1
+                        n_bytes += member.size
+                while gz.read(CHUNK):  # read to the end so that the trailer gets checked
+                    pass
+        os.replace(tmp, dest)
+    except tarfile.FilterError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ValueError(f"unsafe archive {archive}: {e}; nothing was extracted") from None
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ValueError(
+            f"{archive} is truncated or corrupt ({type(e).__name__}: {e})"
+        ) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {"n_files": n_files, "bytes": n_bytes}
+
+
+def _ensure_extracted(root: Path, args, shas: dict[str, str | None], urls: dict[str, str],
+                      progress: bool) -> Path:
+    """The folder holding ``lpd_17_cleansed/``, extracting the archive when needed."""
+    raw = root / RAW_DIR
+    dest = raw / EXTRACTED_DIR
+    recorded = read_manifest(root).get("extracted")
+    expected = shas.get("archive")
+    if recorded and (dest / TOP_FOLDER).is_dir():
+        if expected and recorded.get("archive_sha256") != expected:
+            raise ValueError(
+                f"the archive extracted in {dest} has SHA-256 {recorded.get('archive_sha256')}, "
+                f"not {expected} (--sha256 archive=...); delete {raw} to start again"
+            )
+        return dest  # extracted once already; the archive itself is not needed
+    # remove leftovers of interrupted extractions (our own temporary folders only)
+    if raw.is_dir():
+        for stale in raw.glob(f".{EXTRACTED_DIR}.extract-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+    archive_path, digest = _ensure_download(root, "archive", urls["archive"], expected, progress)
+    if dest.exists():
+        if not recorded:
+            raise ValueError(
+                f"{dest} exists but the manifest does not say what it holds; remove it")
+        shutil.rmtree(dest)  # ours, from another archive
+        _update_manifest(root, lambda s: s.pop("extracted", None))
+    _info(f"extracting {archive_path} (once)")
+    try:
+        stats = extract_archive(archive_path, dest, progress=progress)
+    except ValueError as e:
+        archive_path.unlink(missing_ok=True)
+        _update_manifest(root, lambda s: s.get("downloads", {}).pop("archive", None))
+        raise ValueError(f"{e}; the archive was deleted: check {_URL_OPTION['archive']} "
+                         f"and run again") from None
+    if not (dest / TOP_FOLDER).is_dir():
+        shutil.rmtree(dest, ignore_errors=True)
+        raise ValueError(f"{archive_path} has no top folder {TOP_FOLDER}/: is it the "
+                         f"LPD-17-cleansed archive?")
+    _update_manifest(root, lambda s: s.__setitem__("extracted", {
+        "archive_sha256": digest, "dir": f"{RAW_DIR}/{EXTRACTED_DIR}", "time": _now(), **stats}))
+    _info(f"extracted {stats['n_files']:,} files ({stats['bytes'] / 2**20:,.1f} MiB)")
+    if getattr(args, "remove_archive", False):
+        archive_path.unlink(missing_ok=True)
+        _info(f"removed {archive_path} (--remove-archive); its SHA-256 stays in the manifest")
+    return dest
+
+
+# --------------------------------------------------------------------------------------------
+# Ids, genres, selection
+# --------------------------------------------------------------------------------------------
+
+
+class _Unreadable(ValueError):
+    """A downloaded file that is not in the expected format."""
+
+
+def read_cleansed_ids(path: str | os.PathLike) -> dict[str, str]:
+    """Map MSD id → file md5 from ``cleansed_ids.txt`` (``md5    msd_id`` per line).
+
+    Raises
+    ------
+    ValueError
+        A line that is not a 32-hex-digit md5 and an 18-character MSD id (file and line named).
+    """
+    path = Path(path)
+    out: dict[str, str] = {}
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for lineno, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 2 or not _MD5_RE.match(fields[0]) or not _MSD_RE.match(fields[1]):
+                raise _Unreadable(
+                    f"{path} line {lineno}: expected 'md5    msd_id', got {line.strip()[:80]!r}")
+            md5, msd = fields
+            if msd not in out or md5 < out[msd]:
+                out[msd] = md5
+    if not out:
+        raise _Unreadable(f"{path} holds no ids")
+    return out
+
+
+def genre_member(genre: str) -> str:
+    """Member of ``labels.tar.gz`` holding the id list of ``genre`` (``SOURCE/NAME``).
+
+    >>> genre_member("tagtraum/Rock")
+    'labels/tagtraum/id_list_Rock.txt'
+    """
+    m = _GENRE_RE.match(genre)
+    if not m:
+        raise ValueError(f"--genre must look like SOURCE/NAME (e.g. tagtraum/Rock, lastfm/rock, "
+                         f"amg/Pop_Rock), got {genre!r}")
+    return f"labels/{m.group(1)}/id_list_{m.group(2)}.txt"
+
+
+def read_genre_ids(labels: str | os.PathLike, genre: str) -> list[str]:
+    """Sorted unique MSD ids of ``genre`` read from the labels archive (no extraction).
+
+    ``genre`` is ``SOURCE/NAME`` for the member ``labels/SOURCE/id_list_NAME.txt`` (matched
+    case-insensitively when that is unambiguous).
+
+    Raises
+    ------
+    ValueError
+        Unknown genre (the available ones are listed), a corrupt archive, or a bad id line.
+    """
+    return read_genre_list(labels, genre)[1]
+
+
+def read_genre_list(labels: str | os.PathLike, genre: str) -> tuple[str, list[str]]:
+    """``(member name, sorted unique MSD ids)`` of ``genre``; see :func:`read_genre_ids`."""
+    labels = Path(labels)
+    member_name = genre_member(genre)
+    source = genre.split("/")[0]
+    try:
+        with tarfile.open(labels, "r:gz") as tar:
+            members = {m.name: m for m in tar.getmembers()}
+            member = members.get(member_name)
+            if member is None:  # tagtraum/rock -> tagtraum/Rock when that is the only match
+                near = [n for n in members if n.lower() == member_name.lower()]
+                if len(near) == 1:
+                    member = members[near[0]]
+                    _info(f"using {near[0]} for --genre {genre}")
+            if member is None:
+                prefix = f"labels/{source}/id_list_"
+                names = sorted(n[len(prefix):-4] for n in members
+                               if n.startswith(prefix) and n.endswith(".txt"))
+                sources = sorted({n.split("/")[1] for n in members
+                                  if n.startswith("labels/") and n.count("/") >= 2})
+                if names:
+                    hint = f"{source} genres: {', '.join(names)}"
+                else:
+                    hint = f"sources: {', '.join(sources) or 'none'}"
+                raise ValueError(f"genre {genre!r} ({member_name}) is not in {labels}; {hint}")
+            if not member.isfile():
+                raise ValueError(f"{member.name} in {labels} is not a regular file")
+            text = tar.extractfile(member).read().decode("utf-8", errors="replace")
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+        raise _Unreadable(f"{labels} is truncated or corrupt ({type(e).__name__}: {e})") \
+            from None
+    ids = set()
+    for lineno, line in enumerate(text.splitlines(), 1):
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        if not _MSD_RE.match(s):
+            raise _Unreadable(f"{labels}:{member.name} line {lineno}: expected an MSD id, "
+                             f"got {s[:40]!r}")
+        ids.add(s)
+    if not ids:
+        raise ValueError(f"{member.name} in {labels} lists no songs")
+    return member.name, sorted(ids)
+
+
+def seeded_order(items: list[str], seed: int) -> list[str]:
+    """A reproducible shuffle of ``sorted(items)``: Fisher–Yates driven by
+    ``random.Random(seed).random()``, whose output Python guarantees across versions.
+
+    The first ``n`` items of the result are the ``n`` chosen songs, so a smaller ``--songs``
+    with the same seed picks a subset of a larger one.
+    """
+    out = sorted(items)
+    rng = random.Random(seed)
+    for i in range(len(out) - 1, 0, -1):
+        j = min(int(rng.random() * (i + 1)), i)
+        out[i], out[j] = out[j], out[i]
+    return out
+
+
+def song_path(msd_id: str, md5: str) -> str:
+    """Path of a song inside the archive: ``lpd_17_cleansed/<A>/<B>/<C>/<MSD_ID>/<md5>.npz``
+    with A, B, C the characters 2, 3, 4 of the MSD id (0-based)."""
+    return f"{TOP_FOLDER}/{msd_id[2]}/{msd_id[3]}/{msd_id[4]}/{msd_id}/{md5}.npz"
+
+
+def select_songs(genre_ids: list[str], id_map: dict[str, str], extracted: Path | None,
+                 n_songs: int, seed: int) -> dict:
+    """Choose ``n_songs`` songs of a genre list, reproducibly.
+
+    Ids missing from ``cleansed_ids.txt`` or whose file is not in ``extracted`` are dropped
+    first (with a warning), then :func:`seeded_order` of the remaining sorted ids is cut to
+    ``n_songs`` (all of them, with a warning, when there are fewer) and sorted.
+
+    Returns
+    -------
+    dict
+        ``n_listed``, ``missing_msd_ids``, ``n_available``, ``songs`` (list of
+        ``{"msd_id", "md5", "path"}`` sorted by MSD id; ``path`` relative to ``extracted``).
+    """
+    available, missing = [], []
+    for msd in genre_ids:
+        md5 = id_map.get(msd)
+        absent = extracted is not None and md5 is not None and \
+            not (extracted / song_path(msd, md5)).is_file()
+        if md5 is None or absent:
+            missing.append(msd)
+        else:
+            available.append(msd)
+    if not available:
+        raise ValueError("none of the genre's songs are in the archive")
+    chosen = sorted(seeded_order(available, seed)[:n_songs])
+    return {
+        "n_listed": len(genre_ids),
+        "missing_msd_ids": missing,
+        "n_available": len(available),
+        "songs": [{"msd_id": m, "md5": id_map[m], "path": song_path(m, id_map[m])} for m in chosen],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Preprocessing
+# --------------------------------------------------------------------------------------------
+
+
+def _convert_one(path: str):
+    """Worker: one LPD file → ``(roll, None)`` or ``(None, error message)``."""
+    from b2b import data as bdata
+
+    try:
+        return bdata.multitrack_to_roll(bdata.load_lpd(path)), None
+    except Exception as e:  # reported and skipped by the caller
+        return None, f"{type(e).__name__}: {e}"
+
+
+def _pool_context():
+    """The multiprocessing context for the preprocessing workers.
+
+    ``fork`` when this process runs a single thread on Linux (the ``b2b`` command: workers start
+    at once, with the libraries already imported), else ``forkserver`` with the libraries
+    preloaded once (safe next to threads, e.g. in a notebook or under pytest), else ``spawn``.
+    """
+    import threading
+
+    methods = multiprocessing.get_all_start_methods()
+    if sys.platform.startswith("linux") and "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    if "forkserver" in methods:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["b2b.data", "pypianoroll", "scipy.sparse"])
+        return ctx
+    return multiprocessing.get_context("spawn")  # pragma: no cover - Windows, macOS
+
+
+def convert_songs(paths: list[str], workers: int = 1, progress: bool = True) -> Iterator:
+    """Yield ``(index, roll or None, error or None)`` for each path, in order.
+
+    Rolls are ``bool (17, T, 72)`` at 4 steps per beat (``b2b.data.multitrack_to_roll`` of
+    ``b2b.data.load_lpd``), computed over ``workers`` processes (in this process when 1; see
+    :func:`_pool_context` for how they start).
+    """
+    pool = None
+    if workers <= 1 or len(paths) <= 1:
+        results: Iterable = map(_convert_one, paths)
+    else:  # started before the progress bar, whose monitor thread would rule out fork
+        pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers,
+                                                      mp_context=_pool_context())
+        results = pool.map(_convert_one, paths)  # one song per task: ~0.2 s of work each
+    bar = _bar(total=len(paths), unit="song", desc="preprocessing", disable=not progress)
+    try:
+        for i, (roll, err) in enumerate(results):
+            bar.update(1)
+            yield i, roll, err
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _build_store(root: Path, extracted: Path, selection: dict, request: dict, inputs: dict,
+                 workers: int, progress: bool) -> dict:
+    from b2b import data as bdata
+
+    songs = selection["songs"]
+    paths = [str(extracted / s["path"]) for s in songs]
+    failed: list[dict] = []
+    n_ok = 0
+
+    def stream():
+        nonlocal n_ok
+        for i, roll, err in convert_songs(paths, workers=workers, progress=progress):
+            if err is not None:
+                failed.append({"msd_id": songs[i]["msd_id"], "error": err})
+                continue
+            n_ok += 1
+            yield songs[i]["msd_id"], roll
+
+    meta = {
+        "source": "LPD-17-cleansed (Lakh Pianoroll Dataset, CC BY 4.0)",
+        "genre": request["genre"], "seed": request["seed"], "songs_requested": request["songs"],
+        "hop_bars": request["hop_bars"], **inputs,
+    }
+    t0 = time.perf_counter()
+    store = bdata.write_store(root / STORE_NAME, stream(), meta, hop_bars=request["hop_bars"])
+    seconds = time.perf_counter() - t0
+    if failed:
+        _warn(f"{len(failed)} of {len(songs)} chosen songs could not be read and were skipped, "
+              f"e.g. {failed[0]['msd_id']}: {failed[0]['error']}")
+    rate = len(songs) / seconds if seconds > 0 else float("inf")
+    n_windows = _count_windows(store)
+    _info(f"preprocessed {len(songs)} songs in {seconds:.1f} s ({rate:.1f} songs/s, "
+          f"{workers} worker{'s' if workers != 1 else ''}) into {store}"
+          + (f": {n_windows:,} windows" if n_windows is not None else ""))
+    return {"path": STORE_NAME, "n_songs": n_ok, "n_windows": n_windows, "failed": failed,
+            "seconds": round(seconds, 3), "songs_per_second": round(rate, 2), "workers": workers}
+
+
+def _count_windows(store: Path) -> int | None:
+    try:
+        from b2b import data as bdata
+
+        return len(bdata.open_dataset(STORE_NAME, root=store.parent))
+    except Exception:
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def _parse_sha(values: list[str] | None) -> dict[str, str | None]:
+    out: dict[str, str | None] = {k: None for k in FILENAMES}
+    for v in values or []:
+        kind, sep, hexd = v.partition("=")
+        if not sep or kind not in FILENAMES or not _HEX64_RE.match(hexd):
+            raise ValueError(f"--sha256 expects KIND=HEX with KIND one of "
+                             f"{', '.join(FILENAMES)} and 64 hex digits, got {v!r}")
+        out[kind] = hexd.lower()
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``b2b data lpd17`` options to ``parser``."""
+    try:
+        from b2b.data import default_root
+
+        root_default = str(default_root())
+    except Exception:  # pragma: no cover - b2b.data not importable
+        root_default = "$B2B_DATA or ~/b2b-data"
+    parser.description = (
+        "Download LPD-17-cleansed, its id list and genre labels, verify them (SHA-256 in "
+        "ROOT/manifest.json), choose SONGS songs of GENRE with SEED and preprocess them into "
+        "ROOT/lpd17. Safe to re-run: finished steps are skipped, interrupted downloads resume."
+    )
+    parser.add_argument("--root", type=Path, default=None,
+                        help=f"data root (default: $B2B_DATA if set, else ~/b2b-data; "
+                             f"now {root_default})")
+    parser.add_argument("--genre", default="tagtraum/Rock",
+                        help="genre list SOURCE/NAME in labels.tar.gz, i.e. the member "
+                             "labels/SOURCE/id_list_NAME.txt (default: %(default)s; e.g. "
+                             "lastfm/rock, amg/Pop_Rock)")
+    parser.add_argument("--songs", type=int, default=1000,
+                        help="number of songs to choose (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
+    parser.add_argument("--hop-bars", type=int, default=1,
+                        help="window hop in bars when cutting 4-bar windows (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="preprocessing processes (default: the CPU count, %(default)s)")
+    for kind in FILENAMES:
+        parser.add_argument(_URL_OPTION[kind], dest=f"{kind}_url", default=DEFAULT_URLS[kind],
+                            metavar="URL",
+                            help=f"where to get {FILENAMES[kind]} (default: {DEFAULT_URLS[kind]})")
+    parser.add_argument("--sha256", action="append", metavar="KIND=HEX",
+                        help="expected SHA-256 of a download, KIND one of archive, ids, labels "
+                             "(repeatable; upstream publishes none, the manifest records ours)")
+    parser.add_argument("--remove-archive", action="store_true",
+                        help="delete the downloaded archive after extracting it (saves its "
+                             "size on disk; a later extraction downloads it again)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _read_download(root: Path, kind: str, read: Callable[[], Any]) -> Any:
+    """``read()``; a download in the wrong format is deleted (not left looking valid)."""
+    try:
+        return read()
+    except _Unreadable as e:
+        (root / RAW_DIR / FILENAMES[kind]).unlink(missing_ok=True)
+        _update_manifest(root, lambda s: s.get("downloads", {}).pop(kind, None))
+        raise ValueError(f"{e}; the file was deleted: check {_URL_OPTION[kind]} and run "
+                         f"again") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``b2b data lpd17``: download, verify, extract, select, preprocess; return 0."""
+    from b2b import data as bdata
+
+    root = Path(args.root) if args.root is not None else Path(bdata.default_root())
+    root = root.expanduser()
+    if args.songs < 1:
+        raise ValueError(f"--songs must be at least 1, got {args.songs}")
+    if args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    if args.hop_bars < 1:
+        raise ValueError(f"--hop-bars must be at least 1, got {args.hop_bars}")
+    genre_member(args.genre)  # validates the form
+    shas = _parse_sha(args.sha256)
+    urls = {k: getattr(args, f"{k}_url") for k in FILENAMES}
+    progress = not args.no_progress
+    root.mkdir(parents=True, exist_ok=True)
+    request = {"genre": args.genre, "songs": args.songs, "seed": args.seed,
+               "hop_bars": args.hop_bars}
+
+    # 0. Nothing to do?
+    section = read_manifest(root)
+    store = section.get("store")
+    if store and store.get("request") == request and bdata.is_store(root / STORE_NAME) and all(
+        shas[k] is None or store.get("inputs", {}).get(f"{k}_sha256") == shas[k]
+        for k in FILENAMES
+    ):
+        _info(f"{root / STORE_NAME} is up to date ({store.get('n_songs')} songs of "
+              f"{args.genre}, seed {args.seed}, {store.get('n_windows')} windows); nothing to do")
+        return 0
+
+    # 1. Small downloads, 2. the archive (downloaded only if not extracted yet)
+    ids_path, ids_sha = _ensure_download(root, "ids", urls["ids"], shas["ids"], progress)
+    labels_path, labels_sha = _ensure_download(root, "labels", urls["labels"], shas["labels"],
+                                               progress)
+    id_map = _read_download(root, "ids", lambda: read_cleansed_ids(ids_path))
+    list_name, genre_ids = _read_download(  # before the big download
+        root, "labels", lambda: read_genre_list(labels_path, args.genre))
+    extracted = _ensure_extracted(root, args, shas, urls, progress)
+    archive_sha = read_manifest(root)["extracted"]["archive_sha256"]
+
+    # 3. Selection
+    sel = select_songs(genre_ids, id_map, extracted, args.songs, args.seed)
+    missing = sel["missing_msd_ids"]
+    if missing:
+        _warn(f"{len(missing)} of {sel['n_listed']} MSD ids in {list_name} are "
+              f"not in the archive (e.g. {missing[0]}); skipped them and sampled from the "
+              f"remaining {sel['n_available']}")
+    if args.songs > sel["n_available"]:
+        _warn(f"--songs {args.songs} is more than the {sel['n_available']} songs of "
+              f"{args.genre} in the archive; using all {sel['n_available']}")
+    inputs = {"archive_sha256": archive_sha, "ids_sha256": ids_sha, "labels_sha256": labels_sha}
+    selection = {**request, "list": list_name, **sel,
+                 "n_chosen": len(sel["songs"]), "time": _now()}
+    _info(f"chose {len(sel['songs'])} songs of {args.genre} (seed {args.seed}) from "
+          f"{sel['n_available']} available")
+
+    # 4. Preprocessing. The manifest stops describing the old store first: should the build
+    # fail, the next run rebuilds rather than trusting a store it did not finish.
+    _update_manifest(root, lambda s: s.pop("store", None))
+    result = _build_store(root, extracted, sel, request, inputs, args.workers, progress)
+    if result["n_songs"] == 0:
+        shutil.rmtree(root / STORE_NAME, ignore_errors=True)
+        raise ValueError("none of the chosen songs could be read (see the warning above); "
+                         f"no store was written to {root / STORE_NAME}")
+
+    def record(s: dict) -> None:  # selection and store together, once the store is in place
+        s["selection"] = selection
+        s["store"] = {**result, "request": request, "inputs": inputs, "time": _now()}
+
+    _update_manifest(root, record)
+    return 0

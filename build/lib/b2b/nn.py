@@ -1,0 +1,459 @@
+"""The networks: the generator ``GenConvNet``, the critic ``DiscConvNet``, and their presets.
+
+Both networks follow "From Bytes to Beats" (2023); see DEVELOPERS.md. Tracks are channels,
+time is height and pitch is width, so a batch is ``(B, 17, 64, 72)``.
+
+Generator (preset ``seed``, latent 128)::
+
+    z (B, 128) -> view (B, 128, 1, 1)
+    block1  ConvTranspose2d(128->64, k=(2,1), s=(2,2)) + BN + PReLU   -> (B, 64,  2,  1)
+    block2  ConvTranspose2d( 64->64, k=(2,1), s=(2,2)) + BN + PReLU   -> (B, 64,  4,  1)
+    block3                                                            -> (B, 64,  8,  1)
+    block4                                                            -> (B, 64, 16,  1)
+    attention  SelfAttention(64) over the 16 time positions          -> (B, 64, 16,  1)
+    block5                                                            -> (B, 64, 32,  1)
+    edge    ConvTranspose2d(64->17, k=(2,72), s=(2,2))                -> (B, 17, 64, 72)
+    sigmoid                                                           -> probabilities
+
+Critic::
+
+    x (B, 17, 64, 72)
+    block1  Conv2d(17->16, k=(2,72), s=(2,2)) + BN + PReLU + Dropout   -> (B, 16, 32, 1)
+    block2  Conv2d(16->16, k=(2,1),  s=(2,2)) + ...                    -> (B, 16, 16, 1)
+    block3                                                             -> (B, 16,  8, 1)
+    attention  SelfAttention(16) over the 8 time positions            -> (B, 16,  8, 1)
+    block4                                                             -> (B, 16,  4, 1)
+    block5                                                             -> (B, 16,  2, 1)
+    flatten -> (B, 32);  linear Linear(32->1)                          -> (B, 1) scores
+
+The original states neither the latent size nor where exactly the critic's attention sits in
+DEVELOPERS.md; we use a latent of 128 (the MuseGAN PyTorch tutorial's, which gives the
+"about 0.2 M parameters" generator) and attention after the critic's third convolution (the
+original README: "self-attention mechanism after the third convolutional layer").
+
+The two *edge* layers (the generator's last transposed convolution and the critic's first
+convolution) span the whole pitch axis with a stride equal to their kernel height, so each is
+exactly one matrix product. :class:`PitchConvTranspose2d` and :class:`PitchConv2d` are
+``nn.ConvTranspose2d`` / ``nn.Conv2d`` subclasses with the same parameters (names and shapes,
+so state dicts are interchangeable) that compute that product with ``reshape`` + ``matmul``
+when ``fast=True`` and fall back to the ordinary convolution when ``fast=False``. On 2 CPU
+cores a whole training step (5 critic updates with the penalty's double backward, 1 generator
+update, batch 64) runs about 2.5 times faster with the matrix products (benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from b2b.attention import SelfAttention
+
+__all__ = [
+    "SelfAttention",
+    "PitchConv2d",
+    "PitchConvTranspose2d",
+    "GeneratorConfig",
+    "CriticConfig",
+    "TrainingConfig",
+    "Preset",
+    "PRESETS",
+    "GenConvNet",
+    "DiscConvNet",
+    "get_preset",
+    "build",
+    "count_parameters",
+]
+
+N_TRACKS, N_STEPS, N_PITCHES = 17, 64, 72
+NORMS = ("batch", "layer", "none")
+OUTPUTS = ("sigmoid", "tanh")
+N_BLOCKS = 5
+
+
+# --------------------------------------------------------------------------- edge layers
+class PitchConvTranspose2d(nn.ConvTranspose2d):
+    """``ConvTranspose2d(C_in -> C_out, k=(kh, P), s=(kh, s_w))`` on inputs of width 1, as a matmul.
+
+    With stride height equal to kernel height and an input of width 1 the kernels never
+    overlap, so output rows ``kh*i + a`` are ``x[:, :, i] @ W[:, :, a, :]``: one product of
+    ``(B*H, C_in)`` by ``(C_in, C_out*kh*P)``. Holds the same ``weight`` ``(C_in, C_out, kh, P)``
+    and ``bias`` ``(C_out,)`` as ``nn.ConvTranspose2d``.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channels in and out.
+    kernel_size : tuple of int
+        ``(kh, P)``: time rows produced per input row and the pitch width produced.
+    stride : tuple of int
+        ``(kh, s_w)``; ``s_w`` does not matter for inputs of width 1.
+    fast : bool
+        Use the matrix product (True) or the plain transposed convolution (False).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: tuple[int, int],
+                 stride: tuple[int, int], bias: bool = True, fast: bool = True) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, bias=bias)
+        if self.stride[0] != self.kernel_size[0]:
+            raise ValueError(f"stride height must equal kernel height, got {self.stride} and {self.kernel_size}")
+        self.fast = fast
+
+    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
+        """``(B, C_in, H, 1)`` -> ``(B, C_out, kh*H, P)``."""
+        if not self.fast or output_size is not None or x.dim() != 4 or x.shape[-1] != 1:
+            return super().forward(x, output_size)
+        b, c, h, _ = x.shape
+        kh, p = self.kernel_size
+        o = self.out_channels
+        rows = x.reshape(b, c, h).transpose(1, 2).reshape(b * h, c)  # (B*H, C_in)
+        y = rows @ self.weight.reshape(c, o * kh * p)  # (B*H, C_out*kh*P)
+        y = y.reshape(b, h, o, kh, p).permute(0, 2, 1, 3, 4).reshape(b, o, h * kh, p)
+        if self.bias is not None:
+            y = y + self.bias.view(1, o, 1, 1)
+        return y
+
+
+class PitchConv2d(nn.Conv2d):
+    """``Conv2d(C_in -> C_out, k=(kh, P), s=(kh, s_w))`` on inputs of width ``P``, as a matmul.
+
+    Each output row ``i`` sees exactly input rows ``kh*i .. kh*i+kh-1`` over all ``P`` pitches,
+    so the layer is ``F.linear`` of ``(B*H/kh, C_in*kh*P)`` patches with the weight flattened to
+    ``(C_out, C_in*kh*P)``. Holds the same ``weight`` ``(C_out, C_in, kh, P)`` and ``bias`` as
+    ``nn.Conv2d``.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        Channels in and out.
+    kernel_size : tuple of int
+        ``(kh, P)``: time rows per output row and the pitch width (the whole pitch axis).
+    stride : tuple of int
+        ``(kh, s_w)``.
+    fast : bool
+        Use the matrix product (True) or the plain convolution (False).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: tuple[int, int],
+                 stride: tuple[int, int], bias: bool = True, fast: bool = True) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, bias=bias)
+        if self.stride[0] != self.kernel_size[0]:
+            raise ValueError(f"stride height must equal kernel height, got {self.stride} and {self.kernel_size}")
+        self.fast = fast
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, C_in, H, P)`` -> ``(B, C_out, H // kh, 1)``."""
+        kh, p = self.kernel_size
+        if not self.fast or x.dim() != 4 or x.shape[-1] != p or x.shape[2] % kh:
+            return super().forward(x)
+        b, c, h, _ = x.shape
+        ho = h // kh
+        # (B, C, Ho, kh, P) -> (B, Ho, C, kh, P) -> (B*Ho, C*kh*P)
+        patches = x.reshape(b, c, ho, kh * p).transpose(1, 2).reshape(b * ho, c * kh * p)
+        y = F.linear(patches, self.weight.reshape(self.out_channels, -1), self.bias)  # (B*Ho, C_out)
+        return y.reshape(b, ho, self.out_channels).transpose(1, 2).unsqueeze(-1)
+
+
+# --------------------------------------------------------------------------- configs
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Generator hyper-parameters.
+
+    Attributes
+    ----------
+    latent : int
+        Noise size ``(B, latent)``.
+    channels : int
+        Width of the five transposed-convolution blocks.
+    norm : {"batch", "layer", "none"}
+        Normalization after each block's convolution ("layer": ``GroupNorm(1, C)``, per sample).
+    attention : int or None
+        Self-attention after block ``attention`` (1..5); None for none.
+    output : {"sigmoid", "tanh"}
+        Output activation. ``"tanh"`` is mapped to [0, 1] as ``(tanh(x) + 1) / 2`` so the
+        outputs are always probabilities.
+    fast_edges : bool
+        Compute the last (full-pitch-width) layer as a matrix product.
+    """
+
+    latent: int = 128
+    channels: int = 64
+    norm: str = "batch"
+    attention: int | None = 4
+    output: str = "sigmoid"
+    fast_edges: bool = True
+
+    def __post_init__(self) -> None:
+        _check_common("generator", self.norm, self.attention, self.channels)
+        if self.latent < 1:
+            raise ValueError(f"generator latent must be >= 1, got {self.latent}")
+        if self.output not in OUTPUTS:
+            raise ValueError(f"generator output must be one of {OUTPUTS}, got {self.output!r}")
+
+
+@dataclass(frozen=True)
+class CriticConfig:
+    """Critic hyper-parameters.
+
+    Attributes
+    ----------
+    channels : int
+        Width of the five convolution blocks.
+    norm : {"batch", "layer", "none"}
+        Normalization after each convolution. WGAN-GP recommends "layer" (``GroupNorm(1, C)``:
+        per sample over channels, time and pitch) because batch norm couples the samples, so
+        the penalty's per-sample gradient is not per sample.
+    dropout : float
+        Dropout probability after each block; 0 removes the dropout layers.
+    attention : int or None
+        Self-attention after block ``attention`` (1..5); None for none.
+    fast_edges : bool
+        Compute the first (full-pitch-width) layer as a matrix product.
+    """
+
+    channels: int = 16
+    norm: str = "batch"
+    dropout: float = 0.5
+    attention: int | None = 3
+    fast_edges: bool = True
+
+    def __post_init__(self) -> None:
+        _check_common("critic", self.norm, self.attention, self.channels)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"critic dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Training hyper-parameters that belong to a preset (see ``b2b.train`` for their use).
+
+    Attributes
+    ----------
+    lr_g, lr_d : float
+        Adam learning rates of the generator and the critic.
+    betas : tuple of float
+        Adam betas for both.
+    lr_step_epochs : int
+        StepLR step size in epochs (an epoch is ``len(dataset)`` real samples shown to the critic).
+    lr_gamma : float
+        StepLR factor.
+    n_critic : int
+        Critic steps per generator step.
+    lambda_gp : float
+        Gradient-penalty weight.
+    batch : int
+        Batch size (global, over all processes).
+    threshold : float
+        Binarization threshold for generated probabilities.
+    """
+
+    lr_g: float = 3e-4
+    lr_d: float = 6e-4
+    betas: tuple[float, float] = (0.5, 0.9)
+    lr_step_epochs: int = 25
+    lr_gamma: float = 0.75
+    n_critic: int = 5
+    lambda_gp: float = 10.0
+    batch: int = 64
+    threshold: float = 0.9
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named model: both networks' configs and the training hyper-parameters."""
+
+    name: str
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-type dict (for checkpoints and JSON)."""
+        d = dataclasses.asdict(self)
+        d["training"]["betas"] = list(d["training"]["betas"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Preset":
+        """Inverse of :meth:`to_dict`."""
+        t = dict(d["training"])
+        t["betas"] = tuple(t["betas"])
+        return cls(name=d["name"], generator=GeneratorConfig(**d["generator"]),
+                   critic=CriticConfig(**d["critic"]), training=TrainingConfig(**t),
+                   description=d.get("description", ""))
+
+
+def _check_common(net: str, norm: str, attention: int | None, channels: int) -> None:
+    if norm not in NORMS:
+        raise ValueError(f"{net} norm must be one of {NORMS}, got {norm!r}")
+    if attention is not None and not 1 <= attention <= N_BLOCKS:
+        raise ValueError(f"{net} attention must be None or a block number 1..{N_BLOCKS}, got {attention}")
+    if channels < 1:
+        raise ValueError(f"{net} channels must be >= 1, got {channels}")
+
+
+# The one place where presets live. ``seed`` is the original model; ``improved`` follows
+# WGAN-GP's advice for the critic (layer norm instead of batch norm, no dropout).
+PRESETS: dict[str, Preset] = {
+    "seed": Preset(
+        "seed",
+        description="the original model: batch norm and dropout 0.5 in the critic",
+    ),
+    "improved": Preset(
+        "improved",
+        critic=CriticConfig(norm="layer", dropout=0.0),
+        description="critic with layer norm and no dropout, as WGAN-GP recommends",
+    ),
+}
+
+
+def get_preset(preset: str | Preset) -> Preset:
+    """The :class:`Preset` named ``preset`` (or ``preset`` itself); ValueError if unknown."""
+    if isinstance(preset, Preset):
+        return preset
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; known presets: {', '.join(PRESETS)}")
+    return PRESETS[preset]
+
+
+# --------------------------------------------------------------------------- networks
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels)
+    return nn.Identity()
+
+
+class GenConvNet(nn.Module):
+    """Generator: noise ``(B, latent)`` -> probabilities ``(B, 17, 64, 72)`` in [0, 1].
+
+    ``self.layers`` is an ``nn.Sequential`` (``block1`` .. ``block5``, ``attention``, ``edge``,
+    ``output``) applied to the noise viewed as ``(B, latent, 1, 1)``; iterate over it to see the
+    shape after each layer.
+    """
+
+    def __init__(self, config: GeneratorConfig | None = None, **overrides: Any) -> None:
+        super().__init__()
+        config = dataclasses.replace(config or GeneratorConfig(), **overrides)
+        self.config = config
+        c = config.channels
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        in_ch = config.latent
+        for i in range(1, N_BLOCKS + 1):
+            layers[f"block{i}"] = nn.Sequential(
+                nn.ConvTranspose2d(in_ch, c, kernel_size=(2, 1), stride=(2, 2)),
+                _norm(config.norm, c),
+                nn.PReLU(),
+            )
+            in_ch = c
+            if config.attention == i:
+                layers["attention"] = SelfAttention(c)
+        layers["edge"] = PitchConvTranspose2d(c, N_TRACKS, kernel_size=(2, N_PITCHES), stride=(2, 2),
+                                              fast=config.fast_edges)
+        layers["output"] = nn.Sigmoid() if config.output == "sigmoid" else _HalfTanh()
+        self.layers = nn.Sequential(layers)
+
+    @property
+    def latent(self) -> int:
+        """Noise size."""
+        return self.config.latent
+
+    def set_fast_edges(self, fast: bool) -> "GenConvNet":
+        """Switch the edge layer between matrix product and convolution (same parameters)."""
+        self.layers.edge.fast = fast
+        return self
+
+    def noise(self, n: int, generator: torch.Generator | None = None, device: Any = None) -> Tensor:
+        """Standard normal noise ``(n, latent)`` on ``device`` (default: the network's)."""
+        if device is None:
+            device = next(self.parameters()).device
+        return torch.randn(n, self.config.latent, generator=generator, device=device)
+
+    def forward(self, z: Tensor) -> Tensor:
+        """``(B, latent)`` noise -> ``(B, 17, 64, 72)`` probabilities."""
+        if z.dim() != 2 or z.shape[1] != self.config.latent:
+            raise ValueError(f"noise must have shape (B, {self.config.latent}), got {tuple(z.shape)}")
+        return self.layers(z.view(z.shape[0], -1, 1, 1))
+
+
+class _HalfTanh(nn.Module):
+    """``(tanh(x) + 1) / 2``: a tanh output mapped to [0, 1]."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (torch.tanh(x) + 1) / 2
+
+
+class DiscConvNet(nn.Module):
+    """Critic: ``(B, 17, 64, 72)`` -> scores ``(B, 1)`` (unbounded reals, higher = more real).
+
+    ``self.layers`` is an ``nn.Sequential`` (``block1`` .. ``block5``, ``attention``, ``flatten``,
+    ``linear``).
+    """
+
+    def __init__(self, config: CriticConfig | None = None, **overrides: Any) -> None:
+        super().__init__()
+        config = dataclasses.replace(config or CriticConfig(), **overrides)
+        self.config = config
+        c = config.channels
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        for i in range(1, N_BLOCKS + 1):
+            if i == 1:
+                conv: nn.Module = PitchConv2d(N_TRACKS, c, kernel_size=(2, N_PITCHES), stride=(2, 2),
+                                              fast=config.fast_edges)
+            else:
+                conv = nn.Conv2d(c, c, kernel_size=(2, 1), stride=(2, 2))
+            block = [conv, _norm(config.norm, c), nn.PReLU()]
+            if config.dropout > 0:
+                block.append(nn.Dropout(config.dropout))
+            layers[f"block{i}"] = nn.Sequential(*block)
+            if config.attention == i:
+                layers["attention"] = SelfAttention(c)
+        layers["flatten"] = nn.Flatten()
+        layers["linear"] = nn.Linear(c * (N_STEPS >> N_BLOCKS), 1)
+        self.layers = nn.Sequential(layers)
+
+    def set_fast_edges(self, fast: bool) -> "DiscConvNet":
+        """Switch the edge layer between matrix product and convolution (same parameters)."""
+        self.layers.block1[0].fast = fast
+        return self
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, 17, 64, 72)`` -> ``(B, 1)``."""
+        if x.dim() != 4 or tuple(x.shape[1:]) != (N_TRACKS, N_STEPS, N_PITCHES):
+            raise ValueError(f"critic input must have shape (B, {N_TRACKS}, {N_STEPS}, {N_PITCHES}), "
+                             f"got {tuple(x.shape)}")
+        return self.layers(x)
+
+
+def build(preset: str | Preset = "seed", fast_edges: bool | None = None) -> tuple[GenConvNet, DiscConvNet]:
+    """The generator and critic of ``preset`` (freshly initialised from torch's global RNG).
+
+    Parameters
+    ----------
+    preset : str or Preset
+        A name in :data:`PRESETS` or a :class:`Preset`.
+    fast_edges : bool, optional
+        Override both configs' ``fast_edges``.
+
+    Returns
+    -------
+    (GenConvNet, DiscConvNet)
+    """
+    p = get_preset(preset)
+    gcfg, dcfg = p.generator, p.critic
+    if fast_edges is not None:
+        gcfg = dataclasses.replace(gcfg, fast_edges=fast_edges)
+        dcfg = dataclasses.replace(dcfg, fast_edges=fast_edges)
+    return GenConvNet(gcfg), DiscConvNet(dcfg)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters of ``module``."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -1,0 +1,785 @@
+"""Training the WGAN-GP: the :class:`Trainer`, checkpoints, history, DDP and ``b2b train``.
+
+One **step** (a generator iteration) is ``n_critic`` critic updates, each on a fresh real batch
+and fresh noise, followed by one generator update. The critic loss is built as one scalar by
+:func:`b2b.losses.critic_loss` and trained with a single ``backward()``.
+
+Data
+    The whole dataset is kept on the training device as one tensor (``bool`` when it is binary,
+    else ``float32``), or in pinned CPU memory when it does not fit in half of the free GPU
+    memory. Batches are drawn by index: a seeded ``torch.Generator`` shuffles the dataset into a
+    permutation that is consumed ``batch`` indices at a time (a new permutation when it runs
+    out), so no ``DataLoader`` runs per step. Under DDP every rank draws the same global batch
+    indices and takes its own disjoint slice.
+Epochs and the learning-rate schedule
+    An *epoch* is ``len(dataset)`` real samples shown to the critic, so after ``s`` steps
+    ``epoch = s * n_critic * batch / len(dataset)`` (``batch`` is the global batch). Both
+    optimizers follow ``StepLR(step_size=lr_step_epochs, gamma=lr_gamma)``, stepped once per
+    completed epoch.
+Precision
+    ``precision="auto"`` uses bfloat16 autocast on CUDA and float32 elsewhere. bfloat16 needs no
+    loss scaling; the penalty's gradient norms are computed in float32 by :mod:`b2b.losses` and
+    the double backward runs through the autocast graph.
+Determinism
+    On the CPU a run that is stopped and resumed from a checkpoint ends bit-identical to an
+    uninterrupted run (all RNG states, the batch order and the optimizers are saved). On CUDA
+    ``cudnn.benchmark`` is on, so runs are reproducible only up to cuDNN's algorithm choice.
+Distributed (``torchrun --nproc_per_node N -m b2b train ...``)
+    Both networks are wrapped in ``DistributedDataParallel`` (NCCL on CUDA, gloo on CPU).
+    Rank 0 writes checkpoints, history and samples. Logged statistics are averaged over ranks.
+    Batch norm is **per rank** (each rank normalizes its ``batch / N`` samples): the critic
+    cannot use ``SyncBatchNorm`` because its backward is not differentiable twice (the penalty
+    needs that); ``sync_bn=True`` converts the generator's batch norms only (CUDA). Running
+    statistics are broadcast from rank 0 at each forward (DDP's default). Single node (or a
+    shared file system): every rank reads the checkpoint when resuming. A run resumed with a
+    different number of processes keeps the batch order but reseeds noise and dropout.
+
+Checkpoint format (``<out>/checkpoint_<step:08d>.pt``, written atomically, last ``keep`` kept;
+loadable with ``torch.load(path, weights_only=True)``), a dict:
+
+=================  ==========================================================================
+``format``         ``"b2b-checkpoint"``; ``version``: ``1``
+``step``           completed generator steps (int)
+``config``         :class:`TrainerConfig` as a plain dict (hyper-parameters resolved)
+``preset``         :meth:`b2b.nn.Preset.to_dict` of the networks' preset
+``generator``      generator ``state_dict`` (plain module, not DDP-wrapped)
+``critic``         critic ``state_dict``
+``opt_g/opt_d``    Adam ``state_dict`` of each
+``sched_g/d``      StepLR ``state_dict`` of each
+``sampler``        ``{"perm": int64 tensor (n,), "cursor": int}`` the batch-index permutation
+``rng``            one entry per rank: ``{"torch": uint8 tensor, "cuda": uint8 tensor or None,
+                   "batch": uint8 tensor (the sampler's Generator), "numpy": {...}, "python":
+                   {...}}``
+``data``           ``{"name": str, "n": int, "shape": [17, 64, 72]}``
+``history``        list of dict rows (see below)
+``elapsed``        training wall time so far (s)
+=================  ==========================================================================
+
+:func:`export_generator` writes a small ``"b2b-generator"`` file (``generator``, ``preset``,
+``config``, ``step``); :func:`load_generator` reads both kinds.
+
+History (``history.csv`` and ``history.json``, rewritten atomically at each checkpoint and at the
+end) has one row per logged step: ``step``, ``epoch``, ``loss_d`` (critic loss incl. penalty),
+``loss_g``, ``wasserstein`` (mean D(real) - mean D(fake)), ``penalty`` (without lambda),
+``grad_norm`` (mean critic gradient norm on the interpolates), ``lr_g``, ``lr_d``, ``time``
+(training wall time in seconds); critic values are means over the step's ``n_critic`` updates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import random
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from b2b.atomic import atomic_write
+from b2b.losses import critic_loss, generator_loss
+from b2b.nn import DiscConvNet, GenConvNet, Preset, build, get_preset
+
+__all__ = [
+    "TrainerConfig",
+    "Trainer",
+    "TrainingDiverged",
+    "load_checkpoint",
+    "load_generator",
+    "export_generator",
+    "latest_checkpoint",
+    "resolve_device",
+    "add_arguments",
+    "run",
+]
+
+SAMPLE_SHAPE = (17, 64, 72)
+CHECKPOINT_FORMAT = "b2b-checkpoint"
+GENERATOR_FORMAT = "b2b-generator"
+FORMAT_VERSION = 1
+HISTORY_FIELDS = ["step", "epoch", "loss_d", "loss_g", "wasserstein", "penalty", "grad_norm",
+                  "lr_g", "lr_d", "time"]
+_CKPT_RE = re.compile(r"^checkpoint_(\d+)\.pt$")
+# hyper-parameters a resumed run must share with its checkpoint
+_MUST_MATCH = ["batch", "n_critic", "lambda_gp", "lr_g", "lr_d", "betas", "lr_step_epochs",
+               "lr_gamma", "seed"]
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the message names the step and the last good checkpoint."""
+
+
+@dataclass
+class TrainerConfig:
+    """Everything a training run needs besides the data.
+
+    Fields left ``None`` take the preset's value (:class:`b2b.nn.TrainingConfig`).
+
+    Attributes
+    ----------
+    preset : str or Preset
+        Networks and default hyper-parameters (``"seed"``, ``"improved"``, or a Preset).
+    iterations : int
+        Generator steps to train for (in total, counting resumed steps).
+    batch : int
+        Global batch size (split evenly over DDP ranks).
+    n_critic, lambda_gp, lr_g, lr_d, betas, lr_step_epochs, lr_gamma
+        See :class:`b2b.nn.TrainingConfig`.
+    seed : int
+        Seeds network initialisation, batch order, noise and dropout.
+    device : {"auto", "cpu", "cuda"} or str
+        ``"auto"``: CUDA when available, else CPU.
+    precision : {"auto", "fp32", "bf16"}
+        ``"auto"``: bf16 autocast on CUDA, fp32 otherwise.
+    out : str
+        Output folder (checkpoints, history, samples).
+    checkpoint_every, keep : int
+        Write a checkpoint every ``checkpoint_every`` steps (and at the end); keep the last ``keep``.
+    sample_every, n_samples : int
+        Every ``sample_every`` steps (and at the end) save ``n_samples`` generator outputs from a
+        fixed noise batch to ``samples_<step>.npy`` (+ PNG); 0 disables.
+    log_every : int
+        Record a history row every ``log_every`` steps (and at the end).
+    progress : bool
+        Show a tqdm progress bar (rank 0).
+    fast_edges : bool
+        Use the matrix-product edge layers.
+    sync_bn : bool
+        Under DDP, use SyncBatchNorm in the generator (CUDA only).
+    data_name : str
+        Name of the data, recorded in checkpoints.
+    """
+
+    preset: Any = "seed"
+    iterations: int = 1000
+    batch: int | None = None
+    n_critic: int | None = None
+    lambda_gp: float | None = None
+    lr_g: float | None = None
+    lr_d: float | None = None
+    betas: tuple[float, float] | None = None
+    lr_step_epochs: int | None = None
+    lr_gamma: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    out: str = "runs/train"
+    checkpoint_every: int = 500
+    keep: int = 3
+    sample_every: int = 500
+    n_samples: int = 8
+    log_every: int = 1
+    progress: bool = True
+    fast_edges: bool = True
+    sync_bn: bool = False
+    data_name: str = ""
+
+    def resolved(self) -> "TrainerConfig":
+        """A copy with ``None`` hyper-parameters filled in from the preset, and checked."""
+        p = get_preset(self.preset)
+        t = p.training
+        c = dataclasses.replace(self)
+        for name in ["batch", "n_critic", "lambda_gp", "lr_g", "lr_d", "betas", "lr_step_epochs", "lr_gamma"]:
+            if getattr(c, name) is None:
+                setattr(c, name, getattr(t, name))
+        c.betas = (float(c.betas[0]), float(c.betas[1]))
+        for name in ["iterations", "batch", "n_critic", "checkpoint_every", "keep", "log_every", "lr_step_epochs"]:
+            v = getattr(c, name)
+            if not isinstance(v, int) or v < (0 if name == "iterations" else 1):
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if c.sample_every < 0 or c.n_samples < 1:
+            raise ValueError(f"sample_every must be >= 0 and n_samples >= 1, got {c.sample_every}, {c.n_samples}")
+        if c.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be auto, fp32 or bf16, got {c.precision!r}")
+        return c
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-type dict (JSON and ``weights_only`` safe); a Preset becomes its name."""
+        d = dataclasses.asdict(self) if not isinstance(self.preset, Preset) else {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if isinstance(self.preset, Preset):
+            d["preset"] = self.preset.name
+        if d["betas"] is not None:
+            d["betas"] = list(d["betas"])
+        return d
+
+
+# --------------------------------------------------------------------------- helpers
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA if available else CPU; ValueError for CUDA without CUDA."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"device: unknown device {device!r} (use auto, cpu or cuda)") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device: --device cuda was asked for but CUDA is not available on this machine")
+    return dev
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def latest_checkpoint(out: str | Path) -> Path | None:
+    """The checkpoint with the highest step in folder ``out``, or None."""
+    ckpts = _checkpoints(Path(out))
+    return ckpts[-1] if ckpts else None
+
+
+def _checkpoints(out: Path) -> list[Path]:
+    if not out.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in out.iterdir() if (m := _CKPT_RE.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a b2b checkpoint (or exported generator) on the CPU with ``weights_only=True``.
+
+    Raises FileNotFoundError if missing and ValueError if it is not a b2b checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a checkpoint"
+        raise ValueError(f"checkpoint {path} could not be read as a b2b checkpoint: {e}") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") not in (CHECKPOINT_FORMAT, GENERATOR_FORMAT):
+        raise ValueError(f"checkpoint {path} is not a b2b checkpoint (no 'format' {CHECKPOINT_FORMAT!r})")
+    if ckpt.get("version") != FORMAT_VERSION:
+        raise ValueError(f"checkpoint {path} has format version {ckpt.get('version')}, expected {FORMAT_VERSION}")
+    return ckpt
+
+
+def load_generator(checkpoint_path: str | Path, device: str | torch.device = "cpu") -> tuple[GenConvNet, dict[str, Any]]:
+    """The trained generator of a checkpoint, in eval mode, and what is known about it.
+
+    Parameters
+    ----------
+    checkpoint_path : str or Path
+        A training checkpoint or a file from :func:`export_generator`.
+    device : str or torch.device
+        Where to put the generator (``"auto"`` allowed).
+
+    Returns
+    -------
+    generator : GenConvNet
+        Maps noise ``(B, latent)`` to probabilities ``(B, 17, 64, 72)``.
+    info : dict
+        ``preset`` (:class:`b2b.nn.Preset`), ``config`` (the TrainerConfig dict), ``step``,
+        ``latent``, ``threshold`` (binarization threshold of the preset).
+    """
+    ckpt = load_checkpoint(checkpoint_path)
+    preset = Preset.from_dict(ckpt["preset"])
+    g = GenConvNet(preset.generator)
+    try:
+        g.load_state_dict(ckpt["generator"])
+    except RuntimeError as e:
+        raise ValueError(f"checkpoint {checkpoint_path}: generator weights do not fit preset {preset.name!r}: {e}") from e
+    g.to(resolve_device(device)).eval()
+    info = {"preset": preset, "config": ckpt.get("config", {}), "step": int(ckpt.get("step", 0)),
+            "latent": preset.generator.latent, "threshold": preset.training.threshold}
+    return g, info
+
+
+def export_generator(checkpoint_path: str | Path, out_path: str | Path) -> Path:
+    """Write the generator of a training checkpoint to a small ``"b2b-generator"`` file (atomic)."""
+    ckpt = load_checkpoint(checkpoint_path)
+    small = {"format": GENERATOR_FORMAT, "version": FORMAT_VERSION, "step": ckpt["step"],
+             "config": ckpt["config"], "preset": ckpt["preset"], "generator": ckpt["generator"],
+             "data": ckpt.get("data", {})}
+    out_path = Path(out_path)
+    _atomic_torch_save(small, out_path)
+    return out_path
+
+
+def _numpy_rng_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos), "has_gauss": int(has_gauss), "gauss": float(gauss)}
+
+
+def _set_numpy_rng_state(s: dict[str, Any]) -> None:
+    np.random.set_state((s["kind"], s["keys"].numpy().astype(np.uint32), s["pos"], s["has_gauss"], s["gauss"]))
+
+
+def _python_rng_state() -> dict[str, Any]:
+    version, internal, gauss = random.getstate()
+    return {"version": int(version), "state": torch.tensor(internal, dtype=torch.int64), "gauss": gauss}
+
+
+def _set_python_rng_state(s: dict[str, Any]) -> None:
+    random.setstate((s["version"], tuple(int(v) for v in s["state"].tolist()), s["gauss"]))
+
+
+def _as_window_tensor(dataset: Any) -> Tensor:
+    """All windows of ``dataset`` as one ``(n, 17, 64, 72)`` CPU tensor."""
+    if hasattr(dataset, "tensor") and callable(dataset.tensor):
+        try:  # b2b.data.WindowDataset: ask for bools (a quarter of float32's memory)
+            x = dataset.tensor(dtype=torch.bool)
+        except TypeError:
+            x = dataset.tensor()
+    elif isinstance(dataset, (Tensor, np.ndarray)):
+        x = dataset
+    else:
+        try:
+            x = torch.stack([torch.as_tensor(dataset[i]) for i in range(len(dataset))])
+        except Exception as e:  # noqa: BLE001
+            raise ValueError(f"dataset: expected a WindowDataset, tensor or array of windows, got {type(dataset).__name__}") from e
+    x = torch.as_tensor(x)
+    if x.dim() != 4 or tuple(x.shape[1:]) != SAMPLE_SHAPE or x.shape[0] < 1:
+        raise ValueError(f"dataset: expected windows of shape (n, {', '.join(map(str, SAMPLE_SHAPE))}) with n >= 1, "
+                         f"got {tuple(x.shape)}")
+    return x
+
+
+# --------------------------------------------------------------------------- trainer
+class Trainer:
+    """Trains a generator and a critic with WGAN-GP.
+
+    Parameters
+    ----------
+    config : TrainerConfig
+        Run settings (hyper-parameters default to the preset's).
+    dataset : WindowDataset, Tensor or ndarray
+        Windows ``(n, 17, 64, 72)`` in {0, 1}; anything with ``.tensor()`` works.
+    resume : bool
+        Continue from the latest checkpoint in ``config.out`` (FileNotFoundError if none). When
+        False and ``config.out`` already holds checkpoints, ValueError (never mix two runs).
+
+    Notes
+    -----
+    Under ``torch.distributed`` (initialised by the caller, e.g. :func:`run` under torchrun)
+    both networks are wrapped in DistributedDataParallel. ``self.generator`` / ``self.critic``
+    are always the plain modules.
+    """
+
+    def __init__(self, config: TrainerConfig, dataset: Any, resume: bool = False) -> None:
+        self.config = cfg = config.resolved()
+        self.preset = get_preset(cfg.preset)
+        self.distributed = dist.is_available() and dist.is_initialized()
+        self.rank = dist.get_rank() if self.distributed else 0
+        self.world = dist.get_world_size() if self.distributed else 1
+        self.device = resolve_device(cfg.device)
+        if self.distributed and self.device.type == "cuda":
+            local = int(os.environ.get("LOCAL_RANK", self.rank % max(1, torch.cuda.device_count())))
+            self.device = torch.device("cuda", local)
+            torch.cuda.set_device(self.device)
+        if cfg.sync_bn and self.device.type != "cuda":
+            raise ValueError("sync_bn: SyncBatchNorm needs CUDA; on the CPU batch norm stays per process")
+        if cfg.batch % self.world:
+            raise ValueError(f"batch {cfg.batch} must be divisible by the number of processes ({self.world})")
+        self.local_batch = cfg.batch // self.world
+        self.amp = cfg.precision == "bf16" or (cfg.precision == "auto" and self.device.type == "cuda")
+        self.out = Path(cfg.out)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+
+        # data: one tensor on the device (bool when binary)
+        x = _as_window_tensor(dataset)
+        if x.dtype != torch.bool:
+            x = x.float()
+            if bool(((x == 0) | (x == 1)).all()):
+                x = x.bool()
+        self.n = x.shape[0]
+        self.data = self._place(x)
+
+        # networks: same initialisation on every rank
+        torch.manual_seed(cfg.seed)
+        g, d = build(self.preset, fast_edges=cfg.fast_edges)
+        if self.distributed and cfg.sync_bn:
+            g = nn.SyncBatchNorm.convert_sync_batchnorm(g)
+        self.generator: GenConvNet = g.to(self.device)
+        self.critic: DiscConvNet = d.to(self.device)
+        if self.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.G: nn.Module = nn.parallel.DistributedDataParallel(self.generator, device_ids=ids)
+            self.D: nn.Module = nn.parallel.DistributedDataParallel(self.critic, device_ids=ids)
+        else:
+            self.G, self.D = self.generator, self.critic
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=cfg.lr_g, betas=cfg.betas)
+        self.opt_d = torch.optim.Adam(self.critic.parameters(), lr=cfg.lr_d, betas=cfg.betas)
+        self.sched_g = torch.optim.lr_scheduler.StepLR(self.opt_g, cfg.lr_step_epochs, cfg.lr_gamma)
+        self.sched_d = torch.optim.lr_scheduler.StepLR(self.opt_d, cfg.lr_step_epochs, cfg.lr_gamma)
+
+        # randomness: batch order shared by all ranks; noise/dropout/eps per rank
+        self.batch_gen = torch.Generator().manual_seed(cfg.seed)
+        self.perm = torch.randperm(self.n, generator=self.batch_gen)
+        self.cursor = 0
+        torch.manual_seed(cfg.seed + 1 + self.rank)
+        np.random.seed((cfg.seed + 1 + self.rank) % 2**32)
+        random.seed(cfg.seed + 1 + self.rank)
+        fixed = torch.Generator().manual_seed(cfg.seed + 7919)
+        self.fixed_noise = torch.randn(cfg.n_samples, self.generator.latent, generator=fixed).to(self.device)
+
+        self.step = 0
+        self.history: list[dict[str, float]] = []
+        self.elapsed = 0.0
+        self.last_checkpoint: Path | None = None
+        existing = latest_checkpoint(self.out)
+        if resume:
+            if existing is None:
+                raise FileNotFoundError(f"--resume: no checkpoint_*.pt in {self.out} to resume from")
+            self.load_state(load_checkpoint(existing), source=existing)
+            self.last_checkpoint = existing
+        elif existing is not None:
+            raise ValueError(f"out folder {self.out} already holds checkpoints ({existing.name}); "
+                             "resume it (--resume) or choose another --out")
+
+    # ----------------------------------------------------------------- data
+    def _place(self, x: Tensor) -> Tensor:
+        if self.device.type != "cuda":
+            return x.contiguous()
+        free, _ = torch.cuda.mem_get_info(self.device)
+        if x.numel() * x.element_size() < free // 2:
+            return x.to(self.device)
+        return x.pin_memory()
+
+    def _next_indices(self) -> Tensor:
+        """This rank's slice of the next global batch of dataset indices."""
+        b = self.config.batch
+        parts, need = [], b
+        while need:
+            if self.cursor >= self.n:
+                self.perm = torch.randperm(self.n, generator=self.batch_gen)
+                self.cursor = 0
+            take = min(need, self.n - self.cursor)
+            parts.append(self.perm[self.cursor:self.cursor + take])
+            self.cursor += take
+            need -= take
+        idx = torch.cat(parts)
+        return idx[self.rank * self.local_batch:(self.rank + 1) * self.local_batch]
+
+    def next_batch(self) -> Tensor:
+        """The next real batch ``(batch / world, 17, 64, 72)`` float32 on the device."""
+        idx = self._next_indices()
+        if self.data.device != self.device:
+            return self.data[idx].to(self.device, non_blocking=True).float()
+        return self.data[idx.to(self.device)].float()
+
+    def epoch_at(self, step: int) -> float:
+        """Epochs (real samples shown to the critic / dataset size) after ``step`` steps."""
+        return step * self.config.n_critic * self.config.batch / self.n
+
+    # ----------------------------------------------------------------- training
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    def train_step(self) -> Tensor:
+        """One generator iteration (``n_critic`` critic updates + 1 generator update).
+
+        Returns
+        -------
+        Tensor
+            ``(6,)`` float32 on the device: loss_d, loss_g, wasserstein, penalty, grad_norm (critic
+            values averaged over the critic updates), and 1 (a count, for averaging over ranks).
+        """
+        cfg = self.config
+        self.G.train(), self.D.train()
+        acc = torch.zeros(4, device=self.device)
+        for _ in range(cfg.n_critic):
+            real = self.next_batch()
+            z = torch.randn(self.local_batch, self.generator.latent, device=self.device)
+            with self._autocast():
+                with torch.no_grad():
+                    fake = self.generator(z)
+                loss_d, st = critic_loss(self.D, real, fake, lambda_gp=cfg.lambda_gp)
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+            acc += torch.stack([loss_d.detach().float(), st["wasserstein"], st["penalty"], st["grad_norm"]])
+        z = torch.randn(self.local_batch, self.generator.latent, device=self.device)
+        # the plain critic with frozen parameters: only the generator gets gradients (no DDP sync
+        # of the critic, no wasted critic weight gradients)
+        frozen = [p for p in self.critic.parameters() if p.requires_grad]
+        for p in frozen:
+            p.requires_grad_(False)
+        try:
+            with self._autocast():
+                fake = self.G(z)
+                loss_g = generator_loss(self.critic, fake)
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
+        self.opt_g.step()
+        acc = acc / cfg.n_critic
+        return torch.stack([acc[0], loss_g.detach().float(), acc[1], acc[2], acc[3], torch.ones((), device=self.device)])
+
+    def _advance_schedulers(self) -> None:
+        done = math.floor(self.epoch_at(self.step))
+        while self.sched_d.last_epoch < done:
+            self.sched_g.step()
+            self.sched_d.step()
+
+    def train(self, iterations: int | None = None) -> list[dict[str, float]]:
+        """Train until ``iterations`` (default ``config.iterations``) steps have been done.
+
+        Writes checkpoints, samples and history to ``config.out`` (rank 0). Raises
+        :class:`TrainingDiverged` at the first step whose losses are not finite, without
+        writing anything from that step. Returns the history.
+        """
+        cfg = self.config
+        total = cfg.iterations if iterations is None else iterations
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+        bar = None
+        if cfg.progress and self.rank == 0 and self.step < total:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, initial=self.step, desc="train", unit="it", dynamic_ncols=True)
+        t0 = time.perf_counter() - self.elapsed
+        try:
+            while self.step < total:
+                stats = self.train_step()
+                if self.distributed:
+                    dist.all_reduce(stats)
+                vals = (stats[:5] / stats[5]).tolist()
+                step = self.step + 1
+                if not all(math.isfinite(v) for v in vals):
+                    names = ["loss_d", "loss_g", "wasserstein", "penalty", "grad_norm"]
+                    where = f"last good checkpoint: {self.last_checkpoint}" if self.last_checkpoint \
+                        else "no checkpoint was written yet"
+                    if self.rank == 0:
+                        self.write_history()
+                    raise TrainingDiverged(
+                        f"training diverged at step {step}: non-finite loss ("
+                        + ", ".join(f"{k}={v:.4g}" for k, v in zip(names, vals))
+                        + f"); stopped without saving this step; {where}")
+                self.step = step
+                self._advance_schedulers()
+                self.elapsed = time.perf_counter() - t0
+                last = step == total
+                if step % cfg.log_every == 0 or last:
+                    row = {"step": step, "epoch": self.epoch_at(step), "loss_d": vals[0], "loss_g": vals[1],
+                           "wasserstein": vals[2], "penalty": vals[3], "grad_norm": vals[4],
+                           "lr_g": self.opt_g.param_groups[0]["lr"], "lr_d": self.opt_d.param_groups[0]["lr"],
+                           "time": self.elapsed}
+                    self.history.append(row)
+                    if bar is not None:
+                        bar.set_postfix(W=f"{vals[2]:.3f}", D=f"{vals[0]:.3f}", G=f"{vals[1]:.3f}", refresh=False)
+                if bar is not None:
+                    bar.update(1)
+                if cfg.sample_every and (step % cfg.sample_every == 0 or last) and self.rank == 0:
+                    self.save_samples()
+                if step % cfg.checkpoint_every == 0 or last:
+                    self.save_checkpoint()
+        finally:
+            if bar is not None:
+                bar.close()
+        return self.history
+
+    # ----------------------------------------------------------------- outputs
+    @torch.no_grad()
+    def sample(self, z: Tensor | None = None) -> Tensor:
+        """Generator probabilities ``(n, 17, 64, 72)`` for noise ``z`` (default: the fixed noise), eval mode."""
+        z = self.fixed_noise if z is None else z.to(self.device)
+        was = self.generator.training
+        self.generator.eval()
+        try:
+            return self.generator(z).float()
+        finally:
+            self.generator.train(was)
+
+    def save_samples(self) -> Path:
+        """Write ``samples_<step:08d>.npy`` (float16 probabilities) and a PNG grid if plotting works."""
+        x = self.sample().cpu().numpy().astype(np.float16)
+        path = self.out / f"samples_{self.step:08d}.npy"
+        atomic_write(path, lambda f: np.save(f, x))
+        try:
+            from b2b.plot import sample_grid
+        except ImportError:
+            return path
+        import matplotlib.pyplot as plt  # the backend is left alone (notebooks keep theirs)
+
+        fig = sample_grid(x.astype(np.float32), threshold=self.preset.training.threshold)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=80)
+        plt.close(fig)
+        atomic_write(path.with_suffix(".png"), lambda f: f.write(buf.getvalue()))
+        return path
+
+    def write_history(self) -> None:
+        """Write ``history.json`` and ``history.csv`` atomically (rank 0)."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(self.history, indent=0)
+        atomic_write(self.out / "history.json", lambda f: f.write(text), mode="w")
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+        w.writeheader()
+        w.writerows(self.history)
+        atomic_write(self.out / "history.csv", lambda f: f.write(buf.getvalue()), mode="w")
+
+    # ----------------------------------------------------------------- state
+    def _rng_state(self) -> dict[str, Any]:
+        cuda = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        return {"torch": torch.get_rng_state(), "cuda": cuda, "batch": self.batch_gen.get_state(),
+                "numpy": _numpy_rng_state(), "python": _python_rng_state()}
+
+    def _set_rng_state(self, s: dict[str, Any]) -> None:
+        torch.set_rng_state(s["torch"])
+        if s.get("cuda") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(s["cuda"], self.device)
+        self.batch_gen.set_state(s["batch"])
+        _set_numpy_rng_state(s["numpy"])
+        _set_python_rng_state(s["python"])
+
+    def state_dict(self) -> dict[str, Any]:
+        """The checkpoint dict (see the module docstring). Collective under DDP: call on all ranks."""
+        rng = self._rng_state()
+        if self.distributed:
+            ranks: list[Any] = [None] * self.world
+            dist.all_gather_object(ranks, rng)
+        else:
+            ranks = [rng]
+        return {
+            "format": CHECKPOINT_FORMAT, "version": FORMAT_VERSION, "step": self.step,
+            "config": self.config.to_dict(), "preset": self.preset.to_dict(),
+            "generator": self.generator.state_dict(), "critic": self.critic.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict(),
+            "sampler": {"perm": self.perm.clone(), "cursor": self.cursor},
+            "rng": ranks,
+            "data": {"name": self.config.data_name, "n": self.n, "shape": list(SAMPLE_SHAPE)},
+            "history": list(self.history), "elapsed": self.elapsed,
+        }
+
+    def save_checkpoint(self) -> Path | None:
+        """Write ``checkpoint_<step>.pt`` atomically, drop all but the last ``keep``, write the
+        history. Collective under DDP; returns the path on rank 0, else None."""
+        state = self.state_dict()
+        if self.rank != 0:
+            return None
+        self.out.mkdir(parents=True, exist_ok=True)
+        path = self.out / f"checkpoint_{self.step:08d}.pt"
+        _atomic_torch_save(state, path)
+        self.last_checkpoint = path
+        for old in _checkpoints(self.out)[:-self.config.keep]:
+            with contextlib.suppress(FileNotFoundError):
+                old.unlink()
+        self.write_history()
+        return path
+
+    def load_state(self, ckpt: dict[str, Any], source: Any = "checkpoint") -> None:
+        """Restore everything from a checkpoint dict; ValueError if it does not fit this run."""
+        if ckpt.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{source}: not a training checkpoint (format {ckpt.get('format')!r}); cannot resume")
+        if ckpt["preset"] != self.preset.to_dict():
+            raise ValueError(f"{source}: checkpoint was trained with preset {ckpt['preset'].get('name')!r}, "
+                             f"which differs from the requested {self.preset.name!r}")
+        mine = self.config.to_dict()
+        diff = [f"{k} {ckpt['config'].get(k)!r} != {mine[k]!r}" for k in _MUST_MATCH if ckpt["config"].get(k) != mine[k]]
+        if diff:
+            raise ValueError(f"{source}: checkpoint settings differ from this run: {', '.join(diff)}")
+        data = ckpt.get("data", {})
+        if data.get("n") != self.n or list(data.get("shape", [])) != list(SAMPLE_SHAPE):
+            raise ValueError(f"{source}: checkpoint was trained on {data.get('n')} windows of shape "
+                             f"{data.get('shape')}, the dataset has {self.n} of shape {list(SAMPLE_SHAPE)}")
+        try:
+            self.generator.load_state_dict(ckpt["generator"])
+            self.critic.load_state_dict(ckpt["critic"])
+        except RuntimeError as e:
+            raise ValueError(f"{source}: network weights do not fit: {e}") from e
+        self.opt_g.load_state_dict(ckpt["opt_g"])
+        self.opt_d.load_state_dict(ckpt["opt_d"])
+        self.sched_g.load_state_dict(ckpt["sched_g"])
+        self.sched_d.load_state_dict(ckpt["sched_d"])
+        self.perm = ckpt["sampler"]["perm"].clone()
+        self.cursor = int(ckpt["sampler"]["cursor"])
+        rngs = ckpt["rng"]
+        if len(rngs) == self.world:
+            self._set_rng_state(rngs[self.rank])
+        else:  # a different number of processes: keep the batch order, reseed the rest per rank
+            self.batch_gen.set_state(rngs[0]["batch"])
+            torch.manual_seed(self.config.seed + 1 + self.rank + 1000 * int(ckpt["step"]))
+        self.step = int(ckpt["step"])
+        self.history = list(ckpt.get("history", []))
+        self.elapsed = float(ckpt.get("elapsed", 0.0))
+
+
+# --------------------------------------------------------------------------- CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``b2b train``."""
+    parser.add_argument("--data", default="bach", help="dataset: bach, lpd17 or a path (default: bach)")
+    parser.add_argument("--preset", default="seed", help="network preset: seed or improved (default: seed)")
+    parser.add_argument("--iterations", type=int, default=1000, help="generator steps in total (default: 1000)")
+    parser.add_argument("--batch", type=int, default=None, help="global batch size (default: the preset's, 64)")
+    parser.add_argument("--out", default=None, help="output folder (default: runs/<preset>)")
+    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="auto: bf16 autocast on CUDA, fp32 on CPU")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints (default: 500)")
+    parser.add_argument("--keep", type=int, default=3, help="checkpoints to keep (default: 3)")
+    parser.add_argument("--sample-every", type=int, default=500, help="steps between sample snapshots; 0: none")
+    parser.add_argument("--log-every", type=int, default=1, help="steps between history rows (default: 1)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--plain-edges", action="store_true", help="edge layers as convolutions (slower)")
+
+
+def _init_distributed(device: str) -> bool:
+    """Initialise torch.distributed from torchrun's environment; True if this process did."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return False
+    use_cuda = device != "cpu" and torch.cuda.is_available()
+    dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return True
+
+
+def run(args: argparse.Namespace) -> int:
+    """``b2b train``: train on ``--data`` and write checkpoints, samples and history to ``--out``."""
+    from b2b.cli import UserError
+
+    get_preset(args.preset)  # unknown preset: clear error before loading data
+    resolve_device(args.device)
+    for name in ("iterations", "checkpoint_every", "keep", "log_every"):
+        if getattr(args, name) < (0 if name == "iterations" else 1):
+            raise UserError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    try:
+        from b2b.data import open_dataset
+    except ImportError as e:
+        raise UserError(f"the data layer (b2b.data.open_dataset) is not available: {e}") from e
+    dataset = open_dataset(args.data)
+    config = TrainerConfig(
+        preset=args.preset, iterations=args.iterations, batch=args.batch, seed=args.seed, device=args.device,
+        precision=args.precision, out=args.out or f"runs/{args.preset}", checkpoint_every=args.checkpoint_every,
+        keep=args.keep, sample_every=args.sample_every, log_every=args.log_every, progress=not args.no_progress,
+        fast_edges=not args.plain_edges, data_name=str(args.data),
+    )
+    started = _init_distributed(args.device)
+    try:
+        trainer = Trainer(config, dataset, resume=args.resume)
+        if trainer.rank == 0:
+            print(f"b2b train: {trainer.n} windows, preset {trainer.preset.name}, device {trainer.device}"
+                  f"{' bf16' if trainer.amp else ''}, {trainer.world} process(es), from step {trainer.step}")
+        try:
+            trainer.train()
+        except TrainingDiverged as e:
+            if trainer.rank == 0:
+                print(f"b2b train: {e}", file=__import__("sys").stderr)
+            return 1
+        if trainer.rank == 0:
+            last = trainer.history[-1] if trainer.history else {}
+            print(f"b2b train: done at step {trainer.step}; W={last.get('wasserstein', float('nan')):.4f}; "
+                  f"checkpoint {trainer.last_checkpoint}")
+        return 0
+    finally:
+        if started:
+            dist.destroy_process_group()
+
