@@ -65,7 +65,7 @@ BUDGET_S = 180
 
 # Runs inside the chapter's venv: executes the notebook with nbclient and writes a JSON result.
 _DRIVER = textwrap.dedent("""
-    import json, sys, time, traceback
+    import json, re, sys, time
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -85,7 +85,7 @@ _DRIVER = textwrap.dedent("""
             client.execute()
             result["ok"] = True
         except CellExecutionError as e:
-            result["error"] = str(e)[-3000:]
+            result["error"] = re.sub(r"\x1b\[[0-9;]*m", "", str(e))[-3000:]
         except Exception as e:  # timeouts, dead kernels
             result["error"] = f"{type(e).__name__}: {e}"[-3000:]
         for i, c in enumerate(nb.cells):
