@@ -82,3 +82,23 @@ def test_no_file_that_only_a_clone_has(path):
 def test_the_readme_test_command_runs_the_colab_check():
     lines = [line.strip() for line in (ROOT / "scripts" / "test.sh").read_text().splitlines()]
     assert any(line.startswith("python scripts/colab_check.py") for line in lines)
+
+
+def test_mathjax_is_served_from_the_book_and_loaded_once():
+    """MathJax comes from _static (offline pages), and JB1's blanket script tags are dropped."""
+    import types
+
+    import yaml
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    path = config["sphinx"]["config"]["mathjax_path"]
+    assert not path.startswith(("http:", "https:", "//")), path
+    assert (ROOT / "_static" / path).is_file()
+    assert (ROOT / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").is_dir()
+    sys.path.insert(0, str(ROOT / "book" / "api" / "_ext"))
+    import b2b_static
+
+    cfg = types.SimpleNamespace(html_js_files=["mathjax/tex-chtml.js", "mathjax/input/tex/extensions/ams.js",
+                                               ("ipywidgets/embed.js", {}), "mine.js"])
+    b2b_static._drop_blanket_scripts(None, cfg)
+    assert cfg.html_js_files == ["mine.js"]
