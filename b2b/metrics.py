@@ -761,3 +761,159 @@ __all__ = [
     "tonal_distance_matrix", "self_similarity", "similarity_by_lag", "structure_score",
     "feature_table", "pairwise_distances", "kde_on_grid", "compare",
 ]
+
+
+# ----------------------------------------------------------------------------------------------
+# diversity, copying and drones (sets of windows, not single windows)
+# ----------------------------------------------------------------------------------------------
+
+#: A pitch that sounds in at least this share of a window's 64 steps is *held* (a drone).
+DRONE_SHARE = 0.5
+
+
+def _cells(r: np.ndarray) -> Any:
+    """Boolean windows ``(n, 17, 64, 72)`` as a sparse ``(n, 78336)`` float matrix of on cells."""
+    import scipy.sparse
+
+    return scipy.sparse.csr_matrix(r.reshape(r.shape[0], -1), dtype=np.float32)
+
+
+def overlap_matrix(a: Any, b: Any | None = None, threshold: float | None = None) -> np.ndarray:
+    """Note overlap of every pair of windows: the Jaccard index of their on cells.
+
+    ``|A ∩ B| / |A ∪ B|`` where ``A`` and ``B`` are the sets of on cells (track, step, pitch) of
+    two windows: 1 for identical windows, 0 for windows without a common cell, NaN when both are
+    empty. Computed with sparse products, so memory grows with the notes, not with 78,336 cells.
+
+    Parameters
+    ----------
+    a : array ``(n, 17, 64, 72)``
+    b : array ``(m, 17, 64, 72)``, optional
+        Default: ``a`` itself.
+    threshold : float, optional
+
+    Returns
+    -------
+    np.ndarray
+        ``(n, m)`` float.
+    """
+    ra = as_rolls(a, threshold, name="a")
+    rb = ra if b is None else as_rolls(b, threshold, name="b")
+    sa, sb = _cells(ra), _cells(rb)
+    inter = np.asarray((sa @ sb.T).todense(), dtype=float)
+    na = np.asarray(sa.sum(axis=1), dtype=float)  # (n, 1)
+    nb = np.asarray(sb.sum(axis=1), dtype=float).T  # (1, m)
+    return _div(inter, na + nb - inter)
+
+
+def within_overlap(x: Any, threshold: float | None = None) -> float:
+    """Mean note overlap (:func:`overlap_matrix`) over all pairs ``i < j`` of a set of windows.
+
+    A measure of (lack of) diversity: near 0 for varied windows, near 1 for copies of one
+    window; pairs of two empty windows are left out. NaN for fewer than two windows.
+    """
+    m = overlap_matrix(x, threshold=threshold)
+    i, j = np.triu_indices(m.shape[0], k=1)
+    v = m[i, j]
+    v = v[~np.isnan(v)]
+    return float(v.mean()) if v.size else float("nan")
+
+
+def nearest_overlap(
+    x: Any, reference: Any, threshold: float | None = None, *, groups: tuple[Any, Any] | None = None,
+    chunk: int = 2048,
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each window, its highest note overlap with any window of ``reference``, and which.
+
+    Used to detect copying: generated windows that (nearly) repeat a training window score
+    close to 1. Real windows give the reference value; windows cut from one song with a one-bar
+    hop share three bars, so compare a real window only with other songs' windows (``groups``).
+
+    Parameters
+    ----------
+    x : array ``(n, 17, 64, 72)``
+    reference : array ``(m, 17, 64, 72)``
+        E.g. the training windows; processed ``chunk`` windows at a time.
+    threshold : float, optional
+        Binarization threshold of ``x`` (``reference`` must be 0/1 or bool).
+    groups : (array (n,), array (m,)), optional
+        Group labels (e.g. song ids): pairs with the same label are not compared.
+    chunk : int
+        Reference windows per sparse product (bounds the memory to ``n * chunk`` floats).
+
+    Returns
+    -------
+    best : np.ndarray, float, ``(n,)``
+        Highest overlap (NaN if no comparable pair has a note).
+    index : np.ndarray, int, ``(n,)``
+        Index into ``reference`` of the nearest window (-1 where ``best`` is NaN).
+    """
+    r = as_rolls(x, threshold, name="x")
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    m = len(reference)
+    if groups is not None:
+        gx, gr = (np.asarray(g) for g in groups)
+        if gx.shape != (r.shape[0],) or gr.shape != (m,):
+            raise ValueError(f"groups must have shapes ({r.shape[0]},) and ({m},), got {gx.shape} and {gr.shape}")
+    best = np.full(r.shape[0], -np.inf)
+    index = np.full(r.shape[0], -1, dtype=np.int64)
+    for start in range(0, m, chunk):
+        ov = overlap_matrix(r, reference[start:start + chunk])
+        if groups is not None:
+            ov[gx[:, None] == gr[None, start:start + chunk]] = np.nan
+        ov = np.where(np.isnan(ov), -np.inf, ov)
+        j = ov.argmax(axis=1)
+        v = ov[np.arange(len(j)), j]
+        better = v > best
+        best[better], index[better] = v[better], start + j[better]
+    none = ~np.isfinite(best)
+    best[none], index[none] = np.nan, -1
+    return best, index
+
+
+def held_pitch(x: Any, threshold: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The most held pitch of each window: the share of the 64 steps in which it sounds.
+
+    Only pitched tracks count (a drum row on every step is a groove, not a held note). A share
+    of at least :data:`DRONE_SHARE` marks a drone, the symptom of a collapsed generator that
+    holds one pitch through most of every window.
+
+    Returns
+    -------
+    share : np.ndarray, float, ``(n,)``
+        Steps on / 64 of the window's most held (track, pitch); 0 for a window without pitched notes.
+    track, pitch : np.ndarray, int, ``(n,)``
+        Where it is (track index, MIDI pitch); -1 for a window without pitched notes.
+    """
+    r = as_rolls(x, threshold)
+    steps = r[:, 1:].sum(axis=2)  # (n, 16, 72): steps on per pitched track and pitch
+    flat = steps.reshape(steps.shape[0], -1)
+    k = flat.argmax(axis=1)
+    best = flat[np.arange(len(k)), k]
+    share = best / N_STEPS
+    track = np.where(best > 0, 1 + k // N_PITCHES, -1)
+    pitch = np.where(best > 0, LOWEST_PITCH + k % N_PITCHES, -1)
+    return share, track, pitch
+
+
+def diversity(generated: Any, real: Any, threshold: float | None = None) -> dict[str, float]:
+    """Collapse at a glance: within-set overlaps and drones of a generated and a real set.
+
+    Returns
+    -------
+    dict
+        ``within_generated``, ``within_real`` (:func:`within_overlap`), their ratio
+        ``within_ratio`` (about 1 for sets as varied as the real one, large for a collapsed
+        generator), ``drone_generated``, ``drone_real`` (share of windows whose most held pitch
+        sounds in at least :data:`DRONE_SHARE` of the steps).
+    """
+    g = as_rolls(generated, threshold, name="generated")
+    r = as_rolls(real, name="real")
+    wg, wr = within_overlap(g), within_overlap(r)
+    return {
+        "within_generated": wg, "within_real": wr,
+        "within_ratio": wg / wr if wr and not np.isnan(wr) else float("nan"),
+        "drone_generated": float((held_pitch(g)[0] >= DRONE_SHARE).mean()),
+        "drone_real": float((held_pitch(r)[0] >= DRONE_SHARE).mean()),
+    }

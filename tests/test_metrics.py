@@ -357,3 +357,64 @@ def test_kde_integrates_to_one():
     dens = m.kde_on_grid(np.array([0.0]), grid, 1.0)
     assert dens.sum() * (grid[1] - grid[0]) == pytest.approx(1.0)
     assert dens[np.argmin(np.abs(grid))] == pytest.approx(1 / math.sqrt(2 * math.pi), rel=1e-2)
+
+
+# --- diversity, copying, drones ------------------------------------------------------------------
+
+
+def _window(cells):
+    w = np.zeros((17, 64, 72), bool)
+    for t, s, p in cells:
+        w[t, s, p] = True
+    return w
+
+
+def test_overlap_matrix_by_hand():
+    a = _window([(0, 0, 0), (1, 5, 3)])
+    b = _window([(1, 5, 3), (2, 1, 1), (3, 3, 3)])
+    empty = _window([])
+    ov = m.overlap_matrix(np.stack([a, b, empty]))
+    # |a & b| = 1, |a | b| = 4
+    assert ov[0, 1] == ov[1, 0] == 0.25
+    assert ov[0, 0] == ov[1, 1] == 1.0
+    assert ov[0, 2] == 0.0 and np.isnan(ov[2, 2])
+    assert m.overlap_matrix(a[None], np.stack([b, a])).tolist() == [[0.25, 1.0]]
+
+
+def test_within_overlap_by_hand():
+    a = _window([(0, 0, 0), (1, 5, 3)])
+    b = _window([(1, 5, 3), (2, 1, 1), (3, 3, 3)])
+    c = _window([(0, 0, 0)])
+    # pairs: (a,b) 1/4, (a,c) 1/2, (b,c) 0 -> mean 0.25
+    assert m.within_overlap(np.stack([a, b, c])) == pytest.approx(0.25)
+    assert m.within_overlap(np.stack([a, a, a])) == 1.0
+
+
+def test_nearest_overlap_chunks_and_groups():
+    ref = np.stack([_window([(1, s, 3) for s in range(k)]) for k in (1, 2, 4, 8)])
+    x = np.stack([_window([(1, s, 3) for s in range(3)]), _window([(5, 0, 0)])])
+    # x[0] has 3 cells; overlaps with ref: 1/3, 2/3, 3/4, 3/8 -> best ref[2]
+    for chunk in (1, 3, 16):
+        best, idx = m.nearest_overlap(x, ref, chunk=chunk)
+        assert best[0] == pytest.approx(0.75) and idx[0] == 2
+        assert best[1] == 0.0
+    best, idx = m.nearest_overlap(x, ref, groups=(np.array(["s", "t"]), np.array(["u", "u", "s", "u"])))
+    assert best[0] == pytest.approx(2 / 3) and idx[0] == 1  # ref[2] is the same song: skipped
+
+
+def test_held_pitch_ignores_drums_and_names_the_pitch():
+    w = _window([(5, s, 10) for s in range(40)] + [(7, s, 20) for s in range(20)] + [(0, s, 12) for s in range(64)])
+    share, track, pitch = m.held_pitch(np.stack([w, _window([(0, 1, 1)])]))
+    assert share.tolist() == [40 / 64, 0.0]
+    assert track.tolist() == [5, -1] and pitch.tolist() == [24 + 10, -1]
+
+
+def test_diversity_flags_a_collapsed_set():
+    rng = np.random.default_rng(0)
+    real = np.zeros((6, 17, 64, 72), bool)
+    for i in range(6):
+        real[i, 7, rng.integers(0, 60, 20), rng.integers(0, 72, 20)] = True
+    drone = _window([(7, s, 30) for s in range(64)])
+    d = m.diversity(np.stack([drone] * 4), real)
+    assert d["within_generated"] == 1.0 and d["drone_generated"] == 1.0
+    assert d["within_ratio"] > 5 and d["drone_real"] == 0.0
