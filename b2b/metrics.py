@@ -42,6 +42,7 @@ from b2b.data import (  # the fixed geometry, defined once in b2b.data
     SAMPLE_SHAPE,
     STEPS_PER_BAR,
     STEPS_PER_BEAT,
+    TRACKS,
 )
 
 N_BEATS = N_STEPS // STEPS_PER_BEAT  # 16
@@ -767,7 +768,7 @@ __all__ = [
 # diversity, copying and drones (sets of windows, not single windows)
 # ----------------------------------------------------------------------------------------------
 
-#: A pitch that sounds in at least this share of a window's 64 steps is *held* (a drone).
+#: A pitch sounding in at least this share of a window's 64 steps is *held* in that window.
 DRONE_SHARE = 0.5
 
 
@@ -875,26 +876,39 @@ def nearest_overlap(
 def held_pitch(x: Any, threshold: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The most held pitch of each window: the share of the 64 steps in which it sounds.
 
-    Only pitched tracks count (a drum row on every step is a groove, not a held note). A share
-    of at least :data:`DRONE_SHARE` marks a drone, the symptom of a collapsed generator that
-    holds one pitch through most of every window.
+    Counted per (pitched track, pitch) over all steps, whether the pitch is one long note or
+    repeated notes; only pitched tracks count (a drum row on every step is a groove). A pitch
+    sounding in at least :data:`DRONE_SHARE` of the steps is *held*; the same held pitch in most
+    generated windows (a drone) is the symptom of a collapsed generator.
 
     Returns
     -------
     share : np.ndarray, float, ``(n,)``
-        Steps on / 64 of the window's most held (track, pitch); 0 for a window without pitched notes.
+        Steps on / 64 of the window's most held (track, pitch); 0 without pitched notes.
     track, pitch : np.ndarray, int, ``(n,)``
-        Where it is (track index, MIDI pitch); -1 for a window without pitched notes.
+        Where it is (track index, MIDI pitch; the lowest on ties); -1 without pitched notes.
     """
     r = as_rolls(x, threshold)
     steps = r[:, 1:].sum(axis=2)  # (n, 16, 72): steps on per pitched track and pitch
     flat = steps.reshape(steps.shape[0], -1)
     k = flat.argmax(axis=1)
     best = flat[np.arange(len(k)), k]
-    share = best / N_STEPS
     track = np.where(best > 0, 1 + k // N_PITCHES, -1)
     pitch = np.where(best > 0, LOWEST_PITCH + k % N_PITCHES, -1)
-    return share, track, pitch
+    return best / N_STEPS, track, pitch
+
+
+def _common_held(x: np.ndarray) -> tuple[str, float]:
+    """The (track, pitch) held (:data:`DRONE_SHARE`) in most windows, and in which share of them."""
+    share, track, pitch = held_pitch(x)
+    held = share >= DRONE_SHARE
+    if not held.any():
+        return "", 0.0
+    keys, counts = np.unique(np.stack([track[held], pitch[held]], axis=1), axis=0, return_counts=True)
+    t, p = keys[counts.argmax()]
+    from pretty_midi import note_number_to_name
+
+    return f"{TRACKS[int(t)].name} {note_number_to_name(int(p))}", float(counts.max() / len(x))
 
 
 def diversity(generated: Any, real: Any, threshold: float | None = None) -> dict[str, float]:
@@ -905,15 +919,21 @@ def diversity(generated: Any, real: Any, threshold: float | None = None) -> dict
     dict
         ``within_generated``, ``within_real`` (:func:`within_overlap`), their ratio
         ``within_ratio`` (about 1 for sets as varied as the real one, large for a collapsed
-        generator), ``drone_generated``, ``drone_real`` (share of windows whose most held pitch
-        sounds in at least :data:`DRONE_SHARE` of the steps).
+        generator), ``held_generated``, ``held_real`` (share of windows whose most held pitch
+        sounds in at least :data:`DRONE_SHARE` of the steps, :func:`held_pitch`), and
+        ``drone_generated``/``drone_real`` with ``drone_pitch_generated``/``drone_pitch_real``:
+        the single (track, pitch) held in most windows (e.g. ``"Ensemble D4"``) and the share of
+        the windows in which it is held.
     """
     g = as_rolls(generated, threshold, name="generated")
     r = as_rolls(real, name="real")
     wg, wr = within_overlap(g), within_overlap(r)
+    dg, dr = _common_held(g), _common_held(r)
     return {
         "within_generated": wg, "within_real": wr,
         "within_ratio": wg / wr if wr and not np.isnan(wr) else float("nan"),
-        "drone_generated": float((held_pitch(g)[0] >= DRONE_SHARE).mean()),
-        "drone_real": float((held_pitch(r)[0] >= DRONE_SHARE).mean()),
+        "held_generated": float((held_pitch(g)[0] >= DRONE_SHARE).mean()),
+        "held_real": float((held_pitch(r)[0] >= DRONE_SHARE).mean()),
+        "drone_pitch_generated": dg[0], "drone_generated": dg[1],
+        "drone_pitch_real": dr[0], "drone_real": dr[1],
     }

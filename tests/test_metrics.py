@@ -402,10 +402,13 @@ def test_nearest_overlap_chunks_and_groups():
     assert best[0] == pytest.approx(2 / 3) and idx[0] == 1  # ref[2] is the same song: skipped
 
 
-def test_held_pitch_ignores_drums_and_names_the_pitch():
-    w = _window([(5, s, 10) for s in range(40)] + [(7, s, 20) for s in range(20)] + [(0, s, 12) for s in range(64)])
+def test_held_pitch_counts_steps_of_a_pitch_and_ignores_drums():
+    # track 5 pitch 10: two notes of 30 and 25 steps (55 steps on); track 7 pitch 20: one note of
+    # 40 steps; the drum track on every step does not count
+    w = _window([(5, s, 10) for s in list(range(30)) + list(range(31, 56))] + [(7, s, 20) for s in range(3, 43)]
+                + [(0, s, 12) for s in range(64)])
     share, track, pitch = m.held_pitch(np.stack([w, _window([(0, 1, 1)])]))
-    assert share.tolist() == [40 / 64, 0.0]
+    assert share.tolist() == [55 / 64, 0.0]
     assert track.tolist() == [5, -1] and pitch.tolist() == [24 + 10, -1]
 
 
@@ -416,5 +419,6 @@ def test_diversity_flags_a_collapsed_set():
         real[i, 7, rng.integers(0, 60, 20), rng.integers(0, 72, 20)] = True
     drone = _window([(7, s, 30) for s in range(64)])
     d = m.diversity(np.stack([drone] * 4), real)
-    assert d["within_generated"] == 1.0 and d["drone_generated"] == 1.0
-    assert d["within_ratio"] > 5 and d["drone_real"] == 0.0
+    assert d["within_generated"] == 1.0 and d["held_generated"] == 1.0
+    assert d["drone_pitch_generated"] == "Ensemble F#3" and d["drone_generated"] == 1.0  # MIDI 24 + 30 = 54
+    assert d["within_ratio"] > 5 and d["held_real"] == 0.0 and d["drone_pitch_real"] == ""
