@@ -115,9 +115,19 @@ EXTRACT_MAX_BYTES = 8 * 2**30
 EXTRACT_MAX_MEMBER_BYTES = 256 * 2**20
 #: Decompressed bytes allowed after the end of the tar data (tar pads with zeros to 10 KiB).
 EXTRACT_MAX_TRAILING_BYTES = 16 * 2**20
-#: Free disk space demanded on top of the estimated extracted size (folders, file-system
-#: blocks: about 0.2 GB for the upstream archive).
-DISK_MARGIN_BYTES = 512 * 2**20
+#: Data of one pax/GNU long-name header (read into memory by tarfile): real ones are < 1 KiB.
+EXTRACT_MAX_HEADER_BYTES = 2**20
+#: Free disk space demanded on top of what a step writes. Extracting also needs 1/8 of the
+#: estimated size for folders and file-system blocks (about 0.2 GB for the upstream archive).
+DISK_MARGIN_BYTES = 64 * 2**20
+#: Largest download accepted per kind (the upstream files: about 1.4 GB, 1.1 MB, 0.9 MB).
+DOWNLOAD_MAX_BYTES: dict[str, int] = {"archive": 8 * 2**30, "ids": 64 * 2**20,
+                                      "labels": 64 * 2**20}
+#: Bounds on reading the small files (upstream: 21,425 id lines; about 80 members and
+#: id lists of at most 130 KB in labels.tar.gz).
+IDS_MAX_LINES = 1_000_000
+LABELS_MAX_MEMBERS = 10_000
+LABELS_MAX_LIST_BYTES = 16 * 2**20
 
 #: Network settings (module attributes so tests can shorten them).
 TIMEOUT_S = 60.0
@@ -247,7 +257,8 @@ def download(
     ``Range`` request (``If-Range`` carries the server's ETag/Last-Modified when known); a server
     that answers 200 instead of 206 restarts the file. A connection cut before the announced
     length is retried from where it stopped, up to :data:`RETRIES` times. Only a complete file
-    whose SHA-256 matches ``expected_sha256`` (when given) is renamed to ``dest``.
+    whose SHA-256 matches ``expected_sha256`` (when given) is renamed to ``dest``. Bytes that
+    arrived before a read timeout (a stalled server) are kept and resumed from.
 
     Parameters
     ----------
@@ -268,9 +279,10 @@ def download(
     Raises
     ------
     ValueError
-        Unreachable URL, HTTP error, an HTML page instead of the file, a download still cut
-        after all retries (``dest.part`` is kept for the next run), or a checksum mismatch (the
-        download is deleted).
+        Unreachable URL, HTTP error, an HTML page instead of the file, a file longer than
+        :data:`DOWNLOAD_MAX_BYTES` for ``kind`` (deleted), too little free disk space for the
+        announced length, a download still cut after all retries (``dest.part`` is kept for the
+        next run), or a checksum mismatch (the download is deleted).
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -336,6 +348,15 @@ def download(
                     _info(f"{url} does not resume downloads; starting the {what} again")
                 offset, mode = 0, "wb"
                 total = length
+            limit = DOWNLOAD_MAX_BYTES.get(kind)
+            if limit is not None and total is not None and total > limit:
+                part.unlink(missing_ok=True)
+                raise ValueError(
+                    f"{url} announces {total:,} bytes, more than the {limit:,} accepted for the "
+                    f"{what} (DOWNLOAD_MAX_BYTES); " + _moved_hint(kind))
+            if total is not None:
+                check_free_space(dest.parent, total - offset + DISK_MARGIN_BYTES,
+                                 f"download {dest.name}")
             validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
             write_text(info_path, json.dumps({"url": url, "validator": validator}))
             cut = None
@@ -357,7 +378,16 @@ def download(
                         break
                     f.write(chunk)
                     bar.update(len(chunk))
+                    if limit is not None and f.tell() > limit:
+                        cut = "too long"
+                        break
             size = part.stat().st_size
+        if limit is not None and size > limit:
+            part.unlink()
+            info_path.unlink(missing_ok=True)
+            raise ValueError(
+                f"the {what} from {url} is longer than the {limit:,} bytes accepted "
+                f"(DOWNLOAD_MAX_BYTES); the download was deleted; " + _moved_hint(kind))
         if total is not None and size > total:
             part.unlink()
             raise ValueError(
@@ -477,6 +507,23 @@ def check_member(member: tarfile.TarInfo) -> None:
         raise ValueError(f"member {name!r} is a device file, FIFO or other special file")
 
 
+class _HugeHeader(ValueError):
+    """A tar header whose extended data would exceed :data:`EXTRACT_MAX_HEADER_BYTES`."""
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A TarInfo that refuses pax and GNU long-name headers larger than
+    :data:`EXTRACT_MAX_HEADER_BYTES` before tarfile reads their data into memory."""
+
+    def _proc_member(self, tarfile_):  # noqa: D401 - tarfile's hook for every header
+        if self.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
+                         tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK) \
+                and self.size > EXTRACT_MAX_HEADER_BYTES:
+            raise _HugeHeader(f"a header of {self.size:,} bytes, more than "
+                              f"{EXTRACT_MAX_HEADER_BYTES:,} (EXTRACT_MAX_HEADER_BYTES)")
+        return super()._proc_member(tarfile_)
+
+
 class _CountingReader:
     """A read-only file wrapper that reports the bytes read to a progress bar."""
 
@@ -589,7 +636,8 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike,
         raise ValueError(f"{dest} already exists; remove it before extracting again")
     dest.parent.mkdir(parents=True, exist_ok=True)
     estimate = extracted_size_estimate(archive)
-    check_free_space(dest.parent, min(estimate, EXTRACT_MAX_BYTES) + DISK_MARGIN_BYTES,
+    estimate = min(estimate, EXTRACT_MAX_BYTES)
+    check_free_space(dest.parent, estimate + estimate // 8 + DISK_MARGIN_BYTES,
                      f"extract {archive.name}")
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extract-", dir=dest.parent))
     n_members = n_files = n_bytes = n_songs = 0
@@ -607,7 +655,7 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike,
             # gzip.GzipFile checks the CRC-32 and length trailer that tarfile's "r|gz" skips:
             # a damaged archive of already-compressed .npz files often inflates without error.
             gz = gzip.GzipFile(fileobj=_CountingReader(raw, bar), mode="rb")
-            with gz, tarfile.open(fileobj=gz, mode="r|") as tar:
+            with gz, tarfile.open(fileobj=gz, mode="r|", tarinfo=_BoundedTarInfo) as tar:
                 for member in tar:
                     try:
                         check_member(member)
@@ -660,6 +708,9 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike,
                              f"({names}); expected one")
         os.replace(tmp, dest)
     except tarfile.FilterError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise refuse(str(e)) from None
+    except _HugeHeader as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise refuse(str(e)) from None
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
@@ -793,8 +844,14 @@ def read_cleansed_ids(path: str | os.PathLike) -> dict[str, str]:
     """
     path = Path(path)
     out: dict[str, str] = {}
+    if path.stat().st_size > DOWNLOAD_MAX_BYTES["ids"]:
+        raise _Unreadable(f"{path} is {path.stat().st_size:,} bytes, more than "
+                          f"{DOWNLOAD_MAX_BYTES['ids']:,} (DOWNLOAD_MAX_BYTES['ids'])")
     with open(path, encoding="utf-8", errors="replace") as f:
         for lineno, line in enumerate(f, 1):
+            if lineno > IDS_MAX_LINES:
+                raise _Unreadable(f"{path} has more than {IDS_MAX_LINES:,} lines "
+                                  f"(IDS_MAX_LINES; cleansed_ids.txt has {N_CLEANSED:,})")
             fields = line.split()
             if not fields:
                 continue
@@ -842,8 +899,13 @@ def read_genre_list(labels: str | os.PathLike, genre: str) -> tuple[str, list[st
     member_name = genre_member(genre)
     source = genre.split("/")[0]
     try:
-        with tarfile.open(labels, "r:gz") as tar:
-            members = {m.name: m for m in tar.getmembers()}
+        with tarfile.open(labels, "r:gz", tarinfo=_BoundedTarInfo) as tar:
+            members = {}
+            for m in tar:
+                members[m.name] = m
+                if len(members) > LABELS_MAX_MEMBERS:
+                    raise _Unreadable(f"{labels} has more than {LABELS_MAX_MEMBERS:,} members "
+                                      f"(LABELS_MAX_MEMBERS): not the LPD genre labels")
             member = members.get(member_name)
             if member is None:  # tagtraum/rock -> tagtraum/Rock when that is the only match
                 near = [n for n in members if n.lower() == member_name.lower()]
@@ -863,7 +925,12 @@ def read_genre_list(labels: str | os.PathLike, genre: str) -> tuple[str, list[st
                 raise ValueError(f"genre {genre!r} ({member_name}) is not in {labels}; {hint}")
             if not member.isfile():
                 raise ValueError(f"{member.name} in {labels} is not a regular file")
+            if member.size > LABELS_MAX_LIST_BYTES:
+                raise _Unreadable(f"{member.name} in {labels} is {member.size:,} bytes, more "
+                                  f"than {LABELS_MAX_LIST_BYTES:,} (LABELS_MAX_LIST_BYTES)")
             text = tar.extractfile(member).read().decode("utf-8", errors="replace")
+    except _HugeHeader as e:
+        raise _Unreadable(f"{labels} has {e}") from None
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
         raise _Unreadable(f"{labels} is truncated or corrupt ({type(e).__name__}: {e})") \
             from None

@@ -369,7 +369,8 @@ class LoopbackServer:
     ``stall`` (path → [bytes to send before sending nothing more, times]: the connection stays
     open, silent, until the server closes or ``stall_s`` passes),
     ``ignore_range`` (paths answered 200 with the whole file even to a Range request),
-    ``content_type`` (path → Content-Type). Recorded: ``requests`` (list of
+    ``content_type`` (path → Content-Type), ``no_length`` (paths sent without Content-Length,
+    the end marked by closing the connection). Recorded: ``requests`` (list of
     ``(path, Range header or None)``). More than ``max_requests`` requests get 503, and the
     server shuts itself down ``lifetime_s`` seconds after starting.
     """
@@ -380,6 +381,7 @@ class LoopbackServer:
         self.status: dict[str, int] = {}
         self.cut: dict[str, list[int]] = {}
         self.stall: dict[str, list[int]] = {}
+        self.no_length: set[str] = set()
         self.stall_s = 30.0
         self._closing = threading.Event()
         self.ignore_range: set[str] = set()
@@ -456,7 +458,8 @@ class LoopbackServer:
         body = data[start:]
         h.send_response(code)
         h.send_header("Content-Type", self.content_type.get(path, "application/octet-stream"))
-        h.send_header("Content-Length", str(len(body)))
+        if path not in self.no_length:
+            h.send_header("Content-Length", str(len(body)))
         h.send_header("Accept-Ranges", "bytes")
         h.send_header("ETag", '"' + hashlib.md5(data).hexdigest() + '"')
         if code == 206:

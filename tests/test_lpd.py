@@ -721,7 +721,8 @@ def test_extracted_size_estimate_is_the_gzip_length(src):
 def test_too_little_disk_space_keeps_the_archive(tmp_path, server, src, capsys, monkeypatch):
     root = tmp_path / "data"
     real = lpd.shutil.disk_usage
-    need = len(__import__("gzip").decompress(src["bytes"][ARCHIVE])) + lpd.DISK_MARGIN_BYTES
+    size = len(__import__("gzip").decompress(src["bytes"][ARCHIVE]))
+    need = size + size // 8 + lpd.DISK_MARGIN_BYTES  # files, folders and blocks, margin
     seen = []
 
     def usage(path):
@@ -730,6 +731,7 @@ def test_too_little_disk_space_keeps_the_archive(tmp_path, server, src, capsys, 
 
     monkeypatch.setattr(lpd.shutil, "disk_usage", usage)
     assert b2b_lpd17(root, server) == 2
+    seen = seen[-1:]  # the last check was the extraction's (downloads check too)
     msg = error_line(capsys)
     assert "not enough free disk space in" in msg and "to extract lpd_17_cleansed.tar.gz" in msg
     assert seen == [root / "lpd17-raw"]
@@ -944,3 +946,62 @@ def test_second_run_in_the_same_root_is_refused(tmp_path, server, capsys):
         msg = error_line(capsys)
     assert f"another `b2b data lpd17` is working in {root}" in msg and server.count() == 0
     assert b2b_lpd17(root, server, "--songs", 1) == 0  # released
+
+
+def test_huge_tar_header_is_refused_before_reading_it(tmp_path, src, capsys, monkeypatch):
+    import io
+
+    monkeypatch.setattr(lpd, "EXTRACT_MAX_HEADER_BYTES", 1 << 16)
+    path = tmp_path / "pax.tar.gz"
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        ti = tarfile.TarInfo(F.lpd_member(*src["songs"][0]))
+        ti.size, ti.pax_headers = 1, {"comment": "x" * (100 << 10)}  # 100 KiB pax record
+        tar.addfile(ti, io.BytesIO(b"x"))
+    with F.LoopbackServer({**src["bytes"], ARCHIVE: path.read_bytes()}) as server:
+        root = tmp_path / "data"
+        assert b2b_lpd17(root, server) == 2
+    msg = error_line(capsys)
+    assert "unsafe archive" in msg and "(EXTRACT_MAX_HEADER_BYTES)" in msg
+    assert not list((root / "lpd17-raw").glob("*extracted*"))
+
+
+@pytest.mark.parametrize("name,bound,value,text", [
+    (LABELS, "LABELS_MAX_LIST_BYTES", 100, "(LABELS_MAX_LIST_BYTES)"),
+    (LABELS, "LABELS_MAX_MEMBERS", 5, "more than 5 members (LABELS_MAX_MEMBERS)"),
+    (IDS, "IDS_MAX_LINES", 5, "more than 5 lines (IDS_MAX_LINES"),
+])
+def test_small_downloads_are_read_within_bounds(tmp_path, server, capsys, monkeypatch, name,
+                                                bound, value, text):
+    monkeypatch.setattr(lpd, bound, value)
+    root = tmp_path / "data"
+    assert b2b_lpd17(root, server) == 2
+    msg = error_line(capsys)
+    assert text in msg and "the file was deleted" in msg
+    assert not (root / "lpd17-raw" / name).exists() and server.count("/" + ARCHIVE) == 0
+
+
+@pytest.mark.parametrize("announced", [True, False])
+def test_download_longer_than_its_bound_is_refused(tmp_path, server, src, monkeypatch,
+                                                   announced):
+    monkeypatch.setitem(lpd.DOWNLOAD_MAX_BYTES, "archive", 1000)
+    monkeypatch.setattr(lpd, "CHUNK", 256)
+    if not announced:  # no Content-Length: stopped while reading
+        server.no_length.add("/" + ARCHIVE)
+    with pytest.raises(ValueError) as e:
+        lpd.download(server.url(ARCHIVE), tmp_path / "a.tgz", progress=False)
+    if announced:
+        n = len(src["bytes"][ARCHIVE])
+        assert f"announces {n:,} bytes, more than the 1,000" in str(e.value)
+    else:
+        assert "is longer than the 1,000 bytes accepted" in str(e.value)
+    assert list(tmp_path.iterdir()) == []  # nothing kept
+
+
+def test_download_checks_free_space(tmp_path, server, src, monkeypatch):
+    real = lpd.shutil.disk_usage
+    n = len(src["bytes"][ARCHIVE])
+    monkeypatch.setattr(lpd.shutil, "disk_usage",
+                        lambda p: real(p)._replace(free=n + lpd.DISK_MARGIN_BYTES - 1))
+    with pytest.raises(ValueError, match=r"not enough free disk space in .* to download a.tgz"):
+        lpd.download(server.url(ARCHIVE), tmp_path / "a.tgz", progress=False)
+    assert not (tmp_path / "a.tgz").exists()
