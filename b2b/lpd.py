@@ -1194,23 +1194,27 @@ def _prepare_root(root: Path) -> None:
 
 
 @contextlib.contextmanager
-def _root_lock(root: Path) -> Iterator[None]:
+def _root_lock(root: Path) -> Iterator[bool]:
     """Hold an exclusive lock on ``<root>/.b2b-lpd17.lock`` (released when the process ends,
-    however it ends); refuse if another ``b2b data lpd17`` holds it."""
+    however it ends); refuse if another ``b2b data lpd17`` holds it. Yields whether the lock is
+    held (False where the file system or platform has no ``flock``)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: no lock
-        yield
+        yield False
         return
     fd = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = True
         except BlockingIOError:
             raise ValueError(f"another `b2b data lpd17` is working in {root} (it holds "
                              f"{root / LOCK_NAME}); wait for it to finish or choose another "
                              f"--root") from None
-        yield
+        except OSError:  # e.g. ENOLCK on some network file systems: work without the lock
+            locked = False
+        yield locked
     finally:
         os.close(fd)
 
@@ -1266,8 +1270,8 @@ def run(args: argparse.Namespace) -> int:
     _parse_sha(args.sha256)
     try:
         _prepare_root(root)
-        with _root_lock(root):
-            removed = _remove_leftovers(root)
+        with _root_lock(root) as locked:
+            removed = _remove_leftovers(root) if locked else []  # none of them can be in use
             if removed:
                 _info(f"removed {len(removed)} temporary file(s) left by an interrupted run, "
                       f"e.g. {removed[0]}")

@@ -1005,3 +1005,18 @@ def test_download_checks_free_space(tmp_path, server, src, monkeypatch):
     with pytest.raises(ValueError, match=r"not enough free disk space in .* to download a.tgz"):
         lpd.download(server.url(ARCHIVE), tmp_path / "a.tgz", progress=False)
     assert not (tmp_path / "a.tgz").exists()
+
+
+def test_extraction_recorded_by_an_earlier_version_is_reused(tmp_path, server, capsys):
+    """Manifests written before the layout and URL were recorded (format 1 as first shipped)."""
+    root = tmp_path / "data"
+    assert b2b_lpd17(root, server, "--songs", 1) == 0
+    whole = json.loads((root / "manifest.json").read_text())
+    for key in ("cleansed_dir", "url", "n_songs"):
+        del whole["lpd17"]["extracted"][key]
+    (root / "manifest.json").write_text(json.dumps(whole))
+    n = server.count()
+    capsys.readouterr()
+    assert b2b_lpd17(root, server, "--songs", 3) == 0
+    assert "extracting" not in capsys.readouterr().out and server.count() == n
+    assert len(store_windows(root)[0]) == 3
