@@ -11,21 +11,32 @@ module gets such a subset with one command, reproducibly, and can be re-run safe
    the SHA-256 of each finished download is recorded in ``<root>/manifest.json`` and checked
    again whenever the file is reused, or checked against ``--sha256 KIND=HEX``.
 2. **Extract** the archive safely (no absolute paths, no ``..``, no links leaving the folder, no
-   device files; plus the ``"data"`` extraction filter) into a temporary folder renamed into place,
-   once: the manifest records which archive was extracted.
+   device or sparse files; plus the ``"data"`` extraction filter), within bounds on what it may
+   write (:data:`EXTRACT_MAX_MEMBERS`, :data:`EXTRACT_MAX_BYTES`,
+   :data:`EXTRACT_MAX_MEMBER_BYTES`) and after checking the free disk space, into a temporary
+   folder renamed into place, once: the manifest records which archive (SHA-256 and URL) was
+   extracted. A different archive (another ``--archive-url`` whose file differs, or ``--sha256
+   archive=...``) is extracted again, with a warning. The ``lpd_17_cleansed`` folder is found by
+   structure: the upstream archive holds ``lpd_17/lpd_17_cleansed/...``; a bare
+   ``lpd_17_cleansed/...`` top works too.
 3. **Select** ``--songs`` MSD ids of a genre list in ``labels.tar.gz`` (``--genre
    tagtraum/Rock`` → member ``labels/tagtraum/id_list_Rock.txt``) with a seeded shuffle of the
    sorted list, and map them to files ``lpd_17_cleansed/<A>/<B>/<C>/<MSD_ID>/<md5>.npz``.
 4. **Preprocess** the chosen songs over ``--workers`` processes into the compact store
    ``<root>/lpd17`` (see :mod:`b2b.data`). A re-run with the same arguments does nothing.
 
+One run at a time works in a data root (a lock on ``<root>/.b2b-lpd17.lock``, released when the
+process ends, however it ends); each run first removes the temporary files and folders that a
+killed run left behind.
+
 Layout under the data root::
 
     <root>/manifest.json                     what was downloaded, extracted, chosen, built
+                                             (song paths relative to lpd17-raw/extracted)
     <root>/lpd17-raw/lpd_17_cleansed.tar.gz  downloads (``.part`` while incomplete)
     <root>/lpd17-raw/cleansed_ids.txt
     <root>/lpd17-raw/labels.tar.gz
-    <root>/lpd17-raw/extracted/lpd_17_cleansed/A/B/C/<MSD_ID>/<md5>.npz
+    <root>/lpd17-raw/extracted/lpd_17/lpd_17_cleansed/A/B/C/<MSD_ID>/<md5>.npz
     <root>/lpd17/                            the compact store read by ``open_dataset("lpd17")``
 """
 
@@ -33,7 +44,9 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import datetime
+import errno
 import gzip
 import hashlib
 import http.client
@@ -91,6 +104,30 @@ MANIFEST_NAME = "manifest.json"
 MANIFEST_KEY = "lpd17"
 MANIFEST_FORMAT = 1
 N_CLEANSED = 21_425
+LOCK_NAME = ".b2b-lpd17.lock"
+
+#: Bounds on what extracting the archive may write: an archive beyond them (a "tar bomb") is
+#: refused and what it wrote removed. The upstream archive holds N_CLEANSED = 21,425 ``.npz``
+#: files (plus under 45,000 folders) and extracts to about 2.3-3.2 GB; the bounds leave a wide
+#: margin (module attributes so tests can lower them).
+EXTRACT_MAX_MEMBERS = 250_000
+EXTRACT_MAX_BYTES = 8 * 2**30
+EXTRACT_MAX_MEMBER_BYTES = 256 * 2**20
+#: Decompressed bytes allowed after the end of the tar data (tar pads with zeros to 10 KiB).
+EXTRACT_MAX_TRAILING_BYTES = 16 * 2**20
+#: Data of one pax/GNU long-name header (read into memory by tarfile): real ones are < 1 KiB.
+EXTRACT_MAX_HEADER_BYTES = 2**20
+#: Free disk space demanded on top of what a step writes. Extracting also needs 1/8 of the
+#: estimated size for folders and file-system blocks (about 0.2 GB for the upstream archive).
+DISK_MARGIN_BYTES = 64 * 2**20
+#: Largest download accepted per kind (the upstream files: about 1.4 GB, 1.1 MB, 0.9 MB).
+DOWNLOAD_MAX_BYTES: dict[str, int] = {"archive": 8 * 2**30, "ids": 64 * 2**20,
+                                      "labels": 64 * 2**20}
+#: Bounds on reading the small files (upstream: 21,425 id lines; about 80 members and
+#: id lists of at most 130 KB in labels.tar.gz).
+IDS_MAX_LINES = 1_000_000
+LABELS_MAX_MEMBERS = 10_000
+LABELS_MAX_LIST_BYTES = 16 * 2**20
 
 #: Network settings (module attributes so tests can shorten them).
 TIMEOUT_S = 60.0
@@ -220,7 +257,8 @@ def download(
     ``Range`` request (``If-Range`` carries the server's ETag/Last-Modified when known); a server
     that answers 200 instead of 206 restarts the file. A connection cut before the announced
     length is retried from where it stopped, up to :data:`RETRIES` times. Only a complete file
-    whose SHA-256 matches ``expected_sha256`` (when given) is renamed to ``dest``.
+    whose SHA-256 matches ``expected_sha256`` (when given) is renamed to ``dest``. Bytes that
+    arrived before a read timeout (a stalled server) are kept and resumed from.
 
     Parameters
     ----------
@@ -241,9 +279,10 @@ def download(
     Raises
     ------
     ValueError
-        Unreachable URL, HTTP error, an HTML page instead of the file, a download still cut
-        after all retries (``dest.part`` is kept for the next run), or a checksum mismatch (the
-        download is deleted).
+        Unreachable URL, HTTP error, an HTML page instead of the file, a file longer than
+        :data:`DOWNLOAD_MAX_BYTES` for ``kind`` (deleted), too little free disk space for the
+        announced length, a download still cut after all retries (``dest.part`` is kept for the
+        next run), or a checksum mismatch (the download is deleted).
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -309,16 +348,29 @@ def download(
                     _info(f"{url} does not resume downloads; starting the {what} again")
                 offset, mode = 0, "wb"
                 total = length
+            limit = DOWNLOAD_MAX_BYTES.get(kind)
+            if limit is not None and total is not None and total > limit:
+                part.unlink(missing_ok=True)
+                raise ValueError(
+                    f"{url} announces {total:,} bytes, more than the {limit:,} accepted for the "
+                    f"{what} (DOWNLOAD_MAX_BYTES); " + _moved_hint(kind))
+            if total is not None:
+                check_free_space(dest.parent, total - offset + DISK_MARGIN_BYTES,
+                                 f"download {dest.name}")
             validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
             write_text(info_path, json.dumps({"url": url, "validator": validator}))
             cut = None
+            # read1 returns what has arrived (up to CHUNK) instead of waiting for a full CHUNK:
+            # bytes that came before a read timeout are already written, and the next try
+            # resumes after them (read(CHUNK) dropped a partly filled chunk on timeout).
+            read = getattr(response, "read1", None) or response.read
             with open(part, mode) as f, _bar(
                 total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
                 desc=f"{dest.name}", disable=not progress,
             ) as bar:
                 while True:
                     try:
-                        chunk = response.read(CHUNK)
+                        chunk = read(CHUNK)
                     except (http.client.HTTPException, OSError) as e:
                         cut = f"{type(e).__name__}: {e}"
                         break
@@ -326,7 +378,16 @@ def download(
                         break
                     f.write(chunk)
                     bar.update(len(chunk))
+                    if limit is not None and f.tell() > limit:
+                        cut = "too long"
+                        break
             size = part.stat().st_size
+        if limit is not None and size > limit:
+            part.unlink()
+            info_path.unlink(missing_ok=True)
+            raise ValueError(
+                f"the {what} from {url} is longer than the {limit:,} bytes accepted "
+                f"(DOWNLOAD_MAX_BYTES); the download was deleted; " + _moved_hint(kind))
         if total is not None and size > total:
             part.unlink()
             raise ValueError(
@@ -362,34 +423,53 @@ def download(
 
 def _ensure_download(root: Path, kind: str, url: str, expected: str | None,
                      progress: bool) -> tuple[Path, str]:
-    """Return (path, sha256) of a verified download of ``kind``, downloading it if needed."""
+    """Return (path, sha256) of a verified download of ``kind``, downloading it if needed.
+
+    A file in place is reused when it still has the SHA-256 the manifest recorded and came from
+    ``url``; a file that came from another URL is downloaded again from ``url`` and compared
+    (a warning says which URL changed and whether the file did).
+    """
     path = root / RAW_DIR / FILENAMES[kind]
     what = _WHAT[kind]
     recorded = read_manifest(root).get("downloads", {}).get(kind)
+    previous = None  # (url, sha256) of a file replaced because the URL changed
     if path.exists():
-        digest = sha256_file(path)
-        if recorded and recorded.get("sha256") and digest != recorded["sha256"]:
-            raise ValueError(
-                f"{path} changed since it was downloaded: SHA-256 {digest}, the manifest "
-                f"recorded {recorded['sha256']}; delete it to download it again"
-            )
-        if expected and digest != expected:
-            raise ValueError(
-                f"checksum mismatch for the {what} {path}: SHA-256 is {digest}, expected "
-                f"{expected} (--sha256 {kind}=...); delete it to download it again"
-            )
-        if not recorded or recorded.get("sha256") != digest:
-            size = path.stat().st_size
-            _update_manifest(root, lambda s: s.setdefault("downloads", {}).__setitem__(
-                kind, {"file": f"{RAW_DIR}/{FILENAMES[kind]}", "url": None, "sha256": digest,
-                       "bytes": size, "time": _now(), "note": "found in place, not downloaded"}))
-        return path, digest
+        old_url = recorded.get("url") if recorded else None
+        if old_url is not None and old_url != url:
+            previous = (old_url, recorded.get("sha256"))
+            _warn(f"{path} was downloaded from {old_url}, not from {url} "
+                  f"({_URL_OPTION[kind]}): downloading it again to compare")
+        else:
+            digest = sha256_file(path)
+            if recorded and recorded.get("sha256") and digest != recorded["sha256"]:
+                raise ValueError(
+                    f"{path} changed since it was downloaded: SHA-256 {digest}, the manifest "
+                    f"recorded {recorded['sha256']}; delete it to download it again"
+                )
+            if expected and digest != expected:
+                raise ValueError(
+                    f"checksum mismatch for the {what} {path}: SHA-256 is {digest}, expected "
+                    f"{expected} (--sha256 {kind}=...); delete it to download it again"
+                )
+            if not recorded or recorded.get("sha256") != digest:
+                size = path.stat().st_size
+                _update_manifest(root, lambda s: s.setdefault("downloads", {}).__setitem__(
+                    kind, {"file": f"{RAW_DIR}/{FILENAMES[kind]}", "url": None,
+                           "sha256": digest, "bytes": size, "time": _now(),
+                           "note": "found in place, not downloaded"}))
+            return path, digest
     _info(f"downloading the {what} from {url}")
     digest, size = download(url, path, kind=kind, expected_sha256=expected, progress=progress)
     _update_manifest(root, lambda s: s.setdefault("downloads", {}).__setitem__(
         kind, {"file": f"{RAW_DIR}/{FILENAMES[kind]}", "url": url, "sha256": digest,
                "bytes": size, "time": _now()}))
     _info(f"{FILENAMES[kind]}: {size:,} bytes, SHA-256 {digest}")
+    if previous is not None:
+        if digest == previous[1]:
+            _info(f"{FILENAMES[kind]} from {url} is the same file as from {previous[0]}")
+        else:
+            _warn(f"{FILENAMES[kind]} from {url} differs from the one from {previous[0]} "
+                  f"(SHA-256 {digest}, was {previous[1]}); using the new one")
     return path, digest
 
 
@@ -427,6 +507,23 @@ def check_member(member: tarfile.TarInfo) -> None:
         raise ValueError(f"member {name!r} is a device file, FIFO or other special file")
 
 
+class _HugeHeader(ValueError):
+    """A tar header whose extended data would exceed :data:`EXTRACT_MAX_HEADER_BYTES`."""
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A TarInfo that refuses pax and GNU long-name headers larger than
+    :data:`EXTRACT_MAX_HEADER_BYTES` before tarfile reads their data into memory."""
+
+    def _proc_member(self, tarfile_):  # noqa: D401 - tarfile's hook for every header
+        if self.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
+                         tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK) \
+                and self.size > EXTRACT_MAX_HEADER_BYTES:
+            raise _HugeHeader(f"a header of {self.size:,} bytes, more than "
+                              f"{EXTRACT_MAX_HEADER_BYTES:,} (EXTRACT_MAX_HEADER_BYTES)")
+        return super()._proc_member(tarfile_)
+
+
 class _CountingReader:
     """A read-only file wrapper that reports the bytes read to a progress bar."""
 
@@ -439,14 +536,80 @@ class _CountingReader:
         return data
 
 
+_SONG_MEMBER_RE = re.compile(
+    rf"^(?:([^/]+)/)?{TOP_FOLDER}/([A-Z0-9])/([A-Z0-9])/([A-Z0-9])/(TR[A-Z0-9]{{16}})/"
+    r"[0-9a-f]{32}\.npz$")
+
+
+def song_member_top(name: str) -> str | None:
+    """The folder holding ``lpd_17_cleansed/`` if ``name`` is a song file of an LPD-17-cleansed
+    archive, else None.
+
+    A song is ``[TOP/]lpd_17_cleansed/<A>/<B>/<C>/<MSD_ID>/<md5>.npz`` with A, B, C the
+    characters 2, 3, 4 of the MSD id: the upstream archive has ``TOP = lpd_17``; a bare
+    ``lpd_17_cleansed/`` top (``TOP`` absent) gives ``""``.
+
+    >>> song_member_top("lpd_17/lpd_17_cleansed/A/A/A/TRAAAGR128F425B14B/" + "0" * 32 + ".npz")
+    'lpd_17'
+    >>> song_member_top("lpd_17_cleansed/A/A/A/TRAAAGR128F425B14B/" + "0" * 32 + ".npz")
+    ''
+    """
+    name = name[2:] if name.startswith("./") else name
+    m = _SONG_MEMBER_RE.match(name)
+    if not m or m.group(5)[2:5] != m.group(2) + m.group(3) + m.group(4):
+        return None
+    return m.group(1) or ""
+
+
+def extracted_size_estimate(archive: str | os.PathLike) -> int:
+    """Bytes a ``.tar.gz`` holds once decompressed, from its gzip trailer (ISIZE).
+
+    ISIZE is the decompressed size modulo 2**32; it is taken as at least the compressed size
+    (``.npz`` files barely compress), adding 4 GiB as needed. Exact for the upstream archive
+    (under 4 GiB decompressed); only an estimate for others, which the extraction bounds cover.
+    """
+    archive = Path(archive)
+    size = archive.stat().st_size
+    with open(archive, "rb") as f:
+        f.seek(max(size - 4, 0))
+        isize = int.from_bytes(f.read(4).ljust(4, b"\0"), "little")
+    while isize < size:
+        isize += 2**32
+    return isize
+
+
+class _NoSpace(ValueError):
+    """Too little free disk space for a step (the inputs are fine)."""
+
+
+def check_free_space(folder: str | os.PathLike, need: int, what: str) -> None:
+    """Raise ValueError unless ``folder`` (or the nearest existing folder above it) has ``need``
+    bytes free."""
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if free < need:
+        raise _NoSpace(
+            f"not enough free disk space in {folder} to {what}: {free / 2**30:.2f} GiB free, "
+            f"about {need / 2**30:.2f} GiB needed; free some space (or choose another --root) "
+            f"and run again")
+
+
 def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike,
                     progress: bool = True) -> dict:
-    """Extract a ``.tar.gz`` safely into the new folder ``dest`` (atomically).
+    """Extract an LPD-17-cleansed ``.tar.gz`` safely into the new folder ``dest`` (atomically).
 
-    Every member is checked with :func:`check_member` and extracted with the ``"data"`` filter
-    where Python has it; everything goes to a temporary folder next to ``dest`` that is renamed
-    to ``dest`` only when the whole archive was read without error. On any error the temporary
-    folder is removed and ``dest`` is left as it was.
+    Every member is checked with :func:`check_member` (and sparse files are refused) and
+    extracted with the ``"data"`` filter where Python has it. What the archive may write is
+    bounded before each member is written: :data:`EXTRACT_MAX_MEMBERS` members,
+    :data:`EXTRACT_MAX_MEMBER_BYTES` per file, :data:`EXTRACT_MAX_BYTES` in all, and
+    :data:`EXTRACT_MAX_TRAILING_BYTES` of data after the tar's end. The free disk space must
+    hold :func:`extracted_size_estimate` plus :data:`DISK_MARGIN_BYTES`. The archive must hold
+    song files in the LPD layout (:func:`song_member_top`), all under one ``lpd_17_cleansed``
+    folder. Everything goes to a temporary folder next to ``dest`` that is renamed to ``dest``
+    only when the whole archive was read without error; on any error (or interruption) the
+    temporary folder is removed and ``dest`` is left as it was.
 
     Parameters
     ----------
@@ -458,20 +621,32 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike,
     Returns
     -------
     dict
-        ``{"n_files": regular files, "bytes": their total size}``.
+        ``n_files`` (regular files), ``bytes`` (their total size), ``n_songs`` (song files in
+        the LPD layout) and ``cleansed_dir``: the ``lpd_17_cleansed`` folder relative to
+        ``dest`` (``"lpd_17/lpd_17_cleansed"`` for the upstream archive).
 
     Raises
     ------
     ValueError
-        An unsafe member (named in the message), or a truncated/corrupt archive.
+        An unsafe member (named in the message), an archive beyond the bounds, a truncated or
+        corrupt archive, one without the LPD layout, or too little free disk space.
     """
     archive, dest = Path(archive), Path(dest)
     if dest.exists():
         raise ValueError(f"{dest} already exists; remove it before extracting again")
     dest.parent.mkdir(parents=True, exist_ok=True)
+    estimate = extracted_size_estimate(archive)
+    estimate = min(estimate, EXTRACT_MAX_BYTES)
+    check_free_space(dest.parent, estimate + estimate // 8 + DISK_MARGIN_BYTES,
+                     f"extract {archive.name}")
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extract-", dir=dest.parent))
-    n_files = n_bytes = 0
+    n_members = n_files = n_bytes = n_songs = 0
+    tops: dict[str, int] = {}
     use_filter = hasattr(tarfile, "data_filter")
+
+    def refuse(why: str) -> ValueError:
+        return ValueError(f"unsafe archive {archive}: {why}; nothing was extracted")
+
     try:
         with open(archive, "rb") as raw, _bar(
             total=archive.stat().st_size, unit="B", unit_scale=True, unit_divisor=1024,
@@ -480,13 +655,28 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike,
             # gzip.GzipFile checks the CRC-32 and length trailer that tarfile's "r|gz" skips:
             # a damaged archive of already-compressed .npz files often inflates without error.
             gz = gzip.GzipFile(fileobj=_CountingReader(raw, bar), mode="rb")
-            with gz, tarfile.open(fileobj=gz, mode="r|") as tar:
+            with gz, tarfile.open(fileobj=gz, mode="r|", tarinfo=_BoundedTarInfo) as tar:
                 for member in tar:
                     try:
                         check_member(member)
                     except ValueError as e:
-                        raise ValueError(f"unsafe archive {archive}: {e}; nothing was extracted") \
-                            from None
+                        raise refuse(str(e)) from None
+                    n_members += 1
+                    if n_members > EXTRACT_MAX_MEMBERS:
+                        raise refuse(f"more than {EXTRACT_MAX_MEMBERS:,} members "
+                                     f"(EXTRACT_MAX_MEMBERS; LPD-17-cleansed has {N_CLEANSED:,} "
+                                     f"files)")
+                    if member.isfile():
+                        if member.sparse is not None or member.type == tarfile.GNUTYPE_SPARSE:
+                            raise refuse(f"member {member.name!r} is a sparse file")
+                        if member.size > EXTRACT_MAX_MEMBER_BYTES:
+                            raise refuse(f"member {member.name!r} is {member.size:,} bytes, more "
+                                         f"than {EXTRACT_MAX_MEMBER_BYTES:,} "
+                                         f"(EXTRACT_MAX_MEMBER_BYTES)")
+                        if n_bytes + member.size > EXTRACT_MAX_BYTES:
+                            raise refuse(f"its files hold more than {EXTRACT_MAX_BYTES:,} bytes "
+                                         f"(EXTRACT_MAX_BYTES; LPD-17-cleansed holds about "
+                                         f"3 GB)")
                     if use_filter:
                         tar.extract(member, tmp, filter="data")
                     else:  # pragma: no cover - Python without extraction filters
@@ -494,12 +684,35 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike,
                     if member.isfile():
                         n_files += 1
                         n_bytes += member.size
-                while gz.read(CHUNK):  # read to the end so that the trailer gets checked
-                    pass
+                        top = song_member_top(member.name)
+                        if top is not None:
+                            n_songs += 1
+                            tops[top] = tops.get(top, 0) + 1
+                trailing = 0
+                while True:  # read to the end so that the trailer gets checked
+                    chunk = gz.read(CHUNK)
+                    if not chunk:
+                        break
+                    trailing += len(chunk)
+                    if trailing > EXTRACT_MAX_TRAILING_BYTES:
+                        raise refuse(f"more than {EXTRACT_MAX_TRAILING_BYTES:,} bytes follow the "
+                                     f"end of its tar data (EXTRACT_MAX_TRAILING_BYTES)")
+        if not tops:
+            raise ValueError(
+                f"{archive} holds no {TOP_FOLDER}/ folder of songs (expected "
+                f"lpd_17/{TOP_FOLDER}/<A>/<B>/<C>/<MSD_ID>/<md5>.npz, or {TOP_FOLDER}/... at "
+                f"the top): is it the LPD-17-cleansed archive?")
+        if len(tops) > 1:
+            names = ", ".join(posixpath.join(t, TOP_FOLDER) for t in sorted(tops))
+            raise ValueError(f"{archive} holds songs in more than one {TOP_FOLDER} folder "
+                             f"({names}); expected one")
         os.replace(tmp, dest)
     except tarfile.FilterError as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise ValueError(f"unsafe archive {archive}: {e}; nothing was extracted") from None
+        raise refuse(str(e)) from None
+    except _HugeHeader as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise refuse(str(e)) from None
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ValueError(
@@ -508,53 +721,108 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike,
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return {"n_files": n_files, "bytes": n_bytes}
+    (top,) = tops
+    return {"n_files": n_files, "bytes": n_bytes, "n_songs": n_songs,
+            "cleansed_dir": posixpath.join(top, TOP_FOLDER)}
+
+
+def _extracted_source(section: dict) -> str | None:
+    """The URL the extracted archive came from (None: unknown, e.g. a file found in place)."""
+    recorded = section.get("extracted") or {}
+    if "url" in recorded:
+        return recorded["url"]
+    dl = section.get("downloads", {}).get("archive") or {}  # manifests before "url" was kept
+    return dl.get("url") if dl.get("sha256") == recorded.get("archive_sha256") else None
+
+
+def _find_cleansed(dest: Path, recorded: dict | None) -> Path | None:
+    """The extracted ``lpd_17_cleansed`` folder: the one the manifest records, else (manifests
+    written before the layout was recorded) ``dest/lpd_17_cleansed`` or ``dest/*/lpd_17_cleansed``
+    when exactly one exists; None when there is none."""
+    if not recorded:
+        return None
+    rel = recorded.get("cleansed_dir")
+    if isinstance(rel, str):
+        p = dest / rel
+        return p if p.is_dir() and p.resolve().is_relative_to(dest.resolve()) else None
+    found = [p for p in [dest / TOP_FOLDER, *dest.glob(f"*/{TOP_FOLDER}")] if p.is_dir()]
+    return found[0] if len(found) == 1 else None
 
 
 def _ensure_extracted(root: Path, args, shas: dict[str, str | None], urls: dict[str, str],
                       progress: bool) -> Path:
-    """The folder holding ``lpd_17_cleansed/``, extracting the archive when needed."""
+    """The folder holding ``lpd_17_cleansed/``, extracting the archive when needed.
+
+    An extraction is reused when it came from the archive asked for: same ``--sha256 archive``
+    if given, else same ``--archive-url``. Another URL is downloaded and compared; a different
+    archive is extracted in place of the old one (warnings say which and why).
+    """
     raw = root / RAW_DIR
     dest = raw / EXTRACTED_DIR
-    recorded = read_manifest(root).get("extracted")
-    expected = shas.get("archive")
-    if recorded and (dest / TOP_FOLDER).is_dir():
-        if expected and recorded.get("archive_sha256") != expected:
-            raise ValueError(
-                f"the archive extracted in {dest} has SHA-256 {recorded.get('archive_sha256')}, "
-                f"not {expected} (--sha256 archive=...); delete {raw} to start again"
-            )
-        return dest  # extracted once already; the archive itself is not needed
-    # remove leftovers of interrupted extractions (our own temporary folders only)
-    if raw.is_dir():
-        for stale in raw.glob(f".{EXTRACTED_DIR}.extract-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-    archive_path, digest = _ensure_download(root, "archive", urls["archive"], expected, progress)
+    section = read_manifest(root)
+    recorded = section.get("extracted")
+    expected, url = shas.get("archive"), urls["archive"]
+    cleansed = _find_cleansed(dest, recorded)
+    have = recorded.get("archive_sha256") if recorded else None
+    if cleansed is not None:
+        source = _extracted_source(section)
+        if expected is not None:
+            if expected == have:
+                return cleansed.parent  # the archive asked for, wherever it came from
+            _warn(f"the archive extracted in {dest} has SHA-256 {have}, not {expected} "
+                  f"(--sha256 archive=...): getting that archive and extracting it instead")
+        elif source is None or source == url:
+            return cleansed.parent  # extracted once already; the archive itself is not needed
+        else:
+            _warn(f"the archive extracted in {dest} came from {source}, not from {url} "
+                  f"(--archive-url): getting it to compare (to keep the extraction without "
+                  f"downloading, pass --sha256 archive={have})")
+    archive_path, digest = _ensure_download(root, "archive", url, expected, progress)
+    if cleansed is not None and digest == have:
+        _info(f"the archive from {url} is the one extracted in {dest} (SHA-256 {digest}); "
+              f"keeping the extraction")
+        _update_manifest(root, lambda s: s["extracted"].__setitem__("url", url))
+        _remove_archive_if_asked(args, archive_path)
+        return cleansed.parent
     if dest.exists():
-        if not recorded:
-            raise ValueError(
-                f"{dest} exists but the manifest does not say what it holds; remove it")
-        shutil.rmtree(dest)  # ours, from another archive
+        if cleansed is not None:
+            _warn(f"the archive from {url} (SHA-256 {digest}) is not the one extracted in "
+                  f"{dest} ({have}): extracting it in its place")
+        elif recorded:
+            _warn(f"{dest} is incomplete; extracting the archive again")
+        else:
+            _warn(f"{dest} is not recorded in {root / MANIFEST_NAME} (a run stopped just "
+                  f"after extracting?); extracting the archive again")
+        # the manifest stops describing it first, then it is moved aside in one step: a run
+        # killed while deleting it leaves only a hidden folder that the next run removes
         _update_manifest(root, lambda s: s.pop("extracted", None))
+        old = raw / f".{EXTRACTED_DIR}.old-{os.getpid()}-{int(time.time())}"
+        os.replace(dest, old)
+        shutil.rmtree(old, ignore_errors=True)
     _info(f"extracting {archive_path} (once)")
     try:
         stats = extract_archive(archive_path, dest, progress=progress)
+    except _NoSpace:
+        raise  # nothing wrong with the archive: keep it
     except ValueError as e:
         archive_path.unlink(missing_ok=True)
         _update_manifest(root, lambda s: s.get("downloads", {}).pop("archive", None))
         raise ValueError(f"{e}; the archive was deleted: check {_URL_OPTION['archive']} "
                          f"and run again") from None
-    if not (dest / TOP_FOLDER).is_dir():
-        shutil.rmtree(dest, ignore_errors=True)
-        raise ValueError(f"{archive_path} has no top folder {TOP_FOLDER}/: is it the "
-                         f"LPD-17-cleansed archive?")
+    source = read_manifest(root).get("downloads", {}).get("archive", {}).get("url")
     _update_manifest(root, lambda s: s.__setitem__("extracted", {
-        "archive_sha256": digest, "dir": f"{RAW_DIR}/{EXTRACTED_DIR}", "time": _now(), **stats}))
-    _info(f"extracted {stats['n_files']:,} files ({stats['bytes'] / 2**20:,.1f} MiB)")
-    if getattr(args, "remove_archive", False):
-        archive_path.unlink(missing_ok=True)
+        "archive_sha256": digest, "url": source, "dir": f"{RAW_DIR}/{EXTRACTED_DIR}",
+        "time": _now(), **stats}))
+    _info(f"extracted {stats['n_files']:,} files ({stats['bytes'] / 2**20:,.1f} MiB, "
+          f"{stats['n_songs']:,} songs in {stats['cleansed_dir']}/)")
+    _remove_archive_if_asked(args, archive_path)
+    return (dest / stats["cleansed_dir"]).parent
+
+
+def _remove_archive_if_asked(args, archive_path: Path) -> None:
+    if getattr(args, "remove_archive", False) and archive_path.exists():
+        archive_path.unlink()
         _info(f"removed {archive_path} (--remove-archive); its SHA-256 stays in the manifest")
-    return dest
 
 
 # --------------------------------------------------------------------------------------------
@@ -576,8 +844,14 @@ def read_cleansed_ids(path: str | os.PathLike) -> dict[str, str]:
     """
     path = Path(path)
     out: dict[str, str] = {}
+    if path.stat().st_size > DOWNLOAD_MAX_BYTES["ids"]:
+        raise _Unreadable(f"{path} is {path.stat().st_size:,} bytes, more than "
+                          f"{DOWNLOAD_MAX_BYTES['ids']:,} (DOWNLOAD_MAX_BYTES['ids'])")
     with open(path, encoding="utf-8", errors="replace") as f:
         for lineno, line in enumerate(f, 1):
+            if lineno > IDS_MAX_LINES:
+                raise _Unreadable(f"{path} has more than {IDS_MAX_LINES:,} lines "
+                                  f"(IDS_MAX_LINES; cleansed_ids.txt has {N_CLEANSED:,})")
             fields = line.split()
             if not fields:
                 continue
@@ -625,8 +899,13 @@ def read_genre_list(labels: str | os.PathLike, genre: str) -> tuple[str, list[st
     member_name = genre_member(genre)
     source = genre.split("/")[0]
     try:
-        with tarfile.open(labels, "r:gz") as tar:
-            members = {m.name: m for m in tar.getmembers()}
+        with tarfile.open(labels, "r:gz", tarinfo=_BoundedTarInfo) as tar:
+            members = {}
+            for m in tar:
+                members[m.name] = m
+                if len(members) > LABELS_MAX_MEMBERS:
+                    raise _Unreadable(f"{labels} has more than {LABELS_MAX_MEMBERS:,} members "
+                                      f"(LABELS_MAX_MEMBERS): not the LPD genre labels")
             member = members.get(member_name)
             if member is None:  # tagtraum/rock -> tagtraum/Rock when that is the only match
                 near = [n for n in members if n.lower() == member_name.lower()]
@@ -646,7 +925,12 @@ def read_genre_list(labels: str | os.PathLike, genre: str) -> tuple[str, list[st
                 raise ValueError(f"genre {genre!r} ({member_name}) is not in {labels}; {hint}")
             if not member.isfile():
                 raise ValueError(f"{member.name} in {labels} is not a regular file")
+            if member.size > LABELS_MAX_LIST_BYTES:
+                raise _Unreadable(f"{member.name} in {labels} is {member.size:,} bytes, more "
+                                  f"than {LABELS_MAX_LIST_BYTES:,} (LABELS_MAX_LIST_BYTES)")
             text = tar.extractfile(member).read().decode("utf-8", errors="replace")
+    except _HugeHeader as e:
+        raise _Unreadable(f"{labels} has {e}") from None
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
         raise _Unreadable(f"{labels} is truncated or corrupt ({type(e).__name__}: {e})") \
             from None
@@ -680,8 +964,9 @@ def seeded_order(items: list[str], seed: int) -> list[str]:
 
 
 def song_path(msd_id: str, md5: str) -> str:
-    """Path of a song inside the archive: ``lpd_17_cleansed/<A>/<B>/<C>/<MSD_ID>/<md5>.npz``
-    with A, B, C the characters 2, 3, 4 of the MSD id (0-based)."""
+    """Path of a song relative to the folder holding ``lpd_17_cleansed`` (``lpd_17/`` in the
+    upstream archive): ``lpd_17_cleansed/<A>/<B>/<C>/<MSD_ID>/<md5>.npz`` with A, B, C the
+    characters 2, 3, 4 of the MSD id (0-based)."""
     return f"{TOP_FOLDER}/{msd_id[2]}/{msd_id[3]}/{msd_id[4]}/{msd_id}/{md5}.npz"
 
 
@@ -689,6 +974,7 @@ def select_songs(genre_ids: list[str], id_map: dict[str, str], extracted: Path |
                  n_songs: int, seed: int) -> dict:
     """Choose ``n_songs`` songs of a genre list, reproducibly.
 
+    ``extracted`` is the folder holding ``lpd_17_cleansed/`` (None: do not check files).
     Ids missing from ``cleansed_ids.txt`` or whose file is not in ``extracted`` are dropped
     first (with a warning), then :func:`seeded_order` of the remaining sorted ids is cut to
     ``n_songs`` (all of them, with a warning, when there are fewer) and sorted.
@@ -892,8 +1178,84 @@ def _read_download(root: Path, kind: str, read: Callable[[], Any]) -> Any:
                          f"again") from None
 
 
+def _prepare_root(root: Path) -> None:
+    """Create the data root; one-line errors for a file in the way or a folder without write
+    permission."""
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"--root {root} is a file, not a folder: choose a folder")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--root {root}: cannot create the folder ({e.strerror or e})") \
+            from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise ValueError(f"--root {root}: no permission to write in this folder; fix its "
+                         f"permissions or choose another --root")
+
+
+@contextlib.contextmanager
+def _root_lock(root: Path) -> Iterator[bool]:
+    """Hold an exclusive lock on ``<root>/.b2b-lpd17.lock`` (released when the process ends,
+    however it ends); refuse if another ``b2b data lpd17`` holds it. Yields whether the lock is
+    held (False where the file system or platform has no ``flock``)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no lock
+        yield False
+        return
+    fd = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = True
+        except BlockingIOError:
+            raise ValueError(f"another `b2b data lpd17` is working in {root} (it holds "
+                             f"{root / LOCK_NAME}); wait for it to finish or choose another "
+                             f"--root") from None
+        except OSError:  # e.g. ENOLCK on some network file systems: work without the lock
+            locked = False
+        yield locked
+    finally:
+        os.close(fd)
+
+
+def _remove_leftovers(root: Path) -> list[Path]:
+    """Remove the temporary files and folders that a killed run of this command left in
+    ``root`` (only names this module's writers use; call with the root lock held)."""
+    raw = root / RAW_DIR
+    patterns = [(root, f".{MANIFEST_NAME}.*.tmp"), (root, f".{STORE_NAME}.*.tmp"),
+                (root, f".{STORE_NAME}.*.old"), (raw, ".*.tmp"),
+                (raw, f".{EXTRACTED_DIR}.extract-*"), (raw, f".{EXTRACTED_DIR}.old-*")]
+    removed = []
+    for folder, pattern in patterns:
+        if not folder.is_dir():
+            continue
+        for p in folder.glob(pattern):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def _os_error_message(e: OSError, root: Path) -> str:
+    where = e.filename if e.filename is not None else root
+    msg = f"{where}: {e.strerror or e}"
+    if e.errno == errno.ENOSPC:
+        msg += ("; free some space (or choose another --root) and run again: finished steps "
+                "are kept and an interrupted download resumes")
+    elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        msg += "; check the permissions of that path or choose another --root"
+    return msg
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run ``b2b data lpd17``: download, verify, extract, select, preprocess; return 0."""
+    """Run ``b2b data lpd17``: download, verify, extract, select, preprocess; return 0.
+
+    Operating-system errors (a full disk, missing permissions, a file where a folder should
+    be) become one-line ``ValueError`` messages naming the path.
+    """
     from b2b import data as bdata
 
     root = Path(args.root) if args.root is not None else Path(bdata.default_root())
@@ -905,20 +1267,55 @@ def run(args: argparse.Namespace) -> int:
     if args.hop_bars < 1:
         raise ValueError(f"--hop-bars must be at least 1, got {args.hop_bars}")
     genre_member(args.genre)  # validates the form
+    _parse_sha(args.sha256)
+    try:
+        _prepare_root(root)
+        with _root_lock(root) as locked:
+            removed = _remove_leftovers(root) if locked else []  # none of them can be in use
+            if removed:
+                _info(f"removed {len(removed)} temporary file(s) left by an interrupted run, "
+                      f"e.g. {removed[0]}")
+            return _run(args, root)
+    except OSError as e:
+        raise ValueError(_os_error_message(e, root)) from None
+
+
+def _sources_unchanged(section: dict, urls: dict[str, str]) -> bool:
+    """Whether every download (and the extracted archive) came from the URL asked for now
+    (files found in place, whose URL is unknown, count as unchanged)."""
+    downloads = section.get("downloads", {})
+    for kind in FILENAMES:
+        if kind == "archive" and section.get("extracted"):
+            old = _extracted_source(section)
+        else:
+            old = (downloads.get(kind) or {}).get("url")
+        if old is not None and old != urls[kind]:
+            return False
+    return True
+
+
+def _store_up_to_date(root: Path, section: dict, request: dict,
+                      inputs: dict[str, str | None]) -> bool:
+    from b2b import data as bdata
+
+    store = section.get("store")
+    return bool(store) and store.get("request") == request and \
+        bdata.is_store(root / STORE_NAME) and all(
+            v is None or store.get("inputs", {}).get(k) == v for k, v in inputs.items())
+
+
+def _run(args: argparse.Namespace, root: Path) -> int:
     shas = _parse_sha(args.sha256)
     urls = {k: getattr(args, f"{k}_url") for k in FILENAMES}
     progress = not args.no_progress
-    root.mkdir(parents=True, exist_ok=True)
     request = {"genre": args.genre, "songs": args.songs, "seed": args.seed,
                "hop_bars": args.hop_bars}
 
     # 0. Nothing to do?
     section = read_manifest(root)
-    store = section.get("store")
-    if store and store.get("request") == request and bdata.is_store(root / STORE_NAME) and all(
-        shas[k] is None or store.get("inputs", {}).get(f"{k}_sha256") == shas[k]
-        for k in FILENAMES
-    ):
+    if _store_up_to_date(root, section, request, {f"{k}_sha256": shas[k] for k in FILENAMES}) \
+            and _sources_unchanged(section, urls):
+        store = section["store"]
         _info(f"{root / STORE_NAME} is up to date ({store.get('n_songs')} songs of "
               f"{args.genre}, seed {args.seed}, {store.get('n_windows')} windows); nothing to do")
         return 0
@@ -932,9 +1329,19 @@ def run(args: argparse.Namespace) -> int:
         root, "labels", lambda: read_genre_list(labels_path, args.genre))
     extracted = _ensure_extracted(root, args, shas, urls, progress)
     archive_sha = read_manifest(root)["extracted"]["archive_sha256"]
+    inputs = {"archive_sha256": archive_sha, "ids_sha256": ids_sha, "labels_sha256": labels_sha}
+    section = read_manifest(root)
+    if _store_up_to_date(root, section, request, inputs) and \
+            section["store"].get("inputs") == inputs:  # other URLs, the same files
+        _info(f"{root / STORE_NAME} is up to date (the same files as before); nothing to do")
+        return 0
 
     # 3. Selection
     sel = select_songs(genre_ids, id_map, extracted, args.songs, args.seed)
+    dest = root / RAW_DIR / EXTRACTED_DIR  # the manifest's song paths are relative to it
+    prefix = extracted.relative_to(dest).as_posix()
+    for song in sel["songs"]:
+        song["path"] = posixpath.normpath(posixpath.join(prefix, song["path"]))
     missing = sel["missing_msd_ids"]
     if missing:
         _warn(f"{len(missing)} of {sel['n_listed']} MSD ids in {list_name} are "
@@ -943,7 +1350,6 @@ def run(args: argparse.Namespace) -> int:
     if args.songs > sel["n_available"]:
         _warn(f"--songs {args.songs} is more than the {sel['n_available']} songs of "
               f"{args.genre} in the archive; using all {sel['n_available']}")
-    inputs = {"archive_sha256": archive_sha, "ids_sha256": ids_sha, "labels_sha256": labels_sha}
     selection = {**request, "list": list_name, **sel,
                  "n_chosen": len(sel["songs"]), "time": _now()}
     _info(f"chose {len(sel['songs'])} songs of {args.genre} (seed {args.seed}) from "
@@ -952,7 +1358,7 @@ def run(args: argparse.Namespace) -> int:
     # 4. Preprocessing. The manifest stops describing the old store first: should the build
     # fail, the next run rebuilds rather than trusting a store it did not finish.
     _update_manifest(root, lambda s: s.pop("store", None))
-    result = _build_store(root, extracted, sel, request, inputs, args.workers, progress)
+    result = _build_store(root, dest, sel, request, inputs, args.workers, progress)
     if result["n_songs"] == 0:
         shutil.rmtree(root / STORE_NAME, ignore_errors=True)
         raise ValueError("none of the chosen songs could be read (see the warning above); "

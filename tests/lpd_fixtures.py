@@ -6,13 +6,17 @@
   with ``beat_resolution`` and per-track ``program``/``is_drum``/``name``.
 * :func:`song_tracks` makes asymmetric content per song (pitches, lengths, active tracks and
   velocities depend on the song index), with LPD's one-step pause between repeated notes.
-* :func:`build_lpd` writes ``lpd_17_cleansed.tar.gz`` (top folder ``lpd_17_cleansed/``, files
-  at ``A/B/C/MSD_ID/md5.npz``), ``cleansed_ids.txt`` (``md5    msd_id``) and ``labels.tar.gz``
-  (``labels/<source>/id_list_<Genre>.txt``, the member names of the real archive).
+* :func:`build_lpd` writes ``lpd_17_cleansed.tar.gz`` in the upstream layout (top folder
+  ``lpd_17/`` holding ``lpd_17_cleansed/``, files at ``A/B/C/MSD_ID/md5.npz``; ``top=None``
+  gives a bare ``lpd_17_cleansed/`` top), ``cleansed_ids.txt`` (``md5    msd_id``) and
+  ``labels.tar.gz`` (``labels/<source>/id_list_<Genre>.txt`` with folder entries
+  ``labels/<source>/`` and mode 0777, as in the real labels archive).
+* :func:`bomb_archive` writes a small ``.tar.gz`` that extracts to much more (zeros).
 * :func:`evil_archive` writes archives with ``..`` paths, absolute paths, links leaving the
   folder or device files; :func:`truncated` and :func:`corrupted` damage bytes.
 * :class:`LoopbackServer` serves bytes on 127.0.0.1 with ``Range`` support and can cut a
-  response, answer 404/500, or ignore ``Range``; it counts requests, refuses more than
+  response, stall in the middle of one (send part of the body, then nothing), answer 404/500,
+  or ignore ``Range``; it counts requests, refuses more than
   ``max_requests``, and shuts itself down after ``lifetime_s``.
 * :func:`realistic_song` makes a song the size of a real LPD song (for the speed measurement).
 """
@@ -183,8 +187,14 @@ def md5_of(k: int) -> str:
     return hashlib.md5(f"midi{k}".encode()).hexdigest()
 
 
-def lpd_member(msd: str, md5: str) -> str:
-    return f"lpd_17_cleansed/{msd[2]}/{msd[3]}/{msd[4]}/{msd}/{md5}.npz"
+#: The folder above ``lpd_17_cleansed/`` in the upstream archive.
+TOP = "lpd_17"
+
+
+def lpd_member(msd: str, md5: str, top: str | None = TOP) -> str:
+    """Member name of a song: ``[top/]lpd_17_cleansed/A/B/C/MSD_ID/md5.npz``."""
+    prefix = f"{top}/" if top else ""
+    return f"{prefix}lpd_17_cleansed/{msd[2]}/{msd[3]}/{msd[4]}/{msd}/{md5}.npz"
 
 
 def _add_dirs(tar: tarfile.TarFile, names, done: set) -> None:
@@ -199,22 +209,24 @@ def _add_dirs(tar: tarfile.TarFile, names, done: set) -> None:
                 tar.addfile(ti)
 
 
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
     ti = tarfile.TarInfo(name)
-    ti.size, ti.mode, ti.mtime = len(data), 0o644, 1_500_000_000
+    ti.size, ti.mode, ti.mtime = len(data), mode, 1_500_000_000
     tar.addfile(ti, io.BytesIO(data))
 
 
 def build_lpd(out: Path, n_songs: int = 9, *, genres: dict[str, list[int]] | None = None,
               extra_ids: dict[str, list[str]] | None = None,
-              leave_out_of_archive: tuple[int, ...] = (), broken: tuple[int, ...] = ()) -> dict:
+              leave_out_of_archive: tuple[int, ...] = (), broken: tuple[int, ...] = (),
+              top: str | None = TOP) -> dict:
     """Write the three LPD downloads for ``n_songs`` songs into ``out``.
 
     ``genres`` maps ``source/Genre`` to song indices (default: tagtraum/Rock = 0, 1, 3, 4, 6, 7;
     tagtraum/Pop = 2, 5, 8; lastfm/rock = 0, 3, 6; amg/Pop_Rock = all). ``extra_ids`` adds MSD
     ids to a genre list that are not in the archive; songs in ``leave_out_of_archive`` are listed
     in ``cleansed_ids.txt`` but have no file; songs in ``broken`` are stored as bytes that are
-    not an ``.npz``.
+    not an ``.npz``. ``top`` is the folder above ``lpd_17_cleansed/`` (``lpd_17`` upstream;
+    None: ``lpd_17_cleansed/`` at the top).
 
     Returns
     -------
@@ -237,12 +249,13 @@ def build_lpd(out: Path, n_songs: int = 9, *, genres: dict[str, list[int]] | Non
         p = npz_dir / f"{k}_{md5}.npz"
         write_lpd_npz(p, tracks, T, tempo=100.0 + k, name=md5)
         npz[k] = p
-    # the archive: top folder, nested folders, then files (like `tar czf` of the folder)
+    # the archive: top folders, nested folders, then files (like `tar czf` of the folder)
     archive = out / "lpd_17_cleansed.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
-        names = {k: lpd_member(*songs[k]) for k in songs if k not in leave_out_of_archive}
+        names = {k: lpd_member(*songs[k], top=top) for k in songs
+                 if k not in leave_out_of_archive}
         done: set = set()
-        _add_dirs(tar, ["lpd_17_cleansed/x"], done)
+        _add_dirs(tar, [f"{top}/lpd_17_cleansed/x" if top else "lpd_17_cleansed/x"], done)
         for k in sorted(names, key=lambda k: names[k]):
             _add_dirs(tar, [names[k]], done)
             _add_bytes(tar, names[k], b"not a zip file" if k in broken else npz[k].read_bytes())
@@ -250,15 +263,15 @@ def build_lpd(out: Path, n_songs: int = 9, *, genres: dict[str, list[int]] | Non
     ids.write_text("".join(f"{md5}    {msd}\n" for msd, md5 in songs.values()))
     labels = out / "labels.tar.gz"
     with tarfile.open(labels, "w:gz") as tar:
-        done = set()
+        done = {"labels"}  # the real archive has entries labels/<source>/ but no labels/
         for g, ks in genres.items():
             src, name = g.split("/")
             member = f"labels/{src}/id_list_{name}.txt"
             lines = [songs[k][0] for k in ks] + list((extra_ids or {}).get(g, []))
             _add_dirs(tar, [member], done)
-            _add_bytes(tar, member, "".join(x + "\n" for x in lines).encode())
+            _add_bytes(tar, member, "".join(x + "\n" for x in lines).encode(), mode=0o777)
         _add_dirs(tar, ["labels/amg/masd_labels.txt"], done)
-        _add_bytes(tar, "labels/amg/masd_labels.txt", b"# msd_id, label_num\n")
+        _add_bytes(tar, "labels/amg/masd_labels.txt", b"# msd_id, label_num\n", mode=0o777)
     return {
         "archive": archive, "ids": ids, "labels": labels, "songs": songs, "genres": genres,
         "npz": npz,
@@ -274,9 +287,9 @@ def evil_archive(path: Path, kind: str, good_npz: bytes = b"x") -> Path:
     ``symlink`` (to ``../../../../outside``), ``abs-symlink``, ``hardlink`` (to ``../x``) or
     ``device`` (a character device)."""
     with tarfile.open(path, "w:gz") as tar:
-        _add_dirs(tar, ["lpd_17_cleansed/A/x"], set())
-        _add_bytes(tar, "lpd_17_cleansed/A/ok.npz", good_npz)
-        ti = tarfile.TarInfo("lpd_17_cleansed/A/evil")
+        _add_dirs(tar, [f"{TOP}/lpd_17_cleansed/A/x"], set())
+        _add_bytes(tar, f"{TOP}/lpd_17_cleansed/A/ok.npz", good_npz)
+        ti = tarfile.TarInfo(f"{TOP}/lpd_17_cleansed/A/evil")
         if kind == "dotdot":
             _add_bytes(tar, "lpd_17_cleansed/../../evil.txt", b"pwned")
             return path
@@ -295,6 +308,41 @@ def evil_archive(path: Path, kind: str, good_npz: bytes = b"x") -> Path:
             raise ValueError(kind)
         tar.addfile(ti)
     return path
+
+
+def bomb_archive(path: Path, member_bytes: list[int], *, trailing_zeros: int = 0,
+                 top: str | None = TOP) -> Path:
+    """A small ``.tar.gz`` whose song files (in the LPD layout) are ``member_bytes`` zeros each
+    (1 MiB of zeros compresses to about 1 KiB), optionally followed by ``trailing_zeros`` zero
+    bytes after the tar data inside the gzip stream."""
+    import gzip
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        done: set = set()
+        for k, n in enumerate(member_bytes):
+            name = lpd_member(msd_id(k), md5_of(k), top=top)
+            _add_dirs(tar, [name], done)
+            ti = tarfile.TarInfo(name)
+            ti.size, ti.mode = n, 0o644
+            tar.addfile(ti, _Zeros(n))
+    with gzip.open(path, "wb") as gz:
+        gz.write(buf.getvalue())
+        for i in range(0, trailing_zeros, 1 << 20):
+            gz.write(bytes(min(1 << 20, trailing_zeros - i)))
+    return path
+
+
+class _Zeros:
+    """A file-like object of ``n`` zero bytes."""
+
+    def __init__(self, n: int) -> None:
+        self.left = n
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.left if size < 0 else min(size, self.left)
+        self.left -= size
+        return bytes(size)
 
 
 def truncated(data: bytes, fraction: float = 0.6) -> bytes:
@@ -318,8 +366,11 @@ class LoopbackServer:
 
     Attributes you set: ``files`` (url path → bytes), ``status`` (path → HTTP code to answer,
     e.g. 404/500), ``cut`` (path → [bytes to send before dropping the connection, times]),
+    ``stall`` (path → [bytes to send before sending nothing more, times]: the connection stays
+    open, silent, until the server closes or ``stall_s`` passes),
     ``ignore_range`` (paths answered 200 with the whole file even to a Range request),
-    ``content_type`` (path → Content-Type). Recorded: ``requests`` (list of
+    ``content_type`` (path → Content-Type), ``no_length`` (paths sent without Content-Length,
+    the end marked by closing the connection). Recorded: ``requests`` (list of
     ``(path, Range header or None)``). More than ``max_requests`` requests get 503, and the
     server shuts itself down ``lifetime_s`` seconds after starting.
     """
@@ -329,6 +380,10 @@ class LoopbackServer:
         self.files = dict(files or {})
         self.status: dict[str, int] = {}
         self.cut: dict[str, list[int]] = {}
+        self.stall: dict[str, list[int]] = {}
+        self.no_length: set[str] = set()
+        self.stall_s = 30.0
+        self._closing = threading.Event()
         self.ignore_range: set[str] = set()
         self.content_type: dict[str, str] = {}
         self.requests: list[tuple[str, str | None]] = []
@@ -369,6 +424,7 @@ class LoopbackServer:
         self.close()
 
     def close(self) -> None:
+        self._closing.set()  # ends stalled responses
         self._timer.cancel()
         if self._thread.is_alive():
             self.httpd.shutdown()
@@ -402,7 +458,8 @@ class LoopbackServer:
         body = data[start:]
         h.send_response(code)
         h.send_header("Content-Type", self.content_type.get(path, "application/octet-stream"))
-        h.send_header("Content-Length", str(len(body)))
+        if path not in self.no_length:
+            h.send_header("Content-Length", str(len(body)))
         h.send_header("Accept-Ranges", "bytes")
         h.send_header("ETag", '"' + hashlib.md5(data).hexdigest() + '"')
         if code == 206:
@@ -415,6 +472,14 @@ class LoopbackServer:
             h.wfile.write(body[: cut[0]])
             h.wfile.flush()
             return  # connection closes with the body incomplete
+        stall = self.stall.get(path)
+        if stall and stall[1] > 0:
+            with self._lock:
+                stall[1] -= 1
+            h.wfile.write(body[: stall[0]])
+            h.wfile.flush()
+            self._closing.wait(self.stall_s)  # silent, the connection open
+            return
         h.wfile.write(body)
 
     @staticmethod
@@ -432,7 +497,8 @@ class LoopbackServer:
 def measure(n_songs: int = 40, workers: tuple[int, ...] = (1, 2), out: Path | None = None) -> dict:
     """Measure sizes and preprocessing speed on ``n_songs`` songs the size of real LPD songs.
 
-    Writes the songs in the LPD layout, packs them as ``lpd_17_cleansed.tar.gz``, extracts it
+    Writes the songs in the LPD layout, packs them as ``lpd_17_cleansed.tar.gz`` (top folder
+    ``lpd_17/``), extracts it
     with :func:`b2b.lpd.extract_archive`, then converts the songs with
     :func:`b2b.lpd.convert_songs` into a store with each number of ``workers`` (pool start-up
     included, as a user sees it). Run ``python tests/lpd_fixtures.py [N_SONGS]``.
@@ -458,7 +524,7 @@ def measure(n_songs: int = 40, workers: tuple[int, ...] = (1, 2), out: Path | No
         np.random.default_rng(0))[0].values())
     archive = tmp / "lpd_17_cleansed.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
-        tar.add(src / "lpd_17_cleansed", arcname="lpd_17_cleansed")
+        tar.add(src / TOP, arcname=TOP)
     t1 = time.perf_counter()
     stats = lpd.extract_archive(archive, tmp / "extracted", progress=False)
     extract_s = time.perf_counter() - t1

@@ -475,8 +475,14 @@ def test_extract_is_recorded_and_not_repeated(tmp_path, server, src):
     assert not (root / "lpd17-raw" / ARCHIVE).exists()  # --remove-archive
     man = lpd.read_manifest(root)
     assert man["extracted"]["archive_sha256"] == man["downloads"]["archive"]["sha256"]
-    npz = list((root / "lpd17-raw" / "extracted" / "lpd_17_cleansed").rglob("*.npz"))
+    assert man["extracted"]["cleansed_dir"] == "lpd_17/lpd_17_cleansed"  # the upstream layout
+    assert man["extracted"]["n_songs"] == 9 and man["extracted"]["url"] == server.url(ARCHIVE)
+    npz = list((root / "lpd17-raw" / "extracted" / "lpd_17" / "lpd_17_cleansed").rglob("*.npz"))
     assert len(npz) == 9
+    assert [p.name for p in (root / "lpd17-raw" / "extracted").iterdir()] == ["lpd_17"]
+    song = man["selection"]["songs"][0]  # paths relative to lpd17-raw/extracted
+    assert (root / "lpd17-raw" / "extracted" / song["path"]).is_file()
+    assert song["path"] == F.lpd_member(song["msd_id"], song["md5"])
     for msd, md5 in src["songs"].values():  # the upstream layout A/B/C/MSD_ID/md5.npz
         p = root / "lpd17-raw" / "extracted" / F.lpd_member(msd, md5)
         assert p.is_file() and p.parent.name == msd and p.parts[-5:-2] == tuple(msd[2:5])
@@ -598,3 +604,419 @@ def test_help_states_the_default_root(capsys, monkeypatch, tmp_path):
     out = capsys.readouterr().out
     assert "$B2B_DATA" in out and "~/b2b-data" in out and "tagtraum/Rock" in out
     assert "--archive-url" in out and "--sha256" in out
+
+
+# ------------------------------------------------------------- archive layouts (issue 11) ---
+
+
+def test_bare_lpd_17_cleansed_top_works_too(tmp_path, capsys):
+    """An archive with lpd_17_cleansed/ at the top (no lpd_17/ above it) is accepted too."""
+    s2 = F.build_lpd(tmp_path / "src2", 9, top=None)
+    assert tarfile.open(s2["archive"]).getnames()[0] == "lpd_17_cleansed"
+    with F.LoopbackServer(s2["bytes"]) as server:
+        root = tmp_path / "data"
+        assert b2b_lpd17(root, server, "--songs", 3, "--seed", 4) == 0
+    man = lpd.read_manifest(root)
+    assert man["extracted"]["cleansed_dir"] == "lpd_17_cleansed"
+    songs, got = store_windows(root)
+    assert songs == sorted(lpd.seeded_order(
+        [s2["songs"][k][0] for k in s2["genres"]["tagtraum/Rock"]], 4)[:3])
+    assert np.array_equal(got, expected_windows(s2, [k_of(s2)[m] for m in songs]))
+    assert [s["path"] for s in man["selection"]["songs"]] == \
+        [F.lpd_member(s["msd_id"], s["md5"], top=None) for s in man["selection"]["songs"]]
+
+
+def _archive_with(path: Path, names: list[str], data: bytes) -> bytes:
+    with tarfile.open(path, "w:gz") as tar:
+        done: set = set()
+        for name in names:
+            F._add_dirs(tar, [name], done)
+            F._add_bytes(tar, name, data)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("tops,why", [
+    (["lpd_5/lpd_5_cleansed"], "holds no lpd_17_cleansed/ folder of songs"),  # LPD-5
+    (["data/lpd_17/lpd_17_cleansed"], "holds no lpd_17_cleansed/ folder of songs"),  # too deep
+    (["lpd_17/lpd_17_cleansed", "copy/lpd_17_cleansed"], "more than one lpd_17_cleansed folder"),
+])
+def test_archive_without_the_lpd_layout_is_refused(tmp_path, src, capsys, tops, why):
+    msd, md5 = src["songs"][0]
+    song = src["npz"][0].read_bytes()
+    names = [f"{t}/{msd[2]}/{msd[3]}/{msd[4]}/{msd}/{md5}.npz" for t in tops]
+    bad = _archive_with(tmp_path / "other.tar.gz", names, song)
+    with F.LoopbackServer({**src["bytes"], ARCHIVE: bad}) as server:
+        root = tmp_path / "data"
+        assert b2b_lpd17(root, server) == 2
+    msg = error_line(capsys)
+    assert why in msg and "the archive was deleted" in msg
+    raw = root / "lpd17-raw"
+    assert not (raw / "extracted").exists() and not list(raw.glob(".extracted*"))
+    assert not (raw / ARCHIVE).exists() and "extracted" not in lpd.read_manifest(root)
+
+
+def test_song_member_top():
+    m, h = "TRAAAGR128F425B14B", "0123456789abcdef" * 2
+    assert lpd.song_member_top(f"lpd_17/lpd_17_cleansed/A/A/A/{m}/{h}.npz") == "lpd_17"
+    assert lpd.song_member_top(f"./lpd_17/lpd_17_cleansed/A/A/A/{m}/{h}.npz") == "lpd_17"
+    assert lpd.song_member_top(f"lpd_17_cleansed/A/A/A/{m}/{h}.npz") == ""
+    assert lpd.song_member_top(f"lpd_17_cleansed/A/A/B/{m}/{h}.npz") is None  # not msd[2:5]
+    assert lpd.song_member_top(f"x/y/lpd_17_cleansed/A/A/A/{m}/{h}.npz") is None
+    assert lpd.song_member_top(f"lpd_17/lpd_17_cleansed/A/A/A/{m}/{h}.npy") is None
+
+
+# --------------------------------------------------------------------- tar bomb (issue 12.3) ---
+
+
+def test_extraction_bounds_leave_room_for_the_real_archive():
+    # 21,425 files and up to 3.2 GB extracted (plus at most 21,425 + 26**3 + 26**2 + 26 + 2
+    # = 39,705 folders): at least twice that is allowed
+    assert lpd.EXTRACT_MAX_MEMBERS >= 2 * (21_425 + 39_705)
+    assert lpd.EXTRACT_MAX_BYTES >= 2 * 3.2e9
+    assert 10 * 2**20 <= lpd.EXTRACT_MAX_MEMBER_BYTES <= lpd.EXTRACT_MAX_BYTES
+
+
+@pytest.mark.parametrize("members,trailing,bound,value,why,max_written", [
+    ([3 << 20], 0, "EXTRACT_MAX_MEMBER_BYTES", 1 << 20, "more than 1,048,576 (EXTRACT_MAX_MEMBER",
+     0),
+    ([600 << 10] * 3, 0, "EXTRACT_MAX_BYTES", 1 << 20, "more than 1,048,576 bytes (EXTRACT_MAX_B",
+     600 << 10),
+    # song 0 brings 6 folders, each further song 3 or 4: 12 members hold 2 songs at most
+    ([10] * 4, 0, "EXTRACT_MAX_MEMBERS", 12, "more than 12 members (EXTRACT_MAX_MEMBERS", 20),
+    ([10], 2 << 20, "EXTRACT_MAX_TRAILING_BYTES", 1 << 16, "follow the end of its tar data", 10),
+])
+def test_tar_bomb_is_refused_and_removed(tmp_path, src, capsys, monkeypatch, members, trailing,
+                                        bound, value, why, max_written):
+    bomb = F.bomb_archive(tmp_path / "bomb.tar.gz", members, trailing_zeros=trailing)
+    data = bomb.read_bytes()
+    assert len(data) < 20_000  # small on the wire, megabytes once extracted
+    monkeypatch.setattr(lpd, bound, value)
+    written = []  # what the extraction had written when it was stopped
+    real_rmtree = lpd.shutil.rmtree
+
+    def rmtree(p, *a, **k):
+        if ".extracted.extract-" in str(p):
+            written.append(sum(f.stat().st_size for f in Path(p).rglob("*") if f.is_file()))
+        return real_rmtree(p, *a, **k)
+
+    monkeypatch.setattr(lpd.shutil, "rmtree", rmtree)
+    with F.LoopbackServer({**src["bytes"], ARCHIVE: data}) as server:
+        root = tmp_path / "data"
+        assert b2b_lpd17(root, server) == 2
+    msg = error_line(capsys)
+    assert "unsafe archive" in msg and why in msg and "the archive was deleted" in msg
+    assert written == [max_written]  # stopped before writing past the bound, then removed
+    raw = root / "lpd17-raw"
+    assert not (raw / "extracted").exists() and not list(raw.glob(".extracted*"))
+    assert not (raw / ARCHIVE).exists() and "extracted" not in lpd.read_manifest(root)
+
+
+def test_extracted_size_estimate_is_the_gzip_length(src):
+    import gzip
+
+    assert lpd.extracted_size_estimate(src["archive"]) == \
+        len(gzip.decompress(src["bytes"][ARCHIVE]))
+
+
+def test_too_little_disk_space_keeps_the_archive(tmp_path, server, src, capsys, monkeypatch):
+    root = tmp_path / "data"
+    real = lpd.shutil.disk_usage
+    size = len(__import__("gzip").decompress(src["bytes"][ARCHIVE]))
+    need = size + size // 8 + lpd.DISK_MARGIN_BYTES  # files, folders and blocks, margin
+    seen = []
+
+    def usage(path):
+        seen.append(Path(path))
+        return real(path)._replace(free=need - 1)  # one byte short
+
+    monkeypatch.setattr(lpd.shutil, "disk_usage", usage)
+    assert b2b_lpd17(root, server) == 2
+    seen = seen[-1:]  # the last check was the extraction's (downloads check too)
+    msg = error_line(capsys)
+    assert "not enough free disk space in" in msg and "to extract lpd_17_cleansed.tar.gz" in msg
+    assert seen == [root / "lpd17-raw"]
+    raw = root / "lpd17-raw"
+    assert (raw / ARCHIVE).read_bytes() == src["bytes"][ARCHIVE]  # kept: nothing wrong with it
+    assert "archive" in lpd.read_manifest(root)["downloads"]
+    assert not (raw / "extracted").exists() and not list(raw.glob(".extracted*"))
+    monkeypatch.setattr(lpd.shutil, "disk_usage", lambda p: real(p)._replace(free=need))
+    n = server.count("/" + ARCHIVE)
+    assert b2b_lpd17(root, server, "--songs", 1) == 0
+    assert server.count("/" + ARCHIVE) == n  # not downloaded again
+
+
+# ------------------------------------------------------- another archive URL (issue 12.6) ---
+
+
+def test_new_archive_url_with_the_same_file_keeps_the_extraction(tmp_path, src, capsys):
+    files = {**src["bytes"], "mirror/" + ARCHIVE: src["bytes"][ARCHIVE],
+             "mirror/" + IDS: src["bytes"][IDS]}
+    with F.LoopbackServer(files) as server:
+        root = tmp_path / "data"
+        assert b2b_lpd17(root, server, "--songs", 2) == 0
+        extracted = root / "lpd17-raw" / "extracted"
+        ino = extracted.stat().st_ino
+        store_mtime = (root / "lpd17" / "store.npz").stat().st_mtime_ns
+        capsys.readouterr()
+        urls = url_args(server, archive="mirror/" + ARCHIVE, ids="mirror/" + IDS)
+        assert b2b_lpd17(root, server, "--songs", 2, urls=urls) == 0
+        out, err = capsys.readouterr()
+        assert f"came from {server.url(ARCHIVE)}, not from {server.url('mirror/' + ARCHIVE)}" \
+            in err
+        assert f"was downloaded from {server.url(IDS)}, not from" in err
+        assert "is the one extracted in" in out and "keeping the extraction" in out
+        assert "is the same file as from" in out
+        assert "up to date (the same files as before)" in out
+        assert server.count("mirror/" + ARCHIVE) == 1 and server.count("mirror/" + IDS) == 1
+        assert extracted.stat().st_ino == ino
+        assert (root / "lpd17" / "store.npz").stat().st_mtime_ns == store_mtime
+        man = lpd.read_manifest(root)
+        assert man["extracted"]["url"] == server.url("mirror/" + ARCHIVE)
+        assert man["downloads"]["ids"]["url"] == server.url("mirror/" + IDS)
+        n = server.count()
+        assert b2b_lpd17(root, server, "--songs", 2, urls=urls) == 0  # now nothing to do
+        assert "nothing to do" in capsys.readouterr().out and server.count() == n
+
+
+def test_new_archive_url_with_another_archive_is_extracted(tmp_path, src, capsys):
+    import hashlib
+
+    other = F.build_lpd(tmp_path / "other", 9, leave_out_of_archive=(0, 1))
+    assert other["bytes"][IDS] == src["bytes"][IDS]  # only the archive differs
+    files = {**src["bytes"], "new/" + ARCHIVE: other["bytes"][ARCHIVE]}
+    with F.LoopbackServer(files) as server:
+        root = tmp_path / "data"
+        assert b2b_lpd17(root, server, "--songs", 6, "--remove-archive") == 0
+        first = store_windows(root)[0]
+        assert {src["songs"][0][0], src["songs"][1][0]} <= set(first)
+        capsys.readouterr()
+        urls = url_args(server, archive="new/" + ARCHIVE)
+        assert b2b_lpd17(root, server, "--songs", 6, urls=urls) == 0
+        out, err = capsys.readouterr()
+    new_sha = hashlib.sha256(other["bytes"][ARCHIVE]).hexdigest()
+    old_sha = hashlib.sha256(src["bytes"][ARCHIVE]).hexdigest()
+    assert f"came from {server.url(ARCHIVE)}, not from {server.url('new/' + ARCHIVE)}" in err
+    assert f"(SHA-256 {new_sha}) is not the one extracted in" in err and old_sha in err
+    man = lpd.read_manifest(root)
+    assert man["extracted"]["archive_sha256"] == new_sha and man["extracted"]["n_files"] == 7
+    assert man["store"]["inputs"]["archive_sha256"] == new_sha
+    songs, got = store_windows(root)  # built from the new archive: songs 0 and 1 are not in it
+    rock = [k for k in src["genres"]["tagtraum/Rock"] if k not in (0, 1)]
+    assert sorted(songs) == sorted(src["songs"][k][0] for k in rock)
+    assert np.array_equal(got, expected_windows(src, [k_of(src)[m] for m in songs]))
+    assert not list((root / "lpd17-raw").glob(".extracted*"))
+
+
+def test_sha256_of_the_extracted_archive_keeps_it_without_downloading(tmp_path, server, src,
+                                                                      capsys):
+    import hashlib
+
+    root = tmp_path / "data"
+    assert b2b_lpd17(root, server, "--songs", 1, "--remove-archive") == 0
+    sha = hashlib.sha256(src["bytes"][ARCHIVE]).hexdigest()
+    n = server.count()
+    urls = url_args(server, archive="elsewhere/" + ARCHIVE)  # a 404 if it were asked for
+    assert b2b_lpd17(root, server, "--songs", 2, "--sha256", f"archive={sha}", urls=urls) == 0
+    assert server.count() == n
+
+
+# ---------------------------------------------------------- stalling server (issue 12.7) ---
+
+
+def test_stalled_download_keeps_what_arrived_and_resumes(tmp_path, server, src, capsys,
+                                                         monkeypatch):
+    monkeypatch.setattr(lpd, "TIMEOUT_S", 1.5)  # the server stalls for up to 30 s
+    n = len(src["bytes"][ARCHIVE])
+    server.stall["/" + ARCHIVE] = [n // 2, 1]  # half the body, then silence, once
+    sha, size = lpd.download(server.url(ARCHIVE), tmp_path / "a.tgz", progress=False)
+    assert (tmp_path / "a.tgz").read_bytes() == src["bytes"][ARCHIVE] and size == n
+    ranges = [r for p, r in server.requests if p == "/" + ARCHIVE]
+    assert ranges == [None, f"bytes={n // 2}-"]
+    assert f"interrupted at {n // 2:,} bytes" in capsys.readouterr().out
+
+
+# ------------------------------------------------ bad roots and leftovers (issue 12.4, 10) ---
+
+
+def test_root_that_is_a_file(tmp_path, server, capsys):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    assert b2b_lpd17(f, server) == 2
+    assert error_line(capsys) == f"b2b data: error: --root {f} is a file, not a folder: " \
+                                 f"choose a folder"
+    assert b2b_lpd17(f / "below", server) == 2
+    msg = error_line(capsys)
+    assert f"--root {f / 'below'}: cannot create the folder (Not a directory)" in msg
+    assert f.read_text() == "x" and server.count() == 0
+
+
+def test_root_without_write_permission(tmp_path, server, capsys, monkeypatch):
+    root = tmp_path / "data"
+    root.mkdir()
+    real = os.access
+    monkeypatch.setattr(lpd.os, "access", lambda p, m: False if Path(p) == root else real(p, m))
+    assert b2b_lpd17(root, server) == 2
+    msg = error_line(capsys)
+    assert f"--root {root}: no permission to write in this folder" in msg
+    assert server.count() == 0 and list(root.iterdir()) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root ignores folder permissions")
+def test_root_without_write_permission_for_real(tmp_path, server, capsys):
+    root = tmp_path / "data"
+    root.mkdir(mode=0o500)
+    try:
+        assert b2b_lpd17(root, server) == 2
+        assert "no permission to write in this folder" in error_line(capsys)
+        assert b2b_lpd17(root / "sub", server) == 2
+        assert "cannot create the folder (Permission denied)" in error_line(capsys)
+    finally:
+        root.chmod(0o700)
+
+
+def test_os_errors_are_one_line(tmp_path, server, capsys, monkeypatch):
+    import errno
+
+    from b2b import data
+
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "lpd17-raw").write_text("a file where a folder should be")
+    assert b2b_lpd17(root, server) == 2
+    assert error_line(capsys) == f"b2b data: error: {root / 'lpd17-raw'}: File exists"
+    (root / "lpd17-raw").unlink()
+
+    def full(path, *a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(data, "write_store", full)
+    assert b2b_lpd17(root, server, "--songs", 1) == 2
+    msg = error_line(capsys)
+    assert msg.startswith(f"b2b data: error: {root / 'lpd17'}: No space left on device; free")
+    assert "store" not in lpd.read_manifest(root)
+
+
+def test_leftovers_of_killed_runs_are_removed(tmp_path, server, capsys):
+    root = tmp_path / "data"
+    assert b2b_lpd17(root, server, "--songs", 1) == 0
+    raw = root / "lpd17-raw"
+    leftovers = [root / ".manifest.json.0a1b2c3d.tmp", root / ".lpd17.0a1b2c3d.tmp",
+                 root / ".lpd17.0a1b2c3d.old",
+                 raw / ".lpd_17_cleansed.tar.gz.part.json.1a2b3c4d.tmp",
+                 raw / ".extracted.extract-abc123", raw / ".extracted.old-12-34"]
+    for p in leftovers:
+        if p.suffix == ".tmp" and "lpd17." not in p.name:
+            p.write_text("half")
+        else:
+            p.mkdir()
+            (p / "store.npz").write_bytes(b"half")
+    others = [root / ".bach.0a1b2c3d.tmp", root / "notes.txt", raw / "mine.tmp"]
+    for p in others:
+        p.write_text("not ours")
+    capsys.readouterr()
+    assert b2b_lpd17(root, server, "--songs", 1) == 0
+    out = capsys.readouterr().out
+    assert "removed 6 temporary file(s) left by an interrupted run" in out
+    assert "nothing to do" in out
+    assert not any(p.exists() for p in leftovers) and all(p.exists() for p in others)
+
+
+def test_extraction_not_in_the_manifest_is_redone(tmp_path, server, src, capsys):
+    """A run killed between renaming the extraction into place and recording it."""
+    root = tmp_path / "data"
+    assert b2b_lpd17(root, server, "--songs", 1) == 0
+    whole = json.loads((root / "manifest.json").read_text())
+    del whole["lpd17"]["extracted"]
+    (root / "manifest.json").write_text(json.dumps(whole))
+    assert b2b_lpd17(root, server, "--songs", 2) == 0
+    out, err = capsys.readouterr()
+    assert "is not recorded in" in err and "extracting the archive again" in err
+    assert lpd.read_manifest(root)["extracted"]["n_songs"] == 9
+    assert len(store_windows(root)[0]) == 2
+
+
+def test_second_run_in_the_same_root_is_refused(tmp_path, server, capsys):
+    fcntl = pytest.importorskip("fcntl")
+    root = tmp_path / "data"
+    root.mkdir()
+    with open(root / lpd.LOCK_NAME, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running `b2b data lpd17` does
+        assert b2b_lpd17(root, server) == 2
+        msg = error_line(capsys)
+    assert f"another `b2b data lpd17` is working in {root}" in msg and server.count() == 0
+    assert b2b_lpd17(root, server, "--songs", 1) == 0  # released
+
+
+def test_huge_tar_header_is_refused_before_reading_it(tmp_path, src, capsys, monkeypatch):
+    import io
+
+    monkeypatch.setattr(lpd, "EXTRACT_MAX_HEADER_BYTES", 1 << 16)
+    path = tmp_path / "pax.tar.gz"
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        ti = tarfile.TarInfo(F.lpd_member(*src["songs"][0]))
+        ti.size, ti.pax_headers = 1, {"comment": "x" * (100 << 10)}  # 100 KiB pax record
+        tar.addfile(ti, io.BytesIO(b"x"))
+    with F.LoopbackServer({**src["bytes"], ARCHIVE: path.read_bytes()}) as server:
+        root = tmp_path / "data"
+        assert b2b_lpd17(root, server) == 2
+    msg = error_line(capsys)
+    assert "unsafe archive" in msg and "(EXTRACT_MAX_HEADER_BYTES)" in msg
+    assert not list((root / "lpd17-raw").glob("*extracted*"))
+
+
+@pytest.mark.parametrize("name,bound,value,text", [
+    (LABELS, "LABELS_MAX_LIST_BYTES", 100, "(LABELS_MAX_LIST_BYTES)"),
+    (LABELS, "LABELS_MAX_MEMBERS", 5, "more than 5 members (LABELS_MAX_MEMBERS)"),
+    (IDS, "IDS_MAX_LINES", 5, "more than 5 lines (IDS_MAX_LINES"),
+])
+def test_small_downloads_are_read_within_bounds(tmp_path, server, capsys, monkeypatch, name,
+                                                bound, value, text):
+    monkeypatch.setattr(lpd, bound, value)
+    root = tmp_path / "data"
+    assert b2b_lpd17(root, server) == 2
+    msg = error_line(capsys)
+    assert text in msg and "the file was deleted" in msg
+    assert not (root / "lpd17-raw" / name).exists() and server.count("/" + ARCHIVE) == 0
+
+
+@pytest.mark.parametrize("announced", [True, False])
+def test_download_longer_than_its_bound_is_refused(tmp_path, server, src, monkeypatch,
+                                                   announced):
+    monkeypatch.setitem(lpd.DOWNLOAD_MAX_BYTES, "archive", 1000)
+    monkeypatch.setattr(lpd, "CHUNK", 256)
+    if not announced:  # no Content-Length: stopped while reading
+        server.no_length.add("/" + ARCHIVE)
+    with pytest.raises(ValueError) as e:
+        lpd.download(server.url(ARCHIVE), tmp_path / "a.tgz", progress=False)
+    if announced:
+        n = len(src["bytes"][ARCHIVE])
+        assert f"announces {n:,} bytes, more than the 1,000" in str(e.value)
+    else:
+        assert "is longer than the 1,000 bytes accepted" in str(e.value)
+    assert list(tmp_path.iterdir()) == []  # nothing kept
+
+
+def test_download_checks_free_space(tmp_path, server, src, monkeypatch):
+    real = lpd.shutil.disk_usage
+    n = len(src["bytes"][ARCHIVE])
+    monkeypatch.setattr(lpd.shutil, "disk_usage",
+                        lambda p: real(p)._replace(free=n + lpd.DISK_MARGIN_BYTES - 1))
+    with pytest.raises(ValueError, match=r"not enough free disk space in .* to download a.tgz"):
+        lpd.download(server.url(ARCHIVE), tmp_path / "a.tgz", progress=False)
+    assert not (tmp_path / "a.tgz").exists()
+
+
+def test_extraction_recorded_by_an_earlier_version_is_reused(tmp_path, server, capsys):
+    """Manifests written before the layout and URL were recorded (format 1 as first shipped)."""
+    root = tmp_path / "data"
+    assert b2b_lpd17(root, server, "--songs", 1) == 0
+    whole = json.loads((root / "manifest.json").read_text())
+    for key in ("cleansed_dir", "url", "n_songs"):
+        del whole["lpd17"]["extracted"][key]
+    (root / "manifest.json").write_text(json.dumps(whole))
+    n = server.count()
+    capsys.readouterr()
+    assert b2b_lpd17(root, server, "--songs", 3) == 0
+    assert "extracting" not in capsys.readouterr().out and server.count() == n
+    assert len(store_windows(root)[0]) == 3
