@@ -25,7 +25,7 @@ from torch import nn
 
 from b2b.metrics import as_rolls
 
-__all__ = ["TwoSampleResult", "classifier", "wilson_interval", "classifier_two_sample_test"]
+__all__ = ["TwoSampleResult", "classifier", "wilson_interval", "shuffled_by_group", "classifier_two_sample_test"]
 
 
 @dataclass(frozen=True)
@@ -86,9 +86,23 @@ def wilson_interval(correct: int, n: int, z: float = 1.959964) -> tuple[float, f
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def shuffled_by_group(n: int, groups: Any | None, rng: np.random.Generator) -> np.ndarray:
+    """A random order of ``range(n)`` that keeps each group's items together (groups in random
+    order, items shuffled within); a plain permutation when ``groups`` is None."""
+    order = rng.permutation(n)
+    if groups is None:
+        return order
+    groups = np.asarray(groups)
+    if groups.shape != (n,):
+        raise ValueError(f"groups must have one label per real window, shape ({n},), got {groups.shape}")
+    _, inverse = np.unique(groups, return_inverse=True)
+    rank = rng.permutation(inverse.max() + 1)[inverse]  # each group's place in a random order
+    return order[np.argsort(rank[order], kind="stable")]
+
+
 def classifier_two_sample_test(
-    real: Any, generated: Any, *, threshold: float | None = None, steps: int = 300, batch: int = 64,
-    lr: float = 1e-3, seed: int = 0,
+    real: Any, generated: Any, *, threshold: float | None = None, groups: Any | None = None,
+    steps: int = 300, batch: int = 64, lr: float = 1e-3, seed: int = 0,
 ) -> TwoSampleResult:
     """Train :func:`classifier` to separate two sets of windows; its held-out accuracy.
 
@@ -100,6 +114,11 @@ def classifier_two_sample_test(
         Generated windows: bool, 0/1, or probabilities with ``threshold``.
     threshold : float, optional
         Binarization threshold of ``generated``.
+    groups : array ``(n,)``, optional
+        A label per real window (e.g. its song). Real windows are then split by group, so that
+        the classifier is not tested on songs it has seen (windows of one song overlap by
+        three bars, and recognising a song is not recognising real music); only the group at
+        the boundary of the two halves is shared.
     steps, batch, lr : int, int, float
         Adam steps on batches of the training halves (a new shuffle each pass), batch size, rate.
     seed : int
@@ -119,7 +138,7 @@ def classifier_two_sample_test(
     if steps < 1 or batch < 1:
         raise ValueError(f"steps and batch must be >= 1, got {steps} and {batch}")
     rng = np.random.default_rng(seed)
-    r = r[rng.permutation(len(r))[:k]]
+    r = r[shuffled_by_group(len(r), groups, rng)[:k]]
     g = g[rng.permutation(len(g))[:k]]
     half = k // 2
     x_train = np.concatenate([r[:half], g[:half]])

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from b2b.twosample import classifier, classifier_two_sample_test, wilson_interval
+from b2b.twosample import classifier, classifier_two_sample_test, shuffled_by_group, wilson_interval
 
 
 def test_wilson_interval_by_hand():
@@ -54,3 +54,17 @@ def test_one_distribution_is_not_told_apart():
 def test_too_few_windows_is_an_error():
     with pytest.raises(ValueError, match="at least 4 windows"):
         classifier_two_sample_test(np.zeros((3, 17, 64, 72), bool), np.zeros((9, 17, 64, 72), bool))
+
+
+def test_shuffled_by_group_keeps_songs_in_one_half():
+    songs = np.repeat(np.arange(8), 5)[np.random.default_rng(4).permutation(40)]
+    order = shuffled_by_group(40, songs, np.random.default_rng(0))
+    assert sorted(order.tolist()) == list(range(40))
+    first, second = set(songs[order[:20]]), set(songs[order[20:]])
+    assert len(first & second) <= 1  # only the song at the boundary is shared
+    runs = np.count_nonzero(np.diff(songs[order]) != 0) + 1
+    assert runs == 8  # each song's windows are contiguous
+    plain = shuffled_by_group(40, None, np.random.default_rng(0))
+    assert len(set(songs[plain[:20]]) & set(songs[plain[20:]])) > 1
+    with pytest.raises(ValueError, match="one label per real window"):
+        shuffled_by_group(40, songs[:-1], np.random.default_rng(0))
