@@ -1,9 +1,20 @@
-"""Self-attention over the positions of a feature map: the SAGAN block (Zhang et al. 2018).
+"""Self-attention over the positions of a feature map: the SAGAN block (Zhang et al. 2019,
+"Self-Attention Generative Adversarial Networks", ICML 2019, arXiv:1805.08318), simplified.
 
 Query and key are 1x1 convolutions to ``C // 8`` channels, the value a 1x1 convolution to ``C``
-channels; attention weights are a softmax over key positions (each row sums to 1), and the
-output is ``x + gamma * attention(x)`` with ``gamma`` a learned scalar initialised to 0, so the
-block starts as the identity and learns how much non-local context to mix in.
+channels; attention weights are a softmax over key positions (each row sums to 1, no
+``1/sqrt(d)`` scaling), and the output is ``x + gamma * attention(x)`` with ``gamma`` a learned
+scalar initialised to 0, so the block starts as the identity and learns how much non-local
+context to mix in.
+
+Where it departs from the paper: the paper's values go to ``C // 8`` channels (``W_h``) and the
+attended values pass through an output projection ``W_v`` back to ``C`` channels; this block has
+no output projection and its single value convolution keeps ``C`` channels. Because the
+attention average is linear, ``W_v (sum_j a_ij W_h x_j) = (W_v W_h) (sum_j a_ij x_j)``: the
+paper's block is the special case whose ``C x C`` value weight is the rank-``C // 8`` product
+``W_v W_h`` (with zero value bias), at the price of ``C * C + C`` value parameters instead of
+``C * C // 4``. The 1x1 convolutions have biases; unlike the authors' released code there is no
+spectral normalisation, no 2x2 max-pooling of keys and values, and no ``C // 2`` value width.
 """
 
 from __future__ import annotations
@@ -13,7 +24,8 @@ from torch import Tensor, nn
 
 
 class SelfAttention(nn.Module):
-    """SAGAN self-attention block for feature maps ``(B, C, H, W)``.
+    """SAGAN self-attention block for feature maps ``(B, C, H, W)``, without the paper's output
+    projection (see the module docstring).
 
     Parameters
     ----------

@@ -132,3 +132,27 @@ def test_chapter_final_version_equals_package():
         assert torch.equal(ch.attention(x), pkg.attention(x))
     fresh = Chapter(8)
     assert fresh.gamma.item() == 0.0
+
+
+def test_paper_value_path_is_the_rank_limited_special_case():
+    """SAGAN's paper computes o_i = W_v sum_j a_ij W_h x_j (W_h: C -> C/8, W_v: C/8 -> C); the
+    block, with no output projection, gives the same output when its C x C value weight is the
+    product W_v W_h and its value bias is 0 (the docstring's claim)."""
+    channels, inner = 16, 2
+    m = block(channels, gamma=0.6, seed=5)
+    gen = torch.Generator().manual_seed(6)
+    w_h = torch.randn(inner, channels, generator=gen, dtype=torch.float64)
+    w_v = torch.randn(channels, inner, generator=gen, dtype=torch.float64)
+    with torch.no_grad():
+        m.value.weight.copy_((w_v @ w_h).view(channels, channels, 1, 1))
+        m.value.bias.zero_()
+    x = torch.randn(2, channels, 5, 3, generator=gen, dtype=torch.float64)
+    a = m.attention(x)  # (B, N, N)
+    paper = torch.empty_like(x)
+    for n in range(2):
+        feats = x[n].flatten(1)  # (C, N)
+        h = w_h @ feats  # (C/8, N): the paper's reduced values
+        attended = h @ a[n].T  # (C/8, N): sum_j a_ij h_j for every i
+        paper[n] = (feats + 0.6 * (w_v @ attended)).view(channels, 5, 3)
+    assert torch.allclose(m(x), paper, atol=1e-10)
+    assert torch.linalg.matrix_rank(m.value.weight[:, :, 0, 0]).item() == inner
