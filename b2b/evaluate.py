@@ -881,6 +881,7 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a folder")
     meta: dict[str, Any] = {"real": args.data, "seed": args.seed}
+    info: dict[str, Any] = {}
     if args.samples:
         n_gen, gen_chunks = iter_samples(args.samples, args.n, explicit)
         meta["generated"] = args.samples
@@ -924,9 +925,12 @@ def run(args: argparse.Namespace) -> int:
             hint = "binarize the probabilities at a lower --threshold"
         elif meta["threshold_source"] == "calibrated":
             hint = "the generator itself plays little: try a lower --threshold"
+        elif info.get("threshold_source") == "calibrated":
+            hint = (f"leave out --threshold (auto) to use the calibrated threshold {info['threshold']:.4g} "
+                    f"stored in the file")
         else:
-            hint = ("leave out --threshold (auto: the calibrated threshold when the file stores one) or export "
-                    "the generator with a calibrated threshold (b2b export --checkpoint ... --data ...)")
+            hint = ("export the generator with a calibrated threshold (b2b export --checkpoint CKPT --data DATA "
+                    "--out FILE), which --threshold auto then uses")
         print(f"b2b evaluate: warning: {gen_stats['silent']} of {gen_stats['n']} generated windows "
               f"({share:.0%}) are silent {where}; {hint}", file=sys.stderr)
     return 0

@@ -430,7 +430,8 @@ def test_cli_threshold_auto_uses_the_stored_one(tmp_path, capsys):
                      "--threshold", "0.9", "--no-figures"], capsys)
     assert code == 0 and "- threshold_source: --threshold" in (tmp_path / "p" / "report.md").read_text()
     assert "warning: 3 of 3 generated windows (100%) are silent at threshold 0.9 (--threshold)" in io_.err
-    assert "leave out --threshold" in io_.err and len(io_.err.strip().splitlines()) == 1
+    assert "leave out --threshold (auto) to use the calibrated threshold 0.5012" in io_.err
+    assert len(io_.err.strip().splitlines()) == 1
 
 
 def test_cli_warns_on_a_preset_threshold_that_silences(tmp_path, capsys):
