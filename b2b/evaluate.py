@@ -746,16 +746,19 @@ def iter_generated(gen: Any, latent: int, n: int, seed: int, threshold: float, b
     """``n`` binarized windows from ``gen``, ``batch`` at a time (bool ``(c, 17, 64, 72)``).
 
     Noise: ``torch.randn(c, latent)`` per batch from one ``torch.Generator`` seeded with
-    ``seed`` (so the windows depend on ``batch``). ValueError if an output is not finite.
+    ``seed`` (so the windows depend on ``batch``), moved to the generator's device (``device``
+    only for a generator without parameters). ValueError if an output is not finite.
     """
     import torch
     rng = torch.Generator().manual_seed(int(seed))
+    param = next(iter(gen.parameters()), None) if hasattr(gen, "parameters") else None
+    dev = param.device if param is not None else torch.device("cpu" if device == "auto" else device)
     was_training = getattr(gen, "training", False)
     gen.eval()
     try:
         for start in range(0, n, batch):
             b = min(batch, n - start)
-            z = torch.randn(b, int(latent), generator=rng).to(device)
+            z = torch.randn(b, int(latent), generator=rng).to(dev)
             with torch.no_grad():
                 p = gen(z).float()
             if not bool(torch.isfinite(p).all()):

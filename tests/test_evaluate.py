@@ -418,7 +418,7 @@ def test_cli_threshold_auto_uses_the_stored_one(tmp_path, capsys):
     x, t = E.generate_samples(path, n=3, seed=0)
     assert t == 0.5012 and np.array_equal(x, expect)
     code, io_ = cli(["--checkpoint", str(path), "--data", str(real), "--n", "3", "--out", str(tmp_path / "o"),
-                     "--no-figures"], capsys)
+                     "--no-figures", "--device", "auto"], capsys)  # auto used to reach tensor.to("auto")
     assert code == 0, io_.err
     assert "at threshold 0.5012 (calibrated at export: density-matched to triads)" in io_.out
     md = (tmp_path / "o" / "report.md").read_text()
