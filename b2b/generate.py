@@ -388,7 +388,7 @@ def _as_samples(samples: Any) -> np.ndarray:
         return x.astype(np.float32)
     if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
         raise ValueError(f"samples: expected numbers in [0, 1], got dtype {x.dtype}")
-    x = x.astype(np.float32)
+    x = x.astype(np.float32, copy=False)
     if not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 1:
         raise ValueError(f"samples: values must be probabilities in [0, 1], got range "
                          f"[{np.nanmin(x):g}, {np.nanmax(x):g}]")
@@ -513,8 +513,8 @@ def write_samples(samples: Any, out_dir: str | os.PathLike, threshold: float, *,
                     raise ValueError(f"samples: more than n = {n} samples arrived")
                 binary = x >= threshold
                 current = out / "samples.npy"
-                fprobs.write(np.ascontiguousarray(x, dtype="<f4").tobytes())
-                fbin.write(np.ascontiguousarray(binary).tobytes())
+                fprobs.write(np.ascontiguousarray(x, dtype="<f4").data)  # no copy of the chunk
+                fbin.write(np.ascontiguousarray(binary).data)
                 for j in range(len(x)):
                     i = done + j
                     current = out / f"sample_{i:0{width}d}.mid"
