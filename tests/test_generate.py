@@ -534,6 +534,18 @@ def test_cli_out_problems(checkpoint, tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert rc == 2 and str(tmp_path / "file" / "s") in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+    real_mkdir = Path.mkdir
+
+    def read_only(self, *a, **k):  # a read-only file system (chmod does not stop root)
+        if self.name == "ro":
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_mkdir(self, *a, **k)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    rc = cli_main(["generate", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "ro"), "--no-wav"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"--out {tmp_path / 'ro'}" in err and "Read-only file system" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     monkeypatch.setattr(bgen, "_free_bytes", lambda path: 1_000_000)  # 1 MB free
     rc = cli_main(["generate", "--checkpoint", str(checkpoint), "--n", "16", "--out", str(tmp_path / "s")])
     err = capsys.readouterr().err
