@@ -32,6 +32,9 @@ __all__ = [
     "Backend",
     "default_soundfont",
     "have_soundfont",
+    "MIN_TEMPO",
+    "MAX_TEMPO",
+    "check_tempo",
     "to_midi",
     "render",
     "to_audio",
@@ -48,6 +51,22 @@ TAIL = 0.75
 DEFAULT_VELOCITY = 100
 #: Below this peak a rendered track counts as silent.
 _SILENT = 1e-5
+#: Accepted tempo range in beats per minute (a 4-bar window lasts ``960 / tempo`` seconds:
+#: 48 s at the slowest, 2.4 s at the fastest). Outside it a window is either minutes of near
+#: silence or a blur of 1/16 notes shorter than 40 ms, and extreme values break the MIDI
+#: encoding (``inf``) or the WAV length (``1e-300``).
+MIN_TEMPO, MAX_TEMPO = 20.0, 400.0
+
+
+def check_tempo(tempo: Any, name: str = "tempo") -> float:
+    """``tempo`` (beats per minute) as a float in [:data:`MIN_TEMPO`, :data:`MAX_TEMPO`].
+
+    ValueError naming ``name`` for anything else (not a number, NaN, infinite, out of range).
+    """
+    ok = isinstance(tempo, (int, float, np.integer, np.floating)) and not isinstance(tempo, bool)
+    if not ok or not MIN_TEMPO <= float(tempo) <= MAX_TEMPO:  # NaN fails the comparison
+        raise ValueError(f"{name}: expected beats per minute in [{MIN_TEMPO:g}, {MAX_TEMPO:g}], got {tempo!r}")
+    return float(tempo)
 
 
 # --------------------------------------------------------------------------------------------
@@ -134,7 +153,8 @@ def to_midi(x: Any, *, tempo: float = 120.0, threshold: float = 0.5) -> Any:
         another) or a song roll ``(17, T, 72)`` (numpy or torch; bool, or probabilities in
         [0, 1] binarized at ``threshold``), a Multitrack, or a PrettyMIDI (returned unchanged).
     tempo : float
-        Beats per minute for windows (a Multitrack keeps its own first tempo).
+        Beats per minute for windows, in [:data:`MIN_TEMPO`, :data:`MAX_TEMPO`] (a Multitrack
+        keeps its own first tempo).
     threshold : float
         Values ``>= threshold`` count as notes.
 
@@ -150,8 +170,7 @@ def to_midi(x: Any, *, tempo: float = 120.0, threshold: float = 0.5) -> Any:
         return x
     if isinstance(x, pypianoroll.Multitrack):
         return _multitrack_to_midi(x, None, threshold)
-    if not (isinstance(tempo, (int, float)) and tempo > 0):
-        raise ValueError(f"tempo: expected a positive number of beats per minute, got {tempo!r}")
+    tempo = check_tempo(tempo)
     from b2b import data
 
     windows = _check_windows(x)

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("b2b.data", "Prepare datasets: the embedded Bach chorales or LPD-17."),
     "evaluate": ("b2b.evaluate", "Compare generated music with real music: metrics, tables, figures."),
     "generate": ("b2b.generate", "Sample music from a trained generator checkpoint."),
+    "export": ("b2b.export", "Export a generator with its calibrated binarization threshold."),
 }
 
 

@@ -20,14 +20,17 @@ and the generated ones from a ``.npy`` file or a checkpoint's generator.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import errno
 import io
 import json
 import math
 import os
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -58,6 +61,22 @@ DEFINITIONS: dict[str, str] = {**M.DEFINITIONS, **REPORT_DEFINITIONS}
 
 #: A track is *active* when it has a note in at least this share of the real windows.
 MIN_ACTIVE = 0.01
+
+#: MGEval's distances are over all pairs of windows (memory and time grow with ``n²``): each
+#: comparison uses the first ``MGEVAL_MAX`` windows of each set where the feature is defined
+#: (the sets are random draws, so the first ones are a random subset); means and sds use all.
+MGEVAL_MAX = 2000
+
+#: Most windows per set ``b2b evaluate`` accepts (``--n``). Windows are generated, read and
+#: featurized in chunks of :data:`CHUNK`, so memory holds the per-window features (about 3.5 kB
+#: per window and set: 0.7 GB for both sets at the bound), never ``n × 78,336`` cells.
+MAX_N = 100_000
+#: Windows per chunk when generating, reading and featurizing.
+CHUNK = 250
+
+#: A generated set with at least this share of silent windows (no note at all) is "nearly silent":
+#: ``b2b evaluate`` warns.
+SILENT_WARNING = 0.5
 
 
 @dataclass
@@ -204,6 +223,12 @@ def _features(x: Any, threshold: float | None, name: str) -> tuple[dict[str, np.
     return M.feature_table(rolls), rolls
 
 
+def _head(v: np.ndarray, k: int) -> np.ndarray:
+    """The first ``k`` values of ``v`` that are not NaN."""
+    v = np.asarray(v, dtype=float)
+    return v[~np.isnan(v)][:k]
+
+
 def active_tracks(real_features: Mapping[str, np.ndarray], min_active: float = MIN_ACTIVE) -> list[int]:
     """Tracks with a note in at least ``min_active`` of the real windows (from the empty-bar rate)."""
     playing = (np.asarray(real_features["empty_bar_rate"]) < 1.0).mean(axis=0)  # (17,)
@@ -249,6 +274,7 @@ def evaluate(
     n_examples: int = 4,
     meta: Mapping[str, Any] | None = None,
     figures: bool = True,
+    mgeval_max: int = MGEVAL_MAX,
 ) -> Report:
     """Compare a generated set of windows with a real one.
 
@@ -273,6 +299,9 @@ def evaluate(
         Description of the sets printed in the report's header (e.g. sources, seed).
     figures : bool
         With ``out_dir``, also draw the figures (the slow part: a few seconds).
+    mgeval_max : int
+        MGEval statistics compare the first ``mgeval_max`` windows of each set where the feature
+        is defined (memory grows with its square); means, sds and counts use every window.
 
     Returns
     -------
@@ -285,7 +314,7 @@ def evaluate(
     for metric, track, va, vb in _series(real_f, gen_f, active):
         rm, rs, rn = _stats(va)
         gm, gs, gn = _stats(vb)
-        c = M.compare(va, vb)
+        c = M.compare(_head(va, mgeval_max), _head(vb, mgeval_max))
         row = Row(metric, track, rm, rs, rn, gm, gs, gn, _gap(rm, gm), _effect(rm, rs, gm), c.overlap, c.kl)
         rows.append(row)
         comparisons[row.key] = c
@@ -296,6 +325,8 @@ def evaluate(
     )
     if threshold is not None:
         report.meta.setdefault("threshold", threshold)
+    if max(report.n_real, report.n_generated) > mgeval_max:
+        report.meta.setdefault("MGEval", f"overlap and KL from the first {mgeval_max} windows of each set")
     if out_dir is not None:
         write_report(report, out_dir, real_rolls, gen_rolls, n_examples, figures)
     return report
@@ -495,42 +526,56 @@ def write_report(
 
     ``real``/``generated`` are the boolean windows for the self-similarity figure (skipped when
     both are None); ``figures=False`` writes the tables, JSON and features only.
+
+    ``report.md`` of an earlier run is removed first and the new one is written last, after
+    everything else succeeded; if writing fails (full disk, no permission) the files this call
+    wrote are removed and an OSError naming the file is raised, so a folder never holds a
+    ``report.md`` next to files of another run or half a set of files.
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
+    written: list[Path] = []
+    current = out
 
-    def text(name: str, content: str) -> None:
-        write_text(out / name, content)
-        files[name] = str(out / name)
+    def put(path: Path, write: Any) -> None:
+        nonlocal current
+        current = path
+        write(path)
+        written.append(path)
+        files[path.name] = str(path)
 
-    text("report.md", render_markdown(report))
-    text("report.csv", render_csv(report.rows))
-    text("mgeval.json", json.dumps(report.as_dict(), indent=2, allow_nan=False) + "\n")
-    for name, feats in (("features_real.npz", report.real_features),
-                        ("features_generated.npz", report.generated_features)):
-        atomic_write(out / name, lambda f, a=feats: np.savez_compressed(f, **a))
-        files[name] = str(out / name)
-    report.files.update(files)
-    if not figures:
-        return files
-    fig_dir = out / "figures"
-    fig_dir.mkdir(exist_ok=True)
-    for metric in METRIC_ORDER:
-        if any(r.metric == metric for r in report.rows):
-            path = fig_dir / f"distributions_{metric}.png"
-            _save(plot_distributions(report, metric), path)
-            files[path.name] = str(path)
-    if (real is not None or generated is not None) and n_examples > 0:
-        path = fig_dir / "self_similarity.png"
-        _save(plot_self_similarity(real, generated, n_examples), path)
-        files[path.name] = str(path)
-    if any(r.track == "all" and report.comparisons[r.key].curves for r in report.rows):
-        path = fig_dir / "mgeval.png"
-        _save(plot_mgeval(report), path)
-        files[path.name] = str(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        current = out / "report.md"
+        current.unlink(missing_ok=True)
+        put(out / "report.csv", lambda p: write_text(p, render_csv(report.rows)))
+        put(out / "mgeval.json", lambda p: write_text(p, json.dumps(report.as_dict(), indent=2, allow_nan=False) + "\n"))
+        for name, feats in (("features_real.npz", report.real_features),
+                            ("features_generated.npz", report.generated_features)):
+            put(out / name, lambda p, a=feats: atomic_write(p, lambda f: np.savez_compressed(f, **a)))
+        if figures:
+            fig_dir = out / "figures"
+            current = fig_dir
+            fig_dir.mkdir(exist_ok=True)
+            for metric in METRIC_ORDER:
+                if any(r.metric == metric for r in report.rows):
+                    put(fig_dir / f"distributions_{metric}.png",
+                        lambda p, m=metric: _save(plot_distributions(report, m), p))
+            if (real is not None or generated is not None) and n_examples > 0:
+                put(fig_dir / "self_similarity.png",
+                    lambda p: _save(plot_self_similarity(real, generated, n_examples), p))
+            if any(r.track == "all" and report.comparisons[r.key].curves for r in report.rows):
+                put(fig_dir / "mgeval.png", lambda p: _save(plot_mgeval(report), p))
+        put(out / "report.md", lambda p: write_text(p, render_markdown(report)))
+    except OSError as e:
+        for p in written:
+            with contextlib.suppress(OSError):
+                p.unlink()
+        raise OSError(e.errno or errno.EIO, f"could not write {current} ({e.strerror or e}); removed the "
+                      f"{len(written)} files this run had written") from e
+    files = {"report.md": files.pop("report.md"), **files}  # the report first, as before
     report.files.update(files)
     return files
 
@@ -540,12 +585,8 @@ def write_report(
 # ----------------------------------------------------------------------------------------------
 
 
-def load_samples(path: str | os.PathLike, n: int | None = None, threshold: float | None = None) -> np.ndarray:
-    """Windows from a ``.npy`` file ``(m, 17, 64, 72)`` of bools or numbers, as booleans.
-
-    Numbers must lie in [0, 1]; values other than 0 and 1 (probabilities) need ``threshold``.
-    The first ``n`` windows are kept (all when ``n`` is None or larger than ``m``).
-    """
+def _open_samples(path: str | os.PathLike) -> np.ndarray:
+    """A ``.npy`` of windows ``(m, 17, 64, 72)``, memory-mapped (not read), shape and dtype checked."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"samples file {path} not found")
@@ -559,8 +600,11 @@ def load_samples(path: str | os.PathLike, n: int | None = None, threshold: float
         raise ValueError(f"{path} must hold an array of shape (n, 17, 64, 72), got {x.shape}")
     if not (x.dtype == bool or np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
         raise ValueError(f"{path} must hold bools or numbers in [0, 1], got dtype {x.dtype}")
-    if n is not None:
-        x = x[:n]
+    return x
+
+
+def _binarize(x: np.ndarray, threshold: float | None, path: Any) -> np.ndarray:
+    """Check a chunk of a samples file (values in [0, 1], probabilities need ``threshold``)."""
     x = np.asarray(x)
     if x.dtype != bool:
         if np.isnan(x).any() if np.issubdtype(x.dtype, np.floating) else False:
@@ -570,6 +614,35 @@ def load_samples(path: str | os.PathLike, n: int | None = None, threshold: float
         if threshold is None and not np.isin(x, (0, 1)).all():
             raise ValueError(f"{path} holds probabilities: pass --threshold (e.g. 0.9) to binarize them")
     return M.as_rolls(x, threshold, name=str(path))
+
+
+def iter_samples(path: str | os.PathLike, n: int | None = None, threshold: float | None = None,
+                 chunk: int = CHUNK) -> tuple[int, Iterator[np.ndarray]]:
+    """The first ``n`` windows of a ``.npy`` file, checked and binarized chunk by chunk.
+
+    Returns ``(count, chunks)``: the number of windows and an iterator of bool arrays
+    ``(c, 17, 64, 72)``, ``c <= chunk`` (the file is memory-mapped, never read whole).
+    """
+    x = _open_samples(path)
+    m = len(x) if n is None else min(int(n), len(x))
+
+    def chunks() -> Iterator[np.ndarray]:
+        for i in range(0, m, chunk):
+            yield _binarize(x[i:min(i + chunk, m)], threshold, path)
+
+    return m, chunks()
+
+
+def load_samples(path: str | os.PathLike, n: int | None = None, threshold: float | None = None) -> np.ndarray:
+    """Windows from a ``.npy`` file ``(m, 17, 64, 72)`` of bools or numbers, as booleans.
+
+    Numbers must lie in [0, 1]; values other than 0 and 1 (probabilities) need ``threshold``.
+    The first ``n`` windows are kept (all when ``n`` is None or larger than ``m``). Memory:
+    ``n × 78,336`` bytes; :func:`iter_samples` reads in chunks.
+    """
+    m, chunks = iter_samples(path, n, threshold)
+    parts = list(chunks)
+    return np.concatenate(parts) if parts else np.zeros((0, *M.SAMPLE_SHAPE), bool)
 
 
 def sample_indices(size: int, n: int, seed: int) -> np.ndarray:
@@ -582,21 +655,42 @@ def sample_indices(size: int, n: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(size, size=min(n, size), replace=False))
 
 
-def load_real(data: str, n: int, seed: int) -> np.ndarray:
-    """``n`` windows drawn with ``seed`` from a dataset (``bach``, ``lpd17``, a path, or a
-    ``.npy`` of windows), as booleans ``(n, 17, 64, 72)``."""
-    if data.endswith(".npy"):
-        x = load_samples(data)
-        return x[sample_indices(len(x), n, seed)]
+def iter_real(data: str, n: int, seed: int, chunk: int = CHUNK) -> tuple[int, Iterator[np.ndarray]]:
+    """``min(n, size)`` windows drawn with ``seed`` from a dataset, in chunks (see :func:`load_real`).
+
+    Returns ``(count, chunks)``: chunks are bool arrays ``(c, 17, 64, 72)``, ``c <= chunk``.
+    """
+    if str(data).endswith(".npy"):
+        x = _open_samples(data)
+        idx = sample_indices(len(x), n, seed)
+
+        def from_file() -> Iterator[np.ndarray]:
+            for i in range(0, len(idx), chunk):
+                yield _binarize(x[idx[i:i + chunk]], None, data)
+
+        return len(idx), from_file()
     from b2b.data import open_dataset  # imported here: only the command needs a dataset
     ds = open_dataset(data)
     idx = sample_indices(len(ds), n, seed)
     window = getattr(ds, "window", None)  # b2b.data.WindowDataset: bool (17, 64, 72) per window
-    if callable(window):
-        x = np.stack([np.asarray(window(int(i))) for i in idx])
-    else:
-        x = np.stack([np.asarray(ds[int(i)]) for i in idx])
-    return M.as_rolls(x, None if x.dtype == bool else 0.5, name=f"dataset {data}")
+
+    def from_dataset() -> Iterator[np.ndarray]:
+        for i in range(0, len(idx), chunk):
+            part = idx[i:i + chunk]
+            if callable(window):
+                x = np.stack([np.asarray(window(int(j))) for j in part])
+            else:
+                x = np.stack([np.asarray(ds[int(j)]) for j in part])
+            yield M.as_rolls(x, None if x.dtype == bool else 0.5, name=f"dataset {data}")
+
+    return len(idx), from_dataset()
+
+
+def load_real(data: str, n: int, seed: int) -> np.ndarray:
+    """``n`` windows drawn with ``seed`` from a dataset (``bach``, ``lpd17``, a path, or a
+    ``.npy`` of windows), as booleans ``(n, 17, 64, 72)`` (:func:`iter_real` in one piece)."""
+    _, chunks = iter_real(data, n, seed)
+    return np.concatenate(list(chunks))
 
 
 def _config_get(config: Any, *paths: str) -> Any:
@@ -615,38 +709,108 @@ def _config_get(config: Any, *paths: str) -> Any:
     return None
 
 
-def generate_samples(
-    checkpoint: str | os.PathLike, n: int, seed: int, threshold: float | None = None,
-    batch: int = 250, device: str = "cpu",
-) -> tuple[np.ndarray, float]:
-    """``n`` windows from a checkpoint's generator, binarized; returns (windows, threshold used).
+def open_generator(checkpoint: str | os.PathLike, threshold: Any = None,
+                   device: str = "cpu") -> tuple[Any, float, str, dict[str, Any]]:
+    """Load a checkpoint's generator and settle the threshold.
 
-    The noise is standard normal drawn from a ``torch.Generator`` seeded with ``seed``; the
-    threshold defaults to the checkpoint's preset threshold.
+    ``threshold``: a number wins (source ``"argument"``); ``None`` or ``"auto"`` take the
+    threshold stored in the file (``"calibrated"``) or the preset's (``"preset"``), see
+    :func:`b2b.train.load_generator`. Returns ``(generator, threshold, source, info)``.
     """
-    import torch
+    from b2b.generate import check_threshold, resolve_threshold
     from b2b.train import load_generator
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
-    gen, config = load_generator(str(path), device=device)
-    if threshold is None:
-        threshold = _config_get(config, "threshold", "training.threshold", "preset.training.threshold")
-        if threshold is None:
+    gen, info = load_generator(str(path), device=device)
+    info = dict(info)
+    if "threshold" not in info:  # a loader that states the preset only
+        t = _config_get(info, "training.threshold", "preset.training.threshold")
+        if t is None and (threshold is None or threshold == "auto"):
             raise ValueError(f"checkpoint {path} states no binarization threshold: pass --threshold")
-    latent = getattr(gen, "latent", None) or _config_get(config, "latent", "generator.latent",
+        info["threshold"], info["threshold_source"] = t, "preset"
+    if threshold is None or threshold == "auto":
+        t, source = resolve_threshold(None, info)
+    else:
+        t, source = check_threshold(threshold, "--threshold"), "argument"
+    latent = getattr(gen, "latent", None) or _config_get(info, "latent", "generator.latent",
                                                          "preset.generator.latent")
     if latent is None:
         raise ValueError(f"checkpoint {path} states no latent size")
-    rng = torch.Generator().manual_seed(seed)
+    info["latent"] = int(latent)
+    return gen, t, source, info
+
+
+def iter_generated(gen: Any, latent: int, n: int, seed: int, threshold: float, batch: int = CHUNK,
+                   device: str = "cpu") -> Iterator[np.ndarray]:
+    """``n`` binarized windows from ``gen``, ``batch`` at a time (bool ``(c, 17, 64, 72)``).
+
+    Noise: ``torch.randn(c, latent)`` per batch from one ``torch.Generator`` seeded with
+    ``seed`` (so the windows depend on ``batch``), moved to the generator's device (``device``
+    only for a generator without parameters). ValueError if an output is not finite.
+    """
+    import torch
+    rng = torch.Generator().manual_seed(int(seed))
+    param = next(iter(gen.parameters()), None) if hasattr(gen, "parameters") else None
+    dev = param.device if param is not None else torch.device("cpu" if device == "auto" else device)
+    was_training = getattr(gen, "training", False)
     gen.eval()
-    out = []
-    with torch.no_grad():
+    try:
         for start in range(0, n, batch):
             b = min(batch, n - start)
-            z = torch.randn(b, int(latent), generator=rng).to(device)
-            out.append((gen(z) >= float(threshold)).cpu().numpy())
-    return np.concatenate(out), float(threshold)
+            z = torch.randn(b, int(latent), generator=rng).to(dev)
+            with torch.no_grad():
+                p = gen(z).float()
+            if not bool(torch.isfinite(p).all()):
+                raise ValueError(f"generator: outputs for windows {start}..{start + b - 1} are not finite "
+                                 f"(NaN or inf); the generator is broken")
+            yield (p >= float(threshold)).cpu().numpy()
+    finally:
+        gen.train(was_training)
+
+
+def generate_samples(
+    checkpoint: str | os.PathLike, n: int, seed: int, threshold: float | None = None,
+    batch: int = CHUNK, device: str = "cpu",
+) -> tuple[np.ndarray, float]:
+    """``n`` windows from a checkpoint's generator, binarized; returns (windows, threshold used).
+
+    The noise is standard normal drawn from a ``torch.Generator`` seeded with ``seed``; the
+    threshold defaults (``None`` or ``"auto"``) to the one stored in the file, else the preset's.
+    Memory: ``n × 78,336`` bytes; :func:`iter_generated` works in chunks.
+    """
+    gen, t, _, info = open_generator(checkpoint, threshold, device)
+    return np.concatenate(list(iter_generated(gen, info["latent"], n, seed, t, batch, device))), t
+
+
+def features_of_chunks(chunks: Iterable[np.ndarray], examples: int = 4) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, int]]:
+    """:func:`b2b.metrics.feature_table` of a set given in chunks, never holding the whole set.
+
+    Returns
+    -------
+    features : dict
+        The per-window features of every chunk, concatenated (as ``feature_table`` of the whole set).
+    examples : np.ndarray
+        The first ``examples`` windows, bool ``(k, 17, 64, 72)`` (for the self-similarity figure).
+    stats : dict
+        ``n`` (windows), ``on`` (cells on), ``silent`` (windows without a note).
+    """
+    parts: dict[str, list[np.ndarray]] = {}
+    kept: list[np.ndarray] = []
+    stats = {"n": 0, "on": 0, "silent": 0}
+    for x in chunks:
+        for k, v in M.feature_table(x).items():
+            parts.setdefault(k, []).append(v)
+        if sum(len(e) for e in kept) < examples:
+            kept.append(x[:examples - sum(len(e) for e in kept)].copy())
+        stats["n"] += len(x)
+        stats["on"] += int(np.count_nonzero(x))
+        stats["silent"] += int((~x.any(axis=(1, 2, 3))).sum())
+    if not stats["n"]:
+        raise ValueError("no windows to evaluate")
+    feats = {k: np.concatenate(v) for k, v in parts.items()}
+    ex = np.concatenate(kept) if kept else np.zeros((0, *M.SAMPLE_SHAPE), bool)
+    return feats, ex, stats
 
 
 # ----------------------------------------------------------------------------------------------
@@ -661,11 +825,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--samples", help=".npy of generated windows (n, 17, 64, 72): bools or probabilities")
     parser.add_argument("--data", default="bach",
                         help="real data: bach, lpd17, a dataset path, or a .npy of windows (default: bach)")
-    parser.add_argument("--n", type=int, default=1000, help="windows per set (default: 1000)")
+    parser.add_argument("--n", type=int, default=1000, help=f"windows per set, 1 to {MAX_N} (default: 1000)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--threshold", type=float, default=None,
-                        help="binarization threshold for generated probabilities, p >= T is a note "
-                             "(default: the checkpoint's preset threshold)")
+    parser.add_argument("--threshold", default=None,
+                        help="binarization threshold for generated probabilities, p >= T is a note; with "
+                             "--checkpoint the default 'auto' is the threshold calibrated at export and "
+                             "stored in the file, else the preset's")
     parser.add_argument("--seed", type=int, default=0, help="seed of the real windows and of the noise")
     parser.add_argument("--device", default="cpu",
                         help="device for sampling from --checkpoint (cpu, cuda, auto; default: cpu)")
@@ -674,34 +839,111 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write the tables and JSON only")
 
 
+#: Rows of the short summary ``b2b evaluate`` prints: (metric, track, label, digits).
+SUMMARY_ROWS: tuple[tuple[str, str, str, int], ...] = (
+    ("polyphony_pooled", "all", "pitches per sounding step", 2),
+    ("pitch_class_entropy_pooled", "all", "pitch-class entropy (bits)", 2),
+    ("scale_consistency", "all", "scale consistency", 3),
+    ("structure", "all", "structure score", 3),
+)
+
+
+def summary(report: Report, real_stats: Mapping[str, int], gen_stats: Mapping[str, int]) -> str:
+    """A few headline numbers, real vs generated, as aligned text lines (what ``b2b evaluate`` prints)."""
+    cells = int(np.prod(M.SAMPLE_SHAPE))
+    lines = [f"{'':30s} {'real':>12s} {'generated':>12s}",
+             f"{'windows':30s} {real_stats['n']:>12d} {gen_stats['n']:>12d}",
+             f"{'cells on (note density)':30s} {real_stats['on'] / (real_stats['n'] * cells):>12.3%} "
+             f"{gen_stats['on'] / (gen_stats['n'] * cells):>12.3%}",
+             f"{'silent windows':30s} {real_stats['silent']:>12d} {gen_stats['silent']:>12d}"]
+    per_window = [report.real_features["note_count"].sum(axis=1), report.generated_features["note_count"].sum(axis=1)]
+    lines.append(f"{'notes per window':30s} {per_window[0].mean():>12.1f} {per_window[1].mean():>12.1f}")
+    for metric, track, label, digits in SUMMARY_ROWS:
+        try:
+            r = report.row(metric, track)
+        except KeyError:
+            continue
+        lines.append(f"{label:30s} {_fmt(r.real_mean, digits):>12s} {_fmt(r.generated_mean, digits):>12s}")
+    overlaps = [r.overlap for r in report.rows if not math.isnan(r.overlap)]
+    if overlaps:
+        lines.append(f"{'MGEval overlap, mean of rows':30s} {'':>12s} {float(np.mean(overlaps)):>12.2f}"
+                     f"   (1 = same distribution; {len(overlaps)} of {len(report.rows)} rows)")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run ``b2b evaluate``: write the report into ``--out`` and print the Markdown table."""
-    if args.n < 1:
-        raise ValueError(f"--n must be >= 1, got {args.n}")
-    if args.threshold is not None and not 0 < args.threshold < 1:
-        raise ValueError(f"--threshold must be strictly between 0 and 1, got {args.threshold}")
+    """Run ``b2b evaluate``: write the report into ``--out`` and print a short summary."""
+    from b2b.generate import check_threshold, describe_threshold
+
+    if not 1 <= args.n <= MAX_N:
+        raise ValueError(f"--n must be >= 1 and <= {MAX_N} (windows per set; the features of both sets "
+                         f"are kept in memory), got {args.n}")
+    explicit = None if args.threshold is None or str(args.threshold).strip().lower() == "auto" else \
+        check_threshold(args.threshold, "--threshold")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a folder")
     meta: dict[str, Any] = {"real": args.data, "seed": args.seed}
+    info: dict[str, Any] = {}
     if args.samples:
-        generated = load_samples(args.samples, args.n, args.threshold)
+        n_gen, gen_chunks = iter_samples(args.samples, args.n, explicit)
         meta["generated"] = args.samples
-        if args.threshold is not None:
-            meta["threshold"] = args.threshold
+        if explicit is not None:
+            meta["threshold"] = explicit
+            meta["threshold_source"] = "--threshold"
+        described = None if explicit is None else f"{explicit:g} (--threshold)"
     else:
-        generated, used = generate_samples(args.checkpoint, args.n, args.seed, args.threshold,
-                                           device=args.device)
+        gen, threshold, source, info = open_generator(args.checkpoint, explicit, device=args.device)
+        gen_chunks = iter_generated(gen, info["latent"], args.n, args.seed, threshold, device=args.device)
         meta["generated"] = f"{args.checkpoint} ({args.n} samples)"
-        meta["threshold"] = used
-    real = load_real(args.data, args.n, args.seed)
-    report = evaluate(real, generated, out_dir=args.out, n_examples=args.examples, meta=meta,
-                      figures=args.figures)
-    print(report.to_markdown())
-    print(f"wrote {len(report.files)} files to {args.out}")
+        meta["threshold"] = threshold
+        meta["threshold_source"] = {"argument": "--threshold"}.get(source, source)
+        described = describe_threshold(threshold, source, info)
+        if source == "calibrated" and info.get("calibration"):
+            cal = info["calibration"]
+            meta["threshold_calibration"] = (f"{cal.get('rule')}; density target {cal.get('density_target')} "
+                                             f"from {cal.get('data')}")
+    _, real_chunks = iter_real(args.data, args.n, args.seed)
+    real_f, real_ex, real_stats = features_of_chunks(real_chunks, args.examples)
+    gen_f, gen_ex, gen_stats = features_of_chunks(gen_chunks, args.examples)
+    cells = int(np.prod(M.SAMPLE_SHAPE))
+    meta["cells on (real / generated)"] = (f"{real_stats['on'] / (real_stats['n'] * cells):.4%} / "
+                                           f"{gen_stats['on'] / (gen_stats['n'] * cells):.4%}")
+    meta["silent windows (real / generated)"] = f"{real_stats['silent']} / {gen_stats['silent']}"
+    report = evaluate(real_f, gen_f, meta=meta)
+    try:
+        write_report(report, out, real_ex if len(real_ex) else None, gen_ex if len(gen_ex) else None,
+                     args.examples, args.figures)
+    except OSError as e:
+        raise ValueError(f"--out {out}: {e.strerror or e}") from None
+    head = f"b2b evaluate: {report.n_real} real windows ({args.data}) vs {report.n_generated} generated"
+    print(head + (f" at threshold {described}" if described else "") + ":")
+    print(summary(report, real_stats, gen_stats))
+    extra = "figures, " if args.figures else ""
+    print(f"full report ({len(report.rows)} rows, {extra}MGEval statistics): {out / 'report.md'}")
+    if gen_stats["silent"] >= SILENT_WARNING * gen_stats["n"]:
+        share = gen_stats["silent"] / gen_stats["n"]
+        where = f"at threshold {described}" if described else "in --samples"
+        if args.samples:
+            hint = "binarize the probabilities at a lower --threshold"
+        elif meta["threshold_source"] == "calibrated":
+            hint = "the generator itself plays little: try a lower --threshold"
+        elif info.get("threshold_source") == "calibrated":
+            hint = (f"leave out --threshold (auto) to use the calibrated threshold {info['threshold']:.4g} "
+                    f"stored in the file")
+        else:
+            hint = ("export the generator with a calibrated threshold (b2b export --checkpoint CKPT --data DATA "
+                    "--out FILE), which --threshold auto then uses")
+        print(f"b2b evaluate: warning: {gen_stats['silent']} of {gen_stats['n']} generated windows "
+              f"({share:.0%}) are silent {where}; {hint}", file=sys.stderr)
     return 0
 
 
 __all__ = [
-    "TRACK_NAMES", "METRIC_ORDER", "REPORT_DEFINITIONS", "DEFINITIONS", "MIN_ACTIVE", "CSV_COLUMNS", "Row", "Report", "evaluate",
+    "TRACK_NAMES", "METRIC_ORDER", "REPORT_DEFINITIONS", "DEFINITIONS", "MIN_ACTIVE", "MGEVAL_MAX", "MAX_N",
+    "CHUNK", "SILENT_WARNING", "CSV_COLUMNS", "SUMMARY_ROWS", "Row", "Report", "evaluate",
     "active_tracks", "render_markdown", "render_csv", "plot_distributions", "plot_self_similarity",
-    "plot_mgeval", "write_report", "load_samples", "sample_indices", "load_real",
-    "generate_samples", "add_arguments", "run",
+    "plot_mgeval", "write_report", "iter_samples", "load_samples", "sample_indices", "iter_real", "load_real",
+    "open_generator", "iter_generated", "generate_samples", "features_of_chunks", "summary",
+    "add_arguments", "run",
 ]

@@ -1,9 +1,13 @@
 """Sampling music from a trained generator: :func:`generate`, :func:`interpolate_latents`,
-:func:`write_samples` and the ``b2b generate`` command.
+:func:`calibrate_threshold`, :func:`write_samples` and the ``b2b generate`` command.
 
 The generator maps standard normal noise ``(n, latent)`` to probabilities ``(n, 17, 64, 72)``
 in [0, 1]. A *sample* becomes music by binarizing it at a threshold (``p >= threshold`` is a
-note; the ``seed`` preset uses 0.9). ``b2b generate`` writes, into ``--out``:
+note). The threshold belongs to the generator: :func:`b2b.train.export_generator` stores the
+one :func:`calibrate_threshold` finds (density-matched to the training data), and
+``--threshold auto`` (the default of ``b2b generate`` and ``b2b evaluate``) uses it; a file
+without one falls back to its preset's (the ``seed`` preset's 0.9), and an explicit
+``--threshold`` always wins. ``b2b generate`` writes, into ``--out``:
 
 ===========================  ====================================================================
 ``samples.npy``              float32 probabilities ``(n, 17, 64, 72)``
@@ -11,21 +15,27 @@ note; the ``seed`` preset uses 0.9). ``b2b generate`` writes, into ``--out``:
 ``sample_000.mid`` …         one MIDI file per sample (binarized; 4/4, constant tempo)
 ``sample_000.wav`` …         one 16-bit mono WAV per sample (:func:`b2b.audio.write_wav`)
 ``samples.png``              a pianoroll grid of the first 16 binarized samples
-``samples.json``             what was written and how: n, threshold, tempo, seed, checkpoint …
+``samples.json``             written last: n, threshold and its source, tempo, seed, checkpoint …
 ===========================  ====================================================================
 
-Every file is written atomically (a temporary name in the same folder, then ``os.replace``).
+Every file is written atomically (a temporary name in the same folder, then ``os.replace``);
+samples are generated and written in chunks, so memory does not grow with ``n``. A folder
+without ``samples.json`` is incomplete: the file is removed when a run starts and written only
+after everything else succeeded, and a run that fails removes the files it wrote.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import io
 import json
 import os
 import re
+import shutil
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +43,21 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from b2b.atomic import atomic_write
+from b2b.atomic import atomic_path, atomic_write
 
 __all__ = [
+    "MAX_SAMPLES",
+    "CALIBRATION_SEED",
+    "CALIBRATION_SAMPLES",
     "generate",
+    "iter_generate",
     "interpolate_latents",
+    "note_density",
+    "calibrate_threshold",
+    "resolve_threshold",
+    "describe_threshold",
     "write_samples",
+    "estimate_bytes",
     "check_threshold",
     "add_arguments",
     "run",
@@ -47,6 +66,14 @@ __all__ = [
 SAMPLE_SHAPE = (17, 64, 72)
 #: Samples drawn in the figure ``samples.png`` (the first ones).
 FIGURE_SAMPLES = 16
+#: Most samples one ``b2b generate`` (or one calibration) may write: a MIDI and a WAV file
+#: each, about 0.8 MB per sample on disk at 22,050 Hz and 120 bpm (3.2 GB for 4,096).
+MAX_SAMPLES = 4096
+#: Seed of the held-out noise on which :func:`calibrate_threshold` calibrates (not 0, 1, 2 …,
+#: the seeds sampling and evaluation use by default).
+CALIBRATION_SEED = 20230917
+#: Number of noise samples :func:`calibrate_threshold` uses by default.
+CALIBRATION_SAMPLES = 1000
 _CHUNK = 256  # generator batch per forward pass (eval mode: results do not depend on it)
 _NUMBERED_RE = re.compile(r"^sample_(\d+)\.(mid|wav)$")
 
@@ -55,6 +82,64 @@ _NUMBERED_RE = re.compile(r"^sample_(\d+)\.(mid|wav)$")
 def _module_device(module: nn.Module) -> torch.device:
     p = next(module.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
+
+
+def _latent_size(generator: nn.Module) -> int:
+    size = getattr(generator, "latent", None)
+    if size is None:
+        size = generator.config.latent
+    return int(size)
+
+
+def iter_generate(generator: nn.Module, n: int, *, seed: int | None = None, device: Any = None,
+                  latent: Tensor | None = None, chunk: int | None = None) -> Iterator[Tensor]:
+    """:func:`generate` in consecutive chunks, so that ``n`` samples never sit in memory at once.
+
+    Same arguments as :func:`generate` plus ``chunk`` (samples per piece, default 256). The
+    noise ``(n, latent)`` is drawn up front exactly as :func:`generate` draws it, so
+    ``torch.cat(list(iter_generate(g, n, seed=s)))`` equals ``generate(g, n, seed=s)``.
+
+    Yields
+    ------
+    Tensor
+        float32 probabilities ``(c, 17, 64, 72)`` on the CPU, ``c <= chunk``; ValueError as
+        soon as a piece holds a value that is not finite (NaN or inf: a broken generator).
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n: expected a positive number of samples, got {n!r}")
+    n = int(n)
+    chunk = _CHUNK if chunk is None else int(chunk)
+    if chunk < 1:
+        raise ValueError(f"chunk: expected a positive number of samples, got {chunk!r}")
+    size = _latent_size(generator)
+    if latent is not None:
+        latent = torch.as_tensor(latent)
+        if latent.dim() != 2 or latent.shape[1] != size:
+            raise ValueError(f"latent: expected noise of shape (n, {size}), got {tuple(latent.shape)}")
+        if latent.shape[0] != n:
+            raise ValueError(f"latent: has {latent.shape[0]} rows but n is {n}")
+        z = latent.detach().float().cpu()
+    else:
+        gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
+        z = torch.randn(n, size, generator=gen)  # n x latent floats: small next to the samples
+    if device is not None:
+        from b2b.train import resolve_device
+
+        generator.to(resolve_device(device))
+    dev = _module_device(generator)
+    was_training = generator.training
+    generator.eval()
+    try:
+        for i in range(0, n, chunk):
+            with torch.no_grad():
+                part = generator(z[i:i + chunk].to(dev)).float().cpu()
+            if not bool(torch.isfinite(part).all()):
+                bad = int((~torch.isfinite(part)).sum())
+                raise ValueError(f"generator: {bad} of its outputs for samples {i}..{i + len(part) - 1} are "
+                                 f"not finite (NaN or inf); the generator is broken")
+            yield part
+    finally:
+        generator.train(was_training)
 
 
 def generate(generator: nn.Module, n: int, *, seed: int | None = None, device: Any = None,
@@ -67,7 +152,8 @@ def generate(generator: nn.Module, n: int, *, seed: int | None = None, device: A
         Maps noise ``(B, latent)`` to probabilities ``(B, 17, 64, 72)``; its ``latent`` attribute
         (or ``config.latent``) gives the noise size. Its train/eval mode is restored afterwards.
     n : int
-        Number of samples (>= 1).
+        Number of samples (>= 1). The result takes ``n × 313,344`` bytes; use
+        :func:`iter_generate` for many samples.
     seed : int, optional
         Seeds the noise: the noise is drawn on the CPU from ``torch.Generator().manual_seed(seed)``,
         so the same seed gives the same noise on every device. ``None`` draws from torch's global
@@ -82,38 +168,145 @@ def generate(generator: nn.Module, n: int, *, seed: int | None = None, device: A
     Returns
     -------
     Tensor
-        float32 probabilities ``(n, 17, 64, 72)`` in [0, 1], on the CPU.
+        float32 probabilities ``(n, 17, 64, 72)`` in [0, 1], on the CPU. ValueError if the
+        generator outputs a value that is not finite.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n: expected a positive number of samples, got {n!r}")
-    n = int(n)
-    size = getattr(generator, "latent", None)
-    if size is None:
-        size = generator.config.latent
-    size = int(size)
-    if latent is not None:
-        latent = torch.as_tensor(latent)
-        if latent.dim() != 2 or latent.shape[1] != size:
-            raise ValueError(f"latent: expected noise of shape (n, {size}), got {tuple(latent.shape)}")
-        if latent.shape[0] != n:
-            raise ValueError(f"latent: has {latent.shape[0]} rows but n is {n}")
-        z = latent.detach().float().cpu()
-    else:
-        gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
-        z = torch.randn(n, size, generator=gen)
-    if device is not None:
-        from b2b.train import resolve_device
+    return torch.cat(list(iter_generate(generator, n, seed=seed, device=device, latent=latent)))
 
-        generator.to(resolve_device(device))
-    dev = _module_device(generator)
-    was_training = generator.training
-    generator.eval()
-    try:
-        with torch.no_grad():
-            parts = [generator(z[i:i + _CHUNK].to(dev)).float().cpu() for i in range(0, n, _CHUNK)]
-    finally:
-        generator.train(was_training)
-    return torch.cat(parts)
+
+# --------------------------------------------------------------------------- threshold
+def note_density(data: Any, *, chunk: int = 256) -> tuple[float, int]:
+    """Share of on cells in a set of windows: the data's note density.
+
+    Parameters
+    ----------
+    data : str, path, dataset or array
+        ``"bach"``, ``"lpd17"`` or a store folder (opened with :func:`b2b.data.open_dataset`),
+        an opened dataset with ``window(i)`` (or items ``(17, 64, 72)``), or windows
+        ``(n, 17, 64, 72)`` (bool or 0/1 numbers).
+    chunk : int
+        Windows read at a time (memory: ``chunk × 78,336`` bytes).
+
+    Returns
+    -------
+    density : float
+        Cells that are on / all cells (dimensionless, in [0, 1]); the Bach data is about 0.003.
+    n : int
+        Number of windows counted (all of them).
+    """
+    if isinstance(data, (str, os.PathLike)):
+        from b2b.data import open_dataset
+
+        data = open_dataset(data)
+    if isinstance(data, (np.ndarray, Tensor)):
+        x = data.detach().cpu().numpy() if isinstance(data, Tensor) else data
+        if x.ndim != 4 or x.shape[1:] != SAMPLE_SHAPE or len(x) < 1:
+            raise ValueError(f"data: expected windows (n, 17, 64, 72) with n >= 1, got shape {x.shape}")
+        n = len(x)
+        on = sum(int(np.count_nonzero(x[i:i + chunk] >= 0.5)) for i in range(0, n, chunk))
+    else:
+        n = len(data)
+        if n < 1:
+            raise ValueError("data: the dataset has no windows")
+        window = getattr(data, "window", None)
+        on = 0
+        for i in range(n):
+            w = np.asarray(window(i)) if callable(window) else np.asarray(data[i])
+            on += int(np.count_nonzero(w >= 0.5))
+    return on / (n * int(np.prod(SAMPLE_SHAPE))), n
+
+
+def calibrate_threshold(generator: nn.Module, density: float, *, n: int = CALIBRATION_SAMPLES,
+                        seed: int = CALIBRATION_SEED, device: Any = None) -> dict[str, Any]:
+    """The binarization threshold that makes the generator's music as dense as the data's.
+
+    Rule (*density matching*): draw ``n`` samples from noise seeded with ``seed`` (held out: a
+    fixed seed of its own, not one that sampling or evaluation uses by default), and take the
+    threshold ``t`` = the ``k``-th largest of their ``n × 78,336`` probabilities, with
+    ``k = max(1, round(density × n × 78,336))``. Binarized at ``p >= t``, the calibration
+    samples then have (ties aside) exactly the share ``density`` of cells on, the density of
+    the training data. The generator's sigmoid outputs are not calibrated probabilities (a
+    WGAN's generator is trained only to fool a critic), so a fixed cut such as the ``seed``
+    preset's 0.9 can leave a good generator silent or turn a weak one into noise; matching the
+    data's density instead makes the comparison of real and generated music about *where*
+    notes are, not how many. Deterministic: same generator, density, ``n`` and seed, same
+    threshold. Memory is bounded: samples are drawn in chunks and only the ``k`` largest
+    values are kept (a second pass over the same noise counts the cells at the threshold).
+
+    Parameters
+    ----------
+    generator : GenConvNet
+        The generator (probabilities in [0, 1]).
+    density : float
+        Target share of on cells, in (0, 1) (e.g. from :func:`note_density`).
+    n : int
+        Calibration samples (1 to :data:`MAX_SAMPLES`).
+    seed : int
+        Seed of the calibration noise (:data:`CALIBRATION_SEED` by default).
+    device : str or torch.device, optional
+        Where to run the generator.
+
+    Returns
+    -------
+    dict
+        ``threshold`` (float in (0, 1), clipped to ``[1e-6, 1 - 1e-6]``), ``rule`` (one line),
+        ``density_target``, ``density_at_threshold`` (share of calibration cells ``>= t``),
+        ``silent_share`` (share of calibration samples with no note at ``t``), ``n_samples``,
+        ``seed``.
+    """
+    d = float(density)
+    if not 0.0 < d < 1.0:
+        raise ValueError(f"density: expected a share of on cells strictly between 0 and 1, got {density!r}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_SAMPLES:
+        raise ValueError(f"n: expected a number of calibration samples in [1, {MAX_SAMPLES}], got {n!r}")
+    cells = int(np.prod(SAMPLE_SHAPE))
+    total = int(n) * cells
+    k = max(1, min(total, int(round(d * total))))
+    top = np.empty(0, np.float32)
+    peaks = []  # the highest probability of each sample: silent at t iff peak < t
+    for part in iter_generate(generator, int(n), seed=int(seed), device=device, chunk=64):
+        flat = part.numpy().reshape(len(part), -1)
+        peaks.append(flat.max(axis=1))
+        both = np.concatenate([top, flat.ravel()])
+        top = both if len(both) <= k else np.partition(both, len(both) - k)[len(both) - k:]
+    t = float(np.clip(top.min(), 1e-6, 1 - 1e-6))
+    peak = np.concatenate(peaks)
+    # the share actually on at t (ties with t included): a second pass over the same noise
+    on = sum(int(np.count_nonzero(part.numpy() >= t))
+             for part in iter_generate(generator, int(n), seed=int(seed), device=device, chunk=64))
+    return {"threshold": t,
+            "rule": f"density-matched: the k-th largest generator probability on {int(n)} samples of "
+                    f"noise seed {int(seed)}, k = round(density_target x {int(n)} x 78336)",
+            "density_target": d, "density_at_threshold": on / total,
+            "silent_share": float((peak < t).mean()), "n_samples": int(n), "seed": int(seed)}
+
+
+def resolve_threshold(threshold: Any, info: dict[str, Any], name: str = "--threshold") -> tuple[float, str]:
+    """The threshold to use and where it comes from.
+
+    ``threshold`` is a number (an explicit choice: wins, source ``"argument"``), or ``None`` /
+    ``"auto"``: the threshold stored in the generator file (``"calibrated"``) when there is one,
+    else its preset's (``"preset"``), as :func:`b2b.train.load_generator` reports in ``info``.
+    """
+    if threshold is None or (isinstance(threshold, str) and threshold.strip().lower() == "auto"):
+        return check_threshold(info["threshold"], "threshold stored in the checkpoint"), \
+            str(info.get("threshold_source", "preset"))
+    return check_threshold(threshold, name), "argument"
+
+
+def describe_threshold(threshold: float, source: str, info: dict[str, Any] | None = None) -> str:
+    """One line: ``0.255 (calibrated at export: density-matched to bach)`` and the like."""
+    info = info or {}
+    if source == "calibrated":
+        cal = info.get("calibration") or {}
+        data = cal.get("data")
+        how = f"density-matched to {data}" if data else "stored in the generator file"
+        return f"{threshold:.4g} (calibrated at export: {how})"
+    if source == "preset":
+        preset = info.get("preset")
+        name = getattr(preset, "name", None)
+        return f"{threshold:.4g} (the {name + ' ' if name else ''}preset's; no calibrated threshold in the file)"
+    return f"{threshold:.4g} (--threshold)"
 
 
 def interpolate_latents(z0: Tensor, z1: Tensor, steps: int, *, method: str = "slerp") -> Tensor:
@@ -195,23 +388,54 @@ def _as_samples(samples: Any) -> np.ndarray:
         return x.astype(np.float32)
     if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
         raise ValueError(f"samples: expected numbers in [0, 1], got dtype {x.dtype}")
-    x = x.astype(np.float32)
+    x = x.astype(np.float32, copy=False)
     if not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 1:
         raise ValueError(f"samples: values must be probabilities in [0, 1], got range "
                          f"[{np.nanmin(x):g}, {np.nanmax(x):g}]")
     return x
 
 
+def estimate_bytes(n: int, *, wav: bool = True, tempo: float = 120.0, sample_rate: int = 22050,
+                   figure: bool = True) -> int:
+    """Bytes that :func:`write_samples` writes for ``n`` samples (an upper estimate).
+
+    Per sample: 313,344 (float32 probabilities) + 78,336 (bools) + a MIDI file (at most 16 kB)
+    + with ``wav`` a 16-bit mono WAV of ``(960 / tempo + TAIL) × sample_rate`` frames; plus
+    the figure and ``samples.json``.
+    """
+    from b2b.audio import TAIL
+
+    cells = int(np.prod(SAMPLE_SHAPE))
+    per = 5 * cells + 16_384
+    if wav:
+        per += 2 * int(np.ceil((16 * 60.0 / float(tempo) + TAIL) * int(sample_rate))) + 44
+    return int(n) * per + 256 + (2_000_000 if figure else 0) + 4096 * (1 + int(n) // 100)
+
+
+def _free_bytes(path: Path) -> int:
+    p = path
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if not p.is_dir():
+        p = p.parent
+    return shutil.disk_usage(p).free
+
+
+def _npy_header(f: Any, dtype: str, shape: tuple[int, ...]) -> None:
+    np.lib.format.write_array_header_1_0(f, {"descr": dtype, "fortran_order": False, "shape": shape})
+
+
 def write_samples(samples: Any, out_dir: str | os.PathLike, threshold: float, *, tempo: float = 120.0,
                   sample_rate: int = 22050, wav: bool = True, figure: bool = True,
-                  meta: dict[str, Any] | None = None) -> list[Path]:
+                  meta: dict[str, Any] | None = None, n: int | None = None) -> list[Path]:
     """Write samples as arrays, MIDI, WAV and a figure into ``out_dir`` (see the module table).
 
     Parameters
     ----------
-    samples : Tensor or np.ndarray
+    samples : Tensor, np.ndarray or iterable of them
         Probabilities ``(n, 17, 64, 72)`` in [0, 1] (a single window ``(17, 64, 72)`` is a batch
-        of one; bool is accepted).
+        of one; bool is accepted), or an iterable of such chunks (e.g. :func:`iter_generate`),
+        written as they come so that memory does not grow with ``n``; then pass ``n``.
     out_dir : path
         Folder to write into (created if missing). Files of the same names are replaced, and
         numbered ``sample_NNN.mid/.wav`` files left over from an earlier, larger batch are
@@ -219,60 +443,124 @@ def write_samples(samples: Any, out_dir: str | os.PathLike, threshold: float, *,
     threshold : float
         Binarization threshold in (0, 1): ``p >= threshold`` is a note.
     tempo : float
-        Beats per minute of the MIDI and WAV files (a 4-bar window lasts ``16 * 60 / tempo`` s).
+        Beats per minute of the MIDI and WAV files, in [20, 400] (a 4-bar window lasts
+        ``16 * 60 / tempo`` s).
     sample_rate : int
         WAV sample rate (Hz).
     wav, figure : bool
         Write the WAV files / ``samples.png``.
     meta : dict, optional
         Extra JSON-serialisable entries for ``samples.json`` (e.g. checkpoint, seed).
+    n : int, optional
+        Number of samples when ``samples`` is an iterable of chunks (required then).
 
     Returns
     -------
     list of Path
         The written files: ``samples.npy``, ``samples_binary.npy``, then the MIDI files, the WAV
         files, ``samples.png`` and ``samples.json``.
+
+    Raises
+    ------
+    ValueError
+        Bad arguments or samples (checked before anything is written when ``samples`` is an
+        array), or a chunk that breaks the promise of ``n``.
+    OSError
+        Writing failed (full disk, no permission, ``out_dir`` unusable); its message names the
+        file. ``samples.json`` of an earlier batch is removed when writing starts and the new one
+        is written last, and the files this call wrote are removed on any failure, so an
+        incomplete folder never looks like a valid batch.
     """
-    from b2b.audio import write_wav
+    from b2b.audio import check_tempo, write_wav
     from b2b.data import write_midi
 
     threshold = check_threshold(threshold)
-    if not (isinstance(tempo, (int, float)) and tempo > 0):
-        raise ValueError(f"tempo: expected a positive number of beats per minute, got {tempo!r}")
-    x = _as_samples(samples)
-    binary = x >= threshold
+    tempo = check_tempo(tempo)
+    if isinstance(samples, (Tensor, np.ndarray)):
+        first = _as_samples(samples)
+        chunks: Iterable[Any] = [first]
+        n = len(first)
+    else:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n: pass the number of samples (>= 1) when samples come in chunks, got {n!r}")
+        chunks = samples
+    n = int(n)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out: {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    n = len(x)
     width = max(3, len(str(n - 1)))
-
-    written = [atomic_write(out / "samples.npy", lambda f: np.save(f, x)),
-               atomic_write(out / "samples_binary.npy", lambda f: np.save(f, binary))]
-    mids, wavs = [], []
-    for i in range(n):
-        mids.append(write_midi(binary[i], out / f"sample_{i:0{width}d}.mid", threshold=0.5, tempo=tempo))
-    if wav:
-        for i in range(n):
-            wavs.append(write_wav(binary[i], out / f"sample_{i:0{width}d}.wav", tempo=tempo,
-                                  sample_rate=int(sample_rate)))
-    written += mids + wavs
-    keep = {p.name for p in mids + wavs}
-    for p in out.iterdir():  # numbered files of an earlier, larger batch
-        if _NUMBERED_RE.match(p.name) and p.name not in keep:
-            with contextlib.suppress(FileNotFoundError):
+    mids: list[Path] = []
+    wavs: list[Path] = []
+    written: list[Path] = []  # final names this call has put in place
+    current = out
+    stats = {"on": 0, "empty": 0, "shown": []}
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        current = out / "samples.json"
+        current.unlink(missing_ok=True)  # the folder stops describing the earlier batch right away
+        with contextlib.ExitStack() as stack:
+            ftmp = stack.enter_context(atomic_path(out / "samples.npy"))
+            btmp = stack.enter_context(atomic_path(out / "samples_binary.npy"))
+            fprobs = stack.enter_context(open(ftmp, "wb"))
+            fbin = stack.enter_context(open(btmp, "wb"))
+            current = out / "samples.npy"
+            _npy_header(fprobs, "<f4", (n, *SAMPLE_SHAPE))
+            _npy_header(fbin, "|b1", (n, *SAMPLE_SHAPE))
+            done = 0
+            for part in chunks:
+                x = _as_samples(part)
+                if done + len(x) > n:
+                    raise ValueError(f"samples: more than n = {n} samples arrived")
+                binary = x >= threshold
+                current = out / "samples.npy"
+                fprobs.write(np.ascontiguousarray(x, dtype="<f4").data)  # no copy of the chunk
+                fbin.write(np.ascontiguousarray(binary).data)
+                for j in range(len(x)):
+                    i = done + j
+                    current = out / f"sample_{i:0{width}d}.mid"
+                    mids.append(write_midi(binary[j], current, threshold=0.5, tempo=tempo))
+                    written.append(current)
+                    if wav:
+                        current = out / f"sample_{i:0{width}d}.wav"
+                        wavs.append(write_wav(binary[j], current, tempo=tempo, sample_rate=int(sample_rate)))
+                        written.append(current)
+                stats["on"] += int(np.count_nonzero(binary))
+                stats["empty"] += int((~binary.any(axis=(1, 2, 3))).sum())
+                if len(stats["shown"]) < FIGURE_SAMPLES:
+                    stats["shown"].extend(binary[:FIGURE_SAMPLES - len(stats["shown"])])
+                done += len(x)
+            if done != n:
+                raise ValueError(f"samples: {done} samples arrived, expected n = {n}")
+            current = out / "samples.npy"
+        written[:0] = [out / "samples.npy", out / "samples_binary.npy"]
+        keep = {p.name for p in mids + wavs}
+        for p in out.iterdir():  # numbered files of an earlier, larger batch
+            if _NUMBERED_RE.match(p.name) and p.name not in keep:
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+        files = [out / "samples.npy", out / "samples_binary.npy"] + mids + wavs
+        if figure:
+            current = out / "samples.png"
+            files.append(_write_figure(np.stack(stats["shown"]), current))
+            written.append(current)
+        info = {"n": n, "shape": list(SAMPLE_SHAPE), "threshold": threshold, "tempo": float(tempo),
+                "sample_rate": int(sample_rate) if wav else None,
+                "notes_on": stats["on"] / (n * int(np.prod(SAMPLE_SHAPE))), "empty_samples": stats["empty"],
+                "files": [p.name for p in files] + ["samples.json"]}
+        info.update(meta or {})
+        text = json.dumps(info, indent=1, default=str)
+        current = out / "samples.json"
+        files.append(atomic_write(current, lambda f: f.write(text), mode="w"))
+        return files
+    except BaseException as e:
+        for p in written:
+            with contextlib.suppress(OSError):
                 p.unlink()
-    if figure:
-        written.append(_write_figure(binary, out / "samples.png"))
-    info = {"n": n, "shape": list(x.shape[1:]), "threshold": threshold, "tempo": float(tempo),
-            "sample_rate": int(sample_rate) if wav else None,
-            "notes_on": float(binary.mean()), "empty_samples": int((~binary.any(axis=(1, 2, 3))).sum()),
-            "files": [p.name for p in written] + ["samples.json"]}
-    info.update(meta or {})
-    text = json.dumps(info, indent=1, default=str)
-    written.append(atomic_write(out / "samples.json", lambda f: f.write(text), mode="w"))
-    return written
+        if isinstance(e, OSError):
+            why = e.strerror or str(e)
+            raise OSError(e.errno or errno.EIO, f"could not write {current} ({why}); removed the "
+                          f"{len(written)} files this run had written") from e
+        raise
 
 
 def _write_figure(binary: np.ndarray, path: Path) -> Path:
@@ -297,50 +585,74 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``b2b generate``."""
     parser.add_argument("--checkpoint", required=True,
                         help="a training checkpoint (checkpoint_*.pt) or an exported generator file")
-    parser.add_argument("--n", type=int, default=16, help="number of samples (default: 16)")
+    parser.add_argument("--n", type=int, default=16,
+                        help=f"number of samples, 1 to {MAX_SAMPLES} (default: 16)")
     parser.add_argument("--out", default="samples", help="output folder (default: samples)")
-    parser.add_argument("--threshold", type=float, default=None,
-                        help="binarization threshold in (0, 1) (default: the checkpoint preset's, 0.9 for seed)")
+    parser.add_argument("--threshold", default="auto",
+                        help="binarization threshold in (0, 1), p >= T is a note; 'auto' (default): the "
+                             "threshold calibrated at export and stored in the generator file, else the "
+                             "preset's (0.9 for seed)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (default: 0)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
-    parser.add_argument("--tempo", type=float, default=120.0, help="beats per minute of MIDI and WAV (default: 120)")
+    parser.add_argument("--tempo", type=float, default=120.0,
+                        help="beats per minute of MIDI and WAV, 20 to 400 (default: 120)")
     parser.add_argument("--sample-rate", type=int, default=22050, help="WAV sample rate in Hz (default: 22050)")
     parser.add_argument("--no-wav", action="store_true", help="do not render WAV files")
 
 
 def run(args: argparse.Namespace) -> int:
     """``b2b generate``: sample ``--n`` windows from ``--checkpoint`` and write them to ``--out``."""
+    from b2b.audio import check_tempo
     from b2b.cli import UserError
     from b2b.train import load_generator, resolve_device
 
-    if args.n < 1:
-        raise UserError(f"--n must be at least 1, got {args.n}")
-    if args.threshold is not None:
-        check_threshold(args.threshold, "--threshold")
-    if not args.tempo > 0:
-        raise UserError(f"--tempo must be positive, got {args.tempo}")
+    if not 1 <= args.n <= MAX_SAMPLES:
+        raise UserError(f"--n must be at least 1 and at most {MAX_SAMPLES} (one MIDI and one WAV file per "
+                        f"sample), got {args.n}")
+    explicit = None if str(args.threshold).strip().lower() == "auto" else args.threshold
+    if explicit is not None:
+        check_threshold(explicit, "--threshold")
+    check_tempo(args.tempo, "--tempo")
     if not 1000 <= args.sample_rate <= 192000:
         raise UserError(f"--sample-rate must be in [1000, 192000] Hz, got {args.sample_rate}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
+    need = estimate_bytes(args.n, wav=not args.no_wav, tempo=args.tempo, sample_rate=args.sample_rate)
+    free = _free_bytes(out)
+    if need > free:
+        raise UserError(f"--out {out}: {args.n} samples (--n) need about {need / 1e6:.0f} MB but only "
+                        f"{free / 1e6:.0f} MB are free there")
     device = resolve_device(args.device)
     generator, info = load_generator(args.checkpoint, device=device)
-    threshold = check_threshold(args.threshold if args.threshold is not None else info["threshold"],
-                                "--threshold")
-    samples = generate(generator, args.n, seed=args.seed)
+    threshold, source = resolve_threshold(explicit, info)
     meta = {"checkpoint": str(Path(args.checkpoint).resolve()), "step": info["step"],
-            "preset": info["preset"].name, "seed": args.seed, "device": str(device)}
-    written = write_samples(samples, out, threshold, tempo=args.tempo, sample_rate=args.sample_rate,
-                            wav=not args.no_wav, meta=meta)
-    binary = samples.numpy() >= threshold
+            "preset": info["preset"].name, "seed": args.seed, "device": str(device),
+            "threshold_source": source, "preset_threshold": info.get("preset_threshold"),
+            "calibration": info.get("calibration") if source == "calibrated" else None}
+    peak = [0.0]
+
+    def chunks() -> Iterator[Tensor]:
+        for part in iter_generate(generator, args.n, seed=args.seed):
+            peak[0] = max(peak[0], float(part.max()))
+            yield part
+
+    try:
+        written = write_samples(chunks(), out, threshold, tempo=args.tempo, sample_rate=args.sample_rate,
+                                wav=not args.no_wav, meta=meta, n=args.n)
+    except OSError as e:
+        raise UserError(f"--out {out}: {e.strerror or e}") from None
+    summary = json.loads((out / "samples.json").read_text())
     print(f"b2b generate: {args.n} samples from {args.checkpoint} (step {info['step']}, preset "
-          f"{info['preset'].name}) at threshold {threshold:g}: {binary.mean():.3%} of cells on, "
-          f"{int((~binary.any(axis=(1, 2, 3))).sum())} empty; {len(written)} files in {out}")
-    if not binary.any():
-        # a short or collapsed run can put every probability below the preset's threshold
-        hint = float(np.quantile(samples.numpy(), 0.997))  # keeps ~0.3% of cells on, the Bach data's density
-        print(f"b2b generate: warning: every sample is silent at threshold {threshold:g} (the highest "
-              f"probability is {float(samples.max()):.3g}); try e.g. --threshold {hint:.3g}",
-              file=sys.stderr)
+          f"{info['preset'].name}) at threshold {describe_threshold(threshold, source, info)}: "
+          f"{summary['notes_on']:.3%} of cells on, {summary['empty_samples']} empty; {len(written)} files in {out}")
+    if summary["empty_samples"] == args.n:
+        # a short or collapsed run can put every probability below the threshold
+        probs = np.load(out / "samples.npy", mmap_mode="r")
+        sub = np.asarray(probs[:min(args.n, 64)])
+        hint = float(np.quantile(sub, 0.997))  # keeps ~0.3% of cells on, the Bach data's density
+        print(f"b2b generate: warning: every sample is silent at threshold {threshold:g} ({source}; the "
+              f"highest probability is {peak[0]:.3g}); try e.g. --threshold {hint:.3g}"
+              + ("" if source == "calibrated" else " or export the generator with a calibrated threshold "
+                 "(b2b export), which generate then uses by default"), file=sys.stderr)
     return 0

@@ -281,28 +281,108 @@ def load_generator(checkpoint_path: str | Path, device: str | torch.device = "cp
         Maps noise ``(B, latent)`` to probabilities ``(B, 17, 64, 72)``.
     info : dict
         ``preset`` (:class:`b2b.nn.Preset`), ``config`` (the TrainerConfig dict), ``step``,
-        ``latent``, ``threshold`` (binarization threshold of the preset).
+        ``latent``, ``threshold`` (the binarization threshold to use by default: the calibrated
+        one stored by :func:`export_generator` when the file has one, else the preset's),
+        ``threshold_source`` (``"calibrated"`` or ``"preset"``), ``preset_threshold``, and
+        ``calibration`` (how the stored threshold was computed; None without one).
+
+    Raises
+    ------
+    ValueError
+        Not a b2b checkpoint, weights that do not fit the preset or are not finite (NaN or inf),
+        or a stored threshold outside (0, 1).
     """
     ckpt = load_checkpoint(checkpoint_path)
+    for key in ("preset", "generator"):
+        if not isinstance(ckpt.get(key), dict):
+            raise ValueError(f"checkpoint {checkpoint_path} has no {key!r} entry: is it a complete b2b checkpoint?")
     preset = Preset.from_dict(ckpt["preset"])
     g = GenConvNet(preset.generator)
     try:
         g.load_state_dict(ckpt["generator"])
     except RuntimeError as e:
         raise ValueError(f"checkpoint {checkpoint_path}: generator weights do not fit preset {preset.name!r}: {e}") from e
+    bad = [k for k, v in g.state_dict().items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ValueError(f"checkpoint {checkpoint_path}: generator weights are not finite (NaN or inf) in "
+                         f"{len(bad)} tensor(s), e.g. {bad[0]!r}: the training diverged or the file is damaged")
     g.to(resolve_device(device)).eval()
+    preset_threshold = float(preset.training.threshold)
+    threshold, source, calibration = preset_threshold, "preset", None
+    if ckpt.get("threshold") is not None:  # stored by export_generator (optional key: older files lack it)
+        t = ckpt["threshold"]
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 < float(t) < 1.0:
+            raise ValueError(f"checkpoint {checkpoint_path}: stored threshold {t!r} is not a number in (0, 1)")
+        threshold, source = float(t), "calibrated"
+        calibration = ckpt.get("calibration") if isinstance(ckpt.get("calibration"), dict) else {}
     info = {"preset": preset, "config": ckpt.get("config", {}), "step": int(ckpt.get("step", 0)),
-            "latent": preset.generator.latent, "threshold": preset.training.threshold}
+            "latent": preset.generator.latent, "threshold": threshold, "threshold_source": source,
+            "preset_threshold": preset_threshold, "calibration": calibration}
     return g, info
 
 
-def export_generator(checkpoint_path: str | Path, out_path: str | Path) -> Path:
-    """Write the generator of a training checkpoint to a small ``"b2b-generator"`` file (atomic)."""
+def export_generator(checkpoint_path: str | Path, out_path: str | Path, *, data: Any = None,
+                     density: float | None = None, n: int | None = None, seed: int | None = None,
+                     device: str | torch.device = "cpu") -> Path:
+    """Write the generator of a checkpoint to a small ``"b2b-generator"`` file (atomic), with its
+    binarization threshold calibrated against the training data.
+
+    The file holds ``format``, ``version``, ``step``, ``config``, ``preset``, ``generator`` (the
+    weights), ``data`` and, when calibrated, ``threshold`` (float in (0, 1)) and ``calibration``
+    (``rule``, ``data``, ``density_target``, ``density_at_threshold``, ``silent_share``,
+    ``n_samples``, ``seed``: see :func:`b2b.generate.calibrate_threshold`). Both are optional
+    keys of format version 1: files without them still load (their preset's threshold is used),
+    and everything loads with ``torch.load(weights_only=True)``. The weights are copied
+    unchanged; re-exporting an exported file recalibrates its threshold.
+
+    Parameters
+    ----------
+    checkpoint_path : str or Path
+        A training checkpoint or an exported generator file.
+    out_path : str or Path
+        The file to write (may be ``checkpoint_path`` itself).
+    data : str, path, dataset or array, optional
+        The training data, whose note density (share of on cells) the threshold matches
+        (:func:`b2b.generate.note_density`), e.g. ``"bach"``.
+    density : float, optional
+        The target density directly, instead of ``data``. Without ``data`` and ``density`` no
+        threshold is stored.
+    n, seed : int, optional
+        Calibration samples and noise seed (default :data:`b2b.generate.CALIBRATION_SAMPLES`,
+        :data:`b2b.generate.CALIBRATION_SEED`).
+    device : str or torch.device
+        Where to run the generator for the calibration.
+
+    Returns
+    -------
+    Path
+        ``out_path``.
+    """
+    from b2b.generate import CALIBRATION_SAMPLES, CALIBRATION_SEED, calibrate_threshold, note_density
+
     ckpt = load_checkpoint(checkpoint_path)
-    small = {"format": GENERATOR_FORMAT, "version": FORMAT_VERSION, "step": ckpt["step"],
-             "config": ckpt["config"], "preset": ckpt["preset"], "generator": ckpt["generator"],
+    small = {"format": GENERATOR_FORMAT, "version": FORMAT_VERSION, "step": ckpt.get("step", 0),
+             "config": ckpt.get("config", {}), "preset": ckpt.get("preset"), "generator": ckpt.get("generator"),
              "data": ckpt.get("data", {})}
+    if data is not None and density is not None:
+        raise ValueError("export: give the training data or its density, not both")
+    if data is not None or density is not None:
+        g, _ = load_generator(checkpoint_path, device=device)  # checks the weights (fit, finite)
+        if data is not None:
+            density, windows = note_density(data)
+            name = data if isinstance(data, (str, os.PathLike)) else type(data).__name__
+            source = {"data": str(name), "data_windows": int(windows)}
+        else:
+            source = {"data": None, "data_windows": None}
+        cal = calibrate_threshold(g, float(density), n=CALIBRATION_SAMPLES if n is None else n,
+                                  seed=CALIBRATION_SEED if seed is None else seed, device=device)
+        small["threshold"] = cal.pop("threshold")
+        small["calibration"] = {**cal, **source}
+    else:
+        load_generator(checkpoint_path)  # refuse to export broken weights
     out_path = Path(out_path)
+    if out_path.is_dir():
+        raise ValueError(f"out: {out_path} is a folder; expected a file name such as generator.pt")
     _atomic_torch_save(small, out_path)
     return out_path
 

@@ -264,6 +264,11 @@ def test_bad_options():
         audio.render(w, backend="fluidsynth")
     with pytest.raises(ValueError, match="tempo"):
         audio.render(w, tempo=0)
+    # inf used to divide by zero, 1e-300 to fail without naming the argument
+    for tempo in (float("inf"), 1e-300, float("nan"), 19.9, 400.5, "120", True):
+        with pytest.raises(ValueError, match=r"tempo: expected beats per minute in \[20, 400\]"):
+            audio.render(w, tempo=tempo)
+    assert audio.check_tempo(20) == 20.0 and audio.check_tempo(np.float32(400)) == 400.0
     with pytest.raises(ValueError, match="sample_rate"):
         audio.render(w, sample_rate=22050.5)
     with pytest.raises(FileNotFoundError, match="soundfont"):

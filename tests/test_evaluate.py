@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import sys
 import types
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -236,9 +238,17 @@ def test_cli_with_samples(tmp_path, capsys):
     code, io_ = cli(["--samples", str(gen), "--data", str(real), "--n", "5", "--out", str(out),
                      "--threshold", "0.5", "--no-figures"], capsys)
     assert code == 0, io_.err
-    assert "| polyphony | Piano |" in io_.out
+    # a short summary and where the full table is, not the table itself
+    assert "| polyphony | Piano |" not in io_.out and len(io_.out.strip().splitlines()) <= 15
+    assert str(out / "report.md") in io_.out and "at threshold 0.5 (--threshold)" in io_.out
+    lines = {line[:30].strip(): line[30:].split() for line in io_.out.splitlines()}
+    assert lines["windows"] == ["5", "4"] and lines["silent windows"] == ["0", "0"]
+    # triads: 3 piano pitches x 8 steps + 1 bass x 4 steps per bar = 112 of 78,336 cells
+    assert lines["cells on (note density)"] == [f"{112 / 78336:.3%}"] * 2
+    assert lines["pitches per sounding step"] == ["2.33", "2.33"]  # (32 * 3 + 16 * 1) / 48
     md = (out / "report.md").read_text()
     assert "real windows: 5; generated windows: 4" in md and "threshold: 0.5" in md
+    assert "| polyphony | Piano |" in md
 
 
 def test_cli_errors(tmp_path, capsys):
@@ -324,3 +334,177 @@ def test_cli_with_a_real_generator_file(tmp_path, capsys):
     code = main(["evaluate", "--checkpoint", str(bad), "--data", str(real), "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 2 and "bad.pt" in err and "Traceback" not in err
+
+
+# ----------------------------------------------------------------------------------------------
+# bounded memory, thresholds, warnings, broken generators, write failures
+# ----------------------------------------------------------------------------------------------
+
+
+def _generator_file(tmp_path, name="gen.pt", threshold=None, nan=False):
+    """An untrained seed-preset generator file (probabilities near 0.5), optionally with a stored
+    threshold or NaN weights."""
+    from b2b.nn import GenConvNet, get_preset
+    from b2b.train import FORMAT_VERSION, GENERATOR_FORMAT
+
+    preset = get_preset("seed")
+    torch.manual_seed(0)
+    weights = GenConvNet(preset.generator).state_dict()
+    if nan:
+        key = next(k for k, v in weights.items() if v.is_floating_point())
+        weights[key] = torch.full_like(weights[key], float("nan"))
+    d = {"format": GENERATOR_FORMAT, "version": FORMAT_VERSION, "step": 0, "config": {},
+         "preset": preset.to_dict(), "generator": weights, "data": {}}
+    if threshold is not None:
+        d["threshold"] = threshold
+        d["calibration"] = {"rule": "by hand", "data": "triads", "density_target": 0.001}
+    path = tmp_path / name
+    torch.save(d, path)
+    return path
+
+
+def test_features_of_chunks_equal_the_whole_table():
+    x = random_set(7, seed=3)
+    f, ex, stats = E.features_of_chunks([x[:3], x[3:6], x[6:]], examples=4)
+    whole = M.feature_table(x)
+    assert set(f) == set(whole)
+    for k in whole:
+        np.testing.assert_allclose(f[k], whole[k], rtol=1e-12, atol=1e-15)  # BLAS rounding only
+    np.testing.assert_array_equal(ex, x[:4])
+    assert stats == {"n": 7, "on": int(x.sum()), "silent": 0}
+
+
+def test_mgeval_uses_the_first_windows_only():
+    real, gen = random_set(9, seed=4), random_set(8, seed=5)
+    report = E.evaluate(real, gen, mgeval_max=5)
+    rf, gf = M.feature_table(real), M.feature_table(gen)
+    c = report.comparisons["structure"]
+    expect = M.compare(rf["structure"][~np.isnan(rf["structure"])][:5], gf["structure"][~np.isnan(gf["structure"])][:5])
+    assert (c.n_real, c.n_generated) == (5, 5) and c.overlap == expect.overlap and c.kl == expect.kl
+    assert report.row("structure").real_n == 9  # means and counts use every window
+    assert "first 5 windows" in report.meta["MGEval"]
+
+
+def test_cli_chunks_give_the_same_report(tmp_path, capsys, monkeypatch):
+    real, gen = tmp_path / "real.npy", tmp_path / "gen.npy"
+    np.save(real, random_set(9, seed=6))
+    np.save(gen, random_set(7, seed=7))
+    code, _ = cli(["--samples", str(gen), "--data", str(real), "--n", "9", "--out", str(tmp_path / "a"), "--no-figures"], capsys)
+    monkeypatch.setattr(E, "CHUNK", 2)
+    monkeypatch.setattr(E, "load_samples", None)  # the command never loads a set whole
+    monkeypatch.setattr(E, "load_real", None)
+    code2, _ = cli(["--samples", str(gen), "--data", str(real), "--n", "9", "--out", str(tmp_path / "b"), "--no-figures"], capsys)
+    assert code == code2 == 0
+    assert (tmp_path / "a" / "report.csv").read_text() == (tmp_path / "b" / "report.csv").read_text()
+
+
+def test_cli_refuses_n_beyond_the_bound_before_work(tmp_path, capsys, monkeypatch):
+    def never(*a, **k):
+        raise AssertionError("nothing may be loaded or generated")
+
+    monkeypatch.setattr(E, "iter_real", never)
+    monkeypatch.setattr(E, "open_generator", never)
+    code, io_ = cli(["--checkpoint", "c.pt", "--n", str(E.MAX_N + 1), "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "--n" in io_.err and str(E.MAX_N) in io_.err and len(io_.err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_threshold_auto_uses_the_stored_one(tmp_path, capsys):
+    path = _generator_file(tmp_path, threshold=0.5012)
+    real = tmp_path / "real.npy"
+    np.save(real, triads(4))
+    gen, _, _, info = E.open_generator(path)
+    expect = np.concatenate(list(E.iter_generated(gen, info["latent"], 3, 0, 0.5012)))
+    x, t = E.generate_samples(path, n=3, seed=0)
+    assert t == 0.5012 and np.array_equal(x, expect)
+    code, io_ = cli(["--checkpoint", str(path), "--data", str(real), "--n", "3", "--out", str(tmp_path / "o"),
+                     "--no-figures", "--device", "auto"], capsys)  # auto used to reach tensor.to("auto")
+    assert code == 0, io_.err
+    assert "at threshold 0.5012 (calibrated at export: density-matched to triads)" in io_.out
+    md = (tmp_path / "o" / "report.md").read_text()
+    assert "- threshold: 0.5012" in md and "- threshold_source: calibrated" in md
+    with np.load(tmp_path / "o" / "features_generated.npz") as f:
+        np.testing.assert_array_equal(f["note_count"], M.feature_table(expect)["note_count"])
+    # an explicit threshold wins; the seed preset's 0.9 leaves this generator silent: warn
+    code, io_ = cli(["--checkpoint", str(path), "--data", str(real), "--n", "3", "--out", str(tmp_path / "p"),
+                     "--threshold", "0.9", "--no-figures"], capsys)
+    assert code == 0 and "- threshold_source: --threshold" in (tmp_path / "p" / "report.md").read_text()
+    assert "warning: 3 of 3 generated windows (100%) are silent at threshold 0.9 (--threshold)" in io_.err
+    assert "leave out --threshold (auto) to use the calibrated threshold 0.5012" in io_.err
+    assert len(io_.err.strip().splitlines()) == 1
+
+
+def test_cli_warns_on_a_preset_threshold_that_silences(tmp_path, capsys):
+    path = _generator_file(tmp_path)  # no stored threshold: the preset's 0.9
+    real = tmp_path / "real.npy"
+    np.save(real, triads(4))
+    code, io_ = cli(["--checkpoint", str(path), "--data", str(real), "--n", "2", "--out", str(tmp_path / "o"),
+                     "--no-figures"], capsys)
+    assert code == 0
+    assert "silent at threshold 0.9 (the seed preset's" in io_.err and "b2b export" in io_.err
+    # a silent --samples file is flagged too
+    silent = tmp_path / "silent.npy"
+    np.save(silent, np.zeros((2, 17, 64, 72), bool))
+    code, io_ = cli(["--samples", str(silent), "--data", str(real), "--out", str(tmp_path / "s"), "--no-figures"], capsys)
+    assert code == 0 and "2 of 2 generated windows (100%) are silent" in io_.err
+    code, io_ = cli(["--samples", str(real), "--data", str(real), "--out", str(tmp_path / "t"), "--no-figures"], capsys)
+    assert code == 0 and "warning" not in io_.err
+
+
+def test_cli_rejects_nan_weights(tmp_path, capsys):
+    path = _generator_file(tmp_path, name="nan.pt", nan=True)
+    real = tmp_path / "real.npy"
+    np.save(real, triads(3))
+    code, io_ = cli(["--checkpoint", str(path), "--data", str(real), "--n", "2", "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "not finite" in io_.err and "nan.pt" in io_.err and "Traceback" not in io_.err
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_rejects_non_finite_outputs(tmp_path, monkeypatch):
+    class Broken(torch.nn.Module):
+        latent = 2
+
+        def forward(self, z):
+            return torch.full((z.shape[0], 17, 64, 72), float("nan"))
+
+    with pytest.raises(ValueError, match="not finite"):
+        list(E.iter_generated(Broken(), 2, 3, 0, 0.5))
+
+
+def test_write_failure_leaves_no_report(tmp_path, capsys, monkeypatch):
+    real = tmp_path / "real.npy"
+    np.save(real, triads(4))
+    out = tmp_path / "o"
+    argv = ["--samples", str(real), "--data", str(real), "--out", str(out), "--no-figures"]
+    assert cli(argv, capsys)[0] == 0 and (out / "report.md").exists()  # an earlier complete report
+    real_write = E.atomic_write
+
+    def full_disk(path, *a, **k):
+        if Path(path).name == "features_generated.npz":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(path, *a, **k)
+
+    monkeypatch.setattr(E, "atomic_write", full_disk)
+    code, io_ = cli(argv, capsys)
+    assert code == 2 and "Traceback" not in io_.err and len(io_.err.strip().splitlines()) == 1
+    assert str(out) in io_.err and "No space left on device" in io_.err and "features_generated.npz" in io_.err
+    names = {p.name for p in out.iterdir()}
+    assert "report.md" not in names and not {"report.csv", "mgeval.json", "features_real.npz"} & names
+    assert not [n for n in names if n.startswith(".")]
+    real_mkdir = Path.mkdir
+
+    def read_only(self, *a, **k):  # a read-only file system (chmod does not stop root)
+        if self.name == "ro":
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_mkdir(self, *a, **k)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    code, io_ = cli(["--samples", str(real), "--data", str(real), "--out", str(tmp_path / "ro"), "--no-figures"], capsys)
+    assert code == 2 and f"--out {tmp_path / 'ro'}" in io_.err and "Read-only file system" in io_.err
+    assert "Traceback" not in io_.err and len(io_.err.strip().splitlines()) == 1
+    # --out that is a file, or below a file: one line before any work
+    (tmp_path / "file").write_text("x")
+    for bad in (tmp_path / "file", tmp_path / "file" / "sub"):
+        code, io_ = cli(["--samples", str(real), "--data", str(real), "--out", str(bad), "--no-figures"], capsys)
+        assert code == 2 and str(bad) in io_.err and "Traceback" not in io_.err
+        assert len(io_.err.strip().splitlines()) == 1

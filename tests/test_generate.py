@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import wave
@@ -14,7 +15,8 @@ import torch
 from b2b import data
 from b2b import generate as bgen
 from b2b.cli import main as cli_main
-from b2b.generate import generate, interpolate_latents, write_samples
+from b2b.generate import (CALIBRATION_SEED, MAX_SAMPLES, calibrate_threshold, generate, interpolate_latents,
+                          iter_generate, note_density, write_samples)
 from b2b.train import Trainer, TrainerConfig, export_generator, load_generator
 
 
@@ -201,6 +203,7 @@ def test_cli_generate_writes_what_the_api_gives(checkpoint, tmp_path, capsys):
     # default threshold: the checkpoint preset's (0.9 for seed)
     meta = json.loads((out / "samples.json").read_text())
     assert meta["threshold"] == info["threshold"] == 0.9 and meta["seed"] == 2 and meta["step"] == 1
+    assert meta["threshold_source"] == info["threshold_source"] == "preset"  # a training checkpoint stores none
     np.testing.assert_array_equal(np.load(out / "samples_binary.npy"), expect >= 0.9)
     for i in range(3):
         assert (out / f"sample_{i:03d}.mid").is_file() and (out / f"sample_{i:03d}.wav").is_file()
@@ -231,6 +234,13 @@ def test_cli_exported_generator_and_threshold(checkpoint, tmp_path):
     (["--threshold", "1.5"], "--threshold"),
     (["--threshold", "nan"], "--threshold"),
     (["--device", "tpu"], "device"),
+    (["--n", str(MAX_SAMPLES + 1)], f"at most {MAX_SAMPLES}"),
+    (["--tempo", "inf"], "--tempo"),
+    (["--tempo", "1e-300"], "--tempo"),
+    (["--tempo", "nan"], "--tempo"),
+    (["--tempo", "0"], "--tempo"),
+    (["--tempo", "1000"], "--tempo"),
+    (["--threshold", "high"], "--threshold"),
 ])
 def test_cli_bad_arguments(checkpoint, tmp_path, capsys, extra, message):
     rc = cli_main(["generate", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "s"), *extra])
@@ -260,3 +270,283 @@ def test_cli_bad_checkpoints(checkpoint, tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     rc = cli_main(["generate", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "file")])
     assert rc == 2 and "not a folder" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- threshold calibration
+CELLS = 17 * 64 * 72
+
+
+class Ramp(torch.nn.Module):
+    """Every sample is the same ramp: cell j (flat index) has probability (j + 0.5) / 78,336."""
+
+    latent = 4
+
+    def forward(self, z):
+        base = (torch.arange(CELLS, dtype=torch.float32) + 0.5) / CELLS
+        return base.expand(z.shape[0], CELLS).reshape(z.shape[0], 17, 64, 72).clone()
+
+
+def test_calibrate_threshold_hand_worked_with_ties():
+    # 3 identical samples, density 1%: k = round(0.01 * 3 * 78336) = 2350 cells wanted. Each value
+    # appears 3 times, so the 2350th largest is the ceil(2350 / 3) = 784th largest distinct value,
+    # (78336 - 784 + 0.5) / 78336, and 784 * 3 = 2352 cells are >= it.
+    cal = calibrate_threshold(Ramp(), 0.01, n=3, seed=7)
+    expect = float((torch.tensor(CELLS - 784, dtype=torch.float32) + 0.5) / CELLS)
+    assert cal["threshold"] == expect
+    assert cal["density_at_threshold"] == 2352 / (3 * CELLS)
+    assert cal["density_target"] == 0.01 and cal["n_samples"] == 3 and cal["seed"] == 7
+    assert cal["silent_share"] == 0.0 and "density-matched" in cal["rule"]
+    for bad in (0, 1, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="density"):
+            calibrate_threshold(Ramp(), bad, n=3)
+    with pytest.raises(ValueError, match="n: expected"):
+        calibrate_threshold(Ramp(), 0.01, n=MAX_SAMPLES + 1)
+
+
+def test_calibrate_threshold_against_a_full_sort(checkpoint):
+    # independent method: sort every probability of the same held-out noise
+    g, _ = load_generator(checkpoint)
+    cal = calibrate_threshold(g, 0.004, n=5, seed=CALIBRATION_SEED)
+    probs = generate(g, 5, seed=CALIBRATION_SEED).numpy()
+    k = round(0.004 * probs.size)
+    assert cal["threshold"] == float(np.sort(probs.ravel())[-k])
+    assert cal["density_at_threshold"] == pytest.approx((probs >= cal["threshold"]).mean(), abs=0)
+    assert cal["silent_share"] == float((~(probs >= cal["threshold"]).any(axis=(1, 2, 3))).mean())
+    assert calibrate_threshold(g, 0.004, n=5, seed=CALIBRATION_SEED) == cal  # deterministic
+    assert calibrate_threshold(g, 0.004, n=5, seed=CALIBRATION_SEED + 1)["threshold"] != cal["threshold"]
+
+
+def test_note_density_of_arrays_and_datasets():
+    w = np.zeros((4, 17, 64, 72), bool)
+    w[0, 1, :8, 10] = True      # 8 cells
+    w[3, 5, 0, :] = True        # 72 cells
+    assert note_density(w) == (80 / (4 * CELLS), 4)
+    assert note_density(w.astype(np.float32), chunk=3) == (80 / (4 * CELLS), 4)
+
+    class Store:  # like b2b.data.WindowDataset: len() and window(i)
+        def __len__(self):
+            return 4
+
+        def window(self, i):
+            return w[i]
+
+    assert note_density(Store()) == (80 / (4 * CELLS), 4)
+    with pytest.raises(ValueError, match="data"):
+        note_density(np.zeros((2, 17, 64, 71), bool))
+
+
+def test_export_stores_the_calibrated_threshold_and_keeps_the_weights(checkpoint, tmp_path):
+    plain = export_generator(checkpoint, tmp_path / "plain.pt")  # no data: no threshold stored (old format)
+    _, info = load_generator(plain)
+    assert info["threshold_source"] == "preset" and info["threshold"] == 0.9 and info["calibration"] is None
+    w = np.zeros((4, 17, 64, 72), bool)
+    w[0, 1, :8, 10] = True
+    w[3, 5, 0, :] = True
+    small = export_generator(checkpoint, tmp_path / "g.pt", data=w, n=5)
+    raw = torch.load(small, map_location="cpu", weights_only=True)  # still a safe file
+    assert raw["format"] == "b2b-generator" and raw["version"] == 1
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    assert set(raw["generator"]) == set(ckpt["generator"])
+    assert all(torch.equal(raw["generator"][k], v) for k, v in ckpt["generator"].items())
+    g, info = load_generator(small)
+    assert info["threshold_source"] == "calibrated" and info["preset_threshold"] == 0.9
+    cal = info["calibration"]
+    assert cal["density_target"] == 80 / (4 * CELLS) and cal["data_windows"] == 4 and cal["n_samples"] == 5
+    probs = generate(g, 5, seed=CALIBRATION_SEED).numpy()
+    k = round(80 / (4 * CELLS) * probs.size)
+    assert info["threshold"] == raw["threshold"] == float(np.sort(probs.ravel())[-k])
+    # re-exporting an exported file keeps the weights and recalibrates
+    again = export_generator(small, small, density=0.01, n=5)
+    raw2 = torch.load(again, map_location="cpu", weights_only=True)
+    assert all(torch.equal(raw2["generator"][k], v) for k, v in ckpt["generator"].items())
+    assert raw2["threshold"] == float(np.sort(probs.ravel())[-round(0.01 * probs.size)])
+    with pytest.raises(ValueError, match="not both"):
+        export_generator(checkpoint, tmp_path / "x.pt", data=w, density=0.01)
+    bad = dict(raw2, threshold=1.5)
+    torch.save(bad, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="stored threshold"):
+        load_generator(tmp_path / "bad.pt")
+
+
+def test_cli_generate_uses_the_stored_threshold_unless_told(checkpoint, tmp_path, capsys):
+    small = export_generator(checkpoint, tmp_path / "g.pt", density=0.003, n=4)
+    g, info = load_generator(small)
+    t = info["threshold"]
+    probs = generate(g, 3, seed=1).numpy()
+    assert probs.max() < 0.9 <= 1 and (probs >= t).any()  # silent at the preset's 0.9, not at t
+    out = tmp_path / "auto"
+    rc = cli_main(["generate", "--checkpoint", str(small), "--n", "3", "--out", str(out), "--seed", "1", "--no-wav"])
+    io_ = capsys.readouterr()
+    assert rc == 0, io_.err
+    assert f"threshold {t:.4g} (calibrated" in io_.out and "warning" not in io_.err
+    meta = json.loads((out / "samples.json").read_text())
+    assert meta["threshold"] == t and meta["threshold_source"] == "calibrated" and meta["preset_threshold"] == 0.9
+    assert meta["calibration"]["density_target"] == 0.003
+    np.testing.assert_array_equal(np.load(out / "samples_binary.npy"), probs >= t)
+    # an explicit threshold wins (the seed preset's 0.9 stays available), and is reported as such
+    rc = cli_main(["generate", "--checkpoint", str(small), "--n", "3", "--out", str(tmp_path / "t"), "--seed", "1",
+                   "--no-wav", "--threshold", "0.9"])
+    io_ = capsys.readouterr()
+    meta = json.loads((tmp_path / "t" / "samples.json").read_text())
+    assert rc == 0 and meta["threshold"] == 0.9 and meta["threshold_source"] == "argument"
+    assert "threshold 0.9 (--threshold)" in io_.out and "every sample is silent" in io_.err
+
+
+def test_cli_export(checkpoint, tmp_path, capsys):
+    out = tmp_path / "g.pt"
+    rc = cli_main(["export", "--checkpoint", str(checkpoint), "--density", "0.003", "--n", "4", "--out", str(out)])
+    io_ = capsys.readouterr()
+    assert rc == 0, io_.err
+    _, info = load_generator(out)
+    assert info["threshold_source"] == "calibrated" and f"threshold {info['threshold']:.4g}" in io_.out
+    assert info["calibration"]["seed"] == CALIBRATION_SEED and info["calibration"]["n_samples"] == 4
+
+    def fails(argv, message):
+        rc = cli_main(["export", *argv])
+        err = capsys.readouterr().err
+        assert rc == 2 and message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+    fails(["--checkpoint", str(checkpoint), "--density", "0.003", "--out", str(tmp_path)], "is a folder")
+    fails(["--checkpoint", str(checkpoint), "--density", "2", "--out", str(out)], "--density")
+    fails(["--checkpoint", str(checkpoint), "--density", "0.003", "--n", "0", "--out", str(out)], "--n")
+    fails(["--checkpoint", str(tmp_path / "none.pt"), "--density", "0.003", "--out", str(out)], "none.pt")
+    fails(["--checkpoint", str(checkpoint), "--density", "0.003", "--out", str(tmp_path / "no" / "g.pt")],
+          "does not exist")
+
+
+# --------------------------------------------------------------------------- broken generators
+def test_nan_weights_are_rejected(checkpoint, tmp_path, capsys):
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    name = next(k for k, v in ckpt["generator"].items() if v.is_floating_point())
+    ckpt["generator"][name] = torch.full_like(ckpt["generator"][name], float("nan"))
+    bad = tmp_path / "nan.pt"
+    torch.save(ckpt, bad)
+    with pytest.raises(ValueError, match="not finite"):
+        load_generator(bad)
+    for argv in (["generate", "--checkpoint", str(bad), "--out", str(tmp_path / "s"), "--no-wav"],
+                 ["export", "--checkpoint", str(bad), "--density", "0.01", "--out", str(tmp_path / "g.pt")]):
+        rc = cli_main(argv)
+        err = capsys.readouterr().err
+        assert rc == 2 and "not finite" in err and "nan.pt" in err and "Traceback" not in err
+    assert not (tmp_path / "s").exists() and not (tmp_path / "g.pt").exists()
+
+
+def test_non_finite_outputs_are_an_error():
+    class Broken(torch.nn.Module):
+        latent = 3
+
+        def forward(self, z):
+            out = torch.full((z.shape[0], 17, 64, 72), 0.5)
+            out[-1, 0, 0, 0] = float("nan")
+            return out
+
+    with pytest.raises(ValueError, match="not finite"):
+        generate(Broken(), 2)
+    with pytest.raises(ValueError, match="not finite"):
+        calibrate_threshold(Broken(), 0.01, n=2)
+
+
+# --------------------------------------------------------------------------- streaming, bounds, faults
+def test_cli_generate_streams_in_chunks(checkpoint, tmp_path, monkeypatch):
+    g, _ = load_generator(checkpoint)
+    expect = generate(g, 5, seed=3).numpy()
+    pieces = [len(p) for p in iter_generate(g, 5, seed=3, chunk=2)]
+    assert pieces == [2, 2, 1]
+    monkeypatch.setattr(bgen, "_CHUNK", 2)
+
+    def whole(*a, **k):
+        raise AssertionError("the command must not hold all samples at once")
+
+    monkeypatch.setattr(bgen, "generate", whole)
+    out = tmp_path / "s"
+    assert cli_main(["generate", "--checkpoint", str(checkpoint), "--n", "5", "--out", str(out), "--seed", "3",
+                     "--no-wav", "--threshold", "0.505"]) == 0
+    probs = np.load(out / "samples.npy")
+    np.testing.assert_allclose(probs, expect, rtol=0, atol=1e-6)  # batches of 2 vs 5: float rounding only
+    np.testing.assert_array_equal(np.load(out / "samples_binary.npy"), probs >= 0.505)
+    assert len(list(out.glob("sample_*.mid"))) == 5
+
+
+def test_write_samples_from_chunks_checks_the_count(tmp_path):
+    x = crafted()
+    out = tmp_path / "c"
+    written = write_samples(iter([x[:1], x[1:]]), out, 0.9, n=2, wav=False, figure=False)
+    assert [p.name for p in written] == ["samples.npy", "samples_binary.npy", "sample_000.mid", "sample_001.mid",
+                                         "samples.json"]
+    np.testing.assert_array_equal(np.load(out / "samples.npy"), x)
+    with pytest.raises(ValueError, match="1 samples arrived, expected n = 2"):
+        write_samples(iter([x[:1]]), tmp_path / "d", 0.9, n=2, wav=False, figure=False)
+    assert not list((tmp_path / "d").iterdir())  # what it wrote was removed
+    with pytest.raises(ValueError, match="more than n = 1"):
+        write_samples(iter([x]), tmp_path / "e", 0.9, n=1, wav=False, figure=False)
+    with pytest.raises(ValueError, match="n: pass the number"):
+        write_samples(iter([x]), tmp_path / "f", 0.9)
+    for tempo in (float("inf"), 1e-300, float("nan"), 0, 401):
+        with pytest.raises(ValueError, match="tempo"):
+            write_samples(x, tmp_path / "g", 0.9, tempo=tempo)
+    assert not (tmp_path / "g").exists()
+
+
+def test_full_disk_while_writing_samples(checkpoint, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "s"
+    args = ["generate", "--checkpoint", str(checkpoint), "--n", "3", "--out", str(out), "--threshold", "0.505",
+            "--sample-rate", "8000"]
+    assert cli_main([*args, "--seed", "0"]) == 0  # an earlier, complete batch
+    old = np.load(out / "samples.npy")
+    capsys.readouterr()
+    import b2b.audio
+
+    real_wav, calls = b2b.audio.write_wav, []
+
+    def full_disk(*a, **k):
+        calls.append(a[1])
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_wav(*a, **k)
+
+    monkeypatch.setattr(b2b.audio, "write_wav", full_disk)
+    rc = cli_main([*args, "--seed", "9"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert str(out) in err and "No space left on device" in err and "sample_001.wav" in err
+    names = {p.name for p in out.iterdir()}
+    assert "samples.json" not in names  # the folder no longer claims to hold a batch
+    assert not {"sample_000.mid", "sample_000.wav", "sample_001.mid"} & names  # this run's files are gone
+    assert not [n for n in names if n.endswith(".tmp")]
+    np.testing.assert_array_equal(np.load(out / "samples.npy"), old)  # never half-replaced
+
+
+def test_write_samples_failure_removes_what_it_wrote(tmp_path, monkeypatch):
+    def no_space(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(bgen, "_write_figure", no_space)
+    out = tmp_path / "s"
+    with pytest.raises(OSError, match="samples.png") as e:
+        write_samples(crafted(), out, 0.9, sample_rate=8000)
+    assert e.value.errno == errno.ENOSPC and "removed the 6 files" in str(e.value)
+    assert not list(out.iterdir())
+
+
+def test_cli_out_problems(checkpoint, tmp_path, capsys, monkeypatch):
+    (tmp_path / "file").write_text("x")
+    rc = cli_main(["generate", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "file" / "s"), "--no-wav"])
+    err = capsys.readouterr().err
+    assert rc == 2 and str(tmp_path / "file" / "s") in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    real_mkdir = Path.mkdir
+
+    def read_only(self, *a, **k):  # a read-only file system (chmod does not stop root)
+        if self.name == "ro":
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_mkdir(self, *a, **k)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    rc = cli_main(["generate", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "ro"), "--no-wav"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"--out {tmp_path / 'ro'}" in err and "Read-only file system" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setattr(bgen, "_free_bytes", lambda path: 1_000_000)  # 1 MB free
+    rc = cli_main(["generate", "--checkpoint", str(checkpoint), "--n", "16", "--out", str(tmp_path / "s")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--n" in err and "MB are free" in err and not (tmp_path / "s").exists()

@@ -1,13 +1,14 @@
 """Tests for the committed pretrained generator in ``data/pretrained/`` (used by the LPD-17 chapter).
 
 The files are made by ``scripts/train_pretrained.sh``: ``generator.pt`` (a generator-only
-``"b2b-generator"`` file), ``provenance.json`` and the ``b2b evaluate`` report (``report.md``,
-``report.csv``).
+``"b2b-generator"`` file with its calibrated binarization threshold), ``provenance.json`` and the
+``b2b evaluate`` report (``report.md``, ``report.csv``).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -15,8 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from b2b.cli import main as cli_main
 from b2b.evaluate import CSV_COLUMNS
-from b2b.generate import generate
+from b2b.generate import CALIBRATION_SEED, generate
 from b2b.nn import PRESETS, GenConvNet
 from b2b.train import load_generator
 
@@ -41,6 +43,42 @@ def test_generator_file_is_small_and_generator_only():
     assert not {"critic", "opt_g", "opt_d", "sched_g", "sched_d", "sampler", "rng"} & set(raw)
     assert set(raw["generator"]) and all(isinstance(v, torch.Tensor) for v in raw["generator"].values())
     assert GENERATOR.stat().st_size < 2_000_000
+    # the calibrated threshold travels with the weights
+    assert 0.0 < raw["threshold"] < 1.0 and raw["calibration"]["data"] == "bach"
+
+
+def test_weights_unchanged_by_the_reexport(provenance):
+    # the SHA-256 that scripts/train_pretrained.sh computed before exporting (name|dtype|shape|bytes)
+    sd = torch.load(GENERATOR, map_location="cpu", weights_only=True)["generator"]
+    h = hashlib.sha256()
+    for k in sorted(sd):
+        v = sd[k].contiguous()
+        h.update(f"{k}|{v.dtype}|{tuple(v.shape)}|".encode())
+        h.update(v.numpy().tobytes())
+    assert h.hexdigest() == provenance["generator_weights_sha256"]
+
+
+def test_stored_threshold_is_the_default(loaded, provenance):
+    _, info = loaded
+    t = provenance["threshold"]
+    assert info["threshold_source"] == "calibrated" and info["threshold"] == t["calibrated"]
+    assert info["preset_threshold"] == t["preset"] == 0.9
+    cal = info["calibration"]
+    assert cal["density_target"] == t["real_density"] and cal["seed"] == CALIBRATION_SEED
+    assert cal["data_windows"] == provenance["data"]["windows"]
+    assert t["evaluation_samples"]["silent_windows_at_calibrated"] < t["evaluation_samples"]["silent_windows_at_preset"]
+
+
+def test_cli_generate_plays_without_a_threshold_flag(tmp_path, capsys):
+    """The README's path: the shipped generator from the command line, no --threshold."""
+    out = tmp_path / "s"
+    rc = cli_main(["generate", "--checkpoint", str(GENERATOR), "--n", "4", "--out", str(out), "--no-wav",
+                   "--device", "cpu"])
+    io_ = capsys.readouterr()
+    assert rc == 0, io_.err
+    meta = json.loads((out / "samples.json").read_text())
+    assert meta["threshold_source"] == "calibrated" and "(calibrated at export" in io_.out
+    assert meta["empty_samples"] == 0 and meta["notes_on"] > 0 and "silent" not in io_.err
 
 
 def test_loads_and_generates_probabilities(loaded):
@@ -70,7 +108,7 @@ def test_trained_generator_writes_sparse_music(loaded, provenance):
     g, _ = loaded
     t = provenance["threshold"]
     assert 0.0 < t["calibrated"] < 1.0 and t["rule"]
-    x = generate(g, 64, seed=1) >= t["calibrated"]      # seed 1: the calibration noise (seed 0 + 1)
+    x = generate(g, 64, seed=CALIBRATION_SEED) >= t["calibrated"]   # part of the calibration noise
     density = float(x.float().mean())
     assert 0.5 * t["real_density"] < density < 2.0 * t["real_density"] < 0.05
     assert int(x.any(dim=(1, 2, 3)).sum()) >= 56
@@ -97,5 +135,8 @@ def test_evaluation_report_exists(provenance):
         rows = list(csv.reader(f))
     assert tuple(rows[0]) == CSV_COLUMNS and len(rows) > 10
     assert "b2b evaluate" in provenance["evaluate_command"]
-    assert f"--threshold {provenance['threshold']['calibrated']:.3f}" in provenance["evaluate_command"]
-    assert (PRETRAINED / "report_preset_threshold.md").read_text().startswith("# Real vs generated")
+    assert "--threshold" not in provenance["evaluate_command"]  # auto: the stored threshold
+    assert f"- threshold: {provenance['threshold']['calibrated']}\n" in md and "- threshold_source: calibrated" in md
+    preset = (PRETRAINED / "report_preset_threshold.md").read_text()
+    assert preset.startswith("# Real vs generated") and "- threshold: 0.9\n" in preset
+    assert "b2b export" in provenance["export_command"] and "--data bach" in provenance["export_command"]
