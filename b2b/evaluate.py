@@ -48,12 +48,15 @@ TRACK_NAMES: tuple[str, ...] = (
 METRIC_ORDER: tuple[str, ...] = (
     "note_count", "off_track_notes", "polyphony", "polyphony_pooled", "polyphonic_rate", "polyphonic_rate_all", "empty_bar_rate",
     "used_pitch_classes", "qualified_note_rate", "drum_pattern_rate", "pitch_class_entropy",
-    "pitch_class_entropy_pooled", "scale_consistency", "tonal_distance", "structure",
+    "pitch_class_entropy_pooled", "scale_consistency", "tonal_distance", "structure", "held_pitch",
+    "nearest_train_overlap",
 )  # fmt: skip
 
 #: Metrics the report adds to :data:`b2b.metrics.DEFINITIONS` (they depend on the real set).
 REPORT_DEFINITIONS: dict[str, str] = {
     "off_track_notes": "share of the window's notes (drum hits included) on tracks inactive in the real data",
+    "nearest_train_overlap": ("note overlap (Jaccard index of on cells) with the most similar training window; "
+                              "real windows are compared with other songs' windows only"),
 }
 
 #: One-line definition of every metric in the report.
@@ -73,6 +76,10 @@ MGEVAL_MAX = 2000
 MAX_N = 100_000
 #: Windows per chunk when generating, reading and featurizing.
 CHUNK = 250
+
+#: Diversity, copying and the two-sample test use at most this many windows of each set, spread
+#: evenly over it (pairwise overlaps grow with its square).
+DIVERSITY_N = 1000
 
 #: A generated set with at least this share of silent windows (no note at all) is "nearly silent":
 #: ``b2b evaluate`` warns.
@@ -130,6 +137,9 @@ class Report:
         Free-form description (sources, threshold, seed) printed in the Markdown header.
     files : dict
         Name -> path of every file written (empty without ``out_dir``).
+    sets : dict
+        Statistics of whole sets (:func:`set_statistics`: within-set overlaps, held pitches, the
+        classifier two-sample test); empty unless computed.
     """
 
     rows: list[Row]
@@ -141,6 +151,7 @@ class Report:
     active_tracks: list[int]
     meta: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    sets: dict[str, Any] = field(default_factory=dict)
 
     def row(self, metric: str, track: str = "all") -> Row:
         """The row of ``metric`` on ``track`` (a name, ``"A / B"``, or ``"all"``)."""
@@ -167,7 +178,7 @@ class Report:
             "n_real": self.n_real, "n_generated": self.n_generated,
             "active_tracks": [TRACK_NAMES[k] for k in self.active_tracks],
             "meta": self.meta, "rows": [_json_ready(asdict(r)) for r in self.rows],
-            "mgeval": self.mgeval(),
+            "mgeval": self.mgeval(), "sets": _json_ready(self.sets),
         }
 
 
@@ -247,6 +258,8 @@ def _series(
                 continue
             a, b = (_share(f["note_count"][:, inactive].sum(axis=1), f["note_count"].sum(axis=1))
                     for f in (real, gen))
+        elif metric not in real or metric not in gen:  # e.g. nearest_train_overlap, computed by the command
+            continue
         else:
             a, b = real[metric], gen[metric]
         if metric in M.PER_TRACK_FEATURES:
@@ -377,11 +390,111 @@ def render_markdown(report: Report, digits: int = 3) -> str:
         )
     lines += ["", "Mean ± sd over the n (real / generated) windows where the metric is defined; "
               "gap = (generated − real) / |real|; Δ/sd = (generated − real) / sd of real; overlap "
-              "and KL (nats) compare the intra-real and inter-set distance densities (MGEval).",
-              "", "## Definitions", ""]
+              "and KL (nats) compare the intra-real and inter-set distance densities (MGEval).", ""]
+    if report.sets:
+        lines += render_sets(report.sets) + [""]
+    lines += ["## Definitions", ""]
     used = [m for m in METRIC_ORDER if any(r.metric == m for r in report.rows)]
     lines += [f"- **{m}**: {DEFINITIONS[m]}" for m in used]
     return "\n".join(lines) + "\n"
+
+
+def render_sets(sets: Mapping[str, Any]) -> list[str]:
+    """Markdown lines for :func:`set_statistics`: diversity, held pitches, the two-sample test."""
+    s = sets
+    lines = ["## Diversity, copying and the two-sample test", "",
+             f"On {s['n_real']} real and {s['n_generated']} generated windows.", "",
+             "| statistic | real | generated |", "| --- | ---: | ---: |",
+             f"| mean note overlap between two windows of the set | {_fmt(s['within_real'])} "
+             f"| {_fmt(s['within_generated'])} |",
+             f"| windows with a pitch held in >= {M.DRONE_SHARE:.0%} of the steps | {_fmt(s['held_real'])} "
+             f"| {_fmt(s['held_generated'])} |",
+             f"| the pitch held in most windows, share of windows | {s['drone_pitch_real'] or '–'} "
+             f"{_fmt(s['drone_real'])} | {s['drone_pitch_generated'] or '–'} {_fmt(s['drone_generated'])} |"]
+    if "nearest_real" in s:
+        lines.append(f"| mean overlap with the nearest training window | {_fmt(s['nearest_real'])} "
+                     f"| {_fmt(s['nearest_generated'])} |")
+        lines.append(f"| windows with an overlap >= 0.9 with a training window | {_fmt(s['copies_real'])} "
+                     f"| {_fmt(s['copies_generated'])} |")
+    lines += ["", f"Within-set overlap ratio (generated / real): {_fmt(s['within_ratio'], 2)} "
+              "(about 1 for a set as varied as the real one, far above 1 for a collapsed generator)."]
+    t = s.get("two_sample")
+    if t:
+        lines += ["", f"Classifier two-sample test: a small classifier trained on {t['n_train']} windows "
+                  f"tells held-out real from generated windows with accuracy **{t['accuracy']:.3f}** "
+                  f"(95% interval {t['low']:.3f}–{t['high']:.3f}, {t['n_test']} test windows, "
+                  f"p = {t['p_value']:.2g} for > 0.5; 0.5 = indistinguishable)."]
+    return lines
+
+
+def _every(n: int, k: int) -> int:
+    """The stride that spreads at most ``k`` picks evenly over ``n`` items."""
+    return max(1, math.ceil(n / max(1, k)))
+
+
+class _DatasetWindows:
+    """A dataset's windows as a sliceable sequence of bool arrays (for :func:`b2b.metrics.nearest_overlap`)."""
+
+    def __init__(self, ds: Any) -> None:
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, s: slice) -> np.ndarray:
+        return np.stack([np.asarray(self.ds.window(i)) for i in range(*s.indices(len(self.ds)))])
+
+
+def set_statistics(
+    real: np.ndarray, generated: np.ndarray, *, reference: Any = None, real_groups: Any = None,
+    reference_groups: Any = None, two_sample: bool = True, seed: int = 0,
+) -> tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]:
+    """Diversity, copying, held pitches and the classifier two-sample test of two sets of windows.
+
+    Parameters
+    ----------
+    real, generated : bool arrays ``(n, 17, 64, 72)``, ``(m, 17, 64, 72)``
+    reference : sequence of windows, optional
+        The training windows (sliceable, e.g. an array): each window's overlap with its
+        nearest training window (:func:`b2b.metrics.nearest_overlap`) measures copying.
+    real_groups, reference_groups : arrays ``(n,)``, ``(len(reference),)``, optional
+        Song labels: a real window is compared only with other songs' training windows (it is
+        itself a training window, and windows of one song share bars). Also used to split the
+        real windows of the two-sample test by song.
+    two_sample : bool
+        Run :func:`b2b.twosample.classifier_two_sample_test` (about a minute on 2 CPU cores).
+    seed : int
+
+    Returns
+    -------
+    sets : dict
+        :func:`b2b.metrics.diversity`, ``n_real``, ``n_generated``; with ``reference``:
+        ``nearest_real``, ``nearest_generated`` (means) and ``copies_real``,
+        ``copies_generated`` (share of windows with an overlap >= 0.9); with ``two_sample``:
+        ``two_sample`` (:class:`b2b.twosample.TwoSampleResult` as a dict).
+    nearest_real, nearest_generated : np.ndarray or None
+        The per-window nearest-training overlaps.
+    """
+    sets: dict[str, Any] = {"n_real": len(real), "n_generated": len(generated), **M.diversity(generated, real)}
+    near_r = near_g = None
+    if reference is not None:
+        if (real_groups is None) != (reference_groups is None):
+            raise ValueError("real_groups and reference_groups go together")
+        groups = None if real_groups is None else (np.asarray(real_groups), np.asarray(reference_groups))
+        near_g, _ = M.nearest_overlap(generated, reference)
+        if groups is not None:
+            near_r, _ = M.nearest_overlap(real, reference, groups=groups)
+            sets["nearest_real"] = float(np.nanmean(near_r))
+            sets["copies_real"] = float(np.mean(near_r >= 0.9))
+        else:
+            sets["nearest_real"] = sets["copies_real"] = float("nan")
+        sets["nearest_generated"] = float(np.nanmean(near_g))
+        sets["copies_generated"] = float(np.mean(near_g >= 0.9))
+    if two_sample and min(len(real), len(generated)) >= 4:
+        from b2b.twosample import classifier_two_sample_test
+
+        sets["two_sample"] = classifier_two_sample_test(real, generated, groups=real_groups, seed=seed).as_dict()
+    return sets, near_r, near_g
 
 
 CSV_COLUMNS = ("metric", "track", "real_mean", "real_sd", "real_n", "generated_mean",
@@ -783,26 +896,42 @@ def generate_samples(
     return np.concatenate(list(iter_generated(gen, info["latent"], n, seed, t, batch, device))), t
 
 
-def features_of_chunks(chunks: Iterable[np.ndarray], examples: int = 4) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, int]]:
+def features_of_chunks(chunks: Iterable[np.ndarray], examples: int = 4,
+                       every: int = 1) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, int]]:
     """:func:`b2b.metrics.feature_table` of a set given in chunks, never holding the whole set.
+
+    Parameters
+    ----------
+    chunks : iterable of bool arrays ``(c, 17, 64, 72)``
+    examples : int
+        Windows to keep (for the self-similarity figure and the set statistics).
+    every : int
+        Keep the windows at positions ``0, every, 2 * every, …`` of the set (to spread the kept
+        windows over a large set).
 
     Returns
     -------
     features : dict
         The per-window features of every chunk, concatenated (as ``feature_table`` of the whole set).
     examples : np.ndarray
-        The first ``examples`` windows, bool ``(k, 17, 64, 72)`` (for the self-similarity figure).
+        The kept windows, bool ``(k, 17, 64, 72)``, ``k <= examples``.
     stats : dict
         ``n`` (windows), ``on`` (cells on), ``silent`` (windows without a note).
     """
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
     parts: dict[str, list[np.ndarray]] = {}
     kept: list[np.ndarray] = []
+    n_kept = 0
     stats = {"n": 0, "on": 0, "silent": 0}
     for x in chunks:
         for k, v in M.feature_table(x).items():
             parts.setdefault(k, []).append(v)
-        if sum(len(e) for e in kept) < examples:
-            kept.append(x[:examples - sum(len(e) for e in kept)].copy())
+        if n_kept < examples:
+            first = (-stats["n"]) % every  # the first position in this chunk that is a multiple of every
+            take = x[first::every][:examples - n_kept]
+            kept.append(take.copy())
+            n_kept += len(take)
         stats["n"] += len(x)
         stats["on"] += int(np.count_nonzero(x))
         stats["silent"] += int((~x.any(axis=(1, 2, 3))).sum())
@@ -811,6 +940,23 @@ def features_of_chunks(chunks: Iterable[np.ndarray], examples: int = 4) -> tuple
     feats = {k: np.concatenate(v) for k, v in parts.items()}
     ex = np.concatenate(kept) if kept else np.zeros((0, *M.SAMPLE_SHAPE), bool)
     return feats, ex, stats
+
+
+def training_reference(data: str, n: int, seed: int) -> tuple[Any, np.ndarray, np.ndarray] | None:
+    """The training windows of a dataset and song labels, for the nearest-window overlap.
+
+    Returns ``(windows, song of each training window, song of each window drawn by
+    :func:`iter_real` with the same n and seed)``, or None for a ``.npy`` of windows (no songs).
+    """
+    if str(data).endswith(".npy"):
+        return None
+    from b2b.data import open_dataset
+
+    ds = open_dataset(data)
+    if not callable(getattr(ds, "window", None)) or not hasattr(ds, "index"):
+        return None
+    songs = np.asarray(ds.index)[:, 0]
+    return _DatasetWindows(ds), songs, songs[sample_indices(len(ds), n, seed)]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -837,6 +983,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--examples", type=int, default=4, help="self-similarity examples per set")
     parser.add_argument("--no-figures", dest="figures", action="store_false",
                         help="write the tables and JSON only")
+    parser.add_argument("--no-two-sample", dest="two_sample", action="store_false",
+                        help="skip the classifier two-sample test (it trains a small classifier: about a "
+                             "minute on 2 CPU cores)")
 
 
 #: Rows of the short summary ``b2b evaluate`` prints: (metric, track, label, digits).
@@ -864,6 +1013,18 @@ def summary(report: Report, real_stats: Mapping[str, int], gen_stats: Mapping[st
         except KeyError:
             continue
         lines.append(f"{label:30s} {_fmt(r.real_mean, digits):>12s} {_fmt(r.generated_mean, digits):>12s}")
+    s = report.sets
+    if s:
+        lines.append(f"{'overlap within the set':30s} {_fmt(s['within_real']):>12s} {_fmt(s['within_generated']):>12s}"
+                     f"   (ratio {_fmt(s['within_ratio'], 2)}; near 1 = as varied as the real set)")
+        lines.append(f"{'windows with a held pitch':30s} {_fmt(s['held_real']):>12s} {_fmt(s['held_generated']):>12s}")
+        if "nearest_generated" in s:
+            lines.append(f"{'overlap with nearest training':30s} {_fmt(s['nearest_real']):>12s} "
+                         f"{_fmt(s['nearest_generated']):>12s}")
+        if s.get("two_sample"):
+            t = s["two_sample"]
+            lines.append(f"{'two-sample test accuracy':30s} {'':>12s} {t['accuracy']:>12.3f}"
+                         f"   (95% {t['low']:.3f}-{t['high']:.3f}; 0.5 = indistinguishable)")
     overlaps = [r.overlap for r in report.rows if not math.isnan(r.overlap)]
     if overlaps:
         lines.append(f"{'MGEval overlap, mean of rows':30s} {'':>12s} {float(np.mean(overlaps)):>12.2f}"
@@ -895,6 +1056,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         gen, threshold, source, info = open_generator(args.checkpoint, explicit, device=args.device)
         gen_chunks = iter_generated(gen, info["latent"], args.n, args.seed, threshold, device=args.device)
+        n_gen = args.n
         meta["generated"] = f"{args.checkpoint} ({args.n} samples)"
         meta["threshold"] = threshold
         meta["threshold_source"] = {"argument": "--threshold"}.get(source, source)
@@ -903,14 +1065,28 @@ def run(args: argparse.Namespace) -> int:
             cal = info["calibration"]
             meta["threshold_calibration"] = (f"{cal.get('rule')}; density target {cal.get('density_target')} "
                                              f"from {cal.get('data')}")
-    _, real_chunks = iter_real(args.data, args.n, args.seed)
-    real_f, real_ex, real_stats = features_of_chunks(real_chunks, args.examples)
-    gen_f, gen_ex, gen_stats = features_of_chunks(gen_chunks, args.examples)
+    n_real, real_chunks = iter_real(args.data, args.n, args.seed)
+    keep = max(args.examples, DIVERSITY_N)
+    real_f, real_kept, real_stats = features_of_chunks(real_chunks, keep, _every(n_real, DIVERSITY_N))
+    gen_f, gen_kept, gen_stats = features_of_chunks(gen_chunks, keep, _every(n_gen, DIVERSITY_N))
+    real_ex, gen_ex = real_kept[:args.examples], gen_kept[:args.examples]
+    ref = training_reference(args.data, args.n, args.seed)
+    sets, near_r, near_g = set_statistics(
+        real_kept, gen_kept, reference=None if ref is None else ref[0],
+        reference_groups=None if ref is None else ref[1],
+        real_groups=None if ref is None else ref[2][::_every(n_real, DIVERSITY_N)][:len(real_kept)],
+        two_sample=args.two_sample, seed=args.seed)
+    if near_r is not None and near_g is not None:  # per-window rows: NaN outside the kept windows
+        for feats, near, stats in ((real_f, near_r, real_stats), (gen_f, near_g, gen_stats)):
+            col = np.full(stats["n"], np.nan)
+            col[::_every(stats["n"], DIVERSITY_N)][:len(near)] = near
+            feats["nearest_train_overlap"] = col
     cells = int(np.prod(M.SAMPLE_SHAPE))
     meta["cells on (real / generated)"] = (f"{real_stats['on'] / (real_stats['n'] * cells):.4%} / "
                                            f"{gen_stats['on'] / (gen_stats['n'] * cells):.4%}")
     meta["silent windows (real / generated)"] = f"{real_stats['silent']} / {gen_stats['silent']}"
     report = evaluate(real_f, gen_f, meta=meta)
+    report.sets = sets
     try:
         write_report(report, out, real_ex if len(real_ex) else None, gen_ex if len(gen_ex) else None,
                      args.examples, args.figures)
@@ -941,9 +1117,10 @@ def run(args: argparse.Namespace) -> int:
 
 __all__ = [
     "TRACK_NAMES", "METRIC_ORDER", "REPORT_DEFINITIONS", "DEFINITIONS", "MIN_ACTIVE", "MGEVAL_MAX", "MAX_N",
-    "CHUNK", "SILENT_WARNING", "CSV_COLUMNS", "SUMMARY_ROWS", "Row", "Report", "evaluate",
+    "CHUNK", "DIVERSITY_N", "SILENT_WARNING", "CSV_COLUMNS", "SUMMARY_ROWS", "Row", "Report", "evaluate",
     "active_tracks", "render_markdown", "render_csv", "plot_distributions", "plot_self_similarity",
     "plot_mgeval", "write_report", "iter_samples", "load_samples", "sample_indices", "iter_real", "load_real",
-    "open_generator", "iter_generated", "generate_samples", "features_of_chunks", "summary",
+    "open_generator", "iter_generated", "generate_samples", "features_of_chunks", "training_reference",
+    "set_statistics", "render_sets", "summary",
     "add_arguments", "run",
 ]

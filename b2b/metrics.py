@@ -560,6 +560,7 @@ DEFINITIONS: dict[str, str] = {
     "scale_consistency": "share of the window's pitched notes in the best of the 12 major (= natural minor) scales",
     "tonal_distance": "Euclidean distance of two tracks' per-bar 6-D tonal centroids, mean over bars where both play",
     "structure": "per-beat chroma self-similarity: mean at lags of 1-3 bars minus mean at other lags",
+    "held_pitch": "share of the 64 steps in which the window's most held pitch (pitched tracks) sounds",
 }
 
 #: Features with one value per track, ``(n, 17)``; the others are ``(n,)`` except tonal_distance.
@@ -601,6 +602,7 @@ def feature_table(x: Any, threshold: float | None = None) -> dict[str, np.ndarra
         "scale_consistency": scale_consistency(r),
         "tonal_distance": tonal_distance_matrix(r),
         "structure": structure_score(r),
+        "held_pitch": held_pitch(r)[0],
     }
 
 

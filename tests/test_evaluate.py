@@ -508,3 +508,59 @@ def test_write_failure_leaves_no_report(tmp_path, capsys, monkeypatch):
         code, io_ = cli(["--samples", str(real), "--data", str(real), "--out", str(bad), "--no-figures"], capsys)
         assert code == 2 and str(bad) in io_.err and "Traceback" not in io_.err
         assert len(io_.err.strip().splitlines()) == 1
+
+
+# --- set statistics: diversity, copying, two-sample test ------------------------------------------
+
+
+def _labelled(labels):
+    """Windows whose only on cell encodes a label (track 7, step = label % 64, pitch = label // 64)."""
+    x = np.zeros((len(labels), 17, 64, 72), bool)
+    for i, lab in enumerate(labels):
+        x[i, 7, lab % 64, lab // 64] = True
+    return x
+
+
+def test_features_of_chunks_keeps_every_kth_window_across_chunks():
+    chunks = [_labelled(range(0, 4)), _labelled(range(4, 8)), _labelled(range(8, 11))]
+    _, kept, stats = E.features_of_chunks(iter(chunks), examples=10, every=3)
+    labels = [int(np.flatnonzero(w[7].any(axis=1))[0]) for w in kept]
+    assert labels == [0, 3, 6, 9] and stats["n"] == 11
+    _, kept, _ = E.features_of_chunks(iter([_labelled(range(10))]), examples=2, every=3)
+    assert len(kept) == 2
+
+
+def test_set_statistics_by_hand():
+    a = np.zeros((17, 64, 72), bool)
+    a[7, 0:8, 30] = True  # 8 cells
+    b = np.zeros((17, 64, 72), bool)
+    b[7, 0:4, 30] = True  # 4 cells, all in a
+    c = np.zeros((17, 64, 72), bool)
+    c[5, 10:12, 3] = True
+    reference = np.stack([a, b, c])
+    songs = np.array([0, 0, 1])
+    real = np.stack([a, c])  # drawn from songs 0 and 1
+    generated = np.stack([b, b])
+    sets, near_r, near_g = E.set_statistics(real, generated, reference=reference, real_groups=[0, 1],
+                                            reference_groups=songs, two_sample=False)
+    # generated b is a copy of reference[1]
+    assert near_g.tolist() == [1.0, 1.0] and sets["copies_generated"] == 1.0
+    # real a may not be compared with a or b (song 0): only c, overlap 0; real c only with a, b: 0
+    assert near_r.tolist() == [0.0, 0.0] and sets["nearest_real"] == 0.0
+    assert sets["within_generated"] == 1.0 and sets["within_real"] == 0.0
+    assert "two_sample" not in sets
+    with pytest.raises(ValueError, match="go together"):
+        E.set_statistics(real, generated, reference=reference, real_groups=[0, 1])
+
+
+def test_report_renders_the_set_statistics():
+    rng = np.random.default_rng(0)
+    x = np.zeros((8, 17, 64, 72), bool)
+    for i in range(8):
+        x[i, 7, rng.integers(0, 64, 30), rng.integers(0, 72, 30)] = True
+    report = E.evaluate(x, x[::-1])
+    report.sets, _, _ = E.set_statistics(x, x[:2].repeat(4, axis=0), two_sample=True, seed=0)
+    md = report.to_markdown()
+    assert "## Diversity, copying and the two-sample test" in md
+    assert "Classifier two-sample test" in md and "accuracy **" in md
+    assert report.as_dict()["sets"]["two_sample"]["n_test"] == 8
