@@ -91,6 +91,9 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 class FolderLocked(OSError):
     """Another process holds the lock of a folder; the message names the folder and the holder."""
 
+    def __str__(self) -> str:
+        return str(self.strerror) if self.strerror else super().__str__()
+
 
 class FolderLock:
     """An exclusive advisory lock on a folder, held through ``<folder>/<name>`` (``fcntl.flock``).

@@ -391,9 +391,7 @@ def _load_failure(path: Path, e: BaseException) -> str:
         return "not a torch file (a torch file is a zip archive)"
     if isinstance(e, pickle.UnpicklingError):
         return "it holds Python objects other than tensors and plain data, which b2b does not load"
-    if isinstance(e, (EOFError, RuntimeError)) or "zip" in str(e):
-        return "truncated or corrupt (an incomplete torch archive)"
-    return f"unreadable ({type(e).__name__})"
+    return f"truncated or corrupt (an incomplete torch archive; {type(e).__name__})"
 
 
 def _is_state_dict(x: Any) -> bool:
