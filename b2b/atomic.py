@@ -99,8 +99,8 @@ class FolderLock:
     """An exclusive advisory lock on a folder, held through ``<folder>/<name>`` (``fcntl.flock``).
 
     The lock belongs to the open file, so the kernel releases it when the holder exits, even on
-    ``kill -9``: a lock file left behind by a dead process never blocks. While held, the file
-    records the holder (pid, host, start time, command) so that a refused caller can say who
+    ``kill -9``: a lock file left behind by a dead process never blocks (a clean release removes
+    the file). While held, the file records the holder (pid, host, start time, command) so that a refused caller can say who
     holds it. On systems without ``fcntl`` (Windows) the lock is a no-op.
 
     Parameters
@@ -144,49 +144,58 @@ class FolderLock:
         if self.folder.exists() and not self.folder.is_dir():
             raise NotADirectoryError(errno.ENOTDIR, "exists and is not a folder", str(self.folder))
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            f = open(self.path, "a+", encoding="utf-8")
-        except OSError as e:
-            raise _with_path(e, self.folder, "cannot write here") from None
-        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no advisory locks
+            fcntl = None
+        told = False
+        while True:
             try:
-                import fcntl
-            except ImportError:  # pragma: no cover - Windows: no advisory locks
-                fcntl = None
-            if fcntl is not None:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                f = open(self.path, "a+", encoding="utf-8")
+            except OSError as e:
+                raise _with_path(e, self.folder, "cannot write here") from None
+            try:
+                if fcntl is not None:
+                    try:
+                        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        if not wait:
+                            raise FolderLocked(
+                                errno.EWOULDBLOCK, f"{self.what} is in use by another process ({self.holder()})"
+                            ) from None
+                        if on_wait is not None and not told:
+                            told = True
+                            on_wait(self.holder())
+                        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+                # the holder we waited for removes the file when it is done: lock the file that is there
                 try:
-                    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    if not wait:
-                        raise FolderLocked(
-                            errno.EWOULDBLOCK, f"{self.what} is in use by another process ({self.holder()})"
-                        ) from None
-                    if on_wait is not None:
-                        on_wait(self.holder())
-                    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-            self.since = time.time()
-            started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.since))
-            cmd = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))[:200]
-            f.seek(0)
-            f.truncate()
-            f.write(f"pid {os.getpid()} on {socket.gethostname()}, started {started}: {cmd}\n")
-            f.flush()
-        except BaseException:
-            f.close()
-            raise
-        self._file = f
-        return self
+                    same = os.stat(self.path).st_ino == os.fstat(f.fileno()).st_ino
+                except FileNotFoundError:
+                    same = False
+                if not same:
+                    f.close()
+                    continue
+                self.since = time.time()
+                started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.since))
+                cmd = " ".join(os.path.basename(a) if i == 0 else a for i, a in enumerate(sys.argv))[:200]
+                f.seek(0)
+                f.truncate()
+                f.write(f"pid {os.getpid()} on {socket.gethostname()}, started {started}: {cmd}\n")
+                f.flush()
+            except BaseException:
+                f.close()
+                raise
+            self._file = f
+            return self
 
     def release(self) -> None:
-        """Release the lock (the lock file stays, emptied); no-op if not held."""
+        """Release the lock and remove the lock file; no-op if not held."""
         f, self._file = self._file, None
         if f is None:
             return
         try:
-            f.seek(0)
-            f.truncate()
-        except OSError:
-            pass
+            with suppress(OSError):
+                self.path.unlink()  # still locked: whoever waits on this file retries on the new one
         finally:
             f.close()  # closing the file drops the flock
 

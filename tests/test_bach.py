@@ -226,6 +226,6 @@ def test_build_shows_progress_and_removes_leftovers(tmp_path, monkeypatch, capsy
     err = capsys.readouterr().err
     assert "building the Bach chorale dataset" in err and "parsing chorales" in err and "1/1" in err
     assert ds.songs == ["bwv1.6"]
-    assert sorted(p.name for p in root.iterdir()) == [".bach.lock", ".other.0badc0de.tmp", "bach"]
+    assert sorted(p.name for p in root.iterdir()) == [".other.0badc0de.tmp", "bach"]
     data.open_dataset("bach", root=root)  # built: opened without a word
     assert capsys.readouterr().err == ""

@@ -414,7 +414,7 @@ def test_cli_second_run_into_the_same_out_is_refused_before_loading(tmp_path, mo
     assert f"--out {out} is in use by another process (pid {os.getpid()} on " in err and "--out" in err
     assert calls == [] and not list(out.glob("checkpoint_*"))
     assert cli_main(_cli(out)) == 0  # released: the next run goes ahead
-    assert (out / "checkpoint_00000001.pt").is_file() and (out / ".lock").read_text() == ""
+    assert (out / "checkpoint_00000001.pt").is_file() and not (out / ".lock").exists()
 
 
 def test_batch_memory_is_checked_before_allocating(tmp_path, monkeypatch, capsys):
@@ -516,7 +516,7 @@ def test_full_disk_while_saving_a_checkpoint(tmp_path, monkeypatch, capsys):
     err = _one_line_error(capsys)
     assert f"{out / 'checkpoint_00000002.pt'}: No space left on device; step 2 was not saved" in err
     assert "checkpoint_00000001.pt" in err
-    assert sorted(p.name for p in out.iterdir() if p.name != ".lock") == [
+    assert sorted(p.name for p in out.iterdir()) == [
         "checkpoint_00000001.pt", "history.csv", "history.json"]
     assert (out / "checkpoint_00000001.pt").read_bytes() == before
     monkeypatch.setattr(batomic, "open", real_open, raising=False)
@@ -613,8 +613,10 @@ def test_leftover_temporaries_of_killed_runs_are_removed(tmp_path, capsys):
     others = [".notes.txt.0123abcd.tmp", "checkpoint_notes.txt", ".checkpoint_00000005.pt.xyz.tmp"]
     for name in ours + others:
         (tmp_path / name).write_bytes(b"partial")
-    Trainer(cfg(tmp_path), windows(6))
+    t = Trainer(cfg(tmp_path), windows(6))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(others + [".lock"])
+    t.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(others)
     assert "removed 3 temporary file(s)" in capsys.readouterr().err
 
 
