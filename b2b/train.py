@@ -1097,6 +1097,7 @@ def _run(args: argparse.Namespace, threads: int) -> int:
         raise UserError(f"the data layer (b2b.data.open_dataset) is not available: {e}") from e
     out = Path(args.out or f"runs/{args.preset}")
     rank0 = int(os.environ.get("RANK", "0")) == 0
+    existed = out.exists()
     lock = None
     if rank0:  # before the data is loaded: a second run into the same folder stops at once
         if out.exists() and not out.is_dir():
@@ -1145,4 +1146,7 @@ def _run(args: argparse.Namespace, threads: int) -> int:
     finally:
         if lock is not None:
             lock.release()
+            if not existed:  # a run refused before writing anything leaves no empty folder
+                with contextlib.suppress(OSError):
+                    out.rmdir()
 

@@ -442,6 +442,11 @@ def test_batch_memory_is_checked_before_allocating(tmp_path, monkeypatch, capsys
     args[args.index("--batch") + 1] = "100000"
     assert cli_main(args) == 2
     assert "--batch must be 1..65536, got 100000" in _one_line_error(capsys)
+    monkeypatch.setattr(btrain, "available_memory", lambda device: 300 * mib)
+    args[args.index("--batch") + 1] = "64"
+    assert cli_main(args) == 2
+    assert "batch (--batch) 64 needs about" in _one_line_error(capsys)
+    assert not (tmp_path / "c").exists()  # the refused run left no empty --out behind
 
 
 def test_out_that_is_a_file_or_not_writable(tmp_path, monkeypatch, capsys):
