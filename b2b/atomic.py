@@ -205,10 +205,11 @@ class FolderLock:
     def __exit__(self, *exc: Any) -> None:
         self.release()
 
-    def __del__(self) -> None:  # the kernel would release it anyway; close the file cleanly
-        f = getattr(self, "_file", None)
-        if f is not None:
-            f.close()
+    def __del__(self) -> None:  # a lock that is dropped while held is released (file removed)
+        try:
+            self.release()
+        except Exception:  # noqa: BLE001 - at interpreter exit modules may be gone
+            pass
 
 
 def remove_leftovers(folder: str | os.PathLike, pattern: str | re.Pattern, older_than: float | None = None) -> list[Path]:

@@ -50,10 +50,23 @@ loadable with ``torch.load(path, weights_only=True)``), a dict:
 ``rng``            one entry per rank: ``{"torch": uint8 tensor, "cuda": uint8 tensor or None,
                    "batch": uint8 tensor (the sampler's Generator), "numpy": {...}, "python":
                    {...}}``
-``data``           ``{"name": str, "n": int, "shape": [17, 64, 72]}``
+``data``           ``{"name": str, "n": int, "shape": [17, 64, 72], "fingerprint": "sha256:..."}``
+                   (:func:`data_fingerprint` of the windows; a resume on other data is refused)
 ``history``        list of dict rows (see below)
 ``elapsed``        training wall time so far (s)
 =================  ==========================================================================
+
+:func:`load_checkpoint` loads only tensors and plain data and checks the fields above, so a file
+that is not a b2b checkpoint, truncated, of an unknown version or malformed gives one line.
+
+The output folder
+    One run at a time: ``<out>/.lock`` is locked (:class:`b2b.atomic.FolderLock`) while a run
+    writes there, and a second run is refused with the holder's pid, host and start time. A lock
+    left by a killed run does not block; the temporaries such a run left are removed. A resume
+    whose newest checkpoint is unreadable falls back to the newest readable one (the bad file is
+    renamed ``*.unreadable``). A failed write (full disk, read-only folder) is an OSError naming
+    the file; the previous checkpoint is untouched. :func:`check_batch_memory` refuses, before
+    allocating, a batch whose step cannot fit in memory.
 
 :func:`export_generator` writes a small ``"b2b-generator"`` file (``generator``, ``preset``,
 ``config``, ``step``); :func:`load_generator` reads both kinds.
@@ -353,8 +366,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     FileNotFoundError
         No such file.
     ValueError
-        ``"not a b2b checkpoint: <path>: <why>"`` (not a torch file, truncated, holds other Python
-        objects, another format), an unknown version, or a malformed field.
+        One line naming the file and why: not a torch file, empty, truncated, holds Python objects
+        other than tensors and plain data, not a b2b checkpoint, an unknown version, or a
+        malformed field (never torch's advice to load unsafely).
     """
     path = Path(path)
     if not path.is_file():
@@ -364,11 +378,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             warnings.simplefilter("ignore")
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - never show torch's advice to load unsafely
-        raise ValueError(f"not a b2b checkpoint: {path}: {_load_failure(path, e)}") from None
+        raise ValueError(f"checkpoint {path} could not be read as a b2b checkpoint: {_load_failure(path, e)}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") not in (CHECKPOINT_FORMAT, GENERATOR_FORMAT):
         what = f"format {ckpt.get('format')!r}" if isinstance(ckpt, dict) else f"a {type(ckpt).__name__}"
-        raise ValueError(f"not a b2b checkpoint: {path}: holds {what}, expected {CHECKPOINT_FORMAT!r} "
-                         f"or {GENERATOR_FORMAT!r}")
+        raise ValueError(f"checkpoint {path} is not a b2b checkpoint: it holds {what}, expected "
+                         f"{CHECKPOINT_FORMAT!r} or {GENERATOR_FORMAT!r}")
     if ckpt.get("version") != FORMAT_VERSION:
         raise ValueError(f"checkpoint {path}: format version {ckpt.get('version')!r} is not known to this "
                          f"b2b (it reads version {FORMAT_VERSION}); use the b2b that wrote it")
@@ -1018,7 +1032,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=None,
                         help=f"global batch size, 1..{MAX_BATCH} and small enough for memory (default: the preset's, 64)")
     parser.add_argument("--out", default=None, help="output folder (default: runs/<preset>)")
-    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest readable checkpoint in --out (with the same --data)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                         help="auto: bf16 autocast on CUDA, fp32 on CPU")
@@ -1028,8 +1042,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample-every", type=int, default=500, help="steps between sample snapshots; 0: none")
     parser.add_argument("--log-every", type=int, default=1, help="steps between history rows (default: 1)")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
-                        help="CPU threads for torch (default: one per idle core, 1..4: torch's own default of one per core "
-                             "ran 7-13x slower per iteration on a loaded machine)")
+                        help="CPU threads for torch (default: one per idle core, 1..4; torch's own default, a thread "
+                             "per core, ran 7-13x slower per iteration than one thread on a busy 2-core machine)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--plain-edges", action="store_true", help="edge layers as convolutions (slower)")
 

@@ -77,6 +77,9 @@ def test_folder_lock_is_exclusive_names_its_holder_and_is_released(tmp_path):
     assert not a.held and not (out / ".lock").exists()
     with FolderLock(out) as b:  # free again
         assert b.held
+    c = FolderLock(out).acquire()
+    del c  # dropped while held: released
+    assert not (out / ".lock").exists()
     (out / ".lock").write_text("pid 999999 on elsewhere, started long ago: b2b train\n")  # a dead holder
     with FolderLock(out):
         assert "999999" not in (out / ".lock").read_text()
