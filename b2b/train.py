@@ -716,7 +716,9 @@ class Trainer:
         if self.device.type != "cuda":
             return x.contiguous()
         free, _ = torch.cuda.mem_get_info(self.device)
-        if x.numel() * x.element_size() < free // 2:
+        size = x.numel() * x.element_size()
+        step = STEP_BYTES_FIXED + self.local_batch * STEP_BYTES_PER_SAMPLE
+        if size < free // 2 and free - size >= step:  # on the GPU only if the step still fits
             return x.to(self.device)
         return x.pin_memory()
 
