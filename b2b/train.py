@@ -580,7 +580,8 @@ class Trainer:
             if lock is not None and lock.folder.resolve() != self.out.resolve():
                 raise ValueError(f"lock: it locks {lock.folder}, not the out folder {self.out}")
             self._lock = lock
-            self._take_lock()
+            if not self._take_lock():
+                self._remove_leftovers()  # the caller's lock: clean up here too
         try:
             self._init(cfg, dataset, resume)
         except BaseException:
@@ -694,11 +695,17 @@ class Trainer:
             if type(e).__name__ == "FolderLocked":
                 raise type(e)(e.errno, f"{e.strerror}; wait for it to finish or choose another --out") from None
             raise
+        self._remove_leftovers()
+        return True
+
+    def _remove_leftovers(self) -> None:
+        """Remove the temporaries killed runs left in ``out`` (only while holding its lock)."""
+        if self._lock is None or not self._lock.held:
+            return
         removed = remove_leftovers(self.out, _LEFTOVER_RE, older_than=self._lock.since)
         if removed:
             print(f"b2b: removed {len(removed)} temporary file(s) left in {self.out} by an interrupted run "
                   f"({', '.join(p.name for p in removed[:3])}{', ...' if len(removed) > 3 else ''})", file=sys.stderr)
-        return True
 
     def close(self) -> None:
         """Release the lock on the out folder (if this Trainer took it). Training re-takes it."""

@@ -620,9 +620,22 @@ def test_leftover_temporaries_of_killed_runs_are_removed(tmp_path, capsys):
         (tmp_path / name).write_bytes(b"partial")
     t = Trainer(cfg(tmp_path), windows(6))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(others + [".lock"])
+    assert "removed 3 temporary file(s)" in capsys.readouterr().err
     t.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(others)
-    assert "removed 3 temporary file(s)" in capsys.readouterr().err
+
+
+def test_cli_removes_leftovers_of_a_killed_run(tmp_path, monkeypatch, capsys):
+    _fake_data(monkeypatch, windows(6))
+    out = tmp_path / "run"
+    assert cli_main(_cli(out)) == 0
+    (out / ".checkpoint_00000002.pt.a1b2c3d4.tmp").write_bytes(b"half a checkpoint")
+    args = _cli(out, "--resume")
+    args[args.index("--iterations") + 1] = "2"
+    assert cli_main(args) == 0
+    assert "removed 1 temporary file(s)" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "checkpoint_00000001.pt", "checkpoint_00000002.pt", "history.csv", "history.json"]
 
 
 def test_cli_iterations_zero_and_nothing_left_to_train(tmp_path, monkeypatch, capsys):
