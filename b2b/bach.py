@@ -31,13 +31,19 @@ Track mapping
     spines) are the four voices → Ensemble. Parts of one family are merged into one track.
 Windows
     One-bar hop (``hop_bars=1``) and the window rule of :mod:`b2b.data`. Optional transposition
-    augmentation (``transpose=k``: each piece also transposed by −k … +k semitones) is off by
-    default.
+    augmentation (``transpose=k``: each piece also transposed by −k … +k semitones, k at most
+    :data:`MAX_TRANSPOSE` = 6, which already reaches every key) is off by default.
+Building
+    The first build parses every chorale (about a minute on two cores) and shows a progress bar
+    on stderr (also when :func:`b2b.data.open_dataset` builds it from a notebook). One process
+    builds at a time: the data root is locked (``<root>/.bach.lock``; another build waits), and
+    temporaries left by a killed build are removed.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import multiprocessing
 import os
 import re
@@ -50,9 +56,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import data
-from .atomic import write_text
+from .atomic import FolderLock, remove_leftovers, write_text
 
-__all__ = ["PART_KEYWORDS", "chorale_names", "part_track", "chorale_events", "chorale_roll", "build",
+__all__ = ["PART_KEYWORDS", "MAX_TRANSPOSE", "chorale_names", "part_track", "chorale_events", "chorale_roll", "build",
            "summary", "add_arguments", "run"]
 
 # keyword (start of a word, lower case) -> LPD-17 track name; the earliest keyword in
@@ -73,6 +79,10 @@ _TRACK_INDEX = {t.name: i for i, t in enumerate(data.TRACKS)}
 _KEYWORD_RE = re.compile(r"\b(" + "|".join(re.escape(k) for k, _ in PART_KEYWORDS) + r")")
 _KEYWORD_TRACK = dict(PART_KEYWORDS)
 SOURCE = "music21 corpus: Bach chorales (music21.corpus.chorales.Iterator, unique files)"
+# Transposition augmentation by -k..+k semitones: k = 6 already puts every piece in all 12 keys
+# (the tritone both ways); more only repeats keys an octave apart and multiplies the build time
+# and the store (k = 100 took 6 minutes and stored 646k windows).
+MAX_TRANSPOSE = 6
 
 
 def chorale_names() -> list[str]:
@@ -198,7 +208,7 @@ def _options(names: Sequence[str] | None, transpose: int, hop_bars: int) -> dict
 
 def build(root: str | os.PathLike | None = None, workers: int = 2, force: bool = False, *,
           transpose: int = 0, hop_bars: int = 1, names: Sequence[str] | None = None,
-          use_cache: bool = True, verbose: bool = False) -> Path:
+          use_cache: bool = True, verbose: bool = False, progress: bool = True) -> Path:
     """Build the Bach chorale store into ``<root>/bach`` (once) and return its path.
 
     Parameters
@@ -211,51 +221,103 @@ def build(root: str | os.PathLike | None = None, workers: int = 2, force: bool =
         Rebuild even if a store built with the same options exists.
     transpose : int
         Augmentation: also store every piece transposed by −transpose … +transpose semitones
-        (song ids ``bwv…+k``). 0 (default): no augmentation.
+        (song ids ``bwv…+k``), 0 … :data:`MAX_TRANSPOSE`. 0 (default): no augmentation.
     hop_bars : int
         Window hop in bars (default 1).
     names : list of str, optional
         Corpus names to use instead of all chorales (for tests and quick looks).
     use_cache : bool
         Let music21 use its parse cache (False: parse every file from source).
+    verbose : bool
+        Print what was done (cached or built, times) on stdout.
+    progress : bool
+        Show a progress bar over the chorales on stderr while building.
 
     Returns
     -------
     Path
         ``<root>/bach``, a store readable by :class:`b2b.data.WindowDataset`.
     """
-    import music21
-
+    if isinstance(transpose, bool) or not isinstance(transpose, (int, np.integer)) \
+            or not 0 <= int(transpose) <= MAX_TRANSPOSE:
+        raise ValueError(f"transpose (--transpose) must be 0..{MAX_TRANSPOSE} semitones "
+                         f"({MAX_TRANSPOSE} already reaches all 12 keys), got {transpose!r}")
     root = Path(root).expanduser() if root is not None else data.default_root()
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "the data root (--root) exists and is not a folder", str(root))
     path = root / "bach"
     opts = _options(names, transpose, hop_bars)
-    if not force and data.is_store(path):
-        try:
-            if data.WindowDataset(path).meta.get("build", {}).get("options") == opts:
-                if verbose:
-                    print(f"{path}: already built (use --force to rebuild)")
-                return path
-        except data.DataError:
-            pass  # a broken store is rebuilt
-    if int(transpose) < 0:
-        raise ValueError(f"transpose must be >= 0 semitones, got {transpose}")
+    if not force and _built_with(path, opts):
+        if verbose:
+            print(f"{path}: already built (use --force to rebuild)")
+        return path
+    # one build at a time: a second one waits, then finds the store built
+    lock = FolderLock(root, name=".bach.lock", what=f"the Bach store {path}")
+    waited = []
+
+    def on_wait(holder: str) -> None:
+        waited.append(holder)
+        print(f"b2b: waiting for another build of {path} to finish ({holder})", file=sys.stderr)
+
+    with lock.acquire(wait=True, on_wait=on_wait):
+        remove_leftovers(root, r"\.bach\.[0-9a-f]{8}\.(tmp|old)", older_than=lock.since)
+        if waited and _built_with(path, opts):
+            return path
+        return _build(path, opts, workers, transpose, hop_bars, names, use_cache, verbose, progress)
+
+
+def _built_with(path: Path, opts: dict) -> bool:
+    """Whether ``path`` holds a readable store built with options ``opts``."""
+    if not data.is_store(path):
+        return False
+    try:
+        return data.WindowDataset(path).meta.get("build", {}).get("options") == opts
+    except data.DataError:
+        return False  # a broken store is rebuilt
+
+
+def _build(path: Path, opts: dict, workers: int, transpose: int, hop_bars: int, names: Sequence[str] | None,
+           use_cache: bool, verbose: bool, progress: bool) -> Path:
+    """The body of :func:`build`, run while holding the lock."""
+    import music21
+
     t0, cpu0 = time.perf_counter(), _cpu_seconds()
     todo = list(names) if names is not None else chorale_names()
     jobs = [(n, bool(use_cache)) for n in todo]
-    if int(workers) <= 1 or len(jobs) <= 1:
-        results = dict(map(_convert, jobs))
-    else:
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-        ctx = multiprocessing.get_context(method)
-        pool = ctx.Pool(int(workers))
-        try:
-            results = dict(pool.imap_unordered(_convert, jobs, chunksize=2))
-            pool.close()
-        except BaseException:
-            pool.terminate()
-            raise
-        finally:
-            pool.join()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        print(f"b2b: building the Bach chorale dataset in {path} (once; about a minute for all chorales)",
+              file=sys.stderr)
+        bar = tqdm(total=len(jobs), desc="parsing chorales", unit="chorale", file=sys.stderr,
+                   mininterval=1.0, dynamic_ncols=True)
+    results = {}
+    try:
+        if int(workers) <= 1 or len(jobs) <= 1:
+            for job in jobs:
+                name, ev = _convert(job)
+                results[name] = ev
+                if bar is not None:
+                    bar.update(1)
+        else:
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+            ctx = multiprocessing.get_context(method)
+            pool = ctx.Pool(int(workers))
+            try:
+                for name, ev in pool.imap_unordered(_convert, jobs, chunksize=2):
+                    results[name] = ev
+                    if bar is not None:
+                        bar.update(1)
+                pool.close()
+            except BaseException:
+                pool.terminate()
+                raise
+            finally:
+                pool.join()
+    finally:
+        if bar is not None:
+            bar.close()
     t_parse = time.perf_counter() - t0
 
     pieces, skipped, songs, mapping = {}, {}, [], Counter()
@@ -356,15 +418,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="parsing processes (default: 2)")
     parser.add_argument("--force", action="store_true", help="rebuild even if already built")
     parser.add_argument("--transpose", type=int, default=0, metavar="K",
-                        help="augment with transpositions by -K..+K semitones (default: 0, none)")
+                        help=f"augment with transpositions by -K..+K semitones, K in 0..{MAX_TRANSPOSE} "
+                             f"({MAX_TRANSPOSE} already reaches all 12 keys; default: 0, none)")
     parser.add_argument("--no-cache", dest="use_cache", action="store_false",
                         help="parse every chorale from source instead of music21's parse cache")
 
 
 def run(args: argparse.Namespace) -> int:
     """``b2b data bach``: build (if needed) and print the summary."""
-    if args.workers < 1:
-        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    if not 1 <= args.workers <= 64:
+        raise ValueError(f"--workers must be 1..64, got {args.workers}")
+    if not 0 <= args.transpose <= MAX_TRANSPOSE:
+        raise ValueError(f"--transpose must be 0..{MAX_TRANSPOSE} semitones ({MAX_TRANSPOSE} already reaches "
+                         f"all 12 keys), got {args.transpose}")
     t0 = time.perf_counter()
     path = build(root=args.root, workers=args.workers, force=args.force, transpose=args.transpose,
                  use_cache=args.use_cache, verbose=True)

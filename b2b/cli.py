@@ -2,8 +2,10 @@
 
 Each command lives in the module of its idea, which provides ``add_arguments(parser)`` and
 ``run(args) -> int``; a command registers itself with one line in ``COMMANDS``. Only the module
-of the command being run is imported, so ``b2b --help`` stays fast. Errors a user can fix (bad input, missing files) are printed as one line on stderr
-with exit code 2, without a traceback.
+of the command being run is imported, so ``b2b --help`` stays fast. Errors a user can fix (bad
+input, missing files, a folder in use, ordinary OS errors such as a full disk or a read-only
+folder, memory that cannot be had) are printed as one line on stderr with exit code 2, without a
+traceback.
 """
 
 from __future__ import annotations
@@ -28,9 +30,12 @@ class UserError(Exception):
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The top-level parser; only ``command``'s module is imported to add its arguments."""
+    from b2b import __version__
+
     parser = argparse.ArgumentParser(
         prog="b2b", description="From Bytes to Beats: music generation with a WGAN-GP."
     )
+    parser.add_argument("--version", action="version", version=f"b2b {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -48,12 +53,40 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(command).parse_args(argv)
     try:
         return int(args._module.run(args) or 0)
-    except (UserError, FileNotFoundError, ValueError) as e:
-        print(f"b2b {args.command}: error: {e}", file=sys.stderr)
+    except (UserError, ValueError) as e:
+        print(f"b2b {args.command}: error: {_one_line(str(e))}", file=sys.stderr)
+        return 2
+    except OSError as e:  # FileNotFoundError, PermissionError, ENOSPC, EROFS, a folder in use ...
+        print(f"b2b {args.command}: error: {_one_line(os_error_message(e))}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"b2b {args.command}: error: out of memory; use smaller sizes (e.g. --batch, --n)", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        if type(e).__name__ != "OutOfMemoryError":  # torch.cuda.OutOfMemoryError
+            raise
+        print(f"b2b {args.command}: error: out of GPU memory; use smaller sizes (e.g. --batch, --n)",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"b2b {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def os_error_message(e: OSError) -> str:
+    """One line for an OSError: ``<path>: <problem>`` when it names a path, else its text."""
+    if e.filename is not None and e.strerror:
+        where = f"{e.filename} -> {e.filename2}" if e.filename2 is not None else f"{e.filename}"
+        return f"{where}: {e.strerror}"
+    if e.strerror:
+        return e.strerror
+    return str(e)
+
+
+def _one_line(text: str) -> str:
+    """The first line of ``text`` (messages of libraries sometimes span several)."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[0] if lines else text
 
 
 if __name__ == "__main__":

@@ -744,6 +744,28 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"meta: {type(o).__name__} is not JSON serializable")
 
 
+def _check_store_meta(meta: Any, meta_file: Path) -> None:
+    """DataError naming ``meta_file`` unless ``meta`` is a store's meta.json of a known version."""
+    if not isinstance(meta, dict) or meta.get("format") != STORE_FORMAT:
+        raise DataError(f"{meta_file}: not a b2b window store (format {STORE_FORMAT!r} expected)")
+    version = meta.get("version")
+    if version != STORE_VERSION:
+        raise DataError(f"{meta_file}: store version {version!r} is not known to this b2b (it reads version "
+                        f"{STORE_VERSION}); rebuild the store (e.g. `b2b data bach --force`)")
+    shape = meta.get("sample_shape")
+    if not isinstance(shape, list) or tuple(shape) != SAMPLE_SHAPE:
+        raise DataError(f"{meta_file}: sample_shape is {shape!r}, expected {list(SAMPLE_SHAPE)}")
+    songs = meta.get("songs")
+    if not isinstance(songs, list):
+        raise DataError(f"{meta_file}: 'songs' is {type(songs).__name__}, expected a list of songs")
+    for i, song in enumerate(songs):
+        if not isinstance(song, dict) or not isinstance(song.get("id"), (str, int)) or isinstance(song.get("id"), bool):
+            raise DataError(f"{meta_file}: song {i} has no 'id' (expected {{'id': str, ...}}, got {str(song)[:60]})")
+    ids = [str(song["id"]) for song in songs]
+    if len(set(ids)) != len(ids):
+        raise DataError(f"{meta_file}: song ids are not unique")
+
+
 class WindowDataset(torch.utils.data.Dataset):
     """Windows from a store folder written by :func:`write_store`.
 
@@ -774,10 +796,7 @@ class WindowDataset(torch.utils.data.Dataset):
                 self.meta = json.load(f)
         except (OSError, ValueError) as e:
             raise DataError(f"{meta_file}: not readable JSON ({e})") from None
-        if not isinstance(self.meta, dict) or self.meta.get("format") != STORE_FORMAT:
-            raise DataError(f"{meta_file}: not a b2b window store (format {STORE_FORMAT!r} expected)")
-        if tuple(self.meta.get("sample_shape", ())) != SAMPLE_SHAPE:
-            raise DataError(f"{meta_file}: sample shape {self.meta.get('sample_shape')}, expected {list(SAMPLE_SHAPE)}")
+        _check_store_meta(self.meta, meta_file)
         try:
             with np.load(npz_file, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in ("bits", "track_rows", "song_steps", "windows")}
@@ -799,8 +818,8 @@ class WindowDataset(torch.utils.data.Dataset):
             raise bad(f"song_steps has shape {steps.shape} dtype {steps.dtype}, expected (S,) integers")
         if windows.ndim != 2 or windows.shape[1] != 2 or not np.issubdtype(windows.dtype, np.integer):
             raise bad(f"windows has shape {windows.shape} dtype {windows.dtype}, expected (n, 2) integers")
-        if len(self.meta.get("songs", [])) != S:
-            raise DataError(f"{meta_file}: lists {len(self.meta.get('songs', []))} songs, store.npz has {S}")
+        if len(self.meta["songs"]) != S:
+            raise DataError(f"{meta_file}: lists {len(self.meta['songs'])} songs, store.npz has {S}")
         if len(windows) and (windows[:, 0].min() < 0 or windows[:, 0].max() >= S or windows[:, 1].min() < 0
                              or np.any(windows[:, 1] + N_STEPS > steps[windows[:, 0]])):
             raise bad("a window lies outside its song")

@@ -50,10 +50,23 @@ loadable with ``torch.load(path, weights_only=True)``), a dict:
 ``rng``            one entry per rank: ``{"torch": uint8 tensor, "cuda": uint8 tensor or None,
                    "batch": uint8 tensor (the sampler's Generator), "numpy": {...}, "python":
                    {...}}``
-``data``           ``{"name": str, "n": int, "shape": [17, 64, 72]}``
+``data``           ``{"name": str, "n": int, "shape": [17, 64, 72], "fingerprint": "sha256:..."}``
+                   (:func:`data_fingerprint` of the windows; a resume on other data is refused)
 ``history``        list of dict rows (see below)
 ``elapsed``        training wall time so far (s)
 =================  ==========================================================================
+
+:func:`load_checkpoint` loads only tensors and plain data and checks the fields above, so a file
+that is not a b2b checkpoint, truncated, of an unknown version or malformed gives one line.
+
+The output folder
+    One run at a time: ``<out>/.lock`` is locked (:class:`b2b.atomic.FolderLock`) while a run
+    writes there, and a second run is refused with the holder's pid, host and start time. A lock
+    left by a killed run does not block; the temporaries such a run left are removed. A resume
+    whose newest checkpoint is unreadable falls back to the newest readable one (the bad file is
+    renamed ``*.unreadable``). A failed write (full disk, read-only folder) is an OSError naming
+    the file; the previous checkpoint is untouched. :func:`check_batch_memory` refuses, before
+    allocating, a batch whose step cannot fit in memory.
 
 :func:`export_generator` writes a small ``"b2b-generator"`` file (``generator``, ``preset``,
 ``config``, ``step``); :func:`load_generator` reads both kinds.
@@ -71,13 +84,18 @@ import argparse
 import contextlib
 import csv
 import dataclasses
+import errno
+import hashlib
 import io
 import json
 import math
 import os
+import pickle
 import random
 import re
+import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,7 +105,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from b2b.atomic import atomic_write
+from b2b.atomic import FolderLock, atomic_write, remove_leftovers
 from b2b.losses import critic_loss, generator_loss
 from b2b.nn import DiscConvNet, GenConvNet, Preset, build, get_preset
 
@@ -111,6 +129,15 @@ FORMAT_VERSION = 1
 HISTORY_FIELDS = ["step", "epoch", "loss_d", "loss_g", "wasserstein", "penalty", "grad_norm",
                   "lr_g", "lr_d", "time"]
 _CKPT_RE = re.compile(r"^checkpoint_(\d+)\.pt$")
+# temporaries of b2b.atomic writers in an out folder (``.<name>.<8 hex>.tmp``), left by killed runs
+_LEFTOVER_RE = re.compile(r"\.(checkpoint_\d+\.pt|history\.(json|csv)|samples_\d+\.(npy|png)|generator\.pt)"
+                          r"\.[0-9a-f]{8}\.tmp")
+# Peak memory of one training step per sample of the (per-process) batch: measured on the CPU in
+# float32 (peak RSS of a step at batch 32 and 256, seed and improved presets: 2.99 MiB and 3.00
+# MiB per sample), rounded up. bf16 autocast on CUDA needs less, so this errs on the safe side.
+STEP_BYTES_PER_SAMPLE = int(3.2 * 2**20)
+STEP_BYTES_FIXED = 256 * 2**20  # networks, optimizers, allocator slack
+MAX_BATCH = 65536  # beyond any sensible GAN batch (the reference uses 64)
 # hyper-parameters a resumed run must share with its checkpoint
 _MUST_MATCH = ["batch", "n_critic", "lambda_gp", "lr_g", "lr_d", "betas", "lr_step_epochs",
                "lr_gamma", "seed"]
@@ -198,6 +225,9 @@ class TrainerConfig:
             v = getattr(c, name)
             if not isinstance(v, int) or v < (0 if name == "iterations" else 1):
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if c.batch > MAX_BATCH:
+            raise ValueError(f"batch (--batch) {c.batch} is beyond any sensible batch size (at most {MAX_BATCH}; "
+                             "the presets use 64)")
         if c.sample_every < 0 or c.n_samples < 1:
             raise ValueError(f"sample_every must be >= 0 and n_samples >= 1, got {c.sample_every}, {c.n_samples}")
         if c.precision not in ("auto", "fp32", "bf16"):
@@ -230,7 +260,86 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    atomic_write(path, lambda f: torch.save(obj, f))
+    """``torch.save`` to ``path`` atomically; a failed write is an OSError naming ``path``.
+
+    The object is serialized in memory first (checkpoints are a few MB), so a full disk or a
+    read-only folder surfaces as Python's OSError (ENOSPC, EROFS, ...) from the plain write, not
+    as torch's ``RuntimeError ... inline_container.cc ... unexpected pos``, and nothing is left
+    under ``path`` or a temporary name.
+    """
+    buf = io.BytesIO()
+    try:
+        torch.save(obj, buf)
+    except RuntimeError as e:  # serialization itself failed: nothing was written
+        raise ValueError(f"{path}: could not serialize the checkpoint: {str(e).splitlines()[0]}") from e
+    atomic_write(path, lambda f: f.write(buf.getbuffer()))
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes a new allocation can get on ``device``: free CUDA memory, or ``MemAvailable`` (Linux).
+
+    None when unknown (then no memory check is made).
+    """
+    if device.type == "cuda":
+        try:
+            free, _ = torch.cuda.mem_get_info(device)
+            return int(free)
+        except (RuntimeError, AssertionError):
+            return None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_batch_memory(batch: int, device: torch.device, available: int | None = None) -> int:
+    """Refuse a per-process ``batch`` whose training step cannot fit in memory, before allocating.
+
+    Parameters
+    ----------
+    batch : int
+        Samples per process and step.
+    device : torch.device
+        Where the step runs.
+    available : int, optional
+        Free bytes (default :func:`available_memory`).
+
+    Returns
+    -------
+    int
+        The estimated peak bytes of one step: ``STEP_BYTES_FIXED + batch * STEP_BYTES_PER_SAMPLE``.
+
+    Raises
+    ------
+    ValueError
+        Naming ``--batch``, the estimate, what is available and the largest batch that fits.
+    """
+    need = STEP_BYTES_FIXED + int(batch) * STEP_BYTES_PER_SAMPLE
+    free = available_memory(device) if available is None else available
+    if free is not None and need > free:
+        fits = max(0, (free - STEP_BYTES_FIXED) // STEP_BYTES_PER_SAMPLE)
+        raise ValueError(
+            f"batch (--batch) {batch} needs about {need / 2**30:.1f} GiB for one training step "
+            f"({STEP_BYTES_PER_SAMPLE / 2**20:.1f} MiB per sample) but {device.type} has "
+            f"{free / 2**30:.1f} GiB available; use --batch {fits} or less")
+    return need
+
+
+def data_fingerprint(x: Tensor) -> str:
+    """SHA-256 of a window tensor's dtype, shape and values: ``"sha256:<hex>"``.
+
+    Binary data is hashed as bools, so the same windows give the same fingerprint whether they
+    come as a float tensor or from a store.
+    """
+    x = x.detach().cpu().contiguous()
+    h = hashlib.sha256(f"{str(x.dtype).replace('torch.', '')}{tuple(x.shape)}".encode())
+    arr = x.numpy()
+    h.update(arr.view(np.uint8) if arr.dtype == np.bool_ else arr)
+    return "sha256:" + h.hexdigest()
 
 
 def latest_checkpoint(out: str | Path) -> Path | None:
@@ -249,20 +358,100 @@ def _checkpoints(out: Path) -> list[Path]:
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a b2b checkpoint (or exported generator) on the CPU with ``weights_only=True``.
 
-    Raises FileNotFoundError if missing and ValueError if it is not a b2b checkpoint.
+    Only tensors and plain data are ever loaded. The contents are checked (format, a known
+    version, the fields the readers use and their types) so that a bad file gives one line.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        One line naming the file and why: not a torch file, empty, truncated, holds Python objects
+        other than tensors and plain data, not a b2b checkpoint, an unknown version, or a
+        malformed field (never torch's advice to load unsafely).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a checkpoint"
-        raise ValueError(f"checkpoint {path} could not be read as a b2b checkpoint: {e}") from e
+        with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - never show torch's advice to load unsafely
+        raise ValueError(f"checkpoint {path} could not be read as a b2b checkpoint: {_load_failure(path, e)}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") not in (CHECKPOINT_FORMAT, GENERATOR_FORMAT):
-        raise ValueError(f"checkpoint {path} is not a b2b checkpoint (no 'format' {CHECKPOINT_FORMAT!r})")
+        what = f"format {ckpt.get('format')!r}" if isinstance(ckpt, dict) else f"a {type(ckpt).__name__}"
+        raise ValueError(f"checkpoint {path} is not a b2b checkpoint: it holds {what}, expected "
+                         f"{CHECKPOINT_FORMAT!r} or {GENERATOR_FORMAT!r}")
     if ckpt.get("version") != FORMAT_VERSION:
-        raise ValueError(f"checkpoint {path} has format version {ckpt.get('version')}, expected {FORMAT_VERSION}")
+        raise ValueError(f"checkpoint {path}: format version {ckpt.get('version')!r} is not known to this "
+                         f"b2b (it reads version {FORMAT_VERSION}); use the b2b that wrote it")
+    problem = _checkpoint_problem(ckpt)
+    if problem:
+        raise ValueError(f"checkpoint {path} is malformed: {problem}")
     return ckpt
+
+
+def _load_failure(path: Path, e: BaseException) -> str:
+    """Why ``torch.load`` failed, in a few words (never torch's multi-line advice)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        head = b""
+    if not head:
+        return "the file is empty"
+    if head != b"PK\x03\x04":
+        return "not a torch file (a torch file is a zip archive)"
+    if isinstance(e, pickle.UnpicklingError):
+        return "it holds Python objects other than tensors and plain data, which b2b does not load"
+    return f"truncated or corrupt (an incomplete torch archive; {type(e).__name__})"
+
+
+def _is_state_dict(x: Any) -> bool:
+    return isinstance(x, dict) and bool(x) and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in x.items())
+
+
+def _checkpoint_problem(ckpt: dict[str, Any]) -> str | None:
+    """What is wrong with a loaded checkpoint dict of a known format and version, or None."""
+    if "preset" not in ckpt:
+        return "no 'preset' (the networks' description)"
+    try:
+        Preset.from_dict(ckpt["preset"])
+    except Exception as e:  # noqa: BLE001 - any failure means a malformed preset
+        return f"'preset' is not a valid preset ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+    if not _is_state_dict(ckpt.get("generator")):
+        return "'generator' is not a state dict of tensors"
+    step = ckpt.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        return f"'step' is {step!r}, expected an integer >= 0"
+    if not isinstance(ckpt.get("config", {}), dict):
+        return "'config' is not a dict"
+    if not isinstance(ckpt.get("data", {}), dict):
+        return "'data' is not a dict"
+    if ckpt["format"] != CHECKPOINT_FORMAT:
+        return None
+    if not isinstance(ckpt.get("config"), dict):
+        return "no 'config' dict"
+    if not _is_state_dict(ckpt.get("critic")):
+        return "'critic' is not a state dict of tensors"
+    for key in ("opt_g", "opt_d", "sched_g", "sched_d"):
+        if not isinstance(ckpt.get(key), dict):
+            return f"'{key}' is not a dict"
+    sampler = ckpt.get("sampler")
+    if not (isinstance(sampler, dict) and isinstance(sampler.get("perm"), Tensor) and sampler["perm"].dim() == 1
+            and sampler["perm"].dtype == torch.int64 and isinstance(sampler.get("cursor"), int)
+            and 0 <= sampler["cursor"] <= len(sampler["perm"])):
+        return "'sampler' is not {'perm': int64 tensor (n,), 'cursor': int in 0..n}"
+    rng = ckpt.get("rng")
+    keys = {"torch", "batch", "numpy", "python"}
+    if not (isinstance(rng, list) and rng and all(isinstance(r, dict) and keys <= set(r) for r in rng)):
+        return "'rng' is not a list of per-process random states"
+    if not isinstance(ckpt.get("history", []), list):
+        return "'history' is not a list"
+    if not isinstance(ckpt.get("elapsed", 0.0), (int, float)):
+        return "'elapsed' is not a number"
+    return None
 
 
 def load_generator(checkpoint_path: str | Path, device: str | torch.device = "cpu") -> tuple[GenConvNet, dict[str, Any]]:
@@ -438,21 +627,50 @@ class Trainer:
     dataset : WindowDataset, Tensor or ndarray
         Windows ``(n, 17, 64, 72)`` in {0, 1}; anything with ``.tensor()`` works.
     resume : bool
-        Continue from the latest checkpoint in ``config.out`` (FileNotFoundError if none). When
-        False and ``config.out`` already holds checkpoints, ValueError (never mix two runs).
+        Continue from the latest readable checkpoint in ``config.out`` (FileNotFoundError if
+        none). Unreadable newer checkpoints (e.g. truncated by a crash) are renamed
+        ``<name>.unreadable`` and the fallback is reported on stderr. When False and
+        ``config.out`` already holds checkpoints, ValueError (never mix two runs).
+    lock : FolderLock, optional
+        A lock on ``config.out`` the caller already holds (``b2b train`` takes it before loading
+        the data); the Trainer then leaves releasing it to the caller.
 
     Notes
     -----
+    The output folder is locked (:class:`b2b.atomic.FolderLock` on ``<out>/.lock``) from
+    construction until :meth:`train` returns, and again during each later :meth:`train`: a
+    second Trainer (in any process) on the same folder meanwhile gets :class:`FolderLocked`
+    naming the holder. Temporaries left in the folder by killed runs are removed when the lock is
+    taken. :meth:`close` releases the lock of a Trainer that is not going to train.
+
     Under ``torch.distributed`` (initialised by the caller, e.g. :func:`run` under torchrun)
     both networks are wrapped in DistributedDataParallel. ``self.generator`` / ``self.critic``
     are always the plain modules.
     """
 
-    def __init__(self, config: TrainerConfig, dataset: Any, resume: bool = False) -> None:
+    def __init__(self, config: TrainerConfig, dataset: Any, resume: bool = False, *,
+                 lock: FolderLock | None = None) -> None:
+        self._lock: FolderLock | None = None
+        self._own_lock = lock is None
         self.config = cfg = config.resolved()
-        self.preset = get_preset(cfg.preset)
+        self.out = Path(cfg.out)
         self.distributed = dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank() if self.distributed else 0
+        if self.rank == 0:
+            if lock is not None and lock.folder.resolve() != self.out.resolve():
+                raise ValueError(f"lock: it locks {lock.folder}, not the out folder {self.out}")
+            self._lock = lock
+            if not self._take_lock():
+                self._remove_leftovers()  # the caller's lock: clean up here too
+        try:
+            self._init(cfg, dataset, resume)
+        except BaseException:
+            if self._own_lock:
+                self.close()
+            raise
+
+    def _init(self, cfg: TrainerConfig, dataset: Any, resume: bool) -> None:
+        self.preset = get_preset(cfg.preset)
         self.world = dist.get_world_size() if self.distributed else 1
         self.device = resolve_device(cfg.device)
         if self.distributed and self.device.type == "cuda":
@@ -464,8 +682,8 @@ class Trainer:
         if cfg.batch % self.world:
             raise ValueError(f"batch {cfg.batch} must be divisible by the number of processes ({self.world})")
         self.local_batch = cfg.batch // self.world
+        check_batch_memory(self.local_batch, self.device)  # before anything big is allocated
         self.amp = cfg.precision == "bf16" or (cfg.precision == "auto" and self.device.type == "cuda")
-        self.out = Path(cfg.out)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
 
@@ -476,6 +694,7 @@ class Trainer:
             if bool(((x == 0) | (x == 1)).all()):
                 x = x.bool()
         self.n = x.shape[0]
+        self.data_fingerprint = data_fingerprint(x)
         self.data = self._place(x)
 
         # networks: same initialisation on every rank
@@ -514,18 +733,79 @@ class Trainer:
         if resume:
             if existing is None:
                 raise FileNotFoundError(f"--resume: no checkpoint_*.pt in {self.out} to resume from")
-            self.load_state(load_checkpoint(existing), source=existing)
-            self.last_checkpoint = existing
+            path, ckpt = self._newest_readable_checkpoint()
+            self.load_state(ckpt, source=path)
+            self.last_checkpoint = path
         elif existing is not None:
             raise ValueError(f"out folder {self.out} already holds checkpoints ({existing.name}); "
                              "resume it (--resume) or choose another --out")
+
+    def _newest_readable_checkpoint(self) -> tuple[Path, dict[str, Any]]:
+        """The newest checkpoint in ``out`` that loads; newer unreadable ones are moved aside."""
+        bad: list[tuple[Path, str]] = []
+        for path in reversed(_checkpoints(self.out)):
+            try:
+                ckpt = load_checkpoint(path)
+            except (ValueError, FileNotFoundError) as e:
+                bad.append((path, str(e)))
+                continue
+            if bad and self.rank == 0:
+                for b, why in bad:
+                    aside = b.with_name(b.name + ".unreadable")
+                    with contextlib.suppress(OSError):
+                        os.replace(b, aside)
+                    print(f"b2b: {why}; renamed it {aside.name}", file=sys.stderr)
+                print(f"b2b: resuming from {path.name}, the newest readable checkpoint in {self.out}",
+                      file=sys.stderr)
+            return path, ckpt
+        raise ValueError(f"--resume: no readable checkpoint in {self.out}; the newest: {bad[0][1]}")
+
+    # ----------------------------------------------------------------- the out folder
+    def _take_lock(self) -> bool:
+        """Lock ``out`` (rank 0) and clear what killed runs left; True if this call took it."""
+        if self.rank != 0 or (self._lock is not None and self._lock.held):
+            return False
+        if self.out.exists() and not self.out.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "--out exists and is not a folder", str(self.out))
+        if self._lock is None:
+            self._lock = FolderLock(self.out, what=f"out folder {self.out}")
+        try:
+            self._lock.acquire()
+        except OSError as e:
+            if type(e).__name__ == "FolderLocked":
+                raise type(e)(e.errno, f"{e.strerror}; wait for it to finish or choose another --out") from None
+            raise
+        self._remove_leftovers()
+        return True
+
+    def _remove_leftovers(self) -> None:
+        """Remove the temporaries killed runs left in ``out`` (only while holding its lock)."""
+        if self._lock is None or not self._lock.held:
+            return
+        removed = remove_leftovers(self.out, _LEFTOVER_RE, older_than=self._lock.since)
+        if removed:
+            print(f"b2b: removed {len(removed)} temporary file(s) left in {self.out} by an interrupted run "
+                  f"({', '.join(p.name for p in removed[:3])}{', ...' if len(removed) > 3 else ''})", file=sys.stderr)
+
+    def close(self) -> None:
+        """Release the lock on the out folder (if this Trainer took it). Training re-takes it."""
+        if self._lock is not None and self._own_lock:
+            self._lock.release()
+
+    def __enter__(self) -> "Trainer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     # ----------------------------------------------------------------- data
     def _place(self, x: Tensor) -> Tensor:
         if self.device.type != "cuda":
             return x.contiguous()
         free, _ = torch.cuda.mem_get_info(self.device)
-        if x.numel() * x.element_size() < free // 2:
+        size = x.numel() * x.element_size()
+        step = STEP_BYTES_FIXED + self.local_batch * STEP_BYTES_PER_SAMPLE
+        if size < free // 2 and free - size >= step:  # on the GPU only if the step still fits
             return x.to(self.device)
         return x.pin_memory()
 
@@ -616,6 +896,19 @@ class Trainer:
         """
         cfg = self.config
         total = cfg.iterations if iterations is None else iterations
+        if self._take_lock():  # released after the previous train(): check nobody wrote since
+            latest = latest_checkpoint(self.out)
+            if latest is not None and latest != self.last_checkpoint:
+                self.close()
+                raise ValueError(f"out folder {self.out} now holds {latest.name}, written by another run "
+                                 "since this Trainer last saved; choose another --out")
+        try:
+            return self._train(total)
+        finally:
+            self.close()
+
+    def _train(self, total: int) -> list[dict[str, float]]:
+        cfg = self.config
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
         bar = None
@@ -735,7 +1028,8 @@ class Trainer:
             "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict(),
             "sampler": {"perm": self.perm.clone(), "cursor": self.cursor},
             "rng": ranks,
-            "data": {"name": self.config.data_name, "n": self.n, "shape": list(SAMPLE_SHAPE)},
+            "data": {"name": self.config.data_name, "n": self.n, "shape": list(SAMPLE_SHAPE),
+                     "fingerprint": self.data_fingerprint},
             "history": list(self.history), "elapsed": self.elapsed,
         }
 
@@ -747,7 +1041,15 @@ class Trainer:
             return None
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / f"checkpoint_{self.step:08d}.pt"
-        _atomic_torch_save(state, path)
+        try:
+            _atomic_torch_save(state, path)
+        except OSError as e:
+            if e.errno is None:
+                raise
+            kept = f"the last good checkpoint is {self.last_checkpoint.name}" if self.last_checkpoint \
+                else "no checkpoint was written yet"
+            raise OSError(e.errno, f"{e.strerror}; step {self.step} was not saved ({kept})",
+                          e.filename if e.filename is not None else str(path)) from e
         self.last_checkpoint = path
         for old in _checkpoints(self.out)[:-self.config.keep]:
             with contextlib.suppress(FileNotFoundError):
@@ -770,11 +1072,29 @@ class Trainer:
         if data.get("n") != self.n or list(data.get("shape", [])) != list(SAMPLE_SHAPE):
             raise ValueError(f"{source}: checkpoint was trained on {data.get('n')} windows of shape "
                              f"{data.get('shape')}, the dataset has {self.n} of shape {list(SAMPLE_SHAPE)}")
+        if "fingerprint" not in data:
+            if self.rank == 0:
+                print(f"b2b: warning: {source} predates data fingerprints; cannot check that the data is the "
+                      "same as the run's", file=sys.stderr)
+        elif data["fingerprint"] != self.data_fingerprint:
+            raise ValueError(f"{source}: checkpoint was trained on other data ({data.get('name') or 'unnamed'}, "
+                             f"{str(data['fingerprint'])[:19]}...) than this dataset "
+                             f"({self.config.data_name or 'unnamed'}, {self.data_fingerprint[:19]}...), "
+                             "though of the same size; resume with the run's --data")
+        try:
+            self._restore(ckpt)
+        except ValueError as e:
+            raise ValueError(f"{source}: {str(e).splitlines()[0] if str(e) else 'malformed checkpoint'}") from e
+        except (KeyError, TypeError, IndexError, RuntimeError, AttributeError) as e:
+            raise ValueError(f"{source}: malformed checkpoint: {type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else ''}") from e
+
+    def _restore(self, ckpt: dict[str, Any]) -> None:
         try:
             self.generator.load_state_dict(ckpt["generator"])
             self.critic.load_state_dict(ckpt["critic"])
         except RuntimeError as e:
-            raise ValueError(f"{source}: network weights do not fit: {e}") from e
+            raise ValueError(f"network weights do not fit: {str(e).splitlines()[0]}") from e
         self.opt_g.load_state_dict(ckpt["opt_g"])
         self.opt_d.load_state_dict(ckpt["opt_d"])
         self.sched_g.load_state_dict(ckpt["sched_g"])
@@ -797,10 +1117,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``b2b train``."""
     parser.add_argument("--data", default="bach", help="dataset: bach, lpd17 or a path (default: bach)")
     parser.add_argument("--preset", default="seed", help="network preset: seed or improved (default: seed)")
-    parser.add_argument("--iterations", type=int, default=1000, help="generator steps in total (default: 1000)")
-    parser.add_argument("--batch", type=int, default=None, help="global batch size (default: the preset's, 64)")
+    parser.add_argument("--iterations", type=int, default=1000, help="generator steps in total, >= 1 (default: 1000)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help=f"global batch size, 1..{MAX_BATCH} and small enough for memory (default: the preset's, 64)")
     parser.add_argument("--out", default=None, help="output folder (default: runs/<preset>)")
-    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest readable checkpoint in --out (with the same --data)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
                         help="auto: bf16 autocast on CUDA, fp32 on CPU")
@@ -809,6 +1130,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep", type=int, default=3, help="checkpoints to keep (default: 3)")
     parser.add_argument("--sample-every", type=int, default=500, help="steps between sample snapshots; 0: none")
     parser.add_argument("--log-every", type=int, default=1, help="steps between history rows (default: 1)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads for torch (default: one per idle core, 1..4; torch's own default, a thread "
+                             "per core, ran 7-13x slower per iteration than one thread on a busy 2-core machine)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--plain-edges", action="store_true", help="edge layers as convolutions (slower)")
 
@@ -822,6 +1146,26 @@ def _init_distributed(device: str) -> bool:
     return True
 
 
+def default_threads() -> int:
+    """The default of ``b2b train --threads``: one thread per idle core, at most 4, at least 1.
+
+    Idle cores are the cores this process may use minus the 1-minute load average. torch's own
+    default (a thread per core) spins its threads at every operation; when other processes keep
+    those cores busy the threads wait for each other (measured under load: 9-17 s per iteration
+    with torch's default against 1.3 s with one thread). Beyond 4 threads the small convolutions
+    of these networks gain little.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        busy = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        busy = 0.0
+    return int(max(1, min(4, cores - math.floor(busy + 0.5))))
+
+
 def run(args: argparse.Namespace) -> int:
     """``b2b train``: train on ``--data`` and write checkpoints, samples and history to ``--out``."""
     from b2b.cli import UserError
@@ -829,37 +1173,83 @@ def run(args: argparse.Namespace) -> int:
     get_preset(args.preset)  # unknown preset: clear error before loading data
     resolve_device(args.device)
     for name in ("iterations", "checkpoint_every", "keep", "log_every"):
-        if getattr(args, name) < (0 if name == "iterations" else 1):
-            raise UserError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}"
+                            + (" (0 would train nothing)" if name == "iterations" else ""))
+    if args.batch is not None and not 1 <= args.batch <= MAX_BATCH:
+        raise UserError(f"--batch must be 1..{MAX_BATCH}, got {args.batch}")
+    if args.sample_every < 0:
+        raise UserError(f"--sample-every must be >= 0, got {args.sample_every}")
+    threads = default_threads() if args.threads is None else args.threads
+    if not 1 <= threads <= 1024:
+        raise UserError(f"--threads must be 1..1024, got {threads}")
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _run(args, threads)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run(args: argparse.Namespace, threads: int) -> int:
+    from b2b.cli import UserError
+
     try:
         from b2b.data import open_dataset
     except ImportError as e:
         raise UserError(f"the data layer (b2b.data.open_dataset) is not available: {e}") from e
-    dataset = open_dataset(args.data)
-    config = TrainerConfig(
-        preset=args.preset, iterations=args.iterations, batch=args.batch, seed=args.seed, device=args.device,
-        precision=args.precision, out=args.out or f"runs/{args.preset}", checkpoint_every=args.checkpoint_every,
-        keep=args.keep, sample_every=args.sample_every, log_every=args.log_every, progress=not args.no_progress,
-        fast_edges=not args.plain_edges, data_name=str(args.data),
-    )
-    started = _init_distributed(args.device)
-    try:
-        trainer = Trainer(config, dataset, resume=args.resume)
-        if trainer.rank == 0:
-            print(f"b2b train: {trainer.n} windows, preset {trainer.preset.name}, device {trainer.device}"
-                  f"{' bf16' if trainer.amp else ''}, {trainer.world} process(es), from step {trainer.step}")
+    out = Path(args.out or f"runs/{args.preset}")
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    existed = out.exists()
+    lock = None
+    if rank0:  # before the data is loaded: a second run into the same folder stops at once
+        if out.exists() and not out.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "--out exists and is not a folder", str(out))
+        lock = FolderLock(out, what=f"--out {out}")
         try:
-            trainer.train()
-        except TrainingDiverged as e:
+            lock.acquire()
+        except OSError as e:
+            if type(e).__name__ == "FolderLocked":
+                raise type(e)(e.errno, f"{e.strerror}; wait for it to finish or choose another --out") from None
+            raise
+    try:
+        dataset = open_dataset(args.data)
+        config = TrainerConfig(
+            preset=args.preset, iterations=args.iterations, batch=args.batch, seed=args.seed, device=args.device,
+            precision=args.precision, out=str(out), checkpoint_every=args.checkpoint_every,
+            keep=args.keep, sample_every=args.sample_every, log_every=args.log_every, progress=not args.no_progress,
+            fast_edges=not args.plain_edges, data_name=str(args.data),
+        )
+        started = _init_distributed(args.device)
+        try:
+            trainer = Trainer(config, dataset, resume=args.resume, lock=lock)
+            if trainer.step >= config.iterations:
+                if trainer.rank == 0:
+                    print(f"b2b train: {trainer.last_checkpoint} is already at step {trainer.step} >= --iterations "
+                          f"{config.iterations}; nothing to train (raise --iterations to continue)")
+                return 0
             if trainer.rank == 0:
-                print(f"b2b train: {e}", file=__import__("sys").stderr)
-            return 1
-        if trainer.rank == 0:
-            last = trainer.history[-1] if trainer.history else {}
-            print(f"b2b train: done at step {trainer.step}; W={last.get('wasserstein', float('nan')):.4f}; "
-                  f"checkpoint {trainer.last_checkpoint}")
-        return 0
+                print(f"b2b train: {trainer.n} windows, preset {trainer.preset.name}, device {trainer.device}"
+                      f"{' bf16' if trainer.amp else ''}, {trainer.world} process(es), "
+                      f"{threads} CPU thread(s), from step {trainer.step}")
+            try:
+                trainer.train()
+            except TrainingDiverged as e:
+                if trainer.rank == 0:
+                    print(f"b2b train: {e}", file=sys.stderr)
+                return 1
+            if trainer.rank == 0:
+                last = trainer.history[-1]
+                print(f"b2b train: done at step {trainer.step}; W={last['wasserstein']:.4f}; "
+                      f"checkpoint {trainer.last_checkpoint}")
+            return 0
+        finally:
+            if started:
+                dist.destroy_process_group()
     finally:
-        if started:
-            dist.destroy_process_group()
+        if lock is not None:
+            lock.release()
+            if not existed:  # a run refused before writing anything leaves no empty folder
+                with contextlib.suppress(OSError):
+                    out.rmdir()
 

@@ -40,3 +40,81 @@ def test_atomic_path_for_writers_that_take_a_name(tmp_path):
             tmp.write_bytes(b"partial")
             raise RuntimeError("writer crashed")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+
+
+# --- folder locks and leftovers (issue 12) -----------------------------------------------------
+import errno  # noqa: E402
+import os  # noqa: E402
+import threading  # noqa: E402
+
+from b2b import atomic  # noqa: E402
+from b2b.atomic import FolderLock, FolderLocked, remove_leftovers  # noqa: E402
+
+
+def test_a_full_disk_names_the_file_being_written(tmp_path):
+    f = tmp_path / "samples.npy"
+    write_text(f, "old")
+
+    def fills_up(fh):
+        fh.write("partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError) as e:
+        atomic_write(f, fills_up, mode="w")
+    assert e.value.errno == errno.ENOSPC and e.value.filename == str(f)
+    assert f.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["samples.npy"]
+
+
+def test_folder_lock_is_exclusive_names_its_holder_and_is_released(tmp_path):
+    out = tmp_path / "new" / "run"
+    a = FolderLock(out).acquire()  # creates the folder
+    assert a.held and out.is_dir()
+    text = (out / ".lock").read_text()
+    assert text.startswith(f"pid {os.getpid()} on ") and "started 20" in text
+    with pytest.raises(FolderLocked, match=rf"^--out run is in use by another process \(pid {os.getpid()} on "):
+        FolderLock(out, what="--out run").acquire()
+    a.release()
+    assert not a.held and not (out / ".lock").exists()
+    with FolderLock(out) as b:  # free again
+        assert b.held
+    c = FolderLock(out).acquire()
+    del c  # dropped while held: released
+    assert not (out / ".lock").exists()
+    (out / ".lock").write_text("pid 999999 on elsewhere, started long ago: b2b train\n")  # a dead holder
+    with FolderLock(out):
+        assert "999999" not in (out / ".lock").read_text()
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(NotADirectoryError, match="not a folder"):
+        FolderLock(f).acquire()
+
+
+def test_folder_lock_can_wait_for_its_holder(tmp_path):
+    first = FolderLock(tmp_path).acquire()
+    told, got = threading.Event(), []
+
+    def second():
+        lock = FolderLock(tmp_path).acquire(wait=True, on_wait=lambda holder: told.set())
+        got.append(lock.holder())
+        lock.release()
+
+    th = threading.Thread(target=second)
+    th.start()
+    assert told.wait(10)  # it said it waits, and for whom
+    assert not got
+    first.release()
+    th.join(10)
+    assert got and got[0].startswith(f"pid {os.getpid()}")
+
+
+def test_remove_leftovers_only_ours_and_only_older(tmp_path):
+    for name in [".ckpt.0123abcd.tmp", ".ckpt.deadbeef.tmp", "keep.txt", ".ckpt.nothex!.tmp"]:
+        (tmp_path / name).write_text("x")
+    (tmp_path / ".store.0badc0de.tmp").mkdir()
+    (tmp_path / ".store.0badc0de.tmp" / "a").write_text("x")
+    os.utime(tmp_path / ".ckpt.deadbeef.tmp", (2e9, 2e9))  # "written after the lock was taken"
+    removed = remove_leftovers(tmp_path, r"\.(ckpt|store)\.[0-9a-f]{8}\.tmp", older_than=1.9e9)
+    assert sorted(p.name for p in removed) == [".ckpt.0123abcd.tmp", ".store.0badc0de.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ckpt.deadbeef.tmp", ".ckpt.nothex!.tmp", "keep.txt"]
+    assert remove_leftovers(tmp_path / "missing", ".*") == []
+    assert atomic.remove_leftovers(tmp_path, r"\.ckpt\.[0-9a-f]{8}\.tmp") == [tmp_path / ".ckpt.deadbeef.tmp"]

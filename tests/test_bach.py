@@ -178,3 +178,54 @@ def test_open_dataset_bach(built, tmp_path, monkeypatch):
     first = data.open_dataset("bach", root=tmp_path)  # missing: built
     second = data.open_dataset("bach", root=tmp_path)  # present: opened
     assert calls == [tmp_path] and len(first) == len(second) == len(data.WindowDataset(built))
+
+
+# --- issue 12 / issue 11: bounds, bad roots, progress, leftovers -----------------------------------
+
+
+def _no_parsing(monkeypatch):
+    def fail(*a, **k):
+        raise AssertionError("chorales were parsed")
+
+    monkeypatch.setattr(bach, "_convert", fail)
+    monkeypatch.setattr(bach, "chorale_names", fail)
+
+
+def test_transpose_is_bounded(tmp_path, monkeypatch, capsys):
+    _no_parsing(monkeypatch)
+    for k in (7, -1, 100):
+        with pytest.raises(ValueError, match=r"transpose \(--transpose\) must be 0..6"):
+            bach.build(root=tmp_path, transpose=k)
+    assert cli.main(["data", "bach", "--root", str(tmp_path), "--transpose", "100"]) == 2
+    err = capsys.readouterr().err
+    assert "--transpose must be 0..6 semitones" in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_root_that_is_a_file(tmp_path, monkeypatch, capsys):
+    _no_parsing(monkeypatch)
+    f = tmp_path / "root"
+    f.write_text("not a folder")
+    assert cli.main(["data", "bach", "--root", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert f"{f}: the data root (--root) exists and is not a folder" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    with pytest.raises(NotADirectoryError):
+        data.open_dataset("bach", root=f)
+
+
+def test_build_shows_progress_and_removes_leftovers(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / ".bach.0badc0de.tmp").mkdir()  # a build killed while writing its store
+    (root / ".bach.0badc0de.tmp" / "store.npz").write_bytes(b"partial")
+    (root / ".bach.12345678.old").mkdir()
+    (root / ".other.0badc0de.tmp").mkdir()  # not ours
+    monkeypatch.setattr(bach, "chorale_names", lambda: NAMES[:1])
+    ds = data.open_dataset("bach", root=root)  # what a notebook calls: it builds, visibly
+    err = capsys.readouterr().err
+    assert "building the Bach chorale dataset" in err and "parsing chorales" in err and "1/1" in err
+    assert ds.songs == ["bwv1.6"]
+    assert sorted(p.name for p in root.iterdir()) == [".other.0badc0de.tmp", "bach"]
+    data.open_dataset("bach", root=root)  # built: opened without a word
+    assert capsys.readouterr().err == ""

@@ -450,6 +450,45 @@ def test_store_bad_files(tmp_path, songs):
         data.WindowDataset(tmp_path / "nowhere")
 
 
+def test_store_meta_is_validated(tmp_path, songs, capsys):
+    path = data.write_store(tmp_path / "store", songs, {})
+    meta_file = path / "meta.json"
+    good = json.loads(meta_file.read_text())
+
+    def broken(**change):
+        meta = json.loads(json.dumps(good))
+        for k, v in change.items():
+            if v is None:
+                meta.pop(k)
+            else:
+                meta[k] = v
+        meta_file.write_text(json.dumps(meta))
+
+    no_id = [dict(s) for s in good["songs"]]
+    del no_id[1]["id"]
+    cases = [
+        ({"songs": no_id}, r"meta.json: song 1 has no 'id'"),
+        ({"songs": {"a": 1}}, r"meta.json: 'songs' is dict, expected a list"),
+        ({"songs": None}, r"meta.json: 'songs' is NoneType"),
+        ({"sample_shape": 5}, r"meta.json: sample_shape is 5, expected \[17, 64, 72\]"),
+        ({"sample_shape": [17, 64, 71]}, r"sample_shape is \[17, 64, 71\]"),
+        ({"version": 99}, r"meta.json: store version 99 is not known to this b2b \(it reads version 1\)"),
+        ({"version": None}, r"store version None is not known"),
+        ({"songs": good["songs"][:1] * 3}, "song ids are not unique"),
+    ]
+    for change, message in cases:
+        broken(**change)
+        with pytest.raises(DataError, match=message):
+            data.WindowDataset(path)
+    # through the command line: one line, exit 2, no traceback
+    broken(version=99)
+    assert cli.main(["train", "--data", str(path), "--out", str(tmp_path / "run"), "--threads", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "version 99" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    broken()
+    assert len(data.WindowDataset(path)) == 1 + len(data.roll_window_starts(songs[1][1]))
+
+
 def _write(path, content):
     path.write_bytes(content)
     return path

@@ -328,3 +328,342 @@ def test_ddp_two_gloo_processes_keep_identical_replicas(tmp_path):
     assert len(r0["history"]) == 2
     ckpt = torch.load(tmp_path / "out" / "checkpoint_00000002.pt", weights_only=True)
     assert len(ckpt["rng"]) == 2 and not torch.equal(ckpt["rng"][0]["torch"], ckpt["rng"][1]["torch"])
+
+
+# ----------------------------------------------------------------------------- issue 12: faults
+import errno  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+from b2b import atomic as batomic  # noqa: E402
+from b2b.atomic import FolderLock, FolderLocked  # noqa: E402
+
+
+def _fake_data(monkeypatch, x):
+    data = pytest.importorskip("b2b.data")
+    calls = []
+
+    def fake_open(name, root=None):
+        calls.append(name)
+        return x
+
+    monkeypatch.setattr(data, "open_dataset", fake_open)
+    return calls
+
+
+def _cli(out, *extra):
+    return ["train", "--data", "fake", "--iterations", "1", "--batch", "2", "--out", str(out), "--no-progress",
+            "--sample-every", "0", "--threads", "1", *extra]
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err
+
+
+def test_two_trainers_on_one_out_folder(tmp_path):
+    data = windows(6)
+    first = Trainer(cfg(tmp_path, iterations=1), data)
+    with pytest.raises(FolderLocked, match=rf"{tmp_path}.*in use.*pid {os.getpid()}"):
+        Trainer(cfg(tmp_path, iterations=1, seed=4), data)
+    first.train()  # training to the end releases the folder
+    again = Trainer(cfg(tmp_path, iterations=2), data, resume=True)
+    assert again.step == 1
+    again.train()
+    assert again.last_checkpoint.name == "checkpoint_00000002.pt"
+
+
+def test_train_refuses_to_mix_with_a_run_that_wrote_meanwhile(tmp_path):
+    data = windows(6)
+    a = Trainer(cfg(tmp_path, iterations=1), data)
+    a.train()
+    b = Trainer(cfg(tmp_path, iterations=2), data, resume=True)
+    b.train()  # writes checkpoint 2 after a's checkpoint 1
+    with pytest.raises(ValueError, match="checkpoint_00000002.pt, written by another run"):
+        a.train(iterations=3)
+    assert sorted(p.name for p in tmp_path.glob("checkpoint_*.pt"))[-1] == "checkpoint_00000002.pt"
+
+
+def test_lock_held_by_another_process_and_stale_after_kill(tmp_path):
+    out = tmp_path / "run"
+    code = ("import sys, time; from b2b.atomic import FolderLock; lock = FolderLock(sys.argv[1]).acquire(); "
+            "print('held', flush=True); time.sleep(60)")
+    env = dict(os.environ, PYTHONPATH=str(Path(btrain.__file__).parents[1]))
+    holder = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(FolderLocked, match=rf"pid {holder.pid} "):
+            Trainer(cfg(out), windows(6))
+    finally:
+        holder.kill()  # SIGKILL: the kernel drops the flock, the lock file stays
+        holder.wait()
+    assert f"pid {holder.pid}" in (out / ".lock").read_text()
+    t = Trainer(cfg(out, iterations=1), windows(6))  # a stale lock file does not block
+    assert f"pid {os.getpid()}" in (out / ".lock").read_text()
+    t.train()
+
+
+def test_cli_second_run_into_the_same_out_is_refused_before_loading(tmp_path, monkeypatch, capsys):
+    calls = _fake_data(monkeypatch, windows(6))
+    out = tmp_path / "run"
+    with FolderLock(out):
+        assert cli_main(_cli(out)) == 2
+    err = _one_line_error(capsys)
+    assert f"--out {out} is in use by another process (pid {os.getpid()} on " in err and "--out" in err
+    assert calls == [] and not list(out.glob("checkpoint_*"))
+    assert cli_main(_cli(out)) == 0  # released: the next run goes ahead
+    assert (out / "checkpoint_00000001.pt").is_file() and not (out / ".lock").exists()
+
+
+def test_batch_memory_is_checked_before_allocating(tmp_path, monkeypatch, capsys):
+    mib = 2**20
+    # 256 MiB fixed + 64 x 3.2 MiB = 460.8 MiB > 400 MiB; (400 - 256) / 3.2 = 45 samples fit
+    with pytest.raises(ValueError, match=r"--batch\) 64 needs about 0\.4 GiB.*use --batch 45 or less"):
+        btrain.check_batch_memory(64, torch.device("cpu"), available=400 * mib)
+    assert btrain.check_batch_memory(45, torch.device("cpu"), available=400 * mib) == pytest.approx(
+        (256 + 45 * 3.2) * mib, abs=64)
+    with pytest.raises(ValueError, match="use --batch 45 or less"):
+        btrain.check_batch_memory(46, torch.device("cpu"), available=400 * mib)
+
+    class Untouchable:
+        def tensor(self, dtype=None):
+            raise AssertionError("the data was loaded before the batch was checked")
+
+    monkeypatch.setattr(btrain, "available_memory", lambda device: 300 * mib)
+    with pytest.raises(ValueError, match="--batch"):
+        Trainer(cfg(tmp_path / "a", batch=64), Untouchable())
+    with pytest.raises(ValueError, match=r"--batch\) 100000 is beyond"):
+        Trainer(cfg(tmp_path / "b", batch=100000), Untouchable())
+    monkeypatch.undo()
+    _fake_data(monkeypatch, windows(6))
+    args = _cli(tmp_path / "c")
+    args[args.index("--batch") + 1] = "100000"
+    assert cli_main(args) == 2
+    assert "--batch must be 1..65536, got 100000" in _one_line_error(capsys)
+    monkeypatch.setattr(btrain, "available_memory", lambda device: 300 * mib)
+    args[args.index("--batch") + 1] = "64"
+    assert cli_main(args) == 2
+    assert "batch (--batch) 64 needs about" in _one_line_error(capsys)
+    assert not (tmp_path / "c").exists()  # the refused run left no empty --out behind
+
+
+def test_out_that_is_a_file_or_not_writable(tmp_path, monkeypatch, capsys):
+    _fake_data(monkeypatch, windows(6))
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert cli_main(_cli(f)) == 2
+    assert f"{f}: --out exists and is not a folder" in _one_line_error(capsys)
+    with pytest.raises(NotADirectoryError, match="not a folder"):
+        Trainer(cfg(f), windows(6))
+    real_open = open
+
+    def read_only(path, *a, **kw):  # what a read-only or forbidden folder answers
+        if str(path).endswith(".lock"):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, *a, **kw)
+
+    monkeypatch.setattr(batomic, "open", read_only, raising=False)
+    assert cli_main(_cli(tmp_path / "ro")) == 2
+    assert f"{tmp_path / 'ro' / '.lock'}: cannot write here (Read-only file system)" in _one_line_error(capsys)
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores folder permissions")
+def test_out_without_permission(tmp_path, monkeypatch, capsys):
+    _fake_data(monkeypatch, windows(6))
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        assert cli_main(_cli(locked / "run")) == 2
+        assert "Permission denied" in _one_line_error(capsys)
+    finally:
+        locked.chmod(0o700)
+
+
+def test_full_disk_while_saving_a_checkpoint(tmp_path, monkeypatch, capsys):
+    _fake_data(monkeypatch, windows(6))
+    out = tmp_path / "run"
+    assert cli_main(_cli(out)) == 0
+    before = (out / "checkpoint_00000001.pt").read_bytes()
+    real_open = open
+
+    class FillsUp:
+        """A file that takes 1,000 bytes, then fails like a full disk."""
+
+        def __init__(self, f):
+            self.f, self.room = f, 1000
+
+        def write(self, b):
+            n = min(len(b), self.room)
+            self.f.write(bytes(memoryview(b)[:n]))
+            self.room -= n
+            if n < len(b):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return n
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    def full_disk_open(path, mode="r", *a, **kw):
+        f = real_open(path, mode, *a, **kw)
+        return FillsUp(f) if "checkpoint_" in str(path) and "w" in mode else f
+
+    monkeypatch.setattr(batomic, "open", full_disk_open, raising=False)
+    assert cli_main(_cli(out, "--resume")[:4] + ["2"] + _cli(out, "--resume")[5:]) == 2
+    err = _one_line_error(capsys)
+    assert f"{out / 'checkpoint_00000002.pt'}: No space left on device; step 2 was not saved" in err
+    assert "checkpoint_00000001.pt" in err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "checkpoint_00000001.pt", "history.csv", "history.json"]
+    assert (out / "checkpoint_00000001.pt").read_bytes() == before
+    monkeypatch.setattr(batomic, "open", real_open, raising=False)
+    assert cli_main(_cli(out, "--resume")[:4] + ["2"] + _cli(out, "--resume")[5:]) == 0  # room again
+
+
+def _gen_dict(**over):
+    from b2b.nn import GenConvNet, get_preset
+
+    preset = get_preset("seed")
+    d = {"format": "b2b-generator", "version": 1, "step": 0, "config": {}, "preset": preset.to_dict(),
+         "generator": GenConvNet(preset.generator).state_dict(), "data": {}}
+    d.update(over)
+    return {k: v for k, v in d.items() if v is not None}
+
+
+class _NotData:
+    pass
+
+
+def test_load_checkpoint_gives_one_line_and_never_suggests_unsafe_loading(tmp_path):
+    good = tmp_path / "good.pt"
+    torch.save(_gen_dict(), good)
+    assert btrain.load_checkpoint(good)["format"] == "b2b-generator"
+    cases = {
+        "random.pt": (os.urandom(3000), "not a torch file"),
+        "empty.pt": (b"", "empty"),
+        "truncated.pt": (good.read_bytes()[:5000], "truncated or corrupt"),
+    }
+    for name, (content, why) in cases.items():
+        (tmp_path / name).write_bytes(content)
+    torch.save({"obj": _NotData()}, tmp_path / "object.pt")
+    cases["object.pt"] = (None, "Python objects other than tensors")
+    torch.save(_gen_dict(preset=None), tmp_path / "nopreset.pt")
+    cases["nopreset.pt"] = (None, r"malformed: no 'preset'")
+    torch.save(_gen_dict(preset={"name": "x"}), tmp_path / "badpreset.pt")
+    cases["badpreset.pt"] = (None, r"malformed: 'preset' is not a valid preset")
+    torch.save(_gen_dict(generator={"w": 3}), tmp_path / "badgen.pt")
+    cases["badgen.pt"] = (None, r"'generator' is not a state dict")
+    torch.save(_gen_dict(version=99), tmp_path / "v99.pt")
+    cases["v99.pt"] = (None, "format version 99 is not known")
+    torch.save({"format": "b2b-checkpoint", "version": 1, **{k: v for k, v in _gen_dict().items()
+                                                              if k not in ("format", "version")}},
+               tmp_path / "partial_ckpt.pt")
+    cases["partial_ckpt.pt"] = (None, r"'critic' is not a state dict")
+    for name, (_, why) in cases.items():
+        with pytest.raises(ValueError, match=why) as e:
+            btrain.load_checkpoint(tmp_path / name)
+        msg = str(e.value)
+        assert name in msg and "weights_only" not in msg and "\n" not in msg, msg
+        with pytest.raises(ValueError):
+            load_generator(tmp_path / name)
+
+
+def test_resume_falls_back_to_the_newest_readable_checkpoint(tmp_path, capsys):
+    data = windows(10)
+    Trainer(cfg(tmp_path, iterations=2, checkpoint_every=1), data).train()
+    latest = tmp_path / "checkpoint_00000002.pt"
+    latest.write_bytes(latest.read_bytes()[:4000])  # killed while copying, disk trouble ...
+    t = Trainer(cfg(tmp_path, iterations=3, checkpoint_every=1), data, resume=True)
+    err = capsys.readouterr().err
+    assert t.step == 1 and t.last_checkpoint.name == "checkpoint_00000001.pt"
+    assert "checkpoint_00000002.pt" in err and "truncated" in err and "resuming from checkpoint_00000001.pt" in err
+    assert (tmp_path / "checkpoint_00000002.pt.unreadable").is_file() and not latest.exists()
+    t.train()
+    assert [p.name for p in btrain._checkpoints(tmp_path)] == [
+        "checkpoint_00000001.pt", "checkpoint_00000002.pt", "checkpoint_00000003.pt"]
+    for p in btrain._checkpoints(tmp_path):
+        p.write_bytes(b"junk")
+    with pytest.raises(ValueError, match="no readable checkpoint"):
+        Trainer(cfg(tmp_path), data, resume=True)
+
+
+def test_resume_with_other_data_of_the_same_size_is_refused(tmp_path, capsys):
+    Trainer(cfg(tmp_path, iterations=1, data_name="a"), windows(10, seed=0)).train()
+    ckpt = torch.load(tmp_path / "checkpoint_00000001.pt", weights_only=True)
+    assert ckpt["data"]["fingerprint"] == btrain.data_fingerprint(windows(10, seed=0).bool())
+    with pytest.raises(ValueError, match="trained on other data .*same size"):
+        Trainer(cfg(tmp_path, iterations=2, data_name="b"), windows(10, seed=1), resume=True)
+    # the same windows as floats or bools: the same fingerprint
+    assert btrain.data_fingerprint(windows(3).bool()) == btrain.data_fingerprint(
+        Trainer(cfg(tmp_path / "x"), windows(3)).data)
+    assert btrain.data_fingerprint(windows(3, seed=1).bool()) != btrain.data_fingerprint(windows(3).bool())
+    # a checkpoint from before fingerprints: resumed with a warning
+    del ckpt["data"]["fingerprint"]
+    torch.save(ckpt, tmp_path / "checkpoint_00000001.pt")
+    capsys.readouterr()
+    assert Trainer(cfg(tmp_path, iterations=2), windows(10, seed=1), resume=True).step == 1
+    assert "predates data fingerprints" in capsys.readouterr().err
+
+
+def test_leftover_temporaries_of_killed_runs_are_removed(tmp_path, capsys):
+    ours = [".checkpoint_00000005.pt.0123abcd.tmp", ".history.json.deadbeef.tmp", ".samples_00000002.npy.00ff00ff.tmp"]
+    others = [".notes.txt.0123abcd.tmp", "checkpoint_notes.txt", ".checkpoint_00000005.pt.xyz.tmp"]
+    for name in ours + others:
+        (tmp_path / name).write_bytes(b"partial")
+    t = Trainer(cfg(tmp_path), windows(6))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(others + [".lock"])
+    assert "removed 3 temporary file(s)" in capsys.readouterr().err
+    t.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(others)
+
+
+def test_cli_removes_leftovers_of_a_killed_run(tmp_path, monkeypatch, capsys):
+    _fake_data(monkeypatch, windows(6))
+    out = tmp_path / "run"
+    assert cli_main(_cli(out)) == 0
+    (out / ".checkpoint_00000002.pt.a1b2c3d4.tmp").write_bytes(b"half a checkpoint")
+    args = _cli(out, "--resume")
+    args[args.index("--iterations") + 1] = "2"
+    assert cli_main(args) == 0
+    assert "removed 1 temporary file(s)" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == [
+        "checkpoint_00000001.pt", "checkpoint_00000002.pt", "history.csv", "history.json"]
+
+
+def test_cli_iterations_zero_and_nothing_left_to_train(tmp_path, monkeypatch, capsys):
+    _fake_data(monkeypatch, windows(6))
+    out = tmp_path / "run"
+    args = _cli(out)
+    assert cli_main(args[:4] + ["0"] + args[5:]) == 2
+    assert "--iterations must be >= 1, got 0 (0 would train nothing)" in _one_line_error(capsys)
+    assert not out.exists() or not list(out.glob("checkpoint_*"))
+    assert cli_main(args) == 0
+    capsys.readouterr()
+    assert cli_main(args + ["--resume"]) == 0
+    text = capsys.readouterr().out
+    assert "already at step 1 >= --iterations 1; nothing to train" in text and "nan" not in text
+
+
+def test_threads(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(btrain.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setattr(btrain.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    assert btrain.default_threads() == 4  # 8 idle cores: capped at 4
+    monkeypatch.setattr(btrain.os, "getloadavg", lambda: (5.6, 0.0, 0.0))
+    assert btrain.default_threads() == 2  # 8 cores, about 6 busy
+    monkeypatch.setattr(btrain.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert btrain.default_threads() == 1  # 2 cores, both busy: one thread, never zero
+    _fake_data(monkeypatch, windows(6))
+    before = torch.get_num_threads()
+    assert cli_main(_cli(tmp_path / "a")[:-2] + ["--threads", "2"]) == 0
+    assert "2 CPU thread(s)" in capsys.readouterr().out
+    assert torch.get_num_threads() == before  # restored for whoever called main()
+    assert cli_main(_cli(tmp_path / "b")[:-2] + ["--threads", "0"]) == 2
+    assert "--threads must be 1..1024" in _one_line_error(capsys)
