@@ -909,12 +909,13 @@ def asset(name: str) -> Path:
 
 
 def open_dataset(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None) -> WindowDataset:
-    """Open a prepared dataset: ``"bach"`` (built on first use), ``"lpd17"``, or a store folder.
+    """Open a prepared dataset: ``"bach"`` (installed on first use), ``"lpd17"``, or a store folder.
 
     Parameters
     ----------
     name_or_path : str or path
-        ``"bach"`` → ``<root>/bach`` (built with :func:`b2b.bach.build` if missing);
+        ``"bach"`` → ``<root>/bach`` (if missing, :func:`b2b.bach.install` copies the prebuilt
+        store that ships with b2b, or builds it);
         ``"lpd17"`` → ``<root>/lpd17`` (prepare it with ``b2b data lpd17``); anything else is
         the path of a store folder.
     root : path, optional
@@ -926,7 +927,7 @@ def open_dataset(name_or_path: str | os.PathLike, root: str | os.PathLike | None
         if not is_store(path):
             from . import bach
 
-            bach.build(root=root)
+            bach.install(root=root)
         return WindowDataset(path)
     if isinstance(name_or_path, str) and name_or_path == "lpd17":
         path = root / "lpd17"

@@ -175,6 +175,7 @@ def test_open_dataset_bach(built, tmp_path, monkeypatch):
         return root / "bach"
 
     monkeypatch.setattr(bach, "build", fake_build)
+    monkeypatch.setattr(bach, "shipped_store", lambda: None)  # an installation without the prebuilt store
     first = data.open_dataset("bach", root=tmp_path)  # missing: built
     second = data.open_dataset("bach", root=tmp_path)  # present: opened
     assert calls == [tmp_path] and len(first) == len(second) == len(data.WindowDataset(built))
@@ -222,6 +223,7 @@ def test_build_shows_progress_and_removes_leftovers(tmp_path, monkeypatch, capsy
     (root / ".bach.12345678.old").mkdir()
     (root / ".other.0badc0de.tmp").mkdir()  # not ours
     monkeypatch.setattr(bach, "chorale_names", lambda: NAMES[:1])
+    monkeypatch.setattr(bach, "shipped_store", lambda: None)  # an installation without the prebuilt store
     ds = data.open_dataset("bach", root=root)  # what a notebook calls: it builds, visibly
     err = capsys.readouterr().err
     assert "building the Bach chorale dataset" in err and "parsing chorales" in err and "1/1" in err
@@ -229,3 +231,31 @@ def test_build_shows_progress_and_removes_leftovers(tmp_path, monkeypatch, capsy
     assert sorted(p.name for p in root.iterdir()) == [".other.0badc0de.tmp", "bach"]
     data.open_dataset("bach", root=root)  # built: opened without a word
     assert capsys.readouterr().err == ""
+
+
+# --- the prebuilt store shipped with the package ------------------------------------------------
+
+
+def test_open_dataset_installs_the_shipped_store(tmp_path, monkeypatch, capsys):
+    shipped = bach.shipped_store()
+    assert shipped is not None and shipped == data.asset("bach/store.npz").parent
+    _no_parsing(monkeypatch)
+    ds = data.open_dataset("bach", root=tmp_path)
+    assert "installed the prebuilt Bach store" in capsys.readouterr().err
+    assert ds.path == tmp_path / "bach" and len(ds) == len(data.WindowDataset(shipped))
+    assert (tmp_path / "bach" / "store.npz").read_bytes() == (shipped / "store.npz").read_bytes()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bach.") and p.name.endswith(".tmp")]
+    data.open_dataset("bach", root=tmp_path)  # present: opened, not copied again
+    assert "installed" not in capsys.readouterr().err
+
+
+def test_shipped_store_equals_a_fresh_build(tmp_path):
+    """The shipped store is what `b2b data bach` builds from the corpus with this code."""
+    shipped = data.WindowDataset(bach.shipped_store())
+    fresh = data.WindowDataset(bach.build(root=tmp_path, workers=2, progress=False))
+    assert fresh.songs == shipped.songs
+    assert np.array_equal(fresh.index, shipped.index)
+    assert np.array_equal(fresh._bits, shipped._bits) and np.array_equal(fresh._rows, shipped._rows)
+    for key in ("window_rule", "tracks", "sample_shape", "skipped"):
+        assert fresh.meta.get(key) == shipped.meta.get(key), key
+    assert fresh.meta["build"]["options"] == shipped.meta["build"]["options"]
