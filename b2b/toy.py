@@ -447,6 +447,7 @@ def train_gan(
     batch_size: int = 256,
     lr: float = 1e-3,
     betas: tuple[float, float] = (0.5, 0.999),
+    lr_d: float | None = None,
     latent_dim: int = 2,
     hidden: int = 64,
     depth: int = 3,
@@ -473,7 +474,10 @@ def train_gan(
     batch_size : int
         Points per batch.
     lr, betas : float, tuple
-        Adam settings for both networks.
+        Adam settings for both networks (``lr`` is the generator's).
+    lr_d : float, optional
+        The discriminator's learning rate; ``lr`` when omitted. A discriminator much slower than
+        the generator makes the generator chase it from mode to mode (mode collapse).
     latent_dim, hidden, depth : int
         Network sizes (see :func:`mlp_generator`, :func:`mlp_critic`).
     modes, radius, std : int, float, float
@@ -492,7 +496,13 @@ def train_gan(
     """
     if loss not in ("minimax", "non_saturating"):
         raise ValueError(f"loss must be 'minimax' or 'non_saturating', got {loss!r}")
-    config = {"kind": "gan", "loss": loss, "steps": steps, "batch_size": batch_size, "lr": lr, "betas": betas, "seed": seed, "std": std}
+    lr_d = lr if lr_d is None else lr_d
+    if not (lr > 0 and lr_d > 0):
+        raise ValueError(f"learning rates must be > 0, got lr={lr}, lr_d={lr_d}")
+    config = {
+        "kind": "gan", "loss": loss, "steps": steps, "batch_size": batch_size, "lr": lr, "lr_d": lr_d, "betas": betas,
+        "seed": seed, "std": std,
+    }
 
     def critic_step(critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, None]:
         # -log sigmoid(s) = softplus(-s); -log(1 - sigmoid(s)) = softplus(s)
@@ -503,7 +513,7 @@ def train_gan(
     else:
         g_loss_fn = lambda s: F.softplus(-s).mean()  # -log D = softplus(-s)
     return _train(
-        "gan", steps=steps, n_critic=1, batch_size=batch_size, lr_g=lr, lr_d=lr,
+        "gan", steps=steps, n_critic=1, batch_size=batch_size, lr_g=lr, lr_d=lr_d,
         make_opt=lambda p, lr_: torch.optim.Adam(p, lr=lr_, betas=betas),
         critic_step=critic_step, g_loss_fn=g_loss_fn, is_wgan=False, latent_dim=latent_dim,
         hidden=hidden, depth=depth, critic_norm=None, critic_dropout=0.0, modes=modes, radius=radius,

@@ -155,3 +155,21 @@ def test_fit_critic_returns_history():
     )
     assert h["step"] == [0, 2, 4]
     assert len(h["w_estimate"]) == 3 and critic(torch.zeros(3, 2)).shape == (3, 1)
+
+
+def test_train_gan_gives_the_discriminator_its_own_learning_rate():
+    # Adam's first step moves every parameter with a non-zero gradient by (almost exactly) the
+    # learning rate: m_hat / sqrt(v_hat) = g / |g|. Rebuild the initial weights the run starts from.
+    run = toy.train_gan(steps=1, every=1, n_eval=32, hidden=8, depth=2, lr=1e-3, lr_d=1e-5, seed=4)
+    torch.manual_seed(4)
+    gen0, critic0 = toy.mlp_generator(2, 8, 2), toy.mlp_critic(2, 8, 2)
+
+    def largest_move(after, before):
+        return max((p - q).abs().max().item() for p, q in zip(after.parameters(), before.parameters()))
+
+    assert largest_move(run.critic, critic0) == pytest.approx(1e-5, rel=1e-2)  # float32 weights near 0.3
+    assert largest_move(run.generator, gen0) == pytest.approx(1e-3, rel=1e-3)
+    assert run.config["lr_d"] == 1e-5
+    assert toy.train_gan(steps=0, n_eval=8, hidden=4, lr=2e-3).config["lr_d"] == 2e-3  # defaults to lr
+    with pytest.raises(ValueError, match="lr_d"):
+        toy.train_gan(steps=1, n_eval=8, hidden=4, lr_d=0.0)
