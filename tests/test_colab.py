@@ -74,8 +74,9 @@ def test_install_cell_installs_from_b2b_pip_url_in_colab_only(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_no_file_that_only_a_clone_has(path):
-    code = "\n".join(_cells(path, "code"))
-    clone_only = re.findall(r"""["'](?:\.\./|\./)?(?:scripts|data|tests|benchmarks)/[^"']*["']""", code)
+    code = "\n".join(line.split("#", 1)[0] for line in "\n".join(_cells(path, "code")).splitlines())
+    clone_only = [m.group(0) for m in
+                  re.finditer(r"""(["'])(?:\.\./|\./)?(?:scripts|data|tests|benchmarks)/[^"'\s]*\1""", code)]
     assert not clone_only, f"{path.name} reads {clone_only}: use b2b.data.asset(...) or the package's API"
 
 
