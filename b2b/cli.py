@@ -24,10 +24,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class UserError(Exception):
-    """An error caused by the user's input; the CLI prints its message without a traceback."""
-
-
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The top-level parser; only ``command``'s module is imported to add its arguments."""
     from b2b import __version__
@@ -53,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(command).parse_args(argv)
     try:
         return int(args._module.run(args) or 0)
-    except (UserError, ValueError) as e:
+    except ValueError as e:
         print(f"b2b {args.command}: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except OSError as e:  # FileNotFoundError, PermissionError, ENOSPC, EROFS, a folder in use ...

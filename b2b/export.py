@@ -33,26 +33,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``b2b export``: write ``--out`` and print the calibrated threshold."""
-    from b2b.cli import UserError
     from b2b.generate import MAX_SAMPLES
     from b2b.train import export_generator, load_generator
 
     if not 1 <= args.n <= MAX_SAMPLES:
-        raise UserError(f"--n must be in [1, {MAX_SAMPLES}], got {args.n}")
+        raise ValueError(f"--n must be in [1, {MAX_SAMPLES}], got {args.n}")
     if args.density is not None and not 0.0 < args.density < 1.0:
-        raise UserError(f"--density must be strictly between 0 and 1, got {args.density}")
+        raise ValueError(f"--density must be strictly between 0 and 1, got {args.density}")
     out = Path(args.out)
     if out.is_dir():
-        raise UserError(f"--out {out} is a folder; expected a file name such as generator.pt")
+        raise ValueError(f"--out {out} is a folder; expected a file name such as generator.pt")
     try:
         export_generator(args.checkpoint, out, data=args.data, density=args.density, n=args.n,
                          seed=args.seed, device=args.device)
     except OSError as e:
         if isinstance(e, FileNotFoundError) and not out.parent.is_dir():
-            raise UserError(f"--out {out}: folder {out.parent} does not exist") from None
+            raise ValueError(f"--out {out}: folder {out.parent} does not exist") from None
         if isinstance(e, FileNotFoundError):
             raise
-        raise UserError(f"--out {out}: could not write ({e.strerror or e})") from None
+        raise ValueError(f"--out {out}: could not write ({e.strerror or e})") from None
     _, info = load_generator(out)
     cal = info["calibration"]
     print(f"b2b export: {out} (step {info['step']}, preset {info['preset'].name}); threshold "

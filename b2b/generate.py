@@ -603,25 +603,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """``b2b generate``: sample ``--n`` windows from ``--checkpoint`` and write them to ``--out``."""
     from b2b.audio import check_tempo
-    from b2b.cli import UserError
     from b2b.train import load_generator, resolve_device
 
     if not 1 <= args.n <= MAX_SAMPLES:
-        raise UserError(f"--n must be at least 1 and at most {MAX_SAMPLES} (one MIDI and one WAV file per "
+        raise ValueError(f"--n must be at least 1 and at most {MAX_SAMPLES} (one MIDI and one WAV file per "
                         f"sample), got {args.n}")
     explicit = None if str(args.threshold).strip().lower() == "auto" else args.threshold
     if explicit is not None:
         check_threshold(explicit, "--threshold")
     check_tempo(args.tempo, "--tempo")
     if not 1000 <= args.sample_rate <= 192000:
-        raise UserError(f"--sample-rate must be in [1000, 192000] Hz, got {args.sample_rate}")
+        raise ValueError(f"--sample-rate must be in [1000, 192000] Hz, got {args.sample_rate}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} exists and is not a folder")
+        raise ValueError(f"--out {out} exists and is not a folder")
     need = estimate_bytes(args.n, wav=not args.no_wav, tempo=args.tempo, sample_rate=args.sample_rate)
     free = _free_bytes(out)
     if need > free:
-        raise UserError(f"--out {out}: {args.n} samples (--n) need about {need / 1e6:.0f} MB but only "
+        raise ValueError(f"--out {out}: {args.n} samples (--n) need about {need / 1e6:.0f} MB but only "
                         f"{free / 1e6:.0f} MB are free there")
     device = resolve_device(args.device)
     generator, info = load_generator(args.checkpoint, device=device)
@@ -641,7 +640,7 @@ def run(args: argparse.Namespace) -> int:
         written = write_samples(chunks(), out, threshold, tempo=args.tempo, sample_rate=args.sample_rate,
                                 wav=not args.no_wav, meta=meta, n=args.n)
     except OSError as e:
-        raise UserError(f"--out {out}: {e.strerror or e}") from None
+        raise ValueError(f"--out {out}: {e.strerror or e}") from None
     summary = json.loads((out / "samples.json").read_text())
     print(f"b2b generate: {args.n} samples from {args.checkpoint} (step {info['step']}, preset "
           f"{info['preset'].name}) at threshold {describe_threshold(threshold, source, info)}: "

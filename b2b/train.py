@@ -106,6 +106,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from b2b.atomic import FolderLock, atomic_write, remove_leftovers
+from b2b.data import open_dataset
 from b2b.losses import critic_loss, generator_loss
 from b2b.nn import DiscConvNet, GenConvNet, Preset, build, get_preset
 
@@ -1168,21 +1169,19 @@ def default_threads() -> int:
 
 def run(args: argparse.Namespace) -> int:
     """``b2b train``: train on ``--data`` and write checkpoints, samples and history to ``--out``."""
-    from b2b.cli import UserError
-
     get_preset(args.preset)  # unknown preset: clear error before loading data
     resolve_device(args.device)
     for name in ("iterations", "checkpoint_every", "keep", "log_every"):
         if getattr(args, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}"
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}"
                             + (" (0 would train nothing)" if name == "iterations" else ""))
     if args.batch is not None and not 1 <= args.batch <= MAX_BATCH:
-        raise UserError(f"--batch must be 1..{MAX_BATCH}, got {args.batch}")
+        raise ValueError(f"--batch must be 1..{MAX_BATCH}, got {args.batch}")
     if args.sample_every < 0:
-        raise UserError(f"--sample-every must be >= 0, got {args.sample_every}")
+        raise ValueError(f"--sample-every must be >= 0, got {args.sample_every}")
     threads = default_threads() if args.threads is None else args.threads
     if not 1 <= threads <= 1024:
-        raise UserError(f"--threads must be 1..1024, got {threads}")
+        raise ValueError(f"--threads must be 1..1024, got {threads}")
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -1192,12 +1191,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, threads: int) -> int:
-    from b2b.cli import UserError
-
-    try:
-        from b2b.data import open_dataset
-    except ImportError as e:
-        raise UserError(f"the data layer (b2b.data.open_dataset) is not available: {e}") from e
     out = Path(args.out or f"runs/{args.preset}")
     rank0 = int(os.environ.get("RANK", "0")) == 0
     existed = out.exists()
