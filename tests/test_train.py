@@ -272,11 +272,8 @@ def test_cli_errors(capsys, tmp_path):
 
 
 def test_cli_trains_on_a_dataset(tmp_path, monkeypatch, capsys):
-    data = pytest.importorskip("b2b.data")
-    if not hasattr(data, "open_dataset"):
-        pytest.skip("b2b.data.open_dataset not available yet")
     x = windows(6)
-    monkeypatch.setattr(data, "open_dataset", lambda name, root=None: x)
+    monkeypatch.setattr(btrain, "open_dataset", lambda name, root=None: x)
     out = tmp_path / "run"
     args = ["train", "--data", "fake", "--iterations", "2", "--batch", "2", "--out", str(out), "--no-progress",
             "--checkpoint-every", "1", "--sample-every", "0"]
@@ -284,7 +281,7 @@ def test_cli_trains_on_a_dataset(tmp_path, monkeypatch, capsys):
     assert (out / "checkpoint_00000002.pt").is_file()
     assert cli_main(args[:4] + ["3"] + args[5:] + ["--resume"]) == 0
     assert (out / "checkpoint_00000003.pt").is_file()
-    monkeypatch.setattr(data, "open_dataset", lambda name, root=None: torch.zeros(3, 17, 64, 70))
+    monkeypatch.setattr(btrain, "open_dataset", lambda name, root=None: torch.zeros(3, 17, 64, 70))
     assert cli_main(["train", "--data", "bad", "--out", str(tmp_path / "bad"), "--no-progress"]) == 2
     assert "(n, 17, 64, 72)" in capsys.readouterr().err
 
@@ -341,14 +338,13 @@ from b2b.atomic import FolderLock, FolderLocked  # noqa: E402
 
 
 def _fake_data(monkeypatch, x):
-    data = pytest.importorskip("b2b.data")
     calls = []
 
     def fake_open(name, root=None):
         calls.append(name)
         return x
 
-    monkeypatch.setattr(data, "open_dataset", fake_open)
+    monkeypatch.setattr(btrain, "open_dataset", fake_open)
     return calls
 
 
