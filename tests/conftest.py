@@ -67,3 +67,26 @@ def write_lpd_npz(path, notes, n_ticks, *, resolution=24, downbeats=(0,), bar_ti
 def lpd_npz_writer():
     """The :func:`write_lpd_npz` helper (tests of b2b.data, b2b.lpd)."""
     return write_lpd_npz
+
+
+# --- b2b.generate / b2b.evaluate: a read-only output folder -----------------------------------
+
+
+@pytest.fixture
+def read_only_mkdir(monkeypatch):
+    """Creating a folder named ``ro`` fails as on a read-only file system (EROFS).
+
+    Tests run as root, where ``chmod`` does not stop a write; this stands in for a read-only
+    mount (tests of b2b.generate and b2b.evaluate).
+    """
+    import errno
+    from pathlib import Path
+
+    real_mkdir = Path.mkdir
+
+    def read_only(self, *a, **k):
+        if self.name == "ro":
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_mkdir(self, *a, **k)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)

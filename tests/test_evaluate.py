@@ -471,7 +471,7 @@ def test_cli_rejects_non_finite_outputs(tmp_path, monkeypatch):
         list(E.iter_generated(Broken(), 2, 3, 0, 0.5))
 
 
-def test_write_failure_leaves_no_report(tmp_path, capsys, monkeypatch):
+def test_write_failure_leaves_no_report(tmp_path, capsys, monkeypatch, read_only_mkdir):
     real = tmp_path / "real.npy"
     np.save(real, triads(4))
     out = tmp_path / "o"
@@ -491,14 +491,6 @@ def test_write_failure_leaves_no_report(tmp_path, capsys, monkeypatch):
     names = {p.name for p in out.iterdir()}
     assert "report.md" not in names and not {"report.csv", "mgeval.json", "features_real.npz"} & names
     assert not [n for n in names if n.startswith(".")]
-    real_mkdir = Path.mkdir
-
-    def read_only(self, *a, **k):  # a read-only file system (chmod does not stop root)
-        if self.name == "ro":
-            raise OSError(errno.EROFS, "Read-only file system")
-        return real_mkdir(self, *a, **k)
-
-    monkeypatch.setattr(Path, "mkdir", read_only)
     code, io_ = cli(["--samples", str(real), "--data", str(real), "--out", str(tmp_path / "ro"), "--no-figures"], capsys)
     assert code == 2 and f"--out {tmp_path / 'ro'}" in io_.err and "Read-only file system" in io_.err
     assert "Traceback" not in io_.err and len(io_.err.strip().splitlines()) == 1

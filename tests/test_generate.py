@@ -528,20 +528,12 @@ def test_write_samples_failure_removes_what_it_wrote(tmp_path, monkeypatch):
     assert not list(out.iterdir())
 
 
-def test_cli_out_problems(checkpoint, tmp_path, capsys, monkeypatch):
+def test_cli_out_problems(checkpoint, tmp_path, capsys, monkeypatch, read_only_mkdir):
     (tmp_path / "file").write_text("x")
     rc = cli_main(["generate", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "file" / "s"), "--no-wav"])
     err = capsys.readouterr().err
     assert rc == 2 and str(tmp_path / "file" / "s") in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
-    real_mkdir = Path.mkdir
-
-    def read_only(self, *a, **k):  # a read-only file system (chmod does not stop root)
-        if self.name == "ro":
-            raise OSError(errno.EROFS, "Read-only file system")
-        return real_mkdir(self, *a, **k)
-
-    monkeypatch.setattr(Path, "mkdir", read_only)
     rc = cli_main(["generate", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "ro"), "--no-wav"])
     err = capsys.readouterr().err
     assert rc == 2 and f"--out {tmp_path / 'ro'}" in err and "Read-only file system" in err
