@@ -35,14 +35,11 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from b2b import metrics as M
+from b2b.data import TRACKS
 from b2b.atomic import atomic_write, write_text
 
-#: LPD-17 track names in file order (the same as ``b2b.data.TRACKS``' names).
-TRACK_NAMES: tuple[str, ...] = (
-    "Drums", "Piano", "Chromatic Percussion", "Organ", "Guitar", "Bass", "Strings", "Ensemble",
-    "Brass", "Reed", "Pipe", "Synth Lead", "Synth Pad", "Synth Effects", "Ethnic", "Percussive",
-    "Sound Effects",
-)  # fmt: skip
+#: LPD-17 track names in file order (``b2b.data.TRACKS``' names).
+TRACK_NAMES: tuple[str, ...] = tuple(t.name for t in TRACKS)
 
 #: Order of the metrics in the report.
 METRIC_ORDER: tuple[str, ...] = (
