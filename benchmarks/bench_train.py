@@ -26,7 +26,9 @@ threads make both sides many times slower and the ratio mostly noise (see README
 ``--threads 0`` keeps torch's default.
 
 ``--edges`` adds a third variant, the Trainer with convolution edge layers, to isolate the
-edge layers' share of the speed-up.
+edge layers' share of the speed-up. ``--ops`` also counts, with ``torch.profiler``, the ATen
+operator calls of one iteration of each variant (nested calls included) and, on CUDA, the
+device kernels it launches: the per-call overhead that dominates a small model's step.
 """
 
 from __future__ import annotations
@@ -134,6 +136,20 @@ def time_it(step: Callable[[], None], n: int, device: torch.device) -> float:
     return (time.perf_counter() - t0) / n
 
 
+def count_ops(step: Callable[[], None], device: torch.device) -> tuple[int, int]:
+    """``(ATen operator calls, CUDA kernels)`` of one call of ``step`` (kernels 0 on the CPU)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        step()
+        _sync(device)
+    events = prof.events()
+    ops = sum(1 for e in events if e.name.startswith("aten::"))
+    kernels = sum(1 for e in events if getattr(e, "device_type", None) == torch.autograd.DeviceType.CUDA)
+    return ops, kernels
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print per-variant timings and the speed-up last."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -144,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads on CPU (default 1; 0: torch's default)")
     ap.add_argument("--edges", action="store_true", help="also time the Trainer with convolution edges")
+    ap.add_argument("--ops", action="store_true", help="also count operator calls (and CUDA kernels) per iteration")
     args = ap.parse_args(argv)
     device = resolve_device(args.device)
     if args.threads and device.type == "cpu":
@@ -170,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:30s} {med:8.3f} s/it  {1 / med:7.2f} it/s  (rounds: {', '.join(f'{t:.3f}' for t in ts)})"
                   + (f"  ×{base / med:.2f}" if med != base else ""))
         speedup = base / statistics.median(times["b2b Trainer"])
+        if args.ops:
+            for name, step in variants.items():
+                ops, kernels = count_ops(step, device)
+                print(f"{name:30s} {ops:8,d} ATen calls/it" + (f"  {kernels:,d} CUDA kernels/it" if kernels else ""))
     print(f"speedup: {speedup:.2f}×")
     return 0
 
