@@ -230,3 +230,22 @@ def test_notice_covers_the_third_party_material():
     for thing in ("Lakh Pianoroll Dataset", "Lakh MIDI Dataset", "CC BY 4.0", "music21", "license.txt",
                   "TimGM6mb", "GPL", "tagtraum", "Last.fm", "AllMusic"):
         assert thing in notice, thing
+
+
+def test_check_links_finds_a_missing_anchor(tmp_path):
+    """scripts/check_links.py (run by book.sh after the build) reports links to absent ids."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import check_links
+
+    (tmp_path / "api").mkdir()
+    (tmp_path / "api" / "nn.html").write_text('<p id="b2b.nn.GenConvNet">x</p>')
+    (tmp_path / "src.html").write_text('<a href="api/nn.html#b2b.nn.GenConvNet">ok</a>'
+                                       '<a href="api/nn.html#b2b.attention.SelfAttention">bad</a>'
+                                       '<a href="https://example.org/x.html#y">external</a>')
+    assert check_links.broken_links(tmp_path) == [("src.html", "api/nn.html#b2b.attention.SelfAttention")]
+    assert check_links.main([str(tmp_path)]) == 1
+    (tmp_path / "src.html").write_text('<a href="api/nn.html#b2b.nn.GenConvNet">ok</a>')
+    assert check_links.main([str(tmp_path)]) == 0
+    assert "python scripts/check_links.py _build/html" in (ROOT / "scripts" / "book.sh").read_text()
