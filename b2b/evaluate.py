@@ -765,8 +765,11 @@ def sample_indices(size: int, n: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(size, size=min(n, size), replace=False))
 
 
-def iter_real(data: str, n: int, seed: int, chunk: int = CHUNK) -> tuple[int, Iterator[np.ndarray]]:
+def iter_real(data: str, n: int, seed: int, chunk: int = CHUNK,
+              dataset: Any = None) -> tuple[int, Iterator[np.ndarray]]:
     """``min(n, size)`` windows drawn with ``seed`` from a dataset, in chunks (see :func:`load_real`).
+
+    ``dataset`` is ``data`` already opened (:func:`b2b.data.open_dataset`), to open it only once.
 
     Returns ``(count, chunks)``: chunks are bool arrays ``(c, 17, 64, 72)``, ``c <= chunk``.
     """
@@ -780,7 +783,7 @@ def iter_real(data: str, n: int, seed: int, chunk: int = CHUNK) -> tuple[int, It
 
         return len(idx), from_file()
     from b2b.data import open_dataset  # imported here: only the command needs a dataset
-    ds = open_dataset(data)
+    ds = open_dataset(data) if dataset is None else dataset
     idx = sample_indices(len(ds), n, seed)
     window = getattr(ds, "window", None)  # b2b.data.WindowDataset: bool (17, 64, 72) per window
 
@@ -939,17 +942,12 @@ def features_of_chunks(chunks: Iterable[np.ndarray], examples: int = 4,
     return feats, ex, stats
 
 
-def training_reference(data: str, n: int, seed: int) -> tuple[Any, np.ndarray, np.ndarray] | None:
-    """The training windows of a dataset and song labels, for the nearest-window overlap.
+def training_reference(ds: Any, n: int, seed: int) -> tuple[Any, np.ndarray, np.ndarray] | None:
+    """The training windows of an opened dataset and song labels, for the nearest-window overlap.
 
     Returns ``(windows, song of each training window, song of each window drawn by
-    :func:`iter_real` with the same n and seed)``, or None for a ``.npy`` of windows (no songs).
+    :func:`iter_real` with the same n and seed)``, or None for a dataset without songs.
     """
-    if str(data).endswith(".npy"):
-        return None
-    from b2b.data import open_dataset
-
-    ds = open_dataset(data)
     if not callable(getattr(ds, "window", None)) or not hasattr(ds, "index"):
         return None
     songs = np.asarray(ds.index)[:, 0]
@@ -1062,12 +1060,18 @@ def run(args: argparse.Namespace) -> int:
             cal = info["calibration"]
             meta["threshold_calibration"] = (f"{cal.get('rule')}; density target {cal.get('density_target')} "
                                              f"from {cal.get('data')}")
-    n_real, real_chunks = iter_real(args.data, args.n, args.seed)
+    if str(args.data).endswith(".npy"):  # windows without songs: no training reference
+        ds = None
+    else:
+        from b2b.data import open_dataset
+
+        ds = open_dataset(args.data)
+    n_real, real_chunks = iter_real(args.data, args.n, args.seed, dataset=ds)
     keep = max(args.examples, DIVERSITY_N)
     real_f, real_kept, real_stats = features_of_chunks(real_chunks, keep, _every(n_real, DIVERSITY_N))
     gen_f, gen_kept, gen_stats = features_of_chunks(gen_chunks, keep, _every(n_gen, DIVERSITY_N))
     real_ex, gen_ex = real_kept[:args.examples], gen_kept[:args.examples]
-    ref = training_reference(args.data, args.n, args.seed)
+    ref = None if ds is None else training_reference(ds, args.n, args.seed)
     sets, near_r, near_g = set_statistics(
         real_kept, gen_kept, reference=None if ref is None else ref[0],
         reference_groups=None if ref is None else ref[1],
