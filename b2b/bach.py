@@ -254,7 +254,7 @@ def build(root: str | os.PathLike | None = None, workers: int = 2, force: bool =
             print(f"{path}: already built (use --force to rebuild)")
         return path
     # one build at a time: a second one waits, then finds the store built
-    lock = FolderLock(root, name=".bach.lock", what=f"the Bach store {path}")
+    lock = _store_lock(root)
     waited = []
 
     def on_wait(holder: str) -> None:
@@ -262,10 +262,19 @@ def build(root: str | os.PathLike | None = None, workers: int = 2, force: bool =
         print(f"b2b: waiting for another build of {path} to finish ({holder})", file=sys.stderr)
 
     with lock.acquire(wait=True, on_wait=on_wait):
-        remove_leftovers(root, r"\.bach\.[0-9a-f]{8}\.(tmp|old)", older_than=lock.since)
+        remove_leftovers(root, _LEFTOVERS, older_than=lock.since)
         if waited and _built_with(path, opts):
             return path
         return _build(path, opts, workers, transpose, hop_bars, names, use_cache, verbose, progress)
+
+
+#: Temporary names of a store being written (``.bach.<hex>.tmp``) or replaced (``.old``).
+_LEFTOVERS = r"\.bach\.[0-9a-f]{8}\.(tmp|old)"
+
+
+def _store_lock(root: Path) -> FolderLock:
+    """The lock that lets one process at a time write ``<root>/bach``."""
+    return FolderLock(root, name=".bach.lock", what=f"the Bach store {root / 'bach'}")
 
 
 def shipped_store() -> Path | None:
@@ -287,15 +296,14 @@ def install(root: str | os.PathLike | None = None, workers: int = 2) -> Path:
     """
     root = Path(root).expanduser() if root is not None else data.default_root()
     path = root / "bach"
+    if data.is_store(path):
+        return path
     shipped = shipped_store()
-    if data.is_store(path) or shipped is None:
-        return path if data.is_store(path) else build(root=root, workers=workers)
-    if root.exists() and not root.is_dir():
-        raise NotADirectoryError(errno.ENOTDIR, "the data root exists and is not a folder", str(root))
-    root.mkdir(parents=True, exist_ok=True)
-    lock = FolderLock(root, name=".bach.lock", what=f"the Bach store {path}")
+    if shipped is None:
+        return build(root=root, workers=workers)
+    lock = _store_lock(root)  # creates the root; one line if it is a file
     with lock.acquire(wait=True):
-        remove_leftovers(root, r"\.bach\.[0-9a-f]{8}\.(tmp|old)", older_than=lock.since)
+        remove_leftovers(root, _LEFTOVERS, older_than=lock.since)
         if not data.is_store(path):
             tmp = root / f".bach.{uuid.uuid4().hex[:8]}.tmp"
             try:
