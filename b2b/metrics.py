@@ -900,9 +900,9 @@ def held_pitch(x: Any, threshold: float | None = None) -> tuple[np.ndarray, np.n
     return best / N_STEPS, track, pitch
 
 
-def _common_held(x: np.ndarray) -> tuple[str, float]:
-    """The (track, pitch) held (:data:`DRONE_SHARE`) in most windows, and in which share of them."""
-    share, track, pitch = held_pitch(x)
+def _common_held(share: np.ndarray, track: np.ndarray, pitch: np.ndarray) -> tuple[str, float]:
+    """From :func:`held_pitch`'s output: the (track, pitch) held (:data:`DRONE_SHARE`) in most
+    windows, and in which share of the windows."""
     held = share >= DRONE_SHARE
     if not held.any():
         return "", 0.0
@@ -910,7 +910,7 @@ def _common_held(x: np.ndarray) -> tuple[str, float]:
     t, p = keys[counts.argmax()]
     from pretty_midi import note_number_to_name
 
-    return f"{TRACKS[int(t)].name} {note_number_to_name(int(p))}", float(counts.max() / len(x))
+    return f"{TRACKS[int(t)].name} {note_number_to_name(int(p))}", float(counts.max() / len(share))
 
 
 def diversity(generated: Any, real: Any, threshold: float | None = None) -> dict[str, float]:
@@ -930,12 +930,13 @@ def diversity(generated: Any, real: Any, threshold: float | None = None) -> dict
     g = as_rolls(generated, threshold, name="generated")
     r = as_rolls(real, name="real")
     wg, wr = within_overlap(g), within_overlap(r)
-    dg, dr = _common_held(g), _common_held(r)
+    hg, hr = held_pitch(g), held_pitch(r)
+    dg, dr = _common_held(*hg), _common_held(*hr)
     return {
         "within_generated": wg, "within_real": wr,
         "within_ratio": wg / wr if wr and not np.isnan(wr) else float("nan"),
-        "held_generated": float((held_pitch(g)[0] >= DRONE_SHARE).mean()),
-        "held_real": float((held_pitch(r)[0] >= DRONE_SHARE).mean()),
+        "held_generated": float((hg[0] >= DRONE_SHARE).mean()),
+        "held_real": float((hr[0] >= DRONE_SHARE).mean()),
         "drone_pitch_generated": dg[0], "drone_generated": dg[1],
         "drone_pitch_real": dr[0], "drone_real": dr[1],
     }
