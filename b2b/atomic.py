@@ -60,6 +60,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink(missing_ok=True)
 
 
+def free_bytes(path: str | os.PathLike) -> int:
+    """Free bytes on the file system that holds ``path``, or would hold it once created (the
+    nearest existing folder above it is asked)."""
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    if not p.is_dir():
+        p = p.parent
+    return shutil.disk_usage(p).free
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], Any], mode: str = "wb") -> Path:
     """Call ``write(f)`` on a file opened with ``mode`` at a temporary name, then move it onto ``path``.
 

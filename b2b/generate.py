@@ -33,7 +33,6 @@ import io
 import json
 import os
 import re
-import shutil
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -43,7 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from b2b.atomic import atomic_path, atomic_write
+from b2b.atomic import atomic_path, atomic_write, free_bytes
 
 __all__ = [
     "MAX_SAMPLES",
@@ -412,15 +411,6 @@ def estimate_bytes(n: int, *, wav: bool = True, tempo: float = 120.0, sample_rat
     return int(n) * per + 256 + (2_000_000 if figure else 0) + 4096 * (1 + int(n) // 100)
 
 
-def _free_bytes(path: Path) -> int:
-    p = path
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    if not p.is_dir():
-        p = p.parent
-    return shutil.disk_usage(p).free
-
-
 def _npy_header(f: Any, dtype: str, shape: tuple[int, ...]) -> None:
     np.lib.format.write_array_header_1_0(f, {"descr": dtype, "fortran_order": False, "shape": shape})
 
@@ -618,7 +608,7 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a folder")
     need = estimate_bytes(args.n, wav=not args.no_wav, tempo=args.tempo, sample_rate=args.sample_rate)
-    free = _free_bytes(out)
+    free = free_bytes(out)
     if need > free:
         raise ValueError(f"--out {out}: {args.n} samples (--n) need about {need / 1e6:.0f} MB but only "
                         f"{free / 1e6:.0f} MB are free there")

@@ -67,7 +67,7 @@ import zlib
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from b2b.atomic import write_text
+from b2b.atomic import free_bytes, write_text
 
 # --------------------------------------------------------------------------------------------
 # Where the files come from: the ONE place to change when the upstream links move again.
@@ -585,10 +585,7 @@ class _NoSpace(ValueError):
 def check_free_space(folder: str | os.PathLike, need: int, what: str) -> None:
     """Raise ValueError unless ``folder`` (or the nearest existing folder above it) has ``need``
     bytes free."""
-    folder = Path(folder)
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    free = shutil.disk_usage(folder).free
+    free = free_bytes(folder)
     if free < need:
         raise _NoSpace(
             f"not enough free disk space in {folder} to {what}: {free / 2**30:.2f} GiB free, "

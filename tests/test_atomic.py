@@ -118,3 +118,15 @@ def test_remove_leftovers_only_ours_and_only_older(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [".ckpt.deadbeef.tmp", ".ckpt.nothex!.tmp", "keep.txt"]
     assert remove_leftovers(tmp_path / "missing", ".*") == []
     assert atomic.remove_leftovers(tmp_path, r"\.ckpt\.[0-9a-f]{8}\.tmp") == [tmp_path / ".ckpt.deadbeef.tmp"]
+
+
+def test_free_bytes_asks_the_nearest_existing_folder(tmp_path, monkeypatch):
+    import shutil
+
+    from b2b.atomic import free_bytes
+
+    asked = []
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: asked.append(p) or shutil._ntuple_diskusage(10, 3, 7))
+    (tmp_path / "f").write_text("x")
+    assert free_bytes(tmp_path / "a" / "b" / "c") == 7 and asked[-1] == tmp_path
+    assert free_bytes(tmp_path / "f") == 7 and asked[-1] == tmp_path  # a file: its folder

@@ -538,7 +538,7 @@ def test_cli_out_problems(checkpoint, tmp_path, capsys, monkeypatch, read_only_m
     err = capsys.readouterr().err
     assert rc == 2 and f"--out {tmp_path / 'ro'}" in err and "Read-only file system" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
-    monkeypatch.setattr(bgen, "_free_bytes", lambda path: 1_000_000)  # 1 MB free
+    monkeypatch.setattr(bgen, "free_bytes", lambda path: 1_000_000)  # 1 MB free
     rc = cli_main(["generate", "--checkpoint", str(checkpoint), "--n", "16", "--out", str(tmp_path / "s")])
     err = capsys.readouterr().err
     assert rc == 2 and "--n" in err and "MB are free" in err and not (tmp_path / "s").exists()
