@@ -122,14 +122,21 @@ class FolderLock:
         The lock file's name inside ``folder``.
     what : str
         How to call the folder in messages (e.g. ``"--out runs/seed"``).
+    required : bool
+        False: where the file system refuses ``flock`` itself (e.g. ENOLCK on some network file
+        systems) go on without the lock instead of failing; :attr:`exclusive` then says so.
     """
 
-    def __init__(self, folder: str | os.PathLike, name: str = ".lock", what: str | None = None) -> None:
+    def __init__(self, folder: str | os.PathLike, name: str = ".lock", what: str | None = None,
+                 required: bool = True) -> None:
         self.folder = Path(folder)
         self.path = self.folder / name
         self.what = what or str(self.folder)
+        self.required = required
         self._file: IO[Any] | None = None
         self.since: float | None = None
+        #: Whether the held lock really excludes other processes (False without ``flock``).
+        self.exclusive = False
 
     @property
     def held(self) -> bool:
@@ -166,6 +173,7 @@ class FolderLock:
             except OSError as e:
                 raise _with_path(e, self.folder, "cannot write here") from None
             try:
+                exclusive = fcntl is not None
                 if fcntl is not None:
                     try:
                         fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -178,6 +186,10 @@ class FolderLock:
                             told = True
                             on_wait(self.holder())
                         fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+                    except OSError:  # the file system has no locks (ENOLCK, ...)
+                        if self.required:
+                            raise
+                        exclusive = False
                 # the holder we waited for removes the file when it is done: lock the file that is there
                 try:
                     same = os.stat(self.path).st_ino == os.fstat(f.fileno()).st_ino
@@ -197,11 +209,13 @@ class FolderLock:
                 f.close()
                 raise
             self._file = f
+            self.exclusive = exclusive
             return self
 
     def release(self) -> None:
         """Release the lock and remove the lock file; no-op if not held."""
         f, self._file = self._file, None
+        self.exclusive = False
         if f is None:
             return
         try:

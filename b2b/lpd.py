@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import contextlib
 import datetime
 import errno
 import gzip
@@ -67,7 +66,7 @@ import zlib
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from b2b.atomic import free_bytes, write_text
+from b2b.atomic import FolderLock, FolderLocked, free_bytes, remove_leftovers, write_text
 
 # --------------------------------------------------------------------------------------------
 # Where the files come from: the ONE place to change when the upstream links move again.
@@ -1190,50 +1189,13 @@ def _prepare_root(root: Path) -> None:
                          f"permissions or choose another --root")
 
 
-@contextlib.contextmanager
-def _root_lock(root: Path) -> Iterator[bool]:
-    """Hold an exclusive lock on ``<root>/.b2b-lpd17.lock`` (released when the process ends,
-    however it ends); refuse if another ``b2b data lpd17`` holds it. Yields whether the lock is
-    held (False where the file system or platform has no ``flock``)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no lock
-        yield False
-        return
-    fd = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            locked = True
-        except BlockingIOError:
-            raise ValueError(f"another `b2b data lpd17` is working in {root} (it holds "
-                             f"{root / LOCK_NAME}); wait for it to finish or choose another "
-                             f"--root") from None
-        except OSError:  # e.g. ENOLCK on some network file systems: work without the lock
-            locked = False
-        yield locked
-    finally:
-        os.close(fd)
-
-
-def _remove_leftovers(root: Path) -> list[Path]:
+def _remove_leftovers(root: Path, since: float | None) -> list[Path]:
     """Remove the temporary files and folders that a killed run of this command left in
     ``root`` (only names this module's writers use; call with the root lock held)."""
-    raw = root / RAW_DIR
-    patterns = [(root, f".{MANIFEST_NAME}.*.tmp"), (root, f".{STORE_NAME}.*.tmp"),
-                (root, f".{STORE_NAME}.*.old"), (raw, ".*.tmp"),
-                (raw, f".{EXTRACTED_DIR}.extract-*"), (raw, f".{EXTRACTED_DIR}.old-*")]
-    removed = []
-    for folder, pattern in patterns:
-        if not folder.is_dir():
-            continue
-        for p in folder.glob(pattern):
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
-            removed.append(p)
-    return removed
+    rx_root = (rf"\.{re.escape(MANIFEST_NAME)}\..*\.tmp|\.{re.escape(STORE_NAME)}\..*\.(tmp|old)")
+    rx_raw = rf"\..*\.tmp|\.{re.escape(EXTRACTED_DIR)}\.(extract|old)-.*"
+    return (remove_leftovers(root, rx_root, older_than=since)
+            + remove_leftovers(root / RAW_DIR, rx_raw, older_than=since))
 
 
 def _os_error_message(e: OSError, root: Path) -> str:
@@ -1267,12 +1229,22 @@ def run(args: argparse.Namespace) -> int:
     _parse_sha(args.sha256)
     try:
         _prepare_root(root)
-        with _root_lock(root) as locked:
-            removed = _remove_leftovers(root) if locked else []  # none of them can be in use
+        # one run per root; where the file system has no locks (ENOLCK), work without one
+        lock = FolderLock(root, name=LOCK_NAME, what=f"--root {root}", required=False)
+        try:
+            lock.acquire()
+        except FolderLocked:
+            raise ValueError(f"another `b2b data lpd17` is working in {root} (it holds "
+                             f"{root / LOCK_NAME}); wait for it to finish or choose another "
+                             f"--root") from None
+        try:  # without the lock a leftover might be another run's work in progress
+            removed = _remove_leftovers(root, lock.since) if lock.exclusive else []
             if removed:
                 _info(f"removed {len(removed)} temporary file(s) left by an interrupted run, "
                       f"e.g. {removed[0]}")
             return _run(args, root)
+        finally:
+            lock.release()
     except OSError as e:
         raise ValueError(_os_error_message(e, root)) from None
 

@@ -130,3 +130,23 @@ def test_free_bytes_asks_the_nearest_existing_folder(tmp_path, monkeypatch):
     (tmp_path / "f").write_text("x")
     assert free_bytes(tmp_path / "a" / "b" / "c") == 7 and asked[-1] == tmp_path
     assert free_bytes(tmp_path / "f") == 7 and asked[-1] == tmp_path  # a file: its folder
+
+
+def test_lock_optional_where_the_file_system_has_no_locks(tmp_path, monkeypatch):
+    import errno
+
+    fcntl = pytest.importorskip("fcntl")
+    normal = FolderLock(tmp_path / "c").acquire()
+    assert normal.exclusive
+    normal.release()
+
+    def no_locks(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.raises(OSError, match="No locks available"):
+        FolderLock(tmp_path / "a").acquire()
+    lock = FolderLock(tmp_path / "b", required=False).acquire()
+    assert lock.held and not lock.exclusive and (tmp_path / "b" / ".lock").is_file()
+    lock.release()
+    assert not lock.held and not (tmp_path / "b" / ".lock").exists()
