@@ -65,6 +65,7 @@ __all__ = [
     "PRESETS",
     "GenConvNet",
     "DiscConvNet",
+    "MinibatchStd",
     "get_preset",
     "build",
     "count_parameters",
@@ -212,6 +213,10 @@ class CriticConfig:
         Dropout probability after each block; 0 removes the dropout layers.
     attention : int or None
         Self-attention after block ``attention`` (1..5); None for none.
+    minibatch_std : bool
+        Append ProGAN's minibatch standard deviation (:class:`MinibatchStd`, groups of 4) as one
+        more channel before the linear layer, so the critic can see how alike the windows of a
+        batch are: a generator that collapses onto one window is then easy to tell apart.
     fast_edges : bool
         Compute the first (full-pitch-width) layer as a matrix product.
     """
@@ -220,6 +225,7 @@ class CriticConfig:
     norm: str = "batch"
     dropout: float = 0.5
     attention: int | None = 3
+    minibatch_std: bool = False
     fast_edges: bool = True
 
     def __post_init__(self) -> None:
@@ -390,11 +396,35 @@ class _HalfTanh(nn.Module):
         return (torch.tanh(x) + 1) / 2
 
 
+class MinibatchStd(nn.Module):
+    """ProGAN's minibatch standard deviation (Karras et al. 2018, section 3), as one extra channel.
+
+    The batch is split into groups of ``group`` consecutive samples (the whole batch when its
+    size is not a multiple of ``group``); within each group the standard deviation of every
+    feature is taken over the samples, averaged over all features, and appended to each sample
+    of the group as a constant channel: ``(B, C, H, W)`` -> ``(B, C + 1, H, W)``.
+    """
+
+    def __init__(self, group: int = 4) -> None:
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, C, H, W)`` -> ``(B, C + 1, H, W)``."""
+        b, c, h, w = x.shape
+        g = self.group if b % self.group == 0 else b
+        y = x.reshape(b // g, g, c, h, w)  # (groups, g, C, H, W)
+        std = torch.sqrt(y.var(dim=1, unbiased=False) + 1e-8)  # (groups, C, H, W)
+        s = std.mean(dim=(1, 2, 3))  # (groups,)
+        s = s.repeat_interleave(g).view(b, 1, 1, 1).expand(b, 1, h, w)
+        return torch.cat([x, s], dim=1)
+
+
 class DiscConvNet(nn.Module):
     """Critic: ``(B, 17, 64, 72)`` -> scores ``(B, 1)`` (unbounded reals, higher = more real).
 
-    ``self.layers`` is an ``nn.Sequential`` (``block1`` .. ``block5``, ``attention``, ``flatten``,
-    ``linear``).
+    ``self.layers`` is an ``nn.Sequential`` (``block1`` .. ``block5``, ``attention``,
+    ``minibatch_std`` if configured, ``flatten``, ``linear``).
     """
 
     def __init__(self, config: CriticConfig | None = None, **overrides: Any) -> None:
@@ -415,8 +445,10 @@ class DiscConvNet(nn.Module):
             layers[f"block{i}"] = nn.Sequential(*block)
             if config.attention == i:
                 layers["attention"] = SelfAttention(c)
+        if config.minibatch_std:
+            layers["minibatch_std"] = MinibatchStd()  # (B, c, 2, 1) -> (B, c + 1, 2, 1)
         layers["flatten"] = nn.Flatten()
-        layers["linear"] = nn.Linear(c * (N_STEPS >> N_BLOCKS), 1)
+        layers["linear"] = nn.Linear((c + config.minibatch_std) * (N_STEPS >> N_BLOCKS), 1)
         self.layers = nn.Sequential(layers)
 
     def set_fast_edges(self, fast: bool) -> "DiscConvNet":

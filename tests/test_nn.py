@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -231,3 +233,37 @@ def test_tanh_output_is_half_tanh():
 def test_configs_are_frozen_dataclasses():
     with pytest.raises(dataclasses.FrozenInstanceError):
         PRESETS["seed"].critic.norm = "layer"  # type: ignore[misc]
+
+
+def test_minibatch_std_matches_numpy_by_groups():
+    from b2b.nn import MinibatchStd
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(8, 3, 2, 1, generator=g) * torch.arange(1, 9).view(8, 1, 1, 1)  # groups differ in spread
+    y = MinibatchStd(group=4)(x)
+    assert y.shape == (8, 4, 2, 1)
+    assert torch.equal(y[:, :3], x)
+    a = x.numpy().reshape(2, 4, 3, 2, 1)
+    want = np.sqrt(a.var(axis=1) + 1e-8).mean(axis=(1, 2, 3))  # one number per group of 4
+    assert np.allclose(y[:4, 3].numpy(), want[0], atol=1e-6)
+    assert np.allclose(y[4:, 3].numpy(), want[1], atol=1e-6)
+    assert want[1] > want[0]
+    # a batch that is not a multiple of the group is one group
+    z = MinibatchStd(group=4)(x[:6])
+    assert np.allclose(z[:, 3].numpy(), np.sqrt(x[:6].numpy().var(axis=0) + 1e-8).mean(), atol=1e-6)
+
+
+def test_critic_with_minibatch_std_sees_identical_batches():
+    from b2b.nn import CriticConfig, DiscConvNet, Preset
+
+    torch.manual_seed(0)
+    d = DiscConvNet(CriticConfig(norm="layer", dropout=0.0, minibatch_std=True))
+    assert d.layers.linear.in_features == (16 + 1) * 2
+    x = (torch.rand(8, 17, 64, 72) < 0.01).float()
+    same = x[:1].expand(8, -1, -1, -1)
+    # identical windows: the std channel is ~0, so the scores differ from those of a varied batch
+    assert not torch.allclose(d(same)[0], d(x)[0])
+    # presets written before the option existed load with it off
+    old = Preset("x").to_dict()
+    del old["critic"]["minibatch_std"]
+    assert Preset.from_dict(old).critic.minibatch_std is False

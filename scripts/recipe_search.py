@@ -1,0 +1,259 @@
+"""Search for a training recipe that does not collapse, at equal budget, on the Bach chorales.
+
+Each candidate is the ``seed`` preset with the overrides in ``CANDIDATES``. Every (candidate,
+seed) is trained with :class:`b2b.train.Trainer` for the same number of generator iterations
+and batch, keeping its checkpoints in ``<runs>/<candidate>-s<seed>/``; its last checkpoint is
+then exported with a density-calibrated threshold (``b2b export``) and evaluated with
+``b2b evaluate`` (every metric of the report, within-set overlap, nearest-training overlap,
+held pitches and the classifier two-sample test) exactly as a reader would run them. A run
+whose folder already holds a checkpoint is resumed (so a longer budget continues a shorter run).
+
+Writes ``<out>/results.json`` (provenance, budget, per run: config, history summary, wall
+times, the whole evaluation) and ``<out>/results.md`` (the tables), and per run
+``<out>/<candidate>-s<seed>/`` with ``report.md``, ``mgeval.json`` and ``history.csv``.
+
+Usage::
+
+    python scripts/recipe_search.py --candidates seed wgangp --seeds 0 1 --iterations 1500 \\
+        --runs /tmp/b2b-recipe --out data/ablations/recipe
+    python scripts/recipe_search.py --quick --runs /tmp/r --out /tmp/r-out     # a smoke run
+
+Each training process uses one torch thread (two processes on two cores; see ablations.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import dataclasses
+import datetime as _dt
+import json
+import multiprocessing as mp
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from b2b.atomic import write_text
+
+#: candidate name -> {"generator"|"critic"|"training": {field: value}} overrides of ``seed``
+CANDIDATES: dict[str, dict[str, dict[str, Any]]] = {
+    "seed": {},
+    "layer_norm": {"critic": {"norm": "layer", "dropout": 0.0}},
+    "wgangp": {"critic": {"norm": "layer", "dropout": 0.0, "channels": 64, "minibatch_std": True},
+               "training": {"lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.0, 0.9), "lr_gamma": 1.0}},
+}
+DESCRIPTIONS = {
+    "seed": "the original model and schedule (critic with batch norm, dropout 0.5, 16 channels; "
+            "Adam 3e-4 / 6e-4, betas (0.5, 0.9), x0.75 every 25 epochs)",
+    "layer_norm": "the old `improved`: seed with a layer-norm critic and no dropout",
+    "wgangp": "WGAN-GP's own settings (Adam 1e-4, betas (0, 0.9), constant rate) with a layer-norm "
+              "critic of 64 channels, no dropout, and a minibatch standard deviation channel",
+}
+#: the headline metrics of the evaluation report (rows on all tracks)
+HEADLINE = ("polyphony", "polyphonic_rate", "used_pitch_classes", "qualified_note_rate",
+            "pitch_class_entropy", "scale_consistency", "note_count", "empty_bar_rate")
+QUICK = dict(iterations=2, batch=8, seeds=[0], n_eval=40, jobs=1, checkpoint_every=1)
+FULL = dict(iterations=1500, batch=64, seeds=[0, 1], n_eval=1000, jobs=2, checkpoint_every=250)
+
+
+def candidate_preset(name: str) -> Any:
+    """The :class:`b2b.nn.Preset` of candidate ``name``: ``seed`` with the overrides."""
+    from b2b.nn import get_preset
+
+    base, over = get_preset("seed"), CANDIDATES[name]
+    return dataclasses.replace(
+        base, name=name, description=DESCRIPTIONS[name],
+        generator=dataclasses.replace(base.generator, **over.get("generator", {})),
+        critic=dataclasses.replace(base.critic, **over.get("critic", {})),
+        training=dataclasses.replace(base.training, **over.get("training", {})),
+    )
+
+
+def _b2b(*args: str) -> None:
+    """Run ``python -m b2b ARGS`` (the CLI as a reader runs it); raise with its stderr on failure."""
+    p = subprocess.run([sys.executable, "-m", "b2b", *args], capture_output=True, text=True,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if p.returncode:
+        raise RuntimeError(f"b2b {' '.join(args)} failed ({p.returncode}): {p.stderr.strip()[-2000:]}")
+
+
+def run_one(task: dict[str, Any]) -> dict[str, Any]:
+    """Train (or resume) one (candidate, seed), export it calibrated, evaluate it; in a worker."""
+    import torch
+
+    torch.set_num_threads(1)
+    from b2b.data import open_dataset
+    from b2b.train import Trainer, TrainerConfig
+
+    name, seed = task["candidate"], task["seed"]
+    run = Path(task["runs"]) / f"{name}-s{seed}"
+    cfg = TrainerConfig(preset=candidate_preset(name), iterations=task["iterations"], batch=task["batch"],
+                        seed=seed, device="cpu", out=str(run), progress=False, sample_every=0,
+                        checkpoint_every=task["checkpoint_every"], keep=100, log_every=1)
+    resume = any(run.glob("checkpoint_*.pt"))
+    t0 = time.perf_counter()
+    tr = Trainer(cfg, open_dataset(task["data"]), resume=resume)
+    start = tr.step
+    tr.train()
+    train_s = time.perf_counter() - t0
+    last = tr.history[-10:]
+    history = {k: sum(r[k] for r in last) / len(last) for k in ("wasserstein", "penalty", "grad_norm")}
+    del tr
+    ckpt = sorted(run.glob("checkpoint_*.pt"))[-1]
+    gen = run / "generator.pt"
+    ev = run / "evaluation"
+    t1 = time.perf_counter()
+    _b2b("export", "--checkpoint", str(ckpt), "--data", task["data"], "--out", str(gen))
+    _b2b("evaluate", "--checkpoint", str(gen), "--data", task["data"], "--n", str(task["n_eval"]),
+         "--seed", "0", "--no-figures", "--out", str(ev))
+    eval_s = time.perf_counter() - t1
+    report = json.loads((ev / "mgeval.json").read_text())
+    meta = torch.load(gen, map_location="cpu", weights_only=True)
+    return {"candidate": name, "seed": seed, "steps": task["iterations"], "resumed_from": start,
+            "train_wall_s": train_s, "eval_wall_s": eval_s, "threshold": meta.get("threshold"),
+            "history_last10": history, "report": report, "run": str(run)}
+
+
+def _git_commit() -> str:
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "b2b", "scripts/recipe_search.py"],
+                               cwd=root, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + (" (+ uncommitted changes in b2b/ or the script)" if dirty else "")
+
+
+def headline(r: dict[str, Any]) -> dict[str, Any]:
+    """The numbers the tables show for one run: each headline metric as the mean over the report's
+    rows of that metric (the active tracks, or "all"), real and generated; ``defined`` counts the
+    rows where the generated windows define it (e.g. polyphony needs notes on the track)."""
+    rep, out = r["report"], {}
+    for m in HEADLINE:
+        rows = [row for row in rep["rows"] if row["metric"] == m]
+        real = [row["real_mean"] for row in rows if row.get("real_mean") is not None]
+        gen = [row["generated_mean"] for row in rows if row.get("generated_mean") is not None]
+        out[m] = {"real": sum(real) / len(real) if real else None,
+                  "generated": sum(gen) / len(gen) if gen else None, "defined": len(gen), "rows": len(rows)}
+    out["sets"] = rep.get("sets", {})
+    return out
+
+
+def _fmt(v: Any, d: int = 3) -> str:
+    return "–" if v is None else f"{v:.{d}f}"
+
+
+def render_markdown(res: dict[str, Any]) -> str:
+    """``results.md``: provenance, budget, one row per run with every headline metric and diversity."""
+    p, b = res["provenance"], res["budget"]
+    lines = ["# Recipe search on the embedded Bach dataset", "",
+             f"- command: `{p['command']}`", f"- commit: {p['commit']}; date: {p['date']}",
+             f"- machine: {p['machine']}; torch {p['torch']}",
+             f"- budget per candidate and seed: {b['iterations']} generator iterations, batch {b['batch']}, "
+             f"seeds {b['seeds']}; each run exported with a density-calibrated threshold and evaluated "
+             f"with `b2b evaluate --n {b['n_eval']} --seed 0` (real windows vs generated windows)", "",
+             "## Candidates", ""]
+    for c, d in res["candidates"].items():
+        lines.append(f"- **{c}**: {d['description']} (overrides of `seed`: `{json.dumps(d['overrides'])}`)")
+    lines += ["", "## Headline metrics (all tracks; real in the first row)", ""]
+    cols = list(HEADLINE)
+    lines += ["| run | threshold | " + " | ".join(cols) + " |", "| --- | ---: |" + " ---: |" * len(cols)]
+    runs = res["runs"]
+    if runs:
+        h0 = runs[0]["headline"]
+        lines.append("| real | – | " + " | ".join(_fmt(h0[m]["real"]) for m in cols) + " |")
+    for r in runs:
+        h = r["headline"]
+        cells = [_fmt(h[m]["generated"]) + ("" if h[m]["defined"] == h[m]["rows"] else
+                                            f" ({h[m]['defined']}/{h[m]['rows']})") for m in cols]
+        lines.append(f"| {r['candidate']} s{r['seed']} | {_fmt(r['threshold'], 4)} | " + " | ".join(cells) + " |")
+    lines += ["", "## Diversity, copying and the two-sample test", "",
+              "| run | within-set overlap (real / generated) | ratio | pitch held ≥ half the window "
+              "(real / generated) | nearest-training overlap (real / generated) | C2ST accuracy [95% CI] | "
+              "train s |", "| --- | --- | ---: | --- | --- | --- | ---: |"]
+    for r in runs:
+        s = r["headline"]["sets"]
+        ts = s.get("two_sample", {})
+        lines.append(
+            f"| {r['candidate']} s{r['seed']} | {_fmt(s.get('within_real'))} / {_fmt(s.get('within_generated'))} | "
+            f"{_fmt(s.get('within_ratio'), 2)} | {_fmt(s.get('held_real'))} / {_fmt(s.get('held_generated'))} | "
+            f"{_fmt(s.get('nearest_real'))} / {_fmt(s.get('nearest_generated'))} | {_fmt(ts.get('accuracy'))} "
+            f"[{_fmt(ts.get('low'))}, {_fmt(ts.get('high'))}] | {r['train_wall_s']:.0f} |")
+    if res.get("decision"):
+        lines += ["", "## Decision", "", res["decision"]]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--candidates", nargs="+", choices=list(CANDIDATES), default=list(CANDIDATES))
+    p.add_argument("--seeds", type=int, nargs="+")
+    p.add_argument("--iterations", type=int)
+    p.add_argument("--batch", type=int)
+    p.add_argument("--jobs", type=int)
+    p.add_argument("--data", default="bach")
+    p.add_argument("--runs", required=True, help="folder for the training runs (checkpoints; not committed)")
+    p.add_argument("--out", required=True, help="folder for results.json / results.md and per-run reports")
+    p.add_argument("--quick", action="store_true", help="tiny budget: a smoke run / the tests")
+    p.add_argument("--decision", default="", help="text of the decision recorded in the results")
+    args = p.parse_args(argv)
+    budget = dict(QUICK if args.quick else FULL)
+    for k in ("iterations", "batch", "seeds", "jobs"):
+        if getattr(args, k) is not None:
+            budget[k] = getattr(args, k)
+    import torch
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tasks = [{"candidate": c, "seed": s, "runs": args.runs, "data": args.data, **budget}
+             for s in budget["seeds"] for c in args.candidates]
+    commit, t_start, results = _git_commit(), time.perf_counter(), []
+
+    def write() -> None:
+        order = {c: i for i, c in enumerate(args.candidates)}
+        rs = sorted(results, key=lambda r: (order[r["candidate"]], r["seed"]))
+        for r in rs:
+            d = out / f"{r['candidate']}-s{r['seed']}"
+            d.mkdir(exist_ok=True)
+            for name in ("report.md", "mgeval.json"):
+                shutil.copyfile(Path(r["run"]) / "evaluation" / name, d / name)
+            shutil.copyfile(Path(r["run"]) / "history.csv", d / "history.csv")
+        cmd = list(argv if argv is not None else sys.argv[1:])
+        res = {
+            "provenance": {"command": "python scripts/recipe_search.py " + " ".join(shlex.quote(a) for a in cmd),
+                           "commit": commit, "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                           "machine": f"{os.cpu_count()} shared CPU cores ({platform.machine()}), no GPU, one torch "
+                                      f"thread per process, {budget['jobs']} processes in parallel",
+                           "torch": torch.__version__, "python": platform.python_version(), "data": args.data},
+            "budget": {k: budget[k] for k in ("iterations", "batch", "seeds", "n_eval", "checkpoint_every")},
+            "candidates": {c: {"description": DESCRIPTIONS[c], "overrides": CANDIDATES[c],
+                               "preset": candidate_preset(c).to_dict()} for c in args.candidates},
+            "runs": [{**{k: v for k, v in r.items() if k not in ("report", "run")}, "headline": headline(r)}
+                     for r in rs],
+            "decision": args.decision, "complete": len(rs) == len(tasks), "wall_s": time.perf_counter() - t_start,
+        }
+        write_text(out / "results.json", json.dumps(res, indent=1, default=list))
+        write_text(out / "results.md", render_markdown(res))
+
+    with cf.ProcessPoolExecutor(budget["jobs"], mp_context=mp.get_context("spawn")) as ex:
+        futs = [ex.submit(run_one, t) for t in tasks]
+        for f in cf.as_completed(futs):
+            r = f.result()
+            results.append(r)
+            print(f"{r['candidate']} seed {r['seed']}: {r['steps']} steps, train {r['train_wall_s']:.0f} s, "
+                  f"eval {r['eval_wall_s']:.0f} s", flush=True)
+            write()
+    print(f"wrote {out / 'results.json'} and {out / 'results.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
