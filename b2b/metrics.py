@@ -216,7 +216,11 @@ def polyphonic_rate(
         half the time would halve its rate). ``"all"``: all 64 steps, BinaryMuseGAN's choice,
         for comparison with its numbers (0.48 on its training data).
     min_pitches : int
-        A step is polyphonic with at least this many pitches on (3 = "more than two").
+        A step is polyphonic with at least this many pitches on (3 = "more than two", as
+        BinaryMuseGAN's paper and docs define it). Its released code
+        (``musegan/utils/metrics.py`` of ``salu133445/bmusegan``, ``get_polyphonic_ratio``)
+        counts ``>= threshold`` with ``threshold=2``, i.e. steps with **two** or more pitches,
+        although its docstring says "larger than"; ``min_pitches=2, over="all"`` reproduces it.
     per_track : bool
         False pools the (track, step) pairs of each window.
 
@@ -320,6 +324,9 @@ def drum_pattern_rate(x: Any, threshold: float | None = None) -> np.ndarray:
     off-beat). Each on cell of the drum track is one hit (drum sounds are percussive, and two
     16th hits in a row on one drum cannot be told from a held one). A straight 8th-note pattern
     scores 1, 16th hi-hats 0.5 on their own. NaN when the drum track is empty.
+
+    Source note: MuseGAN's mask weights a hit next to the grid 0.1 instead of 0 (a partial
+    credit for near misses at its finer resolution); here an off-grid hit counts 0.
     """
     r = as_rolls(x, threshold)
     hits = r[:, DRUM_TRACK].sum(axis=-1)  # (n, 64)
@@ -438,6 +445,10 @@ def tonal_distance(a: Any, b: Any, threshold: float | None = None) -> np.ndarray
     ``x[:, 5]``. Per bar, the Euclidean distance between the two tonal centroids
     (:func:`tonal_centroid`, radii 1, 1, 0.5); averaged over the bars where both tracks play.
     Returns ``(...)``: NaN where no bar has both tracks on.
+
+    Source note: MuseGAN's released code (``get_harmonicity``) sums the chroma per **beat**, not
+    per bar, and averages the per-beat distances; per-beat chroma vary more, so its values are
+    larger and not comparable with ours (chapter 7 computes both on the Bach chorales).
     """
     ca, cb = tonal_centroid(a, threshold), tonal_centroid(b, threshold)
     if ca.shape != cb.shape:

@@ -54,6 +54,7 @@ COLAB_PACKAGES = [
     "ipykernel==6.17.1",
     "nbclient==0.11.0",
     "nbformat==5.11.1",
+    "soundfile==0.13.1",
 ]
 
 #: The cell put in front of every chapter: what makes ``"google.colab" in sys.modules`` true.

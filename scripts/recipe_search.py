@@ -120,6 +120,42 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
             "history_last10": history, "report": report, "run": str(run)}
 
 
+def trajectory(run: Path, out: Path, data: str, n_eval: int, every: int) -> list[dict[str, Any]]:
+    """Export and evaluate every ``every``-th checkpoint of a run (does more training still help?).
+
+    Writes ``<out>/trajectory.json`` and ``<out>/trajectory.md`` (one row per checkpoint: the
+    headline metrics and the diversity numbers, as :func:`render_markdown`).
+    """
+    import torch
+
+    rows = []
+    for ckpt in sorted(run.glob("checkpoint_*.pt")):
+        step = int(ckpt.stem.split("_")[1])
+        if step % every:
+            continue
+        gen, ev = run / f"generator_{step:08d}.pt", run / f"evaluation_{step:08d}"
+        _b2b("export", "--checkpoint", str(ckpt), "--data", data, "--out", str(gen))
+        _b2b("evaluate", "--checkpoint", str(gen), "--data", data, "--n", str(n_eval), "--seed", "0",
+             "--no-figures", "--out", str(ev))
+        report = json.loads((ev / "mgeval.json").read_text())
+        meta = torch.load(gen, map_location="cpu", weights_only=True)
+        rows.append({"label": f"{run.name} at step {step}", "candidate": run.name, "seed": step, "steps": step, "threshold": meta.get("threshold"),
+                     "train_wall_s": float(torch.load(ckpt, map_location="cpu", weights_only=True)["elapsed"]),
+                     "headline": headline({"report": report})})
+        print(f"{run.name} step {step}: within ratio {rows[-1]['headline']['sets'].get('within_ratio'):.2f}", flush=True)
+    res = {"provenance": {"command": "python scripts/recipe_search.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+                          "commit": _git_commit(), "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                          "machine": f"{os.cpu_count()} shared CPU cores ({platform.machine()}), no GPU",
+                          "torch": torch.__version__},
+           "budget": {"iterations": max(r["steps"] for r in rows), "batch": "as trained", "seeds": [run.name],
+                      "n_eval": n_eval, "every": every},
+           "candidates": {}, "runs": rows, "decision": ""}
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "trajectory.json", json.dumps(res, indent=1, default=list))
+    write_text(out / "trajectory.md", render_markdown(res).replace("# Recipe search", "# Checkpoints of one run", 1))
+    return rows
+
+
 def _git_commit() -> str:
     root = Path(__file__).resolve().parents[1]
     try:
@@ -145,6 +181,10 @@ def headline(r: dict[str, Any]) -> dict[str, Any]:
                   "generated": sum(gen) / len(gen) if gen else None, "defined": len(gen), "rows": len(rows)}
     out["sets"] = rep.get("sets", {})
     return out
+
+
+def _label(r: dict[str, Any]) -> str:
+    return r.get("label") or f"{r['candidate']} s{r['seed']}"
 
 
 def _fmt(v: Any, d: int = 3) -> str:
@@ -174,7 +214,7 @@ def render_markdown(res: dict[str, Any]) -> str:
         h = r["headline"]
         cells = [_fmt(h[m]["generated"]) + ("" if h[m]["defined"] == h[m]["rows"] else
                                             f" ({h[m]['defined']}/{h[m]['rows']})") for m in cols]
-        lines.append(f"| {r['candidate']} s{r['seed']} | {_fmt(r['threshold'], 4)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {_label(r)} | {_fmt(r['threshold'], 4)} | " + " | ".join(cells) + " |")
     lines += ["", "## Diversity, copying and the two-sample test", "",
               "| run | within-set overlap (real / generated) | ratio | pitch held ≥ half the window "
               "(real / generated) | nearest-training overlap (real / generated) | C2ST accuracy [95% CI] | "
@@ -183,7 +223,7 @@ def render_markdown(res: dict[str, Any]) -> str:
         s = r["headline"]["sets"]
         ts = s.get("two_sample", {})
         lines.append(
-            f"| {r['candidate']} s{r['seed']} | {_fmt(s.get('within_real'))} / {_fmt(s.get('within_generated'))} | "
+            f"| {_label(r)} | {_fmt(s.get('within_real'))} / {_fmt(s.get('within_generated'))} | "
             f"{_fmt(s.get('within_ratio'), 2)} | {_fmt(s.get('held_real'))} / {_fmt(s.get('held_generated'))} | "
             f"{_fmt(s.get('nearest_real'))} / {_fmt(s.get('nearest_generated'))} | {_fmt(ts.get('accuracy'))} "
             f"[{_fmt(ts.get('low'))}, {_fmt(ts.get('high'))}] | {r['train_wall_s']:.0f} |")
@@ -204,7 +244,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="folder for results.json / results.md and per-run reports")
     p.add_argument("--quick", action="store_true", help="tiny budget: a smoke run / the tests")
     p.add_argument("--decision", default="", help="text of the decision recorded in the results")
+    p.add_argument("--trajectory", metavar="NAME", help="instead of training: evaluate every --every-th checkpoint "
+                   "of the run <runs>/NAME (e.g. wgangp-s0) into <out>/trajectory.json/.md")
+    p.add_argument("--every", type=int, default=500, help="checkpoint spacing for --trajectory (default 500)")
     args = p.parse_args(argv)
+    if args.trajectory:
+        trajectory(Path(args.runs) / args.trajectory, Path(args.out), args.data,
+                   (QUICK if args.quick else FULL)["n_eval"], args.every)
+        return 0
     budget = dict(QUICK if args.quick else FULL)
     for k in ("iterations", "batch", "seeds", "jobs"):
         if getattr(args, k) is not None:
@@ -243,14 +290,23 @@ def main(argv: list[str] | None = None) -> int:
         write_text(out / "results.json", json.dumps(res, indent=1, default=list))
         write_text(out / "results.md", render_markdown(res))
 
-    with cf.ProcessPoolExecutor(budget["jobs"], mp_context=mp.get_context("spawn")) as ex:
-        futs = [ex.submit(run_one, t) for t in tasks]
-        for f in cf.as_completed(futs):
-            r = f.result()
-            results.append(r)
-            print(f"{r['candidate']} seed {r['seed']}: {r['steps']} steps, train {r['train_wall_s']:.0f} s, "
-                  f"eval {r['eval_wall_s']:.0f} s", flush=True)
-            write()
+    def done(r: dict[str, Any]) -> None:
+        results.append(r)
+        print(f"{r['candidate']} seed {r['seed']}: {r['steps']} steps, train {r['train_wall_s']:.0f} s, "
+              f"eval {r['eval_wall_s']:.0f} s", flush=True)
+        write()
+
+    if budget["jobs"] <= 1:  # in this process (also what the tests use: no pickling of this module)
+        threads = torch.get_num_threads()
+        try:
+            for t in tasks:
+                done(run_one(t))
+        finally:
+            torch.set_num_threads(threads)
+    else:
+        with cf.ProcessPoolExecutor(budget["jobs"], mp_context=mp.get_context("spawn")) as ex:
+            for f in cf.as_completed([ex.submit(run_one, t) for t in tasks]):
+                done(f.result())
     print(f"wrote {out / 'results.json'} and {out / 'results.md'}")
     return 0
 

@@ -228,12 +228,48 @@ def test_write_wav_of_a_waveform_and_missing_folder(tmp_path):
 
 
 def test_to_audio_does_not_autoplay_or_loop():
-    player = audio.to_audio(window(("Reed", 0, 8, 70)), backend="numpy", sample_rate=SR)
+    player = audio.to_audio(window(("Reed", 0, 8, 70)), backend="numpy", sample_rate=SR, format="wav")
     html = player._repr_html_()
     assert "autoplay" not in html and "loop" not in html
+    assert "data:audio/wav;base64," in html
     with wave.open(io.BytesIO(player.data), "rb") as f:
         assert (f.getnchannels(), f.getframerate()) == (1, SR)
         assert f.getnframes() == int(np.ceil((8.0 + audio.TAIL) * SR))
+
+
+def test_encode_wav_round_trips_to_16_bit():
+    w = np.linspace(-1.2, 1.2, 1001).astype(np.float32)  # clipped at the ends
+    with wave.open(io.BytesIO(audio.encode(w, 8000, "wav")), "rb") as f:
+        pcm = np.frombuffer(f.readframes(f.getnframes()), "<i2")
+        assert f.getframerate() == 8000
+    assert np.array_equal(pcm, np.round(np.clip(w, -1, 1) * 32767).astype("<i2"))
+
+
+def _spectrum(w, n=2048):
+    """Mean magnitude spectrum over frames of n samples (alignment-free, for lossy codecs)."""
+    frames = w[: len(w) // n * n].reshape(-1, n) * np.hanning(n)
+    return np.abs(np.fft.rfft(frames, axis=1)).mean(axis=0)
+
+
+def test_mp3_is_smaller_and_sounds_the_same():
+    sf = pytest.importorskip("soundfile")
+    w = audio.render(window(("Reed", 0, 8, 70), ("Reed", 8, 16, 74), ("Bass", 0, 32, 40)), backend="numpy",
+                     sample_rate=SR)
+    player = audio.to_audio(w, sample_rate=SR, format="mp3")
+    assert player.mimetype == "audio/mpeg" and "data:audio/mpeg;base64," in player._repr_html_()
+    assert len(player.data) < len(audio.encode(w, SR, "wav")) / 4
+    back, rate = sf.read(io.BytesIO(player.data), dtype="float32")
+    assert rate == SR and back.ndim == 1
+    assert abs(len(back) - len(w)) < 0.1 * SR  # an MP3 adds at most a frame or two of padding
+    a, b = _spectrum(w), _spectrum(back)
+    # the same spectrum: a relative error of a few percent (a pitch or octave off would be ~100%)
+    assert np.linalg.norm(a - b) / np.linalg.norm(a) < 0.1
+    assert audio.encode(w, SR, "auto")[:4] != b"RIFF"  # auto picks MP3 when soundfile is there
+
+
+def test_encode_rejects_unknown_format():
+    with pytest.raises(ValueError, match="format must be"):
+        audio.encode(np.zeros(10), SR, "ogg")
 
 
 # ---------------------------------------------------------------------------------- bad input
