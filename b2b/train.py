@@ -1062,9 +1062,13 @@ class Trainer:
         """Restore everything from a checkpoint dict; ValueError if it does not fit this run."""
         if ckpt.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{source}: not a training checkpoint (format {ckpt.get('format')!r}); cannot resume")
-        if ckpt["preset"] != self.preset.to_dict():
-            raise ValueError(f"{source}: checkpoint was trained with preset {ckpt['preset'].get('name')!r}, "
-                             f"which differs from the requested {self.preset.name!r}")
+        # the networks and hyper-parameters must match; the preset's name and description need not
+        # (a run found under one name may be continued under the name it was given later)
+        mine_p = self.preset.to_dict()
+        parts = [k for k in ("generator", "critic", "training") if ckpt["preset"].get(k) != mine_p[k]]
+        if parts:
+            raise ValueError(f"{source}: checkpoint was trained with preset {ckpt['preset'].get('name')!r}, whose "
+                             f"{' and '.join(parts)} differ from the requested {self.preset.name!r}")
         mine = self.config.to_dict()
         diff = [f"{k} {ckpt['config'].get(k)!r} != {mine[k]!r}" for k in _MUST_MATCH if ckpt["config"].get(k) != mine[k]]
         if diff:

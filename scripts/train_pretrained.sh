@@ -23,6 +23,10 @@
 #     REEXPORT=1 bash scripts/train_pretrained.sh
 #
 # ITERATIONS and RUN can be overridden from the environment; provenance.json records the values used.
+# RESUME=1 continues the run already in RUN (`b2b train --resume`, which accepts a checkpoint of the
+# same networks and hyper-parameters under another preset name), e.g. a run of
+# scripts/recipe_search.py whose candidate became the `improved` preset; RESUME_NOTE says where the
+# earlier steps came from and goes into provenance.json. KEEP is the number of checkpoints kept.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -36,7 +40,14 @@ REEXPORT=${REEXPORT:-}
 # one intra-op thread: on a shared 2-core machine two spinning threads waste more than they add
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
-TRAIN_CMD="b2b train --data bach --preset $PRESET --iterations $ITERATIONS --out $RUN --seed $SEED --checkpoint-every 250 --sample-every 500"
+RESUME=${RESUME:-}
+RESUME_NOTE=${RESUME_NOTE:-}
+KEEP=${KEEP:-3}
+TRAIN_CMD="b2b train --data bach --preset $PRESET --iterations $ITERATIONS --out $RUN --seed $SEED --checkpoint-every 250 --sample-every 500 --keep $KEEP${RESUME:+ --resume}"
+RESUMED_FROM=0
+if [ -n "$RESUME" ]; then
+    RESUMED_FROM=$(ls "$RUN"/checkpoint_*.pt | tail -1 | sed 's/.*checkpoint_0*\([0-9]*\)\.pt/\1/')
+fi
 FINAL=$RUN/checkpoint_$(printf %08d "$ITERATIONS").pt
 
 mkdir -p "$(dirname "$RUN")" "$DEST"
@@ -93,7 +104,7 @@ if [ -z "$REEXPORT" ]; then
 fi
 
 python - "$SOURCE" "$DEST" "$TRAIN_CMD" "$EXPORT_CMD" "$EVAL_CMD" "$EVAL_PRESET_CMD" "$TRAIN_COMMIT" "$TRAIN_DIRTY" \
-    "$TRAIN_STARTED" "$GIT_COMMIT" "$SHA_AFTER" "$REEXPORT" "$STARTED" <<'PY'
+    "$TRAIN_STARTED" "$GIT_COMMIT" "$SHA_AFTER" "$REEXPORT" "$STARTED" "$RESUMED_FROM" "$RESUME_NOTE" <<'PY'
 import datetime, json, os, platform, sys
 from pathlib import Path
 
@@ -106,7 +117,7 @@ from b2b.evaluate import iter_generated, open_generator
 from b2b.train import load_checkpoint
 
 (source, dest, train_cmd, export_cmd, eval_cmd, eval_preset_cmd, commit, dirty, started, post_commit, sha,
- reexport, now) = sys.argv[1:]
+ reexport, now, resumed_from, resume_note) = sys.argv[1:]
 path = Path(dest) / "provenance.json"
 gen_file = Path(dest) / "generator.pt"
 g, t, src, info = open_generator(gen_file)
@@ -189,6 +200,9 @@ else:
                           for k in ("loss_d", "loss_g", "wasserstein", "penalty", "grad_norm")},
         **update,
     }
+    if int(resumed_from):
+        provenance["resumed"] = {"from_step": int(resumed_from), "earlier_steps": resume_note,
+                                 "git_commit_of_the_resumed_part": commit}
 tmp = path.with_suffix(".json.tmp")
 tmp.write_text(json.dumps(provenance, indent=1) + "\n")
 os.replace(tmp, path)

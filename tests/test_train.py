@@ -104,6 +104,21 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
     assert strip(resumed.history) == strip(straight.history)
 
 
+def test_resume_under_another_name_of_the_same_preset(tmp_path):
+    # a run found as an experiment (a Preset of its own name) continues under the name it got later
+    import dataclasses
+
+    from b2b.nn import get_preset
+
+    data = windows(10)
+    renamed = dataclasses.replace(get_preset("seed"), name="candidate", description="found in a search")
+    Trainer(cfg(tmp_path, iterations=2, checkpoint_every=2, preset=renamed), data).train()
+    t = Trainer(cfg(tmp_path, iterations=3, checkpoint_every=3), data, resume=True)
+    assert t.step == 2 and t.preset.name == "seed"
+    t.train()
+    assert torch.load(tmp_path / "checkpoint_00000003.pt", weights_only=True)["preset"]["name"] == "seed"
+
+
 def test_resume_errors(tmp_path):
     data = windows(10)
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
@@ -111,7 +126,7 @@ def test_resume_errors(tmp_path):
     Trainer(cfg(tmp_path, iterations=1), data).train()
     with pytest.raises(ValueError, match="already holds checkpoints"):
         Trainer(cfg(tmp_path), data)
-    with pytest.raises(ValueError, match="preset 'seed'.*'improved'"):
+    with pytest.raises(ValueError, match="preset 'seed', whose critic.* differ from the requested 'improved'"):
         Trainer(cfg(tmp_path, preset="improved"), data, resume=True)
     with pytest.raises(ValueError, match="10 windows.*9"):
         Trainer(cfg(tmp_path), windows(9), resume=True)
