@@ -107,8 +107,8 @@ from torch import Tensor, nn
 
 from b2b.atomic import FolderLock, atomic_write, remove_leftovers
 from b2b.data import open_dataset
-from b2b.losses import critic_loss, generator_loss
 from b2b.nn import DiscConvNet, GenConvNet, Preset, build, get_preset
+from b2b.step import wgan_gp_iteration
 
 __all__ = [
     "TrainerConfig",
@@ -841,46 +841,15 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
 
     def train_step(self) -> Tensor:
-        """One generator iteration (``n_critic`` critic updates + 1 generator update).
-
-        Returns
-        -------
-        Tensor
-            ``(6,)`` float32 on the device: loss_d, loss_g, wasserstein, penalty, grad_norm (critic
-            values averaged over the critic updates), and 1 (a count, for averaging over ranks).
-        """
+        """One generator iteration: :func:`b2b.step.wgan_gp_iteration` on this run's networks,
+        optimizers, data and noise. Returns its ``(6,)`` statistics tensor (on the device)."""
         cfg = self.config
         self.G.train(), self.D.train()
-        acc = torch.zeros(4, device=self.device)
-        for _ in range(cfg.n_critic):
-            real = self.next_batch()
-            z = torch.randn(self.local_batch, self.generator.latent, device=self.device)
-            with self._autocast():
-                with torch.no_grad():
-                    fake = self.generator(z)
-                loss_d, st = critic_loss(self.D, real, fake, lambda_gp=cfg.lambda_gp)
-            self.opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            self.opt_d.step()
-            acc += torch.stack([loss_d.detach().float(), st["wasserstein"], st["penalty"], st["grad_norm"]])
-        z = torch.randn(self.local_batch, self.generator.latent, device=self.device)
-        # the plain critic with frozen parameters: only the generator gets gradients (no DDP sync
-        # of the critic, no wasted critic weight gradients)
-        frozen = [p for p in self.critic.parameters() if p.requires_grad]
-        for p in frozen:
-            p.requires_grad_(False)
-        try:
-            with self._autocast():
-                fake = self.G(z)
-                loss_g = generator_loss(self.critic, fake)
-            self.opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-        finally:
-            for p in frozen:
-                p.requires_grad_(True)
-        self.opt_g.step()
-        acc = acc / cfg.n_critic
-        return torch.stack([acc[0], loss_g.detach().float(), acc[1], acc[2], acc[3], torch.ones((), device=self.device)])
+        latent = self.generator.latent
+        return wgan_gp_iteration(
+            self.G, self.D, self.opt_g, self.opt_d, self.next_batch,
+            lambda: torch.randn(self.local_batch, latent, device=self.device),
+            n_critic=cfg.n_critic, lambda_gp=cfg.lambda_gp, autocast=self._autocast)
 
     def _advance_schedulers(self) -> None:
         done = math.floor(self.epoch_at(self.step))
