@@ -854,32 +854,22 @@ def open_generator(checkpoint: str | os.PathLike, threshold: Any = None,
     return gen, t, source, info
 
 
-def iter_generated(gen: Any, latent: int, n: int, seed: int, threshold: float, batch: int = CHUNK,
-                   device: str = "cpu") -> Iterator[np.ndarray]:
+def iter_generated(gen: Any, latent: int, n: int, seed: int, threshold: float,
+                   batch: int = CHUNK) -> Iterator[np.ndarray]:
     """``n`` binarized windows from ``gen``, ``batch`` at a time (bool ``(c, 17, 64, 72)``).
 
-    Noise: ``torch.randn(c, latent)`` per batch from one ``torch.Generator`` seeded with
-    ``seed`` (so the windows depend on ``batch``), moved to the generator's device (``device``
-    only for a generator without parameters). ValueError if an output is not finite.
+    The book's one sampler, :func:`b2b.generate.iter_generate`, binarized at ``p >= threshold``:
+    the noise ``(n, latent)`` is drawn up front from a ``torch.Generator`` seeded with ``seed``,
+    so the windows are those of ``b2b generate --seed`` and do not depend on ``batch``; they are
+    made where the generator's parameters are. ``latent`` must be the generator's. ValueError if
+    an output is not finite.
     """
-    import torch
-    rng = torch.Generator().manual_seed(int(seed))
-    param = next(iter(gen.parameters()), None) if hasattr(gen, "parameters") else None
-    dev = param.device if param is not None else torch.device("cpu" if device == "auto" else device)
-    was_training = getattr(gen, "training", False)
-    gen.eval()
-    try:
-        for start in range(0, n, batch):
-            b = min(batch, n - start)
-            z = torch.randn(b, int(latent), generator=rng).to(dev)
-            with torch.no_grad():
-                p = gen(z).float()
-            if not bool(torch.isfinite(p).all()):
-                raise ValueError(f"generator: outputs for windows {start}..{start + b - 1} are not finite "
-                                 f"(NaN or inf); the generator is broken")
-            yield (p >= float(threshold)).cpu().numpy()
-    finally:
-        gen.train(was_training)
+    from b2b.generate import _latent_size, iter_generate
+
+    if int(latent) != _latent_size(gen):
+        raise ValueError(f"latent: the generator takes noise of size {_latent_size(gen)}, not {latent}")
+    for p in iter_generate(gen, int(n), seed=int(seed), chunk=batch):
+        yield (p >= float(threshold)).numpy()
 
 
 def generate_samples(
@@ -893,7 +883,7 @@ def generate_samples(
     Memory: ``n × 78,336`` bytes; :func:`iter_generated` works in chunks.
     """
     gen, t, _, info = open_generator(checkpoint, threshold, device)
-    return np.concatenate(list(iter_generated(gen, info["latent"], n, seed, t, batch, device))), t
+    return np.concatenate(list(iter_generated(gen, info["latent"], n, seed, t, batch))), t
 
 
 def features_of_chunks(chunks: Iterable[np.ndarray], examples: int = 4,
@@ -1050,7 +1040,7 @@ def run(args: argparse.Namespace) -> int:
         described = None if explicit is None else f"{explicit:g} (--threshold)"
     else:
         gen, threshold, source, info = open_generator(args.checkpoint, explicit, device=args.device)
-        gen_chunks = iter_generated(gen, info["latent"], args.n, args.seed, threshold, device=args.device)
+        gen_chunks = iter_generated(gen, info["latent"], args.n, args.seed, threshold)
         n_gen = args.n
         meta["generated"] = f"{args.checkpoint} ({args.n} samples)"
         meta["threshold"] = threshold

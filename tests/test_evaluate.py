@@ -556,3 +556,18 @@ def test_report_renders_the_set_statistics():
     assert "## Diversity, copying and the two-sample test" in md
     assert "Classifier two-sample test" in md and "accuracy **" in md
     assert report.as_dict()["sets"]["two_sample"]["n_test"] == 8
+
+
+def test_one_sampler_evaluate_sees_what_generate_makes():
+    # b2b evaluate's windows are b2b generate's at the same seed, whatever the chunk size
+    from b2b.generate import generate
+    from b2b.nn import GenConvNet, GeneratorConfig
+
+    torch.manual_seed(0)
+    g = GenConvNet(GeneratorConfig(latent=16, channels=8)).eval()
+    want = (generate(g, 7, seed=3) >= 0.5).numpy()
+    for batch in (2, 7, 100):
+        got = np.concatenate(list(E.iter_generated(g, 16, 7, 3, 0.5, batch=batch)))
+        assert np.array_equal(got, want), batch
+    with pytest.raises(ValueError, match="noise of size 16, not 8"):
+        list(E.iter_generated(g, 8, 7, 3, 0.5))
