@@ -247,13 +247,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trajectory", metavar="NAME", help="instead of training: evaluate every --every-th checkpoint "
                    "of the run <runs>/NAME (e.g. wgangp-s0) into <out>/trajectory.json/.md")
     p.add_argument("--every", type=int, default=500, help="checkpoint spacing for --trajectory (default 500)")
+    p.add_argument("--n-eval", type=int, help="windows per set in each evaluation (default 1000; --quick 40)")
     args = p.parse_args(argv)
     if args.trajectory:
         trajectory(Path(args.runs) / args.trajectory, Path(args.out), args.data,
-                   (QUICK if args.quick else FULL)["n_eval"], args.every)
+                   args.n_eval or (QUICK if args.quick else FULL)["n_eval"], args.every)
         return 0
     budget = dict(QUICK if args.quick else FULL)
-    for k in ("iterations", "batch", "seeds", "jobs"):
+    for k in ("iterations", "batch", "seeds", "jobs", "n_eval"):
         if getattr(args, k) is not None:
             budget[k] = getattr(args, k)
     import torch
