@@ -45,6 +45,7 @@ from b2b.atomic import write_text
 CANDIDATES: dict[str, dict[str, dict[str, Any]]] = {
     "seed": {},
     "layer_norm": {"critic": {"norm": "layer", "dropout": 0.0}},
+    "minibatch_std": {"critic": {"norm": "layer", "dropout": 0.0, "minibatch_std": True}},
     "wgangp": {"critic": {"norm": "layer", "dropout": 0.0, "channels": 64, "minibatch_std": True},
                "training": {"lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.0, 0.9), "lr_gamma": 1.0}},
 }
@@ -52,6 +53,8 @@ DESCRIPTIONS = {
     "seed": "the original model and schedule (critic with batch norm, dropout 0.5, 16 channels; "
             "Adam 3e-4 / 6e-4, betas (0.5, 0.9), x0.75 every 25 epochs)",
     "layer_norm": "the old `improved`: seed with a layer-norm critic and no dropout",
+    "minibatch_std": "layer_norm plus a minibatch standard deviation channel in the critic (ProGAN's "
+                     "device against collapse); the original schedule",
     "wgangp": "WGAN-GP's own settings (Adam 1e-4, betas (0, 0.9), constant rate) with a layer-norm "
               "critic of 64 channels, no dropout, and a minibatch standard deviation channel",
 }
