@@ -159,6 +159,32 @@ def trajectory(run: Path, out: Path, data: str, n_eval: int, every: int) -> list
     return rows
 
 
+def merge(paths: list[Path], out: Path, decision: str = "") -> dict[str, Any]:
+    """One ``results.json`` (and ``results.md``) from several invocations at the same budget."""
+    parts = [json.loads(p.read_text()) for p in paths]
+    keys = ("iterations", "batch", "n_eval")
+    if len({tuple(r["budget"][k] for k in keys) for r in parts}) != 1:
+        raise ValueError(f"--merge: the results differ in budget ({', '.join(keys)}): {[str(p) for p in paths]}")
+    res = {"provenance": {**parts[0]["provenance"],
+                          "command": " && ".join(r["provenance"]["command"] for r in parts),
+                          "commit": ", ".join(dict.fromkeys(r["provenance"]["commit"] for r in parts)),
+                          "date": ", ".join(dict.fromkeys(r["provenance"]["date"] for r in parts)),
+                          "merged_from": [str(p) for p in paths]},
+           "budget": {**parts[0]["budget"], "seeds": sorted({s for r in parts for s in r["budget"]["seeds"]})},
+           "candidates": {k: v for r in parts for k, v in r["candidates"].items()},
+           "runs": [run for r in parts for run in r["runs"]],
+           "decision": decision or parts[0].get("decision", ""),
+           "complete": all(r.get("complete") for r in parts),
+           "wall_s": sum(r.get("wall_s", 0) for r in parts)}
+    order = list(CANDIDATES)
+    res["runs"].sort(key=lambda r: (order.index(r["candidate"]), r["seed"]))
+    res["candidates"] = {c: res["candidates"][c] for c in order if c in res["candidates"]}
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "results.json", json.dumps(res, indent=1, default=list))
+    write_text(out / "results.md", render_markdown(res))
+    return res
+
+
 def _git_commit() -> str:
     root = Path(__file__).resolve().parents[1]
     try:
@@ -251,7 +277,12 @@ def main(argv: list[str] | None = None) -> int:
                    "of the run <runs>/NAME (e.g. wgangp-s0) into <out>/trajectory.json/.md")
     p.add_argument("--every", type=int, default=500, help="checkpoint spacing for --trajectory (default 500)")
     p.add_argument("--n-eval", type=int, help="windows per set in each evaluation (default 1000; --quick 40)")
+    p.add_argument("--merge", nargs="+", metavar="RESULTS", help="instead of training: merge the results.json "
+                   "of several invocations (same budget) into <out>/results.json and results.md")
     args = p.parse_args(argv)
+    if args.merge:
+        merge([Path(m) for m in args.merge], Path(args.out), args.decision)
+        return 0
     if args.trajectory:
         trajectory(Path(args.runs) / args.trajectory, Path(args.out), args.data,
                    args.n_eval or (QUICK if args.quick else FULL)["n_eval"], args.every)

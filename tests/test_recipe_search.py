@@ -55,3 +55,17 @@ def test_quick_run_reports_every_headline_metric_and_diversity(rs, tmp_path):
                     "--out", str(out)]) == 0
     again = json.loads((out / "results.json").read_text())["runs"][0]
     assert (again["resumed_from"], again["steps"]) == (2, 3)
+    # results of two invocations merge into one table, in the order of CANDIDATES
+    other = json.loads((out / "results.json").read_text())
+    other["runs"][0]["candidate"] = "seed"
+    other["candidates"] = {"seed": other["candidates"]["wgangp"]}
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    merged = rs.merge([out / "results.json", tmp_path / "other.json"], tmp_path / "merged", "a decision")
+    assert [r["candidate"] for r in merged["runs"]] == ["seed", "wgangp"]
+    assert list(merged["candidates"]) == ["seed", "wgangp"] and merged["decision"] == "a decision"
+    assert "| seed s0 |" in (tmp_path / "merged" / "results.md").read_text()
+    other["budget"]["iterations"] = 99
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="differ in budget"):
+        rs.merge([out / "results.json", tmp_path / "other.json"], tmp_path / "merged")
+
