@@ -73,7 +73,6 @@ __all__ = [
 
 N_TRACKS, N_STEPS, N_PITCHES = 17, 64, 72
 NORMS = ("batch", "layer", "none")
-OUTPUTS = ("sigmoid", "tanh")
 N_BLOCKS = 5
 
 
@@ -175,9 +174,6 @@ class GeneratorConfig:
         Normalization after each block's convolution ("layer": ``GroupNorm(1, C)``, per sample).
     attention : int or None
         Self-attention after block ``attention`` (1..5); None for none.
-    output : {"sigmoid", "tanh"}
-        Output activation. ``"tanh"`` is mapped to [0, 1] as ``(tanh(x) + 1) / 2`` so the
-        outputs are always probabilities.
     fast_edges : bool
         Compute the last (full-pitch-width) layer as a matrix product.
     """
@@ -186,15 +182,12 @@ class GeneratorConfig:
     channels: int = 64
     norm: str = "batch"
     attention: int | None = 4
-    output: str = "sigmoid"
     fast_edges: bool = True
 
     def __post_init__(self) -> None:
         _check_common("generator", self.norm, self.attention, self.channels)
         if self.latent < 1:
             raise ValueError(f"generator latent must be >= 1, got {self.latent}")
-        if self.output not in OUTPUTS:
-            raise ValueError(f"generator output must be one of {OUTPUTS}, got {self.output!r}")
 
 
 @dataclass(frozen=True)
@@ -290,7 +283,12 @@ class Preset:
         """Inverse of :meth:`to_dict`."""
         t = dict(d["training"])
         t["betas"] = tuple(t["betas"])
-        return cls(name=d["name"], generator=GeneratorConfig(**d["generator"]),
+        g = dict(d["generator"])
+        # files written before the output option was removed say "sigmoid" (its only real choice)
+        if g.pop("output", "sigmoid") != "sigmoid":
+            raise ValueError(f"preset {d.get('name')!r}: generator output {d['generator']['output']!r} is no "
+                             "longer supported (the generator always ends with a sigmoid)")
+        return cls(name=d["name"], generator=GeneratorConfig(**g),
                    critic=CriticConfig(**d["critic"]), training=TrainingConfig(**t),
                    description=d.get("description", ""))
 
@@ -363,7 +361,7 @@ class GenConvNet(nn.Module):
                 layers["attention"] = SelfAttention(c)
         layers["edge"] = PitchConvTranspose2d(c, N_TRACKS, kernel_size=(2, N_PITCHES), stride=(2, 2),
                                               fast=config.fast_edges)
-        layers["output"] = nn.Sigmoid() if config.output == "sigmoid" else _HalfTanh()
+        layers["output"] = nn.Sigmoid()
         self.layers = nn.Sequential(layers)
 
     @property
@@ -387,13 +385,6 @@ class GenConvNet(nn.Module):
         if z.dim() != 2 or z.shape[1] != self.config.latent:
             raise ValueError(f"noise must have shape (B, {self.config.latent}), got {tuple(z.shape)}")
         return self.layers(z.view(z.shape[0], -1, 1, 1))
-
-
-class _HalfTanh(nn.Module):
-    """``(tanh(x) + 1) / 2``: a tanh output mapped to [0, 1]."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return (torch.tanh(x) + 1) / 2
 
 
 class MinibatchStd(nn.Module):

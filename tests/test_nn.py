@@ -202,7 +202,7 @@ def test_unknown_preset_lists_known_ones():
 
 
 def test_ablation_options():
-    g = GenConvNet(GeneratorConfig(attention=None, output="tanh", norm="none", latent=32))
+    g = GenConvNet(GeneratorConfig(attention=None, norm="none", latent=32))
     assert not any(isinstance(m, SelfAttention) for m in g.modules())
     y = g(torch.randn(2, 32))
     assert y.shape == (2, 17, 64, 72) and y.min() >= 0 and y.max() <= 1
@@ -213,8 +213,8 @@ def test_ablation_options():
     for bad in (dict(norm="group"), dict(attention=0), dict(attention=6), dict(dropout=1.0)):
         with pytest.raises(ValueError):
             CriticConfig(**bad)
-    with pytest.raises(ValueError):
-        GeneratorConfig(output="relu")
+    with pytest.raises(TypeError):
+        GeneratorConfig(output="sigmoid")  # the output option is gone: always a sigmoid
 
 
 def test_bad_inputs():
@@ -225,9 +225,13 @@ def test_bad_inputs():
         d(torch.rand(2, 17, 32, 72))
 
 
-def test_tanh_output_is_half_tanh():
-    x = torch.tensor([-2.0, 0.0, 1.0])
-    torch.testing.assert_close(bnn._HalfTanh()(x), torch.sigmoid(2 * x))
+def test_presets_written_with_the_old_output_option_still_load():
+    old = PRESETS["improved"].to_dict()
+    old["generator"]["output"] = "sigmoid"                 # what checkpoints before the removal hold
+    assert Preset.from_dict(old) == PRESETS["improved"]
+    old["generator"]["output"] = "tanh"
+    with pytest.raises(ValueError, match="output 'tanh' is no longer supported"):
+        Preset.from_dict(old)
 
 
 def test_configs_are_frozen_dataclasses():
