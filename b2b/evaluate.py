@@ -828,10 +828,10 @@ def open_generator(checkpoint: str | os.PathLike, threshold: Any = None,
 
     ``threshold``: a number wins (source ``"argument"``); ``None`` or ``"auto"`` take the
     threshold stored in the file (``"calibrated"``) or the preset's (``"preset"``), see
-    :func:`b2b.train.load_generator`. Returns ``(generator, threshold, source, info)``.
+    :func:`b2b.checkpoint.load_generator`. Returns ``(generator, threshold, source, info)``.
     """
     from b2b.generate import check_threshold, resolve_threshold
-    from b2b.train import load_generator
+    from b2b.checkpoint import load_generator
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")

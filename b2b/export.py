@@ -4,13 +4,87 @@
 out of a training checkpoint (or an exported file) and stores the threshold that
 :func:`b2b.generate.calibrate_threshold` finds against the data's note density, so that
 ``b2b generate`` and ``b2b evaluate`` play it at that threshold by default (``--threshold auto``).
-The work is done by :func:`b2b.train.export_generator`.
+:func:`export_generator` does the work (also from Python).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+from typing import Any
+
+import torch
+
+from b2b.checkpoint import FORMAT_VERSION, GENERATOR_FORMAT, atomic_torch_save, load_checkpoint, load_generator
+
+__all__ = ["export_generator", "add_arguments", "run"]
+
+
+def export_generator(checkpoint_path: str | Path, out_path: str | Path, *, data: Any = None,
+                     density: float | None = None, n: int | None = None, seed: int | None = None,
+                     device: str | torch.device = "cpu") -> Path:
+    """Write the generator of a checkpoint to a small ``"b2b-generator"`` file (atomic), with its
+    binarization threshold calibrated against the training data.
+
+    The file holds ``format``, ``version``, ``step``, ``config``, ``preset``, ``generator`` (the
+    weights), ``data`` and, when calibrated, ``threshold`` (float in (0, 1)) and ``calibration``
+    (``rule``, ``data``, ``density_target``, ``density_at_threshold``, ``silent_share``,
+    ``n_samples``, ``seed``: see :func:`b2b.generate.calibrate_threshold`). Both are optional
+    keys of format version 1: files without them still load (their preset's threshold is used),
+    and everything loads with ``torch.load(weights_only=True)``. The weights are copied
+    unchanged; re-exporting an exported file recalibrates its threshold.
+
+    Parameters
+    ----------
+    checkpoint_path : str or Path
+        A training checkpoint or an exported generator file.
+    out_path : str or Path
+        The file to write (may be ``checkpoint_path`` itself).
+    data : str, path, dataset or array, optional
+        The training data, whose note density (share of on cells) the threshold matches
+        (:func:`b2b.generate.note_density`), e.g. ``"bach"``.
+    density : float, optional
+        The target density directly, instead of ``data``. Without ``data`` and ``density`` no
+        threshold is stored.
+    n, seed : int, optional
+        Calibration samples and noise seed (default :data:`b2b.generate.CALIBRATION_SAMPLES`,
+        :data:`b2b.generate.CALIBRATION_SEED`).
+    device : str or torch.device
+        Where to run the generator for the calibration.
+
+    Returns
+    -------
+    Path
+        ``out_path``.
+    """
+    from b2b.generate import CALIBRATION_SAMPLES, CALIBRATION_SEED, calibrate_threshold, note_density
+
+    ckpt = load_checkpoint(checkpoint_path)
+    small = {"format": GENERATOR_FORMAT, "version": FORMAT_VERSION, "step": ckpt.get("step", 0),
+             "config": ckpt.get("config", {}), "preset": ckpt.get("preset"), "generator": ckpt.get("generator"),
+             "data": ckpt.get("data", {})}
+    if data is not None and density is not None:
+        raise ValueError("export: give the training data or its density, not both")
+    if data is not None or density is not None:
+        g, _ = load_generator(checkpoint_path, device=device)  # checks the weights (fit, finite)
+        if data is not None:
+            density, windows = note_density(data)
+            name = data if isinstance(data, (str, os.PathLike)) else type(data).__name__
+            source = {"data": str(name), "data_windows": int(windows)}
+        else:
+            source = {"data": None, "data_windows": None}
+        cal = calibrate_threshold(g, float(density), n=CALIBRATION_SAMPLES if n is None else n,
+                                  seed=CALIBRATION_SEED if seed is None else seed, device=device)
+        small["threshold"] = cal.pop("threshold")
+        small["calibration"] = {**cal, **source}
+    else:
+        load_generator(checkpoint_path)  # refuse to export broken weights
+    out_path = Path(out_path)
+    if out_path.is_dir():
+        raise ValueError(f"out: {out_path} is a folder; expected a file name such as generator.pt")
+    atomic_torch_save(small, out_path)
+    return out_path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +108,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """``b2b export``: write ``--out`` and print the calibrated threshold."""
     from b2b.generate import MAX_SAMPLES
-    from b2b.train import export_generator, load_generator
 
     if not 1 <= args.n <= MAX_SAMPLES:
         raise ValueError(f"--n must be in [1, {MAX_SAMPLES}], got {args.n}")

@@ -3,7 +3,7 @@
 
 The generator maps standard normal noise ``(n, latent)`` to probabilities ``(n, 17, 64, 72)``
 in [0, 1]. A *sample* becomes music by binarizing it at a threshold (``p >= threshold`` is a
-note). The threshold belongs to the generator: :func:`b2b.train.export_generator` stores the
+note). The threshold belongs to the generator: :func:`b2b.export.export_generator` stores the
 one :func:`calibrate_threshold` finds (density-matched to the training data), and
 ``--threshold auto`` (the default of ``b2b generate`` and ``b2b evaluate``) uses it; a file
 without one falls back to its preset's (the ``seed`` preset's 0.9), and an explicit
@@ -122,7 +122,7 @@ def iter_generate(generator: nn.Module, n: int, *, seed: int | None = None, devi
         gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
         z = torch.randn(n, size, generator=gen)  # n x latent floats: small next to the samples
     if device is not None:
-        from b2b.train import resolve_device
+        from b2b.checkpoint import resolve_device
 
         generator.to(resolve_device(device))
     dev = _module_device(generator)
@@ -285,7 +285,7 @@ def resolve_threshold(threshold: Any, info: dict[str, Any], name: str = "--thres
 
     ``threshold`` is a number (an explicit choice: wins, source ``"argument"``), or ``None`` /
     ``"auto"``: the threshold stored in the generator file (``"calibrated"``) when there is one,
-    else its preset's (``"preset"``), as :func:`b2b.train.load_generator` reports in ``info``.
+    else its preset's (``"preset"``), as :func:`b2b.checkpoint.load_generator` reports in ``info``.
     """
     if threshold is None or (isinstance(threshold, str) and threshold.strip().lower() == "auto"):
         return check_threshold(info["threshold"], "threshold stored in the checkpoint"), \
@@ -593,7 +593,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """``b2b generate``: sample ``--n`` windows from ``--checkpoint`` and write them to ``--out``."""
     from b2b.audio import check_tempo
-    from b2b.train import load_generator, resolve_device
+    from b2b.checkpoint import load_generator, resolve_device
 
     if not 1 <= args.n <= MAX_SAMPLES:
         raise ValueError(f"--n must be at least 1 and at most {MAX_SAMPLES} (one MIDI and one WAV file per "

@@ -90,12 +90,10 @@ import io
 import json
 import math
 import os
-import pickle
 import random
 import re
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,7 +104,9 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from b2b.atomic import FolderLock, atomic_write, remove_leftovers
-from b2b.data import open_dataset
+from b2b.checkpoint import (CHECKPOINT_FORMAT, FORMAT_VERSION, atomic_torch_save, checkpoints, latest_checkpoint,
+                            load_checkpoint, resolve_device)
+from b2b.data import SAMPLE_SHAPE, open_dataset
 from b2b.nn import DiscConvNet, GenConvNet, Preset, build, get_preset
 from b2b.step import wgan_gp_iteration
 
@@ -114,22 +114,12 @@ __all__ = [
     "TrainerConfig",
     "Trainer",
     "TrainingDiverged",
-    "load_checkpoint",
-    "load_generator",
-    "export_generator",
-    "latest_checkpoint",
-    "resolve_device",
     "add_arguments",
     "run",
 ]
 
-SAMPLE_SHAPE = (17, 64, 72)
-CHECKPOINT_FORMAT = "b2b-checkpoint"
-GENERATOR_FORMAT = "b2b-generator"
-FORMAT_VERSION = 1
 HISTORY_FIELDS = ["step", "epoch", "loss_d", "loss_g", "wasserstein", "penalty", "grad_norm",
                   "lr_g", "lr_d", "time"]
-_CKPT_RE = re.compile(r"^checkpoint_(\d+)\.pt$")
 # temporaries of b2b.atomic writers in an out folder (``.<name>.<8 hex>.tmp``), left by killed runs
 _LEFTOVER_RE = re.compile(r"\.(checkpoint_\d+\.pt|history\.(json|csv)|samples_\d+\.(npy|png)|generator\.pt)"
                           r"\.[0-9a-f]{8}\.tmp")
@@ -247,35 +237,6 @@ class TrainerConfig:
 
 
 # --------------------------------------------------------------------------- helpers
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA if available else CPU; ValueError for CUDA without CUDA."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as e:
-        raise ValueError(f"device: unknown device {device!r} (use auto, cpu or cuda)") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device: --device cuda was asked for but CUDA is not available on this machine")
-    return dev
-
-
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to ``path`` atomically; a failed write is an OSError naming ``path``.
-
-    The object is serialized in memory first (checkpoints are a few MB), so a full disk or a
-    read-only folder surfaces as Python's OSError (ENOSPC, EROFS, ...) from the plain write, not
-    as torch's ``RuntimeError ... inline_container.cc ... unexpected pos``, and nothing is left
-    under ``path`` or a temporary name.
-    """
-    buf = io.BytesIO()
-    try:
-        torch.save(obj, buf)
-    except RuntimeError as e:  # serialization itself failed: nothing was written
-        raise ValueError(f"{path}: could not serialize the checkpoint: {str(e).splitlines()[0]}") from e
-    atomic_write(path, lambda f: f.write(buf.getbuffer()))
-
-
 def available_memory(device: torch.device) -> int | None:
     """Bytes a new allocation can get on ``device``: free CUDA memory, or ``MemAvailable`` (Linux).
 
@@ -341,240 +302,6 @@ def data_fingerprint(x: Tensor) -> str:
     arr = x.numpy()
     h.update(arr.view(np.uint8) if arr.dtype == np.bool_ else arr)
     return "sha256:" + h.hexdigest()
-
-
-def latest_checkpoint(out: str | Path) -> Path | None:
-    """The checkpoint with the highest step in folder ``out``, or None."""
-    ckpts = _checkpoints(Path(out))
-    return ckpts[-1] if ckpts else None
-
-
-def _checkpoints(out: Path) -> list[Path]:
-    if not out.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in out.iterdir() if (m := _CKPT_RE.match(p.name))]
-    return [p for _, p in sorted(found)]
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a b2b checkpoint (or exported generator) on the CPU with ``weights_only=True``.
-
-    Only tensors and plain data are ever loaded. The contents are checked (format, a known
-    version, the fields the readers use and their types) so that a bad file gives one line.
-
-    Raises
-    ------
-    FileNotFoundError
-        No such file.
-    ValueError
-        One line naming the file and why: not a torch file, empty, truncated, holds Python objects
-        other than tensors and plain data, not a b2b checkpoint, an unknown version, or a
-        malformed field (never torch's advice to load unsafely).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files
-            warnings.simplefilter("ignore")
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - never show torch's advice to load unsafely
-        raise ValueError(f"checkpoint {path} could not be read as a b2b checkpoint: {_load_failure(path, e)}") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") not in (CHECKPOINT_FORMAT, GENERATOR_FORMAT):
-        what = f"format {ckpt.get('format')!r}" if isinstance(ckpt, dict) else f"a {type(ckpt).__name__}"
-        raise ValueError(f"checkpoint {path} is not a b2b checkpoint: it holds {what}, expected "
-                         f"{CHECKPOINT_FORMAT!r} or {GENERATOR_FORMAT!r}")
-    if ckpt.get("version") != FORMAT_VERSION:
-        raise ValueError(f"checkpoint {path}: format version {ckpt.get('version')!r} is not known to this "
-                         f"b2b (it reads version {FORMAT_VERSION}); use the b2b that wrote it")
-    problem = _checkpoint_problem(ckpt)
-    if problem:
-        raise ValueError(f"checkpoint {path} is malformed: {problem}")
-    return ckpt
-
-
-def _load_failure(path: Path, e: BaseException) -> str:
-    """Why ``torch.load`` failed, in a few words (never torch's multi-line advice)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-    except OSError:
-        head = b""
-    if not head:
-        return "the file is empty"
-    if head != b"PK\x03\x04":
-        return "not a torch file (a torch file is a zip archive)"
-    if isinstance(e, pickle.UnpicklingError):
-        return "it holds Python objects other than tensors and plain data, which b2b does not load"
-    return f"truncated or corrupt (an incomplete torch archive; {type(e).__name__})"
-
-
-def _is_state_dict(x: Any) -> bool:
-    return isinstance(x, dict) and bool(x) and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in x.items())
-
-
-def _checkpoint_problem(ckpt: dict[str, Any]) -> str | None:
-    """What is wrong with a loaded checkpoint dict of a known format and version, or None."""
-    if "preset" not in ckpt:
-        return "no 'preset' (the networks' description)"
-    try:
-        Preset.from_dict(ckpt["preset"])
-    except Exception as e:  # noqa: BLE001 - any failure means a malformed preset
-        return f"'preset' is not a valid preset ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
-    if not _is_state_dict(ckpt.get("generator")):
-        return "'generator' is not a state dict of tensors"
-    step = ckpt.get("step")
-    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
-        return f"'step' is {step!r}, expected an integer >= 0"
-    if not isinstance(ckpt.get("config", {}), dict):
-        return "'config' is not a dict"
-    if not isinstance(ckpt.get("data", {}), dict):
-        return "'data' is not a dict"
-    if ckpt["format"] != CHECKPOINT_FORMAT:
-        return None
-    if not isinstance(ckpt.get("config"), dict):
-        return "no 'config' dict"
-    if not _is_state_dict(ckpt.get("critic")):
-        return "'critic' is not a state dict of tensors"
-    for key in ("opt_g", "opt_d", "sched_g", "sched_d"):
-        if not isinstance(ckpt.get(key), dict):
-            return f"'{key}' is not a dict"
-    sampler = ckpt.get("sampler")
-    if not (isinstance(sampler, dict) and isinstance(sampler.get("perm"), Tensor) and sampler["perm"].dim() == 1
-            and sampler["perm"].dtype == torch.int64 and isinstance(sampler.get("cursor"), int)
-            and 0 <= sampler["cursor"] <= len(sampler["perm"])):
-        return "'sampler' is not {'perm': int64 tensor (n,), 'cursor': int in 0..n}"
-    rng = ckpt.get("rng")
-    keys = {"torch", "batch", "numpy", "python"}
-    if not (isinstance(rng, list) and rng and all(isinstance(r, dict) and keys <= set(r) for r in rng)):
-        return "'rng' is not a list of per-process random states"
-    if not isinstance(ckpt.get("history", []), list):
-        return "'history' is not a list"
-    if not isinstance(ckpt.get("elapsed", 0.0), (int, float)):
-        return "'elapsed' is not a number"
-    return None
-
-
-def load_generator(checkpoint_path: str | Path, device: str | torch.device = "cpu") -> tuple[GenConvNet, dict[str, Any]]:
-    """The trained generator of a checkpoint, in eval mode, and what is known about it.
-
-    Parameters
-    ----------
-    checkpoint_path : str or Path
-        A training checkpoint or a file from :func:`export_generator`.
-    device : str or torch.device
-        Where to put the generator (``"auto"`` allowed).
-
-    Returns
-    -------
-    generator : GenConvNet
-        Maps noise ``(B, latent)`` to probabilities ``(B, 17, 64, 72)``.
-    info : dict
-        ``preset`` (:class:`b2b.nn.Preset`), ``config`` (the TrainerConfig dict), ``step``,
-        ``latent``, ``threshold`` (the binarization threshold to use by default: the calibrated
-        one stored by :func:`export_generator` when the file has one, else the preset's),
-        ``threshold_source`` (``"calibrated"`` or ``"preset"``), ``preset_threshold``, and
-        ``calibration`` (how the stored threshold was computed; None without one).
-
-    Raises
-    ------
-    ValueError
-        Not a b2b checkpoint, weights that do not fit the preset or are not finite (NaN or inf),
-        or a stored threshold outside (0, 1).
-    """
-    ckpt = load_checkpoint(checkpoint_path)
-    for key in ("preset", "generator"):
-        if not isinstance(ckpt.get(key), dict):
-            raise ValueError(f"checkpoint {checkpoint_path} has no {key!r} entry: is it a complete b2b checkpoint?")
-    preset = Preset.from_dict(ckpt["preset"])
-    g = GenConvNet(preset.generator)
-    try:
-        g.load_state_dict(ckpt["generator"])
-    except RuntimeError as e:
-        raise ValueError(f"checkpoint {checkpoint_path}: generator weights do not fit preset {preset.name!r}: {e}") from e
-    bad = [k for k, v in g.state_dict().items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-    if bad:
-        raise ValueError(f"checkpoint {checkpoint_path}: generator weights are not finite (NaN or inf) in "
-                         f"{len(bad)} tensor(s), e.g. {bad[0]!r}: the training diverged or the file is damaged")
-    g.to(resolve_device(device)).eval()
-    preset_threshold = float(preset.training.threshold)
-    threshold, source, calibration = preset_threshold, "preset", None
-    if ckpt.get("threshold") is not None:  # stored by export_generator (optional key: older files lack it)
-        t = ckpt["threshold"]
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 < float(t) < 1.0:
-            raise ValueError(f"checkpoint {checkpoint_path}: stored threshold {t!r} is not a number in (0, 1)")
-        threshold, source = float(t), "calibrated"
-        calibration = ckpt.get("calibration") if isinstance(ckpt.get("calibration"), dict) else {}
-    info = {"preset": preset, "config": ckpt.get("config", {}), "step": int(ckpt.get("step", 0)),
-            "latent": preset.generator.latent, "threshold": threshold, "threshold_source": source,
-            "preset_threshold": preset_threshold, "calibration": calibration}
-    return g, info
-
-
-def export_generator(checkpoint_path: str | Path, out_path: str | Path, *, data: Any = None,
-                     density: float | None = None, n: int | None = None, seed: int | None = None,
-                     device: str | torch.device = "cpu") -> Path:
-    """Write the generator of a checkpoint to a small ``"b2b-generator"`` file (atomic), with its
-    binarization threshold calibrated against the training data.
-
-    The file holds ``format``, ``version``, ``step``, ``config``, ``preset``, ``generator`` (the
-    weights), ``data`` and, when calibrated, ``threshold`` (float in (0, 1)) and ``calibration``
-    (``rule``, ``data``, ``density_target``, ``density_at_threshold``, ``silent_share``,
-    ``n_samples``, ``seed``: see :func:`b2b.generate.calibrate_threshold`). Both are optional
-    keys of format version 1: files without them still load (their preset's threshold is used),
-    and everything loads with ``torch.load(weights_only=True)``. The weights are copied
-    unchanged; re-exporting an exported file recalibrates its threshold.
-
-    Parameters
-    ----------
-    checkpoint_path : str or Path
-        A training checkpoint or an exported generator file.
-    out_path : str or Path
-        The file to write (may be ``checkpoint_path`` itself).
-    data : str, path, dataset or array, optional
-        The training data, whose note density (share of on cells) the threshold matches
-        (:func:`b2b.generate.note_density`), e.g. ``"bach"``.
-    density : float, optional
-        The target density directly, instead of ``data``. Without ``data`` and ``density`` no
-        threshold is stored.
-    n, seed : int, optional
-        Calibration samples and noise seed (default :data:`b2b.generate.CALIBRATION_SAMPLES`,
-        :data:`b2b.generate.CALIBRATION_SEED`).
-    device : str or torch.device
-        Where to run the generator for the calibration.
-
-    Returns
-    -------
-    Path
-        ``out_path``.
-    """
-    from b2b.generate import CALIBRATION_SAMPLES, CALIBRATION_SEED, calibrate_threshold, note_density
-
-    ckpt = load_checkpoint(checkpoint_path)
-    small = {"format": GENERATOR_FORMAT, "version": FORMAT_VERSION, "step": ckpt.get("step", 0),
-             "config": ckpt.get("config", {}), "preset": ckpt.get("preset"), "generator": ckpt.get("generator"),
-             "data": ckpt.get("data", {})}
-    if data is not None and density is not None:
-        raise ValueError("export: give the training data or its density, not both")
-    if data is not None or density is not None:
-        g, _ = load_generator(checkpoint_path, device=device)  # checks the weights (fit, finite)
-        if data is not None:
-            density, windows = note_density(data)
-            name = data if isinstance(data, (str, os.PathLike)) else type(data).__name__
-            source = {"data": str(name), "data_windows": int(windows)}
-        else:
-            source = {"data": None, "data_windows": None}
-        cal = calibrate_threshold(g, float(density), n=CALIBRATION_SAMPLES if n is None else n,
-                                  seed=CALIBRATION_SEED if seed is None else seed, device=device)
-        small["threshold"] = cal.pop("threshold")
-        small["calibration"] = {**cal, **source}
-    else:
-        load_generator(checkpoint_path)  # refuse to export broken weights
-    out_path = Path(out_path)
-    if out_path.is_dir():
-        raise ValueError(f"out: {out_path} is a folder; expected a file name such as generator.pt")
-    _atomic_torch_save(small, out_path)
-    return out_path
 
 
 def _numpy_rng_state() -> dict[str, Any]:
@@ -744,7 +471,7 @@ class Trainer:
     def _newest_readable_checkpoint(self) -> tuple[Path, dict[str, Any]]:
         """The newest checkpoint in ``out`` that loads; newer unreadable ones are moved aside."""
         bad: list[tuple[Path, str]] = []
-        for path in reversed(_checkpoints(self.out)):
+        for path in reversed(checkpoints(self.out)):
             try:
                 ckpt = load_checkpoint(path)
             except (ValueError, FileNotFoundError) as e:
@@ -1012,7 +739,7 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / f"checkpoint_{self.step:08d}.pt"
         try:
-            _atomic_torch_save(state, path)
+            atomic_torch_save(state, path)
         except OSError as e:
             if e.errno is None:
                 raise
@@ -1021,7 +748,7 @@ class Trainer:
             raise OSError(e.errno, f"{e.strerror}; step {self.step} was not saved ({kept})",
                           e.filename if e.filename is not None else str(path)) from e
         self.last_checkpoint = path
-        for old in _checkpoints(self.out)[:-self.config.keep]:
+        for old in checkpoints(self.out)[:-self.config.keep]:
             with contextlib.suppress(FileNotFoundError):
                 old.unlink()
         self.write_history()

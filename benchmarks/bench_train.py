@@ -45,7 +45,8 @@ import numpy as np
 import torch
 
 from b2b.nn import build
-from b2b.train import Trainer, TrainerConfig, resolve_device
+from b2b.checkpoint import resolve_device
+from b2b.train import Trainer, TrainerConfig
 
 BATCH, N_CRITIC, LAMBDA = 64, 5, 10.0
 

@@ -114,7 +114,7 @@ import torch
 from b2b import bach
 from b2b.data import open_dataset
 from b2b.evaluate import iter_generated, open_generator
-from b2b.train import load_checkpoint
+from b2b.checkpoint import load_checkpoint
 
 (source, dest, train_cmd, export_cmd, eval_cmd, eval_preset_cmd, commit, dirty, started, post_commit, sha,
  reexport, now, resumed_from, resume_note) = sys.argv[1:]

@@ -293,7 +293,7 @@ def test_generate_samples_with_a_fake_checkpoint(tmp_path, monkeypatch):
         calls.append((path, device))
         return _FakeGenerator(), {"training": {"threshold": 0.9}, "generator": {"latent": 8}}
 
-    monkeypatch.setitem(sys.modules, "b2b.train", types.SimpleNamespace(load_generator=load_generator))
+    monkeypatch.setitem(sys.modules, "b2b.checkpoint", types.SimpleNamespace(load_generator=load_generator))
     x, t = E.generate_samples(ckpt, n=7, seed=0, batch=3)
     assert t == 0.9 and x.shape == (7, 17, 64, 72) and x.dtype == bool
     assert x[:, 1].sum() == 7 * 64 * 3 and x[:, 5].sum() == 0  # bass (0.85) below 0.9
@@ -307,9 +307,9 @@ def test_generate_samples_with_a_fake_checkpoint(tmp_path, monkeypatch):
 
 
 def test_cli_with_a_real_generator_file(tmp_path, capsys):
-    """End to end through b2b.train.load_generator: an untrained seed-preset generator file."""
+    """End to end through b2b.checkpoint.load_generator: an untrained seed-preset generator file."""
     from b2b.nn import GenConvNet, get_preset
-    from b2b.train import FORMAT_VERSION, GENERATOR_FORMAT
+    from b2b.checkpoint import FORMAT_VERSION, GENERATOR_FORMAT
 
     preset = get_preset("seed")
     torch.manual_seed(0)
@@ -345,7 +345,7 @@ def _generator_file(tmp_path, name="gen.pt", threshold=None, nan=False):
     """An untrained seed-preset generator file (probabilities near 0.5), optionally with a stored
     threshold or NaN weights."""
     from b2b.nn import GenConvNet, get_preset
-    from b2b.train import FORMAT_VERSION, GENERATOR_FORMAT
+    from b2b.checkpoint import FORMAT_VERSION, GENERATOR_FORMAT
 
     preset = get_preset("seed")
     torch.manual_seed(0)

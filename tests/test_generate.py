@@ -17,7 +17,9 @@ from b2b import generate as bgen
 from b2b.cli import main as cli_main
 from b2b.generate import (CALIBRATION_SEED, MAX_SAMPLES, calibrate_threshold, generate, interpolate_latents,
                           iter_generate, note_density, write_samples)
-from b2b.train import Trainer, TrainerConfig, export_generator, load_generator
+from b2b.checkpoint import load_generator
+from b2b.export import export_generator
+from b2b.train import Trainer, TrainerConfig
 
 
 @pytest.fixture(scope="module")

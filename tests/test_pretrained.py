@@ -20,7 +20,7 @@ from b2b.cli import main as cli_main
 from b2b.evaluate import CSV_COLUMNS
 from b2b.generate import CALIBRATION_SEED, generate
 from b2b.nn import PRESETS, GenConvNet
-from b2b.train import load_generator
+from b2b.checkpoint import load_generator
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "data" / "pretrained"
 GENERATOR = PRETRAINED / "generator.pt"

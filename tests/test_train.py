@@ -15,7 +15,10 @@ from b2b import train as btrain
 from b2b.cli import main as cli_main
 from b2b.losses import critic_loss
 from b2b.nn import DiscConvNet, CriticConfig
-from b2b.train import Trainer, TrainerConfig, TrainingDiverged, export_generator, load_generator
+from b2b import checkpoint as bckpt
+from b2b.checkpoint import load_generator
+from b2b.export import export_generator
+from b2b.train import Trainer, TrainerConfig, TrainingDiverged
 
 
 def windows(n: int = 10, seed: int = 0, density: float = 0.05) -> torch.Tensor:
@@ -258,13 +261,13 @@ def test_bf16_trainer_step_on_cpu(tmp_path):
 
 
 def test_resolve_device():
-    assert btrain.resolve_device("cpu").type == "cpu"
-    assert btrain.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert bckpt.resolve_device("cpu").type == "cpu"
+    assert bckpt.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
-            btrain.resolve_device("cuda")
+            bckpt.resolve_device("cuda")
     with pytest.raises(ValueError, match="unknown device"):
-        btrain.resolve_device("tpu9")
+        bckpt.resolve_device("tpu9")
 
 
 def test_config_defaults_come_from_the_preset():
@@ -556,7 +559,7 @@ class _NotData:
 def test_load_checkpoint_gives_one_line_and_never_suggests_unsafe_loading(tmp_path):
     good = tmp_path / "good.pt"
     torch.save(_gen_dict(), good)
-    assert btrain.load_checkpoint(good)["format"] == "b2b-generator"
+    assert bckpt.load_checkpoint(good)["format"] == "b2b-generator"
     cases = {
         "random.pt": (os.urandom(3000), "not a torch file"),
         "empty.pt": (b"", "empty"),
@@ -580,7 +583,7 @@ def test_load_checkpoint_gives_one_line_and_never_suggests_unsafe_loading(tmp_pa
     cases["partial_ckpt.pt"] = (None, r"'critic' is not a state dict")
     for name, (_, why) in cases.items():
         with pytest.raises(ValueError, match=why) as e:
-            btrain.load_checkpoint(tmp_path / name)
+            bckpt.load_checkpoint(tmp_path / name)
         msg = str(e.value)
         assert name in msg and "weights_only" not in msg and "\n" not in msg, msg
         with pytest.raises(ValueError):
@@ -598,9 +601,9 @@ def test_resume_falls_back_to_the_newest_readable_checkpoint(tmp_path, capsys):
     assert "checkpoint_00000002.pt" in err and "truncated" in err and "resuming from checkpoint_00000001.pt" in err
     assert (tmp_path / "checkpoint_00000002.pt.unreadable").is_file() and not latest.exists()
     t.train()
-    assert [p.name for p in btrain._checkpoints(tmp_path)] == [
+    assert [p.name for p in bckpt.checkpoints(tmp_path)] == [
         "checkpoint_00000001.pt", "checkpoint_00000002.pt", "checkpoint_00000003.pt"]
-    for p in btrain._checkpoints(tmp_path):
+    for p in bckpt.checkpoints(tmp_path):
         p.write_bytes(b"junk")
     with pytest.raises(ValueError, match="no readable checkpoint"):
         Trainer(cfg(tmp_path), data, resume=True)
