@@ -272,6 +272,15 @@ class Preset:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     description: str = ""
 
+    def with_overrides(self, overrides: dict[str, dict[str, Any]], name: str, description: str = "") -> "Preset":
+        """A new preset: this one with ``overrides`` (``{"generator"|"critic"|"training": {field: value}}``)."""
+        return dataclasses.replace(
+            self, name=name, description=description,
+            generator=dataclasses.replace(self.generator, **overrides.get("generator", {})),
+            critic=dataclasses.replace(self.critic, **overrides.get("critic", {})),
+            training=dataclasses.replace(self.training, **overrides.get("training", {})),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-type dict (for checkpoints and JSON)."""
         d = dataclasses.asdict(self)

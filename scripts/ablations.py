@@ -87,14 +87,7 @@ def variant_preset(name: str) -> Any:
     """The :class:`b2b.nn.Preset` of variant ``name``: ``seed`` with the variant's overrides."""
     from b2b.nn import get_preset
 
-    base = get_preset("seed")
-    over = VARIANTS[name]
-    return dataclasses.replace(
-        base, name=name, description=DESCRIPTIONS[name],
-        generator=dataclasses.replace(base.generator, **over.get("generator", {})),
-        critic=dataclasses.replace(base.critic, **over.get("critic", {})),
-        training=dataclasses.replace(base.training, **over.get("training", {})),
-    )
+    return get_preset("seed").with_overrides(VARIANTS[name], name, DESCRIPTIONS[name])
 
 
 # ----------------------------------------------------------------------------------------------

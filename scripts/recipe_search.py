@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
-import dataclasses
 import datetime as _dt
 import json
 import multiprocessing as mp
@@ -69,13 +68,7 @@ def candidate_preset(name: str) -> Any:
     """The :class:`b2b.nn.Preset` of candidate ``name``: ``seed`` with the overrides."""
     from b2b.nn import get_preset
 
-    base, over = get_preset("seed"), CANDIDATES[name]
-    return dataclasses.replace(
-        base, name=name, description=DESCRIPTIONS[name],
-        generator=dataclasses.replace(base.generator, **over.get("generator", {})),
-        critic=dataclasses.replace(base.critic, **over.get("critic", {})),
-        training=dataclasses.replace(base.training, **over.get("training", {})),
-    )
+    return get_preset("seed").with_overrides(CANDIDATES[name], name, DESCRIPTIONS[name])
 
 
 def _b2b(*args: str) -> None:
