@@ -21,6 +21,18 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
+# --- scripts/*.py: the tests of scripts/ablations.py and scripts/recipe_search.py ---------------
+
+def load_script(name: str):
+    """Import ``scripts/<name>.py`` (not a package) as a module named ``name``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 # --- b2b.data / b2b.lpd: LPD-17 files ----------------------------------------------------------
 
 LPD_PROGRAMS = [(0, True)] + [(8 * i, False) for i in range(16)]  # LPD-17 file order

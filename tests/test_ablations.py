@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import load_script
 import torch
 from torch import nn
 
@@ -17,10 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def ablations():
-    spec = importlib.util.spec_from_file_location("ablations", ROOT / "scripts" / "ablations.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("ablations")
 
 
 @pytest.fixture(scope="module")
