@@ -66,6 +66,7 @@ __all__ = [
     "GenConvNet",
     "DiscConvNet",
     "MinibatchStd",
+    "StraightThrough",
     "get_preset",
     "build",
     "count_parameters",
@@ -176,6 +177,9 @@ class GeneratorConfig:
         Self-attention after block ``attention`` (1..5); None for none.
     fast_edges : bool
         Compute the last (full-pitch-width) layer as a matrix product.
+    binary : bool
+        End with :class:`StraightThrough` instead of a plain sigmoid: in train mode the critic
+        then sees 0/1 windows, like real ones (BinaryMuseGAN's deterministic binary neurons).
     """
 
     latent: int = 128
@@ -183,6 +187,7 @@ class GeneratorConfig:
     norm: str = "batch"
     attention: int | None = 4
     fast_edges: bool = True
+    binary: bool = False
 
     def __post_init__(self) -> None:
         _check_common("generator", self.norm, self.attention, self.channels)
@@ -370,7 +375,7 @@ class GenConvNet(nn.Module):
                 layers["attention"] = SelfAttention(c)
         layers["edge"] = PitchConvTranspose2d(c, N_TRACKS, kernel_size=(2, N_PITCHES), stride=(2, 2),
                                               fast=config.fast_edges)
-        layers["output"] = nn.Sigmoid()
+        layers["output"] = StraightThrough() if config.binary else nn.Sigmoid()
         self.layers = nn.Sequential(layers)
 
     @property
@@ -394,6 +399,24 @@ class GenConvNet(nn.Module):
         if z.dim() != 2 or z.shape[1] != self.config.latent:
             raise ValueError(f"noise must have shape (B, {self.config.latent}), got {tuple(z.shape)}")
         return self.layers(z.view(z.shape[0], -1, 1, 1))
+
+
+class StraightThrough(nn.Module):
+    """A sigmoid whose output is binarized at 0.5 in train mode, with the sigmoid's gradient.
+
+    Deterministic binary neurons with the straight-through estimator (Bengio et al. 2013;
+    BinaryMuseGAN, Dong & Yang 2018): the forward pass returns ``sigmoid(x) > 0.5`` as 0/1
+    floats, the backward pass treats it as ``sigmoid(x)``. In eval mode it returns the
+    probabilities ``sigmoid(x)``, so sampling, threshold calibration and export see the same
+    probabilities as for a plain sigmoid. Shape is kept: ``(B, ...) -> (B, ...)``.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits -> 0/1 (train mode) or probabilities (eval mode), same shape."""
+        p = torch.sigmoid(x)
+        if not self.training:
+            return p
+        return p + ((p > 0.5).to(p.dtype) - p).detach()
 
 
 class MinibatchStd(nn.Module):

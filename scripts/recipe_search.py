@@ -47,6 +47,9 @@ CANDIDATES: dict[str, dict[str, dict[str, Any]]] = {
     "minibatch_std": {"critic": {"norm": "layer", "dropout": 0.0, "minibatch_std": True}},
     "wgangp": {"critic": {"norm": "layer", "dropout": 0.0, "channels": 64, "minibatch_std": True},
                "training": {"lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.0, 0.9), "lr_gamma": 1.0}},
+    "binary": {"generator": {"binary": True},
+               "critic": {"norm": "layer", "dropout": 0.0, "channels": 64, "minibatch_std": True},
+               "training": {"lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.0, 0.9), "lr_gamma": 1.0}},
 }
 DESCRIPTIONS = {
     "seed": "the original model and schedule (critic with batch norm, dropout 0.5, 16 channels; "
@@ -56,6 +59,8 @@ DESCRIPTIONS = {
                      "device against collapse); the original schedule",
     "wgangp": "WGAN-GP's own settings (Adam 1e-4, betas (0, 0.9), constant rate) with a layer-norm "
               "critic of 64 channels, no dropout, and a minibatch standard deviation channel",
+    "binary": "wgangp with a binary generator output: the critic sees 0/1 windows like the real ones "
+              "(straight-through sigmoid, BinaryMuseGAN's deterministic binary neurons)",
 }
 #: the headline metrics of the evaluation report (rows on all tracks)
 HEADLINE = ("polyphony", "polyphonic_rate", "used_pitch_classes", "qualified_note_rate",

@@ -271,3 +271,35 @@ def test_critic_with_minibatch_std_sees_identical_batches():
     old = Preset("x").to_dict()
     del old["critic"]["minibatch_std"]
     assert Preset.from_dict(old).critic.minibatch_std is False
+
+
+def test_straight_through_binarizes_in_training_with_the_sigmoid_gradient():
+    from b2b.nn import StraightThrough
+
+    x = torch.tensor([[-2.0, -0.1, 0.0, 0.3, 4.0]], requires_grad=True)
+    st = StraightThrough().train()
+    y = st(x)
+    assert y.tolist() == [[0.0, 0.0, 0.0, 1.0, 1.0]]  # sigmoid(0) = 0.5 is not > 0.5
+    y.sum().backward()
+    p = 1 / (1 + np.exp(-x.detach().numpy()))
+    np.testing.assert_allclose(x.grad.numpy(), p * (1 - p), rtol=1e-6)  # d sigmoid / dx
+    st.eval()
+    np.testing.assert_allclose(st(x).detach().numpy(), p, rtol=1e-6)
+
+
+def test_binary_generator_gives_windows_of_zeros_and_ones_only_in_train_mode():
+    from b2b.nn import GeneratorConfig
+
+    torch.manual_seed(0)
+    g = GenConvNet(GeneratorConfig(binary=True))
+    z = torch.randn(4, 128)
+    out = g.train()(z)
+    assert set(out.unique().tolist()) <= {0.0, 1.0}
+    probs = g.eval()(z)
+    assert 0.0 < probs.min() < probs.max() < 1.0
+    g2 = GenConvNet(GeneratorConfig())
+    g2.load_state_dict(g.state_dict())  # same parameters as the sigmoid generator
+    torch.testing.assert_close(g2.eval()(z), probs)
+    old = get_preset("seed").to_dict()
+    del old["generator"]["binary"]
+    assert Preset.from_dict(old).generator.binary is False
