@@ -46,6 +46,7 @@ __all__ = [
     "encode",
     "AUDIO_FORMATS",
     "write_wav",
+    "synth_recipe",
 ]
 
 Backend = Literal["auto", "soundfont", "numpy"]
@@ -329,9 +330,19 @@ _FAMILIES: list[tuple[tuple[float, ...], float, float | None, float]] = [
 ]
 
 
+def synth_recipe(program: int) -> tuple[tuple[float, ...], float, float | None, float]:
+    """The numpy synthesizer's recipe for General MIDI ``program`` (0–127), by its family.
+
+    Returns ``(partials, attack, decay, release)``: relative amplitudes of harmonics 1, 2, ...,
+    the attack time, the decay time constant (None: held at full level) and the release time,
+    all in seconds. Chapter 8's in-page generator plays tracks with the same recipes.
+    """
+    return _FAMILIES[(program // 8) % 16]
+
+
 def _tone(pitch: int, velocity: int, dur: float, program: int, sample_rate: int) -> np.ndarray:
     """One pitched note: additive partials times an attack/decay/release envelope."""
-    partials, attack, decay, release = _FAMILIES[(program // 8) % 16]
+    partials, attack, decay, release = synth_recipe(program)
     f0 = 440.0 * 2.0 ** ((pitch - 69) / 12.0)
     n = int(round((dur + release) * sample_rate))
     t = np.arange(n) / sample_rate

@@ -5,11 +5,16 @@ out of a training checkpoint (or an exported file) and stores the threshold that
 :func:`b2b.generate.calibrate_threshold` finds against the data's note density, so that
 ``b2b generate`` and ``b2b evaluate`` play it at that threshold by default (``--threshold auto``).
 :func:`export_generator` does the work (also from Python).
+
+``b2b export --format onnx --checkpoint generator.pt --out generator.onnx`` writes the generator
+as an ONNX model for a web page, with its stored threshold and track table beside it
+(:func:`b2b.web.export_onnx`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -92,8 +97,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from b2b.generate import CALIBRATION_SAMPLES, CALIBRATION_SEED, MAX_SAMPLES
 
     parser.add_argument("--checkpoint", required=True, help="a training checkpoint or an exported generator file")
-    parser.add_argument("--out", required=True, help="the generator file to write, e.g. generator.pt")
-    target = parser.add_mutually_exclusive_group(required=True)
+    parser.add_argument("--out", required=True, help="the file to write, e.g. generator.pt (or generator.onnx)")
+    parser.add_argument("--format", choices=("pt", "onnx"), default="pt",
+                        help="pt: a b2b generator file with a calibrated threshold (needs --data or --density); "
+                             "onnx: an ONNX model and its .json page metadata, with the threshold the "
+                             "checkpoint stores (default: pt)")
+    target = parser.add_mutually_exclusive_group()
     target.add_argument("--data", help="the training data whose note density the threshold matches "
                                        "(bach, lpd17 or a dataset folder)")
     target.add_argument("--density", type=float,
@@ -109,6 +118,11 @@ def run(args: argparse.Namespace) -> int:
     """``b2b export``: write ``--out`` and print the calibrated threshold."""
     from b2b.generate import MAX_SAMPLES
 
+    if args.format == "onnx":
+        return _run_onnx(args)
+    if args.data is None and args.density is None:
+        raise ValueError("--data or --density is required: the threshold is calibrated against a "
+                         "note density (e.g. --data bach)")
     if not 1 <= args.n <= MAX_SAMPLES:
         raise ValueError(f"--n must be in [1, {MAX_SAMPLES}], got {args.n}")
     if args.density is not None and not 0.0 < args.density < 1.0:
@@ -131,4 +145,27 @@ def run(args: argparse.Namespace) -> int:
           f"{info['threshold']:.4g}, density-matched to {cal['data'] or 'the given density'} "
           f"({cal['density_target']:.4%} of cells on) on {cal['n_samples']} samples of noise seed "
           f"{cal['seed']}: {cal['silent_share']:.1%} of them silent")
+    return 0
+
+
+def _run_onnx(args: argparse.Namespace) -> int:
+    """``b2b export --format onnx``: write ``--out`` (.onnx) and its ``.json`` metadata."""
+    from b2b.web import export_onnx
+
+    if args.data is not None or args.density is not None:
+        raise ValueError("--format onnx uses the threshold stored in --checkpoint; calibrate it first "
+                         "with b2b export --data ... (without --format onnx)")
+    out = Path(args.out)
+    if out.suffix != ".onnx":
+        raise ValueError(f"--out {out} should end in .onnx with --format onnx")
+    if not out.parent.is_dir():
+        raise ValueError(f"--out {out}: folder {out.parent} does not exist")
+    try:
+        export_onnx(args.checkpoint, out)
+    except ModuleNotFoundError as e:
+        raise ValueError(str(e)) from None
+    meta = json.loads(out.with_suffix(".json").read_text())
+    print(f"b2b export: {out} ({out.stat().st_size / 1e6:.2f} MB) and {out.with_suffix('.json')}: step "
+          f"{meta['source']['step']}, preset {meta['source']['preset']}, threshold {meta['threshold']:.4g} "
+          f"({meta['threshold_source']})")
     return 0

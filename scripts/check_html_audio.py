@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import functools
 import http.server
 import json
@@ -35,7 +36,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -219,26 +220,37 @@ def find_chromium() -> str | None:
     return None
 
 
-async def wait_for(page: Page, expr: str, timeout: float) -> Any:
-    t0 = time.monotonic()
-    while True:
-        v = await page.eval(expr)
-        if v or time.monotonic() - t0 > timeout:
-            return v
-        await asyncio.sleep(0.25)
+@contextlib.contextmanager
+def chromium(browser: str, timeout: float) -> Iterator[int]:
+    """Start headless ``browser`` with a fresh profile; yield its DevTools port; stop it after.
+
+    Raises RuntimeError when the browser does not start within ``timeout`` seconds.
+    """
+    with tempfile.TemporaryDirectory(prefix="b2b-chromium-") as profile:
+        proc = subprocess.Popen([browser, *CHROMIUM_FLAGS, "--remote-debugging-port=0",
+                                 f"--user-data-dir={profile}", "about:blank"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            port_file = Path(profile) / "DevToolsActivePort"
+            t0 = time.monotonic()
+            while not (port_file.is_file() and port_file.read_text().strip()):
+                if proc.poll() is not None or time.monotonic() - t0 > timeout:
+                    raise RuntimeError("the browser did not start")
+                time.sleep(0.1)
+            yield int(port_file.read_text().split()[0])
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
-# the check -----------------------------------------------------------------------------------
-async def check(url: str, port: int, shots: Path | None, timeout: float) -> list[str]:
+async def open_page(port: int, url: str, timeout: float) -> Page | None:
+    """Connect to the browser on ``port``, load ``url`` with the Page, Runtime, Network and Log
+    domains enabled; the Page, or None if it did not finish loading within ``timeout`` s."""
     from tornado.httpclient import AsyncHTTPClient
     from tornado.websocket import websocket_connect
-
-    failures: list[str] = []
-
-    def expect(ok: bool, what: str) -> None:
-        print(("  ok    " if ok else "  FAIL  ") + what)
-        if not ok:
-            failures.append(what)
 
     targets = json.loads((await AsyncHTTPClient().fetch(f"http://127.0.0.1:{port}/json/list")).body)
     target = next(t for t in targets if t.get("type") == "page")
@@ -251,10 +263,49 @@ async def check(url: str, port: int, shots: Path | None, timeout: float) -> list
     t0 = time.monotonic()
     while not any(e["method"] == "Page.loadEventFired" for e in page.events):
         if time.monotonic() - t0 > timeout:
-            failures.append("the page did not finish loading")
-            return failures
+            return None
         await asyncio.sleep(0.1)
     print(f"loaded {url} in {time.monotonic() - t0:.1f} s")
+    return page
+
+
+def page_errors(page: Page) -> list[str]:
+    """JavaScript exceptions thrown in the page, except the theme's known duplicate inline script
+    (Jupyter Book 1.x writes the sphinx-thebe/togglebutton scripts twice into every page)."""
+    out = []
+    for e in page.events:
+        if e["method"] != "Runtime.exceptionThrown":
+            continue
+        text = e["params"]["exceptionDetails"].get("exception", {}).get("description") or json.dumps(e["params"])
+        if "has already been declared" in text:
+            print("  info  known duplicate inline script of the theme:", text[:120])
+        else:
+            out.append(text)
+    return out
+
+
+async def wait_for(page: Page, expr: str, timeout: float) -> Any:
+    t0 = time.monotonic()
+    while True:
+        v = await page.eval(expr)
+        if v or time.monotonic() - t0 > timeout:
+            return v
+        await asyncio.sleep(0.25)
+
+
+# the check -----------------------------------------------------------------------------------
+async def check(url: str, port: int, shots: Path | None, timeout: float) -> list[str]:
+    failures: list[str] = []
+
+    def expect(ok: bool, what: str) -> None:
+        print(("  ok    " if ok else "  FAIL  ") + what)
+        if not ok:
+            failures.append(what)
+
+    page = await open_page(port, url, timeout)
+    if page is None:
+        failures.append("the page did not finish loading")
+        return failures
     rendered = await wait_for(page, "document.querySelectorAll('audio').length", timeout)
     await asyncio.sleep(1.0)  # let the remaining views attach
     st = await page.eval(JS_STATE)
@@ -266,14 +317,7 @@ async def check(url: str, port: int, shots: Path | None, timeout: float) -> list
     failed = [e["params"] for e in page.events if e["method"] == "Network.loadingFailed"]
     bad = [e["params"]["response"] for e in page.events if e["method"] == "Network.responseReceived"
            and e["params"]["response"]["status"] >= 400]
-    errors = [e["params"] for e in page.events if e["method"] == "Runtime.exceptionThrown"]
-    # Jupyter Book 1.x writes the sphinx-thebe/togglebutton inline scripts twice into every page
-    # ("Identifier 'THEBE_JS_URL' has already been declared"): not a widget problem, reported only
-    known = [e for e in errors if "has already been declared" in json.dumps(e)]
-    errors = [e for e in errors if e not in known]
-    for e in known:
-        print("  info  known duplicate inline script of the theme:",
-              e["exceptionDetails"].get("exception", {}).get("description", "")[:120])
+    errors = page_errors(page)
     urls = {e["params"]["requestId"]: e["params"]["request"]["url"] for e in page.events
             if e["method"] == "Network.requestWillBeSent"}
     for f in failed:
@@ -283,7 +327,7 @@ async def check(url: str, port: int, shots: Path | None, timeout: float) -> list
     for r in bad:
         print("  info  HTTP", r["status"], r["url"])
     for e in errors:
-        print("  JavaScript exception:", e["exceptionDetails"].get("exception", {}).get("description", e)[:300])
+        print("  JavaScript exception:", e[:300])
     js_failed = [r["url"] for r in bad if r["url"] in widget_js] + failed_js
     expect(st["state_scripts"] >= 1, "the page carries saved widget state")
     expect(bool(widget_js) and not js_failed, "the widget JavaScript is referenced and loads")
@@ -345,7 +389,7 @@ async def check(url: str, port: int, shots: Path | None, timeout: float) -> list
            f"pressing {click.get('clicked') if click else None!r} (of {click.get('buttons') if click else 0} "
            f"solo/mute buttons) changes the visible <audio>: {before['visible_audio']} -> {after['visible_audio']}")
     page.reader.cancel()
-    ws.close()
+    page.ws.close()
     return failures
 
 
@@ -369,27 +413,14 @@ def main(argv: list[str] | None = None) -> int:
     root = site_root(html)
     server, http_port = serve(root)
     url = f"http://127.0.0.1:{http_port}/{html.relative_to(root).as_posix()}"
-    with tempfile.TemporaryDirectory(prefix="b2b-chromium-") as profile:
-        proc = subprocess.Popen([browser, *CHROMIUM_FLAGS, "--remote-debugging-port=0",
-                                 f"--user-data-dir={profile}", "about:blank"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            port_file = Path(profile) / "DevToolsActivePort"
-            t0 = time.monotonic()
-            while not (port_file.is_file() and port_file.read_text().strip()):
-                if proc.poll() is not None or time.monotonic() - t0 > args.timeout:
-                    print("check_html_audio: the browser did not start", file=sys.stderr)
-                    return 2
-                time.sleep(0.1)
-            port = int(port_file.read_text().split()[0])
+    try:
+        with chromium(browser, args.timeout) as port:
             failures = asyncio.run(check(url, port, args.screenshots, args.timeout))
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            server.shutdown()
+    except RuntimeError as e:
+        print(f"check_html_audio: {e}", file=sys.stderr)
+        return 2
+    finally:
+        server.shutdown()
     if failures:
         print(f"FAILED: {len(failures)} check(s)")
         return 1
