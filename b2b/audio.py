@@ -84,35 +84,9 @@ def check_tempo(tempo: Any, name: str = "tempo") -> float:
 
 def _check_windows(x: Any) -> np.ndarray:
     """Check ``x`` and return it as a numpy array ``(n, 17, T, 72)`` (windows: ``T = 64``)."""
-    from b2b import data
+    from b2b.geometry import as_windows
 
-    if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor
-        x = x.detach().cpu().numpy()
-    arr = np.asarray(x)
-    shape = tuple(data.SAMPLE_SHAPE)
-    if (
-        arr.ndim not in (3, 4)
-        or (arr.shape[-3], arr.shape[-1]) != (shape[0], shape[2])
-        or arr.shape[-2] < 1
-        or (arr.ndim == 4 and arr.shape[-2] != shape[1])
-    ):
-        raise ValueError(
-            f"x: expected a window of shape {shape}, a batch of shape (n, {shape[0]}, "
-            f"{shape[1]}, {shape[2]}) or a song roll of shape ({shape[0]}, T, {shape[2]}), "
-            f"got an array of shape {tuple(arr.shape)}"
-        )
-    if arr.dtype != bool and not np.issubdtype(arr.dtype, np.number):
-        raise ValueError(f"x: expected a bool or numeric array, got dtype {arr.dtype}")
-    if np.iscomplexobj(arr):
-        raise ValueError(f"x: expected a real-valued array, got dtype {arr.dtype}")
-    if arr.dtype != bool and not np.all(np.isfinite(arr)):
-        raise ValueError("x: the array contains NaN or infinite values")
-    if arr.dtype != bool and arr.size and (arr.min() < 0 or arr.max() > 1):
-        raise ValueError(
-            f"x: values in [{arr.min():g}, {arr.max():g}], expected bool or probabilities in "
-            "[0, 1] (apply the sigmoid first)"
-        )
-    return arr.reshape((-1,) + arr.shape[-3:])
+    return as_windows(x, name="x", song=True)
 
 
 def _multitrack_to_midi(mt: Any, tempo: float | None, threshold: float) -> Any:

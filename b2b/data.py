@@ -59,7 +59,6 @@ import os
 import shutil
 import uuid
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -68,6 +67,10 @@ import torch
 import torch.utils.data
 
 from b2b.atomic import atomic_path
+from b2b.geometry import (  # noqa: F401  (re-exported: the geometry as b2b.data names it)
+    BEATS_PER_BAR, LOWEST_PITCH, N_BARS, N_PITCHES, N_STEPS, N_TRACKS, SAMPLE_SHAPE, STEPS_PER_BAR,
+    STEPS_PER_BEAT, TRACKS, Track, binarize, track_family,
+)
 
 __all__ = [
     "N_TRACKS", "STEPS_PER_BEAT", "BEATS_PER_BAR", "STEPS_PER_BAR", "N_BARS", "N_STEPS",
@@ -79,70 +82,16 @@ __all__ = [
     "add_arguments", "run",
 ]
 
-# --------------------------------------------------------------------------------------------
-# Geometry
-# --------------------------------------------------------------------------------------------
-
-N_TRACKS = 17
-STEPS_PER_BEAT = 4
-BEATS_PER_BAR = 4
-STEPS_PER_BAR = STEPS_PER_BEAT * BEATS_PER_BAR  # 16
-N_BARS = 4
-N_STEPS = N_BARS * STEPS_PER_BAR  # 64
-LOWEST_PITCH = 24
-N_PITCHES = 72
-SAMPLE_SHAPE = (N_TRACKS, N_STEPS, N_PITCHES)
+# The geometry (N_TRACKS ... SAMPLE_SHAPE, Track, TRACKS, track_family) lives in b2b.geometry
+# and is re-exported here, where chapter 1 meets it.
 _PACKED_BYTES = N_PITCHES // 8  # 9 bytes per step
 
 DEFAULT_MIN_ONSETS = 8
 DEFAULT_MIN_ACTIVE_BARS = 3
 
 
-@dataclass(frozen=True)
-class Track:
-    """One LPD-17 track: its ``name``, General MIDI ``program`` (0–127) and drum flag."""
-
-    name: str
-    program: int
-    is_drum: bool
-
-
-TRACKS: tuple[Track, ...] = (
-    Track("Drums", 0, True),
-    Track("Piano", 0, False),
-    Track("Chromatic Percussion", 8, False),
-    Track("Organ", 16, False),
-    Track("Guitar", 24, False),
-    Track("Bass", 32, False),
-    Track("Strings", 40, False),
-    Track("Ensemble", 48, False),
-    Track("Brass", 56, False),
-    Track("Reed", 64, False),
-    Track("Pipe", 72, False),
-    Track("Synth Lead", 80, False),
-    Track("Synth Pad", 88, False),
-    Track("Synth Effects", 96, False),
-    Track("Ethnic", 104, False),
-    Track("Percussive", 112, False),
-    Track("Sound Effects", 120, False),
-)
-
-
 class DataError(ValueError):
     """A data file (or a song in it) is missing, corrupt, or not what was expected."""
-
-
-def track_family(program: int, is_drum: bool) -> int:
-    """Index into :data:`TRACKS` of the LPD-17 family of a General MIDI ``program`` (0–127).
-
-    Drum tracks go to 0 (Drums); other tracks to ``1 + program // 8``.
-    """
-    if is_drum:
-        return 0
-    program = int(program)
-    if not 0 <= program <= 127:
-        raise ValueError(f"program must be a General MIDI program 0..127, got {program}")
-    return 1 + program // 8
 
 
 # --------------------------------------------------------------------------------------------
@@ -521,25 +470,9 @@ def multitrack_to_windows(mt: "pypianoroll.Multitrack", *, hop_bars: int = 1,  #
 
 
 def _binarize(windows: Any, threshold: float) -> np.ndarray:
-    """(17, T, 72) or (n, 17, T, 72) numpy/torch, bool or [0, 1] → bool (17, n*T, 72)."""
-    if isinstance(windows, torch.Tensor):
-        windows = windows.detach().cpu()
-        windows = windows.numpy() if windows.dtype != torch.bfloat16 else windows.float().numpy()
-    w = np.asarray(windows)
-    if w.ndim == 4:
-        if w.shape[1:] != (N_TRACKS, w.shape[2], N_PITCHES):
-            raise ValueError(f"windows: shape {w.shape}, expected (n, 17, 64, 72)")
-        w = np.concatenate(list(w), axis=1) if len(w) else np.zeros((N_TRACKS, 0, N_PITCHES), w.dtype)
-    if w.ndim != 3 or w.shape[0] != N_TRACKS or w.shape[2] != N_PITCHES:
-        raise ValueError(f"windows: shape {w.shape}, expected (17, 64, 72) or (n, 17, 64, 72)")
-    if w.dtype == np.bool_:
-        return w
-    if not (np.issubdtype(w.dtype, np.floating) or np.issubdtype(w.dtype, np.integer)):
-        raise ValueError(f"windows: dtype {w.dtype}, expected bool or numbers in [0, 1]")
-    if w.size and (np.nanmin(w) < 0 or np.nanmax(w) > 1):
-        raise ValueError(f"windows: values in [{np.nanmin(w):g}, {np.nanmax(w):g}], expected "
-                         "probabilities in [0, 1] (apply the sigmoid first)")
-    return w >= threshold
+    """(17, T, 72) or (n, 17, T, 72) numpy/torch, bool or [0, 1] → bool (17, n*T, 72), in order."""
+    w = binarize(windows, threshold, name="windows", song=True)
+    return np.concatenate(list(w), axis=1) if len(w) else np.zeros((N_TRACKS, 0, N_PITCHES), bool)
 
 
 def windows_to_multitrack(windows: Any, *, threshold: float = 0.5, tempo: float = 120.0,

@@ -35,7 +35,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from b2b import metrics as M
-from b2b.data import TRACKS
+from b2b.geometry import TRACKS, binarize
 from b2b.atomic import atomic_write, write_text
 
 #: LPD-17 track names in file order (``b2b.data.TRACKS``' names).
@@ -714,16 +714,8 @@ def _open_samples(path: str | os.PathLike) -> np.ndarray:
 
 
 def _binarize(x: np.ndarray, threshold: float | None, path: Any) -> np.ndarray:
-    """Check a chunk of a samples file (values in [0, 1], probabilities need ``threshold``)."""
-    x = np.asarray(x)
-    if x.dtype != bool:
-        if np.isnan(x).any() if np.issubdtype(x.dtype, np.floating) else False:
-            raise ValueError(f"{path} contains NaN")
-        if x.size and (x.min() < 0 or x.max() > 1):
-            raise ValueError(f"{path} must hold values in [0, 1], got {x.min()}..{x.max()}")
-        if threshold is None and not np.isin(x, (0, 1)).all():
-            raise ValueError(f"{path} holds probabilities: pass --threshold (e.g. 0.9) to binarize them")
-    return M.as_rolls(x, threshold, name=str(path))
+    """Check and binarize a chunk of a samples file (:func:`b2b.geometry.binarize`'s rules)."""
+    return binarize(x, threshold, name=str(path))
 
 
 def iter_samples(path: str | os.PathLike, n: int | None = None, threshold: float | None = None,

@@ -43,6 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from b2b.atomic import atomic_path, atomic_write, free_bytes
+from b2b.geometry import SAMPLE_SHAPE, as_windows
 
 __all__ = [
     "MAX_SAMPLES",
@@ -62,7 +63,6 @@ __all__ = [
     "run",
 ]
 
-SAMPLE_SHAPE = (17, 64, 72)
 #: Samples drawn in the figure ``samples.png`` (the first ones).
 FIGURE_SAMPLES = 16
 #: Most samples one ``b2b generate`` (or one calibration) may write: a MIDI and a WAV file
@@ -198,9 +198,9 @@ def note_density(data: Any, *, chunk: int = 256) -> tuple[float, int]:
 
         data = open_dataset(data)
     if isinstance(data, (np.ndarray, Tensor)):
-        x = data.detach().cpu().numpy() if isinstance(data, Tensor) else data
-        if x.ndim != 4 or x.shape[1:] != SAMPLE_SHAPE or len(x) < 1:
-            raise ValueError(f"data: expected windows (n, 17, 64, 72) with n >= 1, got shape {x.shape}")
+        x = as_windows(data, name="data")
+        if len(x) < 1:
+            raise ValueError("data: expected windows of shape (n, 17, 64, 72) with n >= 1, got none")
         n = len(x)
         on = sum(int(np.count_nonzero(x[i:i + chunk] >= 0.5)) for i in range(0, n, chunk))
     else:
@@ -375,23 +375,12 @@ def check_threshold(threshold: Any, name: str = "threshold") -> float:
 
 
 def _as_samples(samples: Any) -> np.ndarray:
-    if isinstance(samples, Tensor):
-        samples = samples.detach().float().cpu().numpy()
-    x = np.asarray(samples)
-    if x.ndim == 3:
-        x = x[None]
-    if x.ndim != 4 or x.shape[1:] != SAMPLE_SHAPE or x.shape[0] < 1:
-        raise ValueError(f"samples: expected probabilities of shape (n, 17, 64, 72) with n >= 1, "
-                         f"got shape {x.shape}")
-    if x.dtype == np.bool_:
-        return x.astype(np.float32)
-    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-        raise ValueError(f"samples: expected numbers in [0, 1], got dtype {x.dtype}")
-    x = x.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 1:
-        raise ValueError(f"samples: values must be probabilities in [0, 1], got range "
-                         f"[{np.nanmin(x):g}, {np.nanmax(x):g}]")
-    return x
+    """Probabilities or notes ``(n, 17, 64, 72)``, ``n >= 1``, as float32 (checked by
+    :func:`b2b.geometry.as_windows`)."""
+    x = as_windows(samples, name="samples")
+    if len(x) < 1:
+        raise ValueError("samples: expected windows of shape (n, 17, 64, 72) with n >= 1, got none")
+    return x.astype(np.float32, copy=False)
 
 
 def estimate_bytes(n: int, *, wav: bool = True, tempo: float = 120.0, sample_rate: int = 22050,

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from b2b.data import (  # the fixed geometry, defined once in b2b.data
+from b2b.geometry import (  # the fixed geometry and the window rules, defined once
     BEATS_PER_BAR,
     LOWEST_PITCH,
     N_BARS,
@@ -43,6 +43,7 @@ from b2b.data import (  # the fixed geometry, defined once in b2b.data
     STEPS_PER_BAR,
     STEPS_PER_BEAT,
     TRACKS,
+    binarize,
 )
 
 N_BEATS = N_STEPS // STEPS_PER_BEAT  # 16
@@ -71,7 +72,8 @@ def as_rolls(x: Any, threshold: float | None = None, name: str = "x") -> np.ndar
     Parameters
     ----------
     x : array-like or torch.Tensor
-        ``(n, 17, 64, 72)``: bool, or numbers. Without ``threshold`` numbers must all be 0 or 1.
+        ``(n, 17, 64, 72)`` (or one window ``(17, 64, 72)``): bool, or numbers in [0, 1]. Without
+        ``threshold`` numbers must all be 0 or 1. The rules are :func:`b2b.geometry.binarize`'s.
     threshold : float, optional
         Cells with ``value >= threshold`` are on (e.g. 0.9 for generator probabilities), the
         project's convention (:mod:`b2b.data`, :mod:`b2b.generate`).
@@ -83,27 +85,7 @@ def as_rolls(x: Any, threshold: float | None = None, name: str = "x") -> np.ndar
     np.ndarray
         Boolean array ``(n, 17, 64, 72)``.
     """
-    if hasattr(x, "detach"):  # torch.Tensor, without importing torch
-        x = x.detach().cpu().numpy()
-    x = np.asarray(x)
-    if x.ndim != 4 or x.shape[1:] != SAMPLE_SHAPE:
-        hint = " (one window? use x[None])" if x.shape == SAMPLE_SHAPE else ""
-        raise ValueError(f"{name} must have shape (n, 17, 64, 72), got {x.shape}{hint}")
-    if x.dtype == bool:
-        return x
-    if not (np.issubdtype(x.dtype, np.number)):
-        raise ValueError(f"{name} must be boolean or numeric, got dtype {x.dtype}")
-    if np.issubdtype(x.dtype, np.complexfloating):
-        raise ValueError(f"{name} must be real-valued, got dtype {x.dtype}")
-    if np.issubdtype(x.dtype, np.floating) and np.isnan(x).any():
-        raise ValueError(f"{name} contains NaN")
-    if threshold is None:
-        if not np.isin(x, (0, 1)).all():
-            raise ValueError(
-                f"{name} has values other than 0 and 1 (dtype {x.dtype}): pass threshold= to binarize"
-            )
-        return x != 0
-    return x >= threshold
+    return binarize(x, threshold, name=name)
 
 
 def _div(num: np.ndarray, den: np.ndarray) -> np.ndarray:

@@ -53,6 +53,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from b2b.attention import SelfAttention
+from b2b.geometry import N_PITCHES, N_STEPS, N_TRACKS
 
 __all__ = [
     "SelfAttention",
@@ -72,7 +73,6 @@ __all__ = [
     "count_parameters",
 ]
 
-N_TRACKS, N_STEPS, N_PITCHES = 17, 64, 72
 NORMS = ("batch", "layer", "none")
 N_BLOCKS = 5
 

@@ -115,38 +115,28 @@ class _Roll:
     steps_per_beat: int
 
 
-def _to_numpy(x: Any) -> np.ndarray:
-    if hasattr(x, "detach") and hasattr(x, "cpu"):  # a torch tensor
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
-def _binarize(a: np.ndarray, threshold: float | None) -> np.ndarray:
-    if a.dtype == bool:
+def _levels(a: np.ndarray, threshold: float | None) -> np.ndarray:
+    """Cell shades in [0, 1] (float32): the values themselves, or 0/1 at ``threshold``."""
+    if a.dtype == bool or threshold is None:
         return a.astype(np.float32)
-    if threshold is None:
-        return np.clip(a.astype(np.float32), 0.0, 1.0)
     return (a >= threshold).astype(np.float32)
 
 
-def _window_roll(w: np.ndarray, threshold: float | None, name: str = "x") -> _Roll:
-    from b2b import data
+def _window_roll(w: Any, threshold: float | None, name: str = "x") -> _Roll:
+    """One window or song roll ``(17, T, 72)`` (checked by :func:`b2b.geometry.as_windows`)."""
+    from b2b import geometry as geo
 
-    shape = tuple(data.SAMPLE_SHAPE)
-    if w.ndim != 3 or (w.shape[0], w.shape[2]) != (shape[0], shape[2]) or w.shape[1] < 1:
-        raise ValueError(
-            f"{name}: expected a window of shape {shape} or a song roll of shape "
-            f"({shape[0]}, T, {shape[2]}), got shape {w.shape}"
-        )
-    if w.dtype != bool and not np.issubdtype(w.dtype, np.number):
-        raise ValueError(f"{name}: expected a bool or numeric array, got dtype {w.dtype}")
-    w = _binarize(w, threshold)
+    batch = geo.as_windows(w, name=name, song=True)
+    if len(batch) != 1:
+        raise ValueError(f"{name}: expected one window {geo.SAMPLE_SHAPE}, got a batch of shape "
+                         f"{batch.shape}; use sample_grid() for batches")
+    w = _levels(batch[0], threshold)
     tracks = [
         _Track(t.name, track_color(t.name, program=t.program, is_drum=t.is_drum), w[i],
-               data.LOWEST_PITCH, bool(t.is_drum))
-        for i, t in enumerate(data.TRACKS)
+               geo.LOWEST_PITCH, bool(t.is_drum))
+        for i, t in enumerate(geo.TRACKS)
     ]  # fmt: skip
-    return _Roll(tracks, w.shape[1], data.STEPS_PER_BAR, data.STEPS_PER_BEAT)
+    return _Roll(tracks, w.shape[1], geo.STEPS_PER_BAR, geo.STEPS_PER_BEAT)
 
 
 def _multitrack_roll(mt: Any, threshold: float | None) -> _Roll:
@@ -161,7 +151,7 @@ def _multitrack_roll(mt: Any, threshold: float | None) -> _Roll:
             thr = threshold
         full = np.zeros((n_steps, 128), dtype=np.float32)
         if roll.size:
-            full[: len(roll)] = _binarize(roll, thr)
+            full[: len(roll)] = _levels(np.clip(roll, 0.0, 1.0) if roll.dtype != bool else roll, thr)
         tracks.append(_Track(t.name or "", track_color(t.name, program=t.program,
                                                       is_drum=t.is_drum), full, 0, bool(t.is_drum)))
     beat = int(mt.resolution)
@@ -173,15 +163,7 @@ def _as_roll(x: Any, threshold: float | None) -> _Roll:
 
     if isinstance(x, pypianoroll.Multitrack):
         return _multitrack_roll(x, threshold)
-    arr = _to_numpy(x)
-    if arr.ndim == 4 and arr.shape[0] == 1:
-        arr = arr[0]
-    if arr.ndim == 4:
-        raise ValueError(
-            f"x: expected one window (17, 64, 72), got a batch of shape {arr.shape}; "
-            "use sample_grid() for batches"
-        )
-    return _window_roll(arr, threshold)
+    return _window_roll(x, threshold)
 
 
 def _select(roll: _Roll, tracks: Sequence[str | int] | None) -> list[_Track]:
@@ -373,16 +355,14 @@ def sample_grid(
         ``n`` axes (unused grid cells are removed), all tracks of a window overlaid in their
         colours on a common pitch range, bar lines, and one legend of the tracks that occur.
     """
+    from b2b.geometry import as_windows
+
     if not isinstance(batch, np.ndarray) and isinstance(batch, (list, tuple)):
-        arr = np.stack([_to_numpy(w) for w in batch]) if len(batch) else np.zeros((0,))
-    else:
-        arr = _to_numpy(batch)
-    if arr.ndim == 3:
-        arr = arr[None]
-    if arr.ndim != 4 or arr.shape[0] == 0:
-        raise ValueError(
-            f"batch: expected windows of shape (n, 17, 64, 72) with n >= 1, got shape {arr.shape}"
-        )
+        batch = [as_windows(w, name=f"batch[{i}]", song=True) for i, w in enumerate(batch)]
+        batch = np.concatenate(batch) if batch else np.zeros((0,))
+    arr = as_windows(batch, name="batch", song=True)
+    if arr.shape[0] == 0:
+        raise ValueError("batch: expected windows of shape (n, 17, 64, 72) with n >= 1, got none")
     if not (isinstance(ncols, (int, np.integer)) and ncols >= 1):
         raise ValueError(f"ncols: expected a positive integer, got {ncols!r}")
     if titles is not None and len(titles) != len(arr):

@@ -27,9 +27,7 @@ import contextlib
 import functools
 import http.server
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
