@@ -107,7 +107,7 @@ from b2b.atomic import FolderLock, atomic_write, remove_leftovers
 from b2b.checkpoint import (CHECKPOINT_FORMAT, FORMAT_VERSION, atomic_torch_save, checkpoints, latest_checkpoint,
                             load_checkpoint, resolve_device)
 from b2b.data import SAMPLE_SHAPE, open_dataset
-from b2b.nn import DiscConvNet, GenConvNet, Preset, build, get_preset
+from b2b.nn import DiscConvNet, GenConvNet, Preset, TrainingConfig, build, get_preset
 from b2b.step import wgan_gp_iteration
 
 __all__ = [
@@ -129,9 +129,11 @@ _LEFTOVER_RE = re.compile(r"\.(checkpoint_\d+\.pt|history\.(json|csv)|samples_\d
 STEP_BYTES_PER_SAMPLE = int(3.2 * 2**20)
 STEP_BYTES_FIXED = 256 * 2**20  # networks, optimizers, allocator slack
 MAX_BATCH = 65536  # beyond any sensible GAN batch (the reference uses 64)
+# the preset's training hyper-parameters that a TrainerConfig may override (None: the preset's);
+# the threshold is a sampling setting, not a training one
+_HYPER = [f.name for f in dataclasses.fields(TrainingConfig) if f.name != "threshold"]
 # hyper-parameters a resumed run must share with its checkpoint
-_MUST_MATCH = ["batch", "n_critic", "lambda_gp", "lr_g", "lr_d", "betas", "lr_step_epochs",
-               "lr_gamma", "seed"]
+_MUST_MATCH = [*_HYPER, "seed"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -208,7 +210,7 @@ class TrainerConfig:
         p = get_preset(self.preset)
         t = p.training
         c = dataclasses.replace(self)
-        for name in ["batch", "n_critic", "lambda_gp", "lr_g", "lr_d", "betas", "lr_step_epochs", "lr_gamma"]:
+        for name in _HYPER:
             if getattr(c, name) is None:
                 setattr(c, name, getattr(t, name))
         c.betas = (float(c.betas[0]), float(c.betas[1]))

@@ -34,7 +34,6 @@ import multiprocessing as mp
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +41,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import git_commit  # noqa: E402
 
 from b2b.atomic import atomic_write, write_text
 
@@ -304,14 +306,7 @@ def run_variant(task: dict[str, Any]) -> dict[str, Any]:
 # the whole run
 # ----------------------------------------------------------------------------------------------
 def _git_commit() -> str:
-    try:
-        root = Path(__file__).resolve().parents[1]
-        c = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "b2b", "scripts/ablations.py"], cwd=root,
-                               capture_output=True, text=True).stdout.strip()
-        return c.stdout.strip() + (" (+ uncommitted changes in b2b/ or the script)" if dirty else "")
-    except Exception:  # noqa: BLE001
-        return "unknown"
+    return git_commit("scripts/ablations.py")
 
 
 def _fmt(v: Any, digits: int = 3) -> str:

@@ -38,6 +38,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import git_commit  # noqa: E402
+
 from b2b.atomic import write_text
 
 #: candidate name -> {"generator"|"critic"|"training": {field: value}} overrides of ``seed``
@@ -189,15 +192,7 @@ def merge(paths: list[Path], out: Path, decision: str = "") -> dict[str, Any]:
 
 
 def _git_commit() -> str:
-    root = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "b2b", "scripts/recipe_search.py"],
-                               cwd=root, capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + (" (+ uncommitted changes in b2b/ or the script)" if dirty else "")
+    return git_commit("scripts/recipe_search.py")
 
 
 def headline(r: dict[str, Any]) -> dict[str, Any]:

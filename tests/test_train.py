@@ -681,3 +681,17 @@ def test_threads(tmp_path, monkeypatch, capsys):
     assert torch.get_num_threads() == before  # restored for whoever called main()
     assert cli_main(_cli(tmp_path / "b")[:-2] + ["--threads", "0"]) == 2
     assert "--threads must be 1..1024" in _one_line_error(capsys)
+
+
+def test_trainer_config_overrides_every_training_hyper_parameter_of_the_preset():
+    import dataclasses as dc
+
+    from b2b import train as T
+    from b2b.nn import TrainingConfig, get_preset
+
+    names = {f.name for f in dc.fields(TrainingConfig)} - {"threshold"}
+    assert set(T._HYPER) == names and names <= {f.name for f in dc.fields(T.TrainerConfig)}
+    assert set(T._MUST_MATCH) == names | {"seed"}
+    r = T.TrainerConfig(preset="improved", lr_d=1e-5).resolved()
+    t = get_preset("improved").training
+    assert r.lr_d == 1e-5 and all(getattr(r, n) == getattr(t, n) for n in names - {"lr_d"})
