@@ -761,9 +761,19 @@ class Trainer:
         if ckpt.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{source}: not a training checkpoint (format {ckpt.get('format')!r}); cannot resume")
         # the networks and hyper-parameters must match; the preset's name and description need not
-        # (a run found under one name may be continued under the name it was given later)
-        mine_p = self.preset.to_dict()
-        parts = [k for k in ("generator", "critic", "training") if ckpt["preset"].get(k) != mine_p[k]]
+        # (a run found under one name may be continued under the name it was given later), nor
+        # the sampling threshold; fields added since the checkpoint was written take their defaults
+        def settings(p: Preset) -> dict[str, Any]:
+            d = p.to_dict()
+            d["training"].pop("threshold")
+            return d
+
+        try:
+            theirs = settings(Preset.from_dict(ckpt["preset"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{source}: malformed preset in checkpoint: {e}") from None
+        mine_p = settings(self.preset)
+        parts = [k for k in ("generator", "critic", "training") if theirs[k] != mine_p[k]]
         if parts:
             raise ValueError(f"{source}: checkpoint was trained with preset {ckpt['preset'].get('name')!r}, whose "
                              f"{' and '.join(parts)} differ from the requested {self.preset.name!r}")

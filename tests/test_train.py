@@ -114,8 +114,14 @@ def test_resume_under_another_name_of_the_same_preset(tmp_path):
     from b2b.nn import get_preset
 
     data = windows(10)
-    renamed = dataclasses.replace(get_preset("seed"), name="candidate", description="found in a search")
+    seed = get_preset("seed")
+    renamed = dataclasses.replace(seed, name="candidate", description="found in a search",
+                                  training=dataclasses.replace(seed.training, threshold=0.5))  # sampling only
     Trainer(cfg(tmp_path, iterations=2, checkpoint_every=2, preset=renamed), data).train()
+    # a checkpoint written before a field was added (here GeneratorConfig.binary) still resumes
+    ck = torch.load(tmp_path / "checkpoint_00000002.pt", weights_only=True)
+    del ck["preset"]["generator"]["binary"]
+    torch.save(ck, tmp_path / "checkpoint_00000002.pt")
     t = Trainer(cfg(tmp_path, iterations=3, checkpoint_every=3), data, resume=True)
     assert t.step == 2 and t.preset.name == "seed"
     t.train()
