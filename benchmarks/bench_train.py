@@ -25,7 +25,9 @@ On CPU one intra-op thread is used by default: on a shared machine torch's two s
 threads make both sides many times slower and the ratio mostly noise (see README.md);
 ``--threads 0`` keeps torch's default.
 
-``--edges`` adds a third variant, the Trainer with convolution edge layers, to isolate the
+On CUDA a third variant replays each step as a CUDA graph (``Trainer(cuda_graph=True)``; its
+warm-up covers the eager steps before capture and the capture itself) and its speed-up over the
+baseline is printed before the last line. ``--edges`` adds another variant, the Trainer with convolution edge layers, to isolate the
 edge layers' share of the speed-up. ``--ops`` also counts, with ``torch.profiler``, the ATen
 operator calls of one iteration of each variant (nested calls included) and, on CUDA, the
 device kernels it launches: the per-call overhead that dominates a small model's step.
@@ -115,10 +117,11 @@ def make_baseline(data: np.ndarray, device: torch.device, seed: int = 0) -> Call
     return step
 
 
-def make_b2b(data: np.ndarray, device: torch.device, out: str, fast_edges: bool = True) -> Callable[[], None]:
+def make_b2b(data: np.ndarray, device: torch.device, out: str, fast_edges: bool = True,
+             cuda_graph: bool = False) -> Callable[[], None]:
     """One ``Trainer.train_step`` (stats fetched once, as ``Trainer.train`` does)."""
     cfg = TrainerConfig(preset="seed", batch=BATCH, n_critic=N_CRITIC, lambda_gp=LAMBDA, device=str(device),
-                        out=out, progress=False, sample_every=0, fast_edges=fast_edges)
+                        out=out, progress=False, sample_every=0, fast_edges=fast_edges, cuda_graph=cuda_graph)
     trainer = Trainer(cfg, torch.from_numpy(data))
 
     def step() -> None:
@@ -176,9 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.edges:
             variants["b2b Trainer, conv edges"] = make_b2b(data, device, f"{tmp}/c", fast_edges=False)
         variants["b2b Trainer"] = make_b2b(data, device, f"{tmp}/b")
+        if device.type == "cuda":
+            variants["b2b Trainer, CUDA graph"] = make_b2b(data, device, f"{tmp}/g", cuda_graph=True)
         times: dict[str, list[float]] = {k: [] for k in variants}
-        for name, step in variants.items():  # warm-up (cuDNN autotuning, allocator, first-call costs)
-            time_it(step, 1, device)
+        for name, step in variants.items():  # warm-up (cuDNN autotuning, allocator, first-call costs;
+            time_it(step, 1 + 3 * ("graph" in name), device)  # the graph: its eager steps and the capture
         for r in range(args.rounds):
             for name, step in variants.items():
                 times[name].append(time_it(step, args.iterations, device))
@@ -188,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:30s} {med:8.3f} s/it  {1 / med:7.2f} it/s  (rounds: {', '.join(f'{t:.3f}' for t in ts)})"
                   + (f"  ×{base / med:.2f}" if med != base else ""))
         speedup = base / statistics.median(times["b2b Trainer"])
+        if "b2b Trainer, CUDA graph" in times:
+            print(f"speedup with the CUDA graph: {base / statistics.median(times['b2b Trainer, CUDA graph']):.2f}×")
         if args.ops:
             for name, step in variants.items():
                 ops, kernels = count_ops(step, device)

@@ -701,3 +701,69 @@ def test_trainer_config_overrides_every_training_hyper_parameter_of_the_preset()
     r = T.TrainerConfig(preset="improved", lr_d=1e-5).resolved()
     t = get_preset("improved").training
     assert r.lr_d == 1e-5 and all(getattr(r, n) == getattr(t, n) for n in names - {"lr_d"})
+
+
+def test_step_with_batches_drawn_up_front_is_the_step_drawn_batch_by_batch(tmp_path):
+    # train_step draws the step's n_critic batches before the iteration (what a CUDA graph needs:
+    # indices copied into a static buffer); that must change nothing on the CPU
+    from b2b.step import wgan_gp_iteration
+
+    data = windows(10)
+    a = Trainer(cfg(tmp_path / "a", n_critic=3), data)  # each Trainer seeds the global RNG: one at a time
+    sa = [a.train_step() for _ in range(3)]  # 9 batches of 4 from 10 windows: crosses a reshuffle
+    pa = params(a)
+    b = Trainer(cfg(tmp_path / "b", n_critic=3), data)
+    for k in range(3):
+        b.G.train(), b.D.train()
+        sb = wgan_gp_iteration(b.G, b.D, b.opt_g, b.opt_d, b.next_batch,
+                               lambda: torch.randn(b.local_batch, b.generator.latent), n_critic=3, lambda_gp=10.0)
+        assert torch.equal(sa[k], sb)
+    pb = params(b)
+    assert all(torch.equal(pa[k], pb[k]) for k in pa)
+    assert a.cursor == b.cursor and torch.equal(a.perm, b.perm)
+
+
+def test_cuda_graph_falls_back_to_eager_with_one_line_where_it_cannot_run(tmp_path, capsys):
+    data = windows(10)
+    g = Trainer(cfg(tmp_path / "g", cuda_graph=True), data)
+    assert "b2b: --cuda-graph: it needs CUDA; training eagerly" in capsys.readouterr().err
+    assert not g.graphed and not g.opt_g.defaults["capturable"]
+    g.train()
+    pg = params(g)
+    e = Trainer(cfg(tmp_path / "e"), data)
+    e.train()
+    pe = params(e)
+    assert all(torch.equal(pg[k], pe[k]) for k in pg)
+    assert isinstance(g.history[-1]["lr_g"], float)
+
+
+def test_bf16_only_where_the_gpu_computes_it_natively(monkeypatch):
+    from b2b import train as T
+
+    assert not T.native_bf16(torch.device("cpu"))
+    for capability, native in (((7, 5), False), ((8, 0), True), ((9, 0), True)):  # T4, A100, H100/H200
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
+        assert T.native_bf16(torch.device("cuda")) is native
+
+
+def test_cli_accepts_cuda_graph():
+    import argparse
+
+    from b2b import train as T
+
+    p = argparse.ArgumentParser()
+    T.add_arguments(p)
+    assert p.parse_args(["--cuda-graph"]).cuda_graph and not p.parse_args([]).cuda_graph
+
+
+def test_resume_keeps_this_runs_optimizer_implementation(tmp_path):
+    data = windows(10)
+    Trainer(cfg(tmp_path, iterations=1, checkpoint_every=1), data).train()
+    ck = torch.load(tmp_path / "checkpoint_00000001.pt", weights_only=True)
+    for key in ("opt_g", "opt_d"):  # as written before the optimizers were fused
+        for group in ck[key]["param_groups"]:
+            group.update(fused=None, foreach=None)
+    torch.save(ck, tmp_path / "checkpoint_00000001.pt")
+    t = Trainer(cfg(tmp_path, iterations=2, checkpoint_every=2), data, resume=True)
+    assert all(g["fused"] and not g["capturable"] for o in (t.opt_g, t.opt_d) for g in o.param_groups)
+    t.train()
