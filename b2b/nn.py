@@ -349,6 +349,17 @@ def _norm(kind: str, channels: int) -> nn.Module:
     return nn.Identity()
 
 
+def _up(c_in: int, c_out: int, norm: str) -> nn.Sequential:
+    """A generator block: ``(B, c_in, T, 1)`` -> ``(B, c_out, 2T, 1)``, time doubled, no pitch axis."""
+    return nn.Sequential(nn.ConvTranspose2d(c_in, c_out, kernel_size=(2, 1), stride=(2, 2)), _norm(norm, c_out),
+                         nn.PReLU())
+
+
+def _down(conv: nn.Module, c: int, norm: str, dropout: float) -> nn.Sequential:
+    """A critic block: ``conv`` (time halved), normalization, PReLU and (if > 0) dropout."""
+    return nn.Sequential(conv, _norm(norm, c), nn.PReLU(), *([nn.Dropout(dropout)] if dropout > 0 else []))
+
+
 class GenConvNet(nn.Module):
     """Generator: noise ``(B, latent)`` -> probabilities ``(B, 17, 64, 72)`` in [0, 1].
 
@@ -361,22 +372,22 @@ class GenConvNet(nn.Module):
         super().__init__()
         config = dataclasses.replace(config or GeneratorConfig(), **overrides)
         self.config = config
-        c = config.channels
-        layers: OrderedDict[str, nn.Module] = OrderedDict()
-        in_ch = config.latent
-        for i in range(1, N_BLOCKS + 1):
-            layers[f"block{i}"] = nn.Sequential(
-                nn.ConvTranspose2d(in_ch, c, kernel_size=(2, 1), stride=(2, 2)),
-                _norm(config.norm, c),
-                nn.PReLU(),
-            )
-            in_ch = c
-            if config.attention == i:
-                layers["attention"] = SelfAttention(c)
-        layers["edge"] = PitchConvTranspose2d(c, N_TRACKS, kernel_size=(2, N_PITCHES), stride=(2, 2),
-                                              fast=config.fast_edges)
-        layers["output"] = StraightThrough() if config.binary else nn.Sigmoid()
-        self.layers = nn.Sequential(layers)
+        c, norm = config.channels, config.norm
+
+        def att(i: int) -> list[tuple[str, nn.Module]]:  # self-attention after block i (shape kept)
+            return [("attention", SelfAttention(c))] if config.attention == i else []
+
+        layers = [                                                      # z viewed as (B, latent, 1, 1)
+            ("block1", _up(config.latent, c, norm)), *att(1),           # -> (B, c,  2, 1)
+            ("block2", _up(c, c, norm)), *att(2),                       # -> (B, c,  4, 1)
+            ("block3", _up(c, c, norm)), *att(3),                       # -> (B, c,  8, 1)
+            ("block4", _up(c, c, norm)), *att(4),                       # -> (B, c, 16, 1)
+            ("block5", _up(c, c, norm)), *att(5),                       # -> (B, c, 32, 1)
+            ("edge", PitchConvTranspose2d(c, N_TRACKS, kernel_size=(2, N_PITCHES), stride=(2, 2),
+                                          fast=config.fast_edges)),     # -> (B, 17, 64, 72)
+            ("output", StraightThrough() if config.binary else nn.Sigmoid()),  # probabilities (or notes)
+        ]
+        self.layers = nn.Sequential(OrderedDict(layers))
 
     @property
     def latent(self) -> int:
@@ -454,25 +465,26 @@ class DiscConvNet(nn.Module):
         super().__init__()
         config = dataclasses.replace(config or CriticConfig(), **overrides)
         self.config = config
-        c = config.channels
-        layers: OrderedDict[str, nn.Module] = OrderedDict()
-        for i in range(1, N_BLOCKS + 1):
-            if i == 1:
-                conv: nn.Module = PitchConv2d(N_TRACKS, c, kernel_size=(2, N_PITCHES), stride=(2, 2),
-                                              fast=config.fast_edges)
-            else:
-                conv = nn.Conv2d(c, c, kernel_size=(2, 1), stride=(2, 2))
-            block = [conv, _norm(config.norm, c), nn.PReLU()]
-            if config.dropout > 0:
-                block.append(nn.Dropout(config.dropout))
-            layers[f"block{i}"] = nn.Sequential(*block)
-            if config.attention == i:
-                layers["attention"] = SelfAttention(c)
-        if config.minibatch_std:
-            layers["minibatch_std"] = MinibatchStd()  # (B, c, 2, 1) -> (B, c + 1, 2, 1)
-        layers["flatten"] = nn.Flatten()
-        layers["linear"] = nn.Linear((c + config.minibatch_std) * (N_STEPS >> N_BLOCKS), 1)
-        self.layers = nn.Sequential(layers)
+        c, norm, drop = config.channels, config.norm, config.dropout
+
+        def att(i: int) -> list[tuple[str, nn.Module]]:  # self-attention after block i (shape kept)
+            return [("attention", SelfAttention(c))] if config.attention == i else []
+
+        def conv() -> nn.Conv2d:  # time halved, no pitch axis
+            return nn.Conv2d(c, c, kernel_size=(2, 1), stride=(2, 2))
+
+        edge = PitchConv2d(N_TRACKS, c, kernel_size=(2, N_PITCHES), stride=(2, 2), fast=config.fast_edges)
+        layers = [                                                      # x (B, 17, 64, 72)
+            ("block1", _down(edge, c, norm, drop)), *att(1),            # -> (B, c, 32, 1)
+            ("block2", _down(conv(), c, norm, drop)), *att(2),          # -> (B, c, 16, 1)
+            ("block3", _down(conv(), c, norm, drop)), *att(3),          # -> (B, c,  8, 1)
+            ("block4", _down(conv(), c, norm, drop)), *att(4),          # -> (B, c,  4, 1)
+            ("block5", _down(conv(), c, norm, drop)), *att(5),          # -> (B, c,  2, 1)
+            *([("minibatch_std", MinibatchStd())] if config.minibatch_std else []),  # -> (B, c + 1, 2, 1)
+            ("flatten", nn.Flatten()),                                  # -> (B, 2 (c + 1 if minibatch_std))
+            ("linear", nn.Linear((c + config.minibatch_std) * (N_STEPS >> N_BLOCKS), 1)),  # -> (B, 1)
+        ]
+        self.layers = nn.Sequential(OrderedDict(layers))
 
     def set_fast_edges(self, fast: bool) -> "DiscConvNet":
         """Switch the edge layer between matrix product and convolution (same parameters)."""
