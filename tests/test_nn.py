@@ -73,7 +73,13 @@ def test_parameter_counts_by_hand():
         + 2 * (16 * 2 + 2) + 16 * 16 + 16 + 1 + 33
     assert count_parameters(d) == d_expected == 41_835
     g2, d2 = build("improved")
-    assert count_parameters(g2) == g_expected and count_parameters(d2) == d_expected  # GroupNorm: same affine
+    assert count_parameters(g2) == g_expected  # the straight-through output has no parameters
+    # improved critic: 64 channels, GroupNorm (same affine as BN), a minibatch-std channel before
+    # the linear layer: edge 17*64*144+64, 4*(64*64*2+64), norm 5*128, PReLU 5,
+    # attention(64) 2*(64*8+8) + 64*64+64 + 1, linear (64+1)*2+1
+    d2_expected = (17 * 64 * 144 + 64) + 4 * (64 * 64 * 2 + 64) + 5 * 128 + 5 \
+        + 2 * (64 * 8 + 8) + 64 * 64 + 64 + 1 + 65 * 2 + 1
+    assert count_parameters(d2) == d2_expected == 195_737
     assert count_parameters(GenConvNet(latent=64)) == g_expected - 64 * 64 * 2
 
 

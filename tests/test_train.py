@@ -14,7 +14,7 @@ import torch
 from b2b import train as btrain
 from b2b.cli import main as cli_main
 from b2b.losses import critic_loss
-from b2b.nn import DiscConvNet, CriticConfig
+from b2b.nn import CriticConfig, DiscConvNet, get_preset
 from b2b import checkpoint as bckpt
 from b2b.checkpoint import load_generator
 from b2b.export import export_generator
@@ -135,7 +135,7 @@ def test_resume_errors(tmp_path):
     Trainer(cfg(tmp_path, iterations=1), data).train()
     with pytest.raises(ValueError, match="already holds checkpoints"):
         Trainer(cfg(tmp_path), data)
-    with pytest.raises(ValueError, match="preset 'seed', whose critic.* differ from the requested 'improved'"):
+    with pytest.raises(ValueError, match="preset 'seed', whose generator and critic and training differ from the requested 'improved'"):
         Trainer(cfg(tmp_path, preset="improved"), data, resume=True)
     with pytest.raises(ValueError, match="10 windows.*9"):
         Trainer(cfg(tmp_path), windows(9), resume=True)
@@ -209,7 +209,7 @@ def test_checkpoint_loads_with_weights_only_and_load_generator(tmp_path):
     assert set(ckpt["rng"][0]) == {"torch", "cuda", "batch", "numpy", "python"}
     g, info = load_generator(path)
     assert not g.training and info["step"] == 1 and info["preset"].name == "improved"
-    assert info["threshold"] == 0.9 and info["latent"] == 128
+    assert info["threshold"] == get_preset("improved").training.threshold == 0.5 and info["latent"] == 128
     z = torch.randn(2, 128)
     t.generator.eval()
     torch.testing.assert_close(g(z), t.generator(z), rtol=0, atol=0)
