@@ -127,6 +127,9 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
 def trajectory(run: Path, out: Path, data: str, n_eval: int, every: int) -> list[dict[str, Any]]:
     """Export and evaluate every ``every``-th checkpoint of a run (does more training still help?).
 
+    A checkpoint whose export and evaluation an earlier call left in the run folder is not
+    evaluated again, so the trajectory of a run that is still training can be extended.
+
     Writes ``<out>/trajectory.json`` and ``<out>/trajectory.md`` (one row per checkpoint: the
     headline metrics and the diversity numbers, as :func:`render_markdown`).
     """
@@ -138,9 +141,10 @@ def trajectory(run: Path, out: Path, data: str, n_eval: int, every: int) -> list
         if step % every:
             continue
         gen, ev = run / f"generator_{step:08d}.pt", run / f"evaluation_{step:08d}"
-        _b2b("export", "--checkpoint", str(ckpt), "--data", data, "--out", str(gen))
-        _b2b("evaluate", "--checkpoint", str(gen), "--data", data, "--n", str(n_eval), "--seed", "0",
-             "--no-figures", "--out", str(ev))
+        if not (gen.is_file() and (ev / "mgeval.json").is_file()):  # evaluated by an earlier call: kept
+            _b2b("export", "--checkpoint", str(ckpt), "--data", data, "--out", str(gen))
+            _b2b("evaluate", "--checkpoint", str(gen), "--data", data, "--n", str(n_eval), "--seed", "0",
+                 "--no-figures", "--out", str(ev))
         report = json.loads((ev / "mgeval.json").read_text())
         meta = torch.load(gen, map_location="cpu", weights_only=True)
         rows.append({"label": f"{run.name} at step {step}", "candidate": run.name, "seed": step, "steps": step, "threshold": meta.get("threshold"),

@@ -63,3 +63,16 @@ def test_quick_run_reports_every_headline_metric_and_diversity(rs, tmp_path):
     with pytest.raises(ValueError, match="differ in budget"):
         rs.merge([out / "results.json", tmp_path / "other.json"], tmp_path / "merged")
 
+    # the trajectory of the run: every checkpoint evaluated once; a second call only adds new ones
+    calls = []
+    real_b2b = rs._b2b
+    rs._b2b = lambda *a: (calls.append(a[0]), real_b2b(*a))
+    try:
+        rows = rs.trajectory(tmp_path / "runs" / "wgangp-s0", tmp_path / "traj", "bach", 40, 1)
+        assert [r["steps"] for r in rows] == [1, 2, 3] and calls.count("evaluate") == 3
+        calls.clear()
+        rows = rs.trajectory(tmp_path / "runs" / "wgangp-s0", tmp_path / "traj", "bach", 40, 1)
+        assert [r["steps"] for r in rows] == [1, 2, 3] and calls == []
+    finally:
+        rs._b2b = real_b2b
+    assert json.loads((tmp_path / "traj" / "trajectory.json").read_text())["runs"][2]["steps"] == 3
