@@ -21,6 +21,9 @@
   var SCRIPT = typeof document !== "undefined" && document.currentScript ? document.currentScript.src : "";
   var BASE = SCRIPT ? SCRIPT.replace(/[^/]*$/, "") : "_static/"; // the book's _static/ folder
   var SAMPLE_RATE = 22050, PEAK = 0.9, TAIL = 0.75, VELOCITY = 100;
+  // seconds of sound (summed over notes, with their release) synthesized at most: about a second of work;
+  // a low threshold can turn on tens of thousands of cells, which would take many seconds
+  var MAX_NOTE_SECONDS = 1500;
   var COLORS = ["#444444", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
     "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39",
     "#7b4173", "#3182bd"];
@@ -301,6 +304,15 @@
     var st = this.state;
     if (!st.probs) return this.generate(true);
     this.stop();
+    var step = 60.0 / (st.meta.tempo * st.meta.steps_per_beat), load = 0;
+    st.notes.forEach(function (n) { load += (n.end - n.start) * step + st.meta.tracks[n.track].release; });
+    if (load > MAX_NOTE_SECONDS) {
+      st.audio = null; st.tooDense = true;
+      this.say(st.notes.length + " notes, " + Math.round(load) + " s of sound in all: too dense to play here (at most " +
+               MAX_NOTE_SECONDS + " s); raise the threshold.");
+      return Promise.resolve();
+    }
+    st.tooDense = false;
     var t0 = performance.now(), wave = synthesize(st.notes, st.meta, SAMPLE_RATE), t1 = performance.now();
     var Ctx = window.AudioContext || window.webkitAudioContext;
     this.ctx = this.ctx || new Ctx();

@@ -224,7 +224,8 @@ def chromium(browser: str, timeout: float) -> Iterator[int]:
 
     Raises RuntimeError when the browser does not start within ``timeout`` seconds.
     """
-    with tempfile.TemporaryDirectory(prefix="b2b-chromium-") as profile:
+    # the browser may still write into its profile while it exits: do not fail on the clean-up
+    with tempfile.TemporaryDirectory(prefix="b2b-chromium-", ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen([browser, *CHROMIUM_FLAGS, "--remote-debugging-port=0",
                                  f"--user-data-dir={profile}", "about:blank"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -20,7 +20,8 @@ Served over HTTP on 127.0.0.1, the page is driven over the Chrome DevTools Proto
    ``generator(b2b.web.portable_noise(seed)) > threshold`` for the file the site's model was
    exported from (its SHA-256 must match ``--generator``), cell for cell, except cells whose
    probability is within ``1e-5`` of the threshold (float rounding; none are expected);
-4. lowering the threshold adds notes, and walking toward the second seed changes the window;
+4. lowering the threshold adds notes, walking toward the second seed changes the window, and a
+   window too dense to synthesize quickly is refused with a message;
 5. no JavaScript exceptions and no failed requests;
 
 and prints the time from click to sound and the bytes the generator adds to the page. Exits 1
@@ -174,7 +175,7 @@ async def check(url: str, port: int, generator: Path, seed: int, shots: Path | N
            f"({int(py_on.sum())} cells on in Python, {int(page_on.sum())} in the page, {len(differ)} differ, "
            f"{int(near.sum())} of them within {TOLERANCE:g} of the threshold)")
     # the threshold and the walk
-    await set_input(page, "div.b2b-generator .b2b-gen-threshold", round(max(0.01, thr - 0.1), 2), "input")
+    await set_input(page, "div.b2b-generator .b2b-gen-threshold", round(max(0.01, thr - 0.02), 3), "input")
     lower = await page.eval(JS_STATE)
     expect(len(lower["on"]) > len(st["on"]),
            f"lowering the threshold to {lower['threshold']:.2f} adds notes ({len(st['on'])} -> {len(lower['on'])} cells)")
@@ -194,6 +195,14 @@ async def check(url: str, port: int, generator: Path, seed: int, shots: Path | N
               f"{again['n_notes']} notes")
     expect(bool(again) and bool(again["audio"]) and again["audio"]["duration"] > 0,
            "'New sample' draws a new seed, generates and plays it")
+    # a threshold so low that thousands of cells turn on: the page refuses to play rather than hang
+    await set_input(page, "div.b2b-generator .b2b-gen-threshold", 0.05, "input")
+    await click(page, "div.b2b-generator .b2b-gen-play")
+    dense = await wait_for(page, f"(() => {{ const s = {JS_STATE}; return s && s.status.includes('too dense') ? s : null; }})()", 10)
+    if not dense:
+        print("  info  status after Play at 0.05:", await page.eval("document.querySelector('.b2b-gen-status').textContent"))
+    expect(bool(dense) and not dense["audio"], f"at threshold 0.05 ({len(dense['on']) if dense else '?'} cells on) the page "
+           "says the window is too dense to play instead of synthesizing it")
     if shots is not None:
         import base64
 
