@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -283,6 +283,24 @@ def page_errors(page: Page) -> list[str]:
     return out
 
 
+def reporter(failures: list[str]) -> Callable[[bool, str], None]:
+    """``expect(ok, what)``: print one ok/FAIL line and collect the failures."""
+    def expect(ok: bool, what: str) -> None:
+        print(("  ok    " if ok else "  FAIL  ") + what)
+        if not ok:
+            failures.append(what)
+    return expect
+
+
+def verdict(failures: list[str]) -> int:
+    """Print the last line and return the exit code: 0 when every check passed, else 1."""
+    if failures:
+        print(f"FAILED: {len(failures)} check(s)")
+        return 1
+    print("all checks passed")
+    return 0
+
+
 async def wait_for(page: Page, expr: str, timeout: float) -> Any:
     t0 = time.monotonic()
     while True:
@@ -295,11 +313,7 @@ async def wait_for(page: Page, expr: str, timeout: float) -> Any:
 # the check -----------------------------------------------------------------------------------
 async def check(url: str, port: int, shots: Path | None, timeout: float) -> list[str]:
     failures: list[str] = []
-
-    def expect(ok: bool, what: str) -> None:
-        print(("  ok    " if ok else "  FAIL  ") + what)
-        if not ok:
-            failures.append(what)
+    expect = reporter(failures)
 
     page = await open_page(port, url, timeout)
     if page is None:
@@ -420,11 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         server.shutdown()
-    if failures:
-        print(f"FAILED: {len(failures)} check(s)")
-        return 1
-    print("all checks passed")
-    return 0
+    return verdict(failures)
 
 
 if __name__ == "__main__":

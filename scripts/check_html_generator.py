@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_html_audio import chromium, find_chromium, open_page, page_errors, serve, site_root, wait_for  # noqa: E402
+from check_html_audio import (chromium, find_chromium, open_page, page_errors, reporter, serve,  # noqa: E402
+                              site_root, verdict, wait_for)
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTER = ROOT / "book" / "08_lpd17_gpu.ipynb"
@@ -125,11 +126,7 @@ async def check(url: str, port: int, generator: Path, seed: int, shots: Path | N
     import numpy as np
 
     failures: list[str] = []
-
-    def expect(ok: bool, what: str) -> None:
-        print(("  ok    " if ok else "  FAIL  ") + what)
-        if not ok:
-            failures.append(what)
+    expect = reporter(failures)
 
     page = await open_page(port, url, timeout)
     if page is None:
@@ -174,17 +171,7 @@ async def check(url: str, port: int, generator: Path, seed: int, shots: Path | N
            f"seed {seed}: the page's pianoroll is the Python generator's at threshold {thr:.4f} "
            f"({int(py_on.sum())} cells on in Python, {int(page_on.sum())} in the page, {len(differ)} differ, "
            f"{int(near.sum())} of them within {TOLERANCE:g} of the threshold)")
-    # the threshold and the walk
-    await set_input(page, "div.b2b-generator .b2b-gen-threshold", round(max(0.01, thr - 0.02), 3), "input")
-    lower = await page.eval(JS_STATE)
-    expect(len(lower["on"]) > len(st["on"]),
-           f"lowering the threshold to {lower['threshold']:.2f} adds notes ({len(st['on'])} -> {len(lower['on'])} cells)")
-    await set_input(page, "div.b2b-generator .b2b-gen-mix", 0.5, "change")
-    walked = await wait_for(page, f"(() => {{ const s = {JS_STATE}; return s && s.mix === 0.5 ? s : null; }})()", timeout)
-    expect(bool(walked) and walked["on"] != lower["on"],
-           f"walking halfway toward the second seed changes the window "
-           f"({len(lower['on'])} -> {len(walked['on']) if walked else '?'} cells on)")
-    # a second sample, the runtime and model already loaded
+    # a second sample at the calibrated threshold, the runtime and model already loaded
     await page.eval("document.querySelector('div.b2b-generator').b2b.playing = false")
     await click(page, "div.b2b-generator .b2b-gen-new")
     again = await wait_for(page, f"(() => {{ const s = {JS_STATE}; return s && s.playing && s.seed !== {seed} ? s : null; }})()", timeout)
@@ -195,6 +182,17 @@ async def check(url: str, port: int, generator: Path, seed: int, shots: Path | N
               f"{again['n_notes']} notes")
     expect(bool(again) and bool(again["audio"]) and again["audio"]["duration"] > 0,
            "'New sample' draws a new seed, generates and plays it")
+    # the threshold and the walk, on the window now shown
+    base = await page.eval(JS_STATE)
+    await set_input(page, "div.b2b-generator .b2b-gen-threshold", round(max(0.01, thr - 0.02), 3), "input")
+    lower = await page.eval(JS_STATE)
+    expect(len(lower["on"]) > len(base["on"]),
+           f"lowering the threshold to {lower['threshold']:.2f} adds notes ({len(base['on'])} -> {len(lower['on'])} cells)")
+    await set_input(page, "div.b2b-generator .b2b-gen-mix", 0.5, "change")
+    walked = await wait_for(page, f"(() => {{ const s = {JS_STATE}; return s && s.mix === 0.5 ? s : null; }})()", timeout)
+    expect(bool(walked) and walked["on"] != lower["on"],
+           f"walking halfway toward the second seed changes the window "
+           f"({len(lower['on'])} -> {len(walked['on']) if walked else '?'} cells on)")
     # a threshold so low that thousands of cells turn on: the page refuses to play rather than hang
     await set_input(page, "div.b2b-generator .b2b-gen-threshold", 0.05, "input")
     await click(page, "div.b2b-generator .b2b-gen-play")
@@ -274,11 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.shutdown()
     print(f"({time.monotonic() - t0:.0f} s)")
-    if failures:
-        print(f"FAILED: {len(failures)} check(s)")
-        return 1
-    print("all checks passed")
-    return 0
+    return verdict(failures)
 
 
 if __name__ == "__main__":
