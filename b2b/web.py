@@ -102,10 +102,14 @@ def page_metadata(checkpoint_path: str | Path) -> dict[str, Any]:
     harmonics 1, 2, ...), ``attack``, ``decay`` (None: held) and ``release``, in seconds) and
     ``source`` (file name, SHA-256, training step, preset).
     """
+    path = Path(checkpoint_path)
+    return _metadata(path, load_generator(path)[1])
+
+
+def _metadata(path: Path, info: dict[str, Any]) -> dict[str, Any]:
+    """:func:`page_metadata` of the file ``path`` whose :func:`b2b.checkpoint.load_generator` info is ``info``."""
     from b2b.audio import synth_recipe  # the page plays tracks with the offline synthesizer's recipes
 
-    path = Path(checkpoint_path)
-    _, info = load_generator(path)
     tracks = []
     for t in TRACKS:
         partials, attack, decay, release = synth_recipe(t.program)
@@ -149,8 +153,8 @@ def export_onnx(checkpoint_path: str | Path, out_path: str | Path) -> Path:
                                       "pip install onnx onnxscript", name=package) from None
     import onnx
 
-    meta = page_metadata(checkpoint_path)
-    g, _ = load_generator(checkpoint_path)
+    g, info = load_generator(checkpoint_path)
+    meta = _metadata(Path(checkpoint_path), info)
     z = torch.zeros(2, meta["latent"])
     quiet = logging.getLogger("torch.onnx")  # it warns that torchvision's operators are not registered
     level = quiet.level

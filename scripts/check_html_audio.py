@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Awaitable, Callable, Iterator
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -283,6 +283,32 @@ def page_errors(page: Page) -> list[str]:
     return out
 
 
+def browser_or_none(name: str, given: str | None) -> str | None:
+    """``given``, or the Chromium on PATH; None (after saying so, as ``name``) when there is none."""
+    browser = given or find_chromium()
+    if not browser:
+        print(f"{name}: no chromium found (apt-get install -y chromium)", file=sys.stderr)
+    return browser
+
+
+def run_check(name: str, html: Path, browser: str, timeout: float,
+              check: Callable[[str, int], Awaitable[list[str]]]) -> int:
+    """Serve the site around ``html`` on 127.0.0.1, start headless ``browser`` and run
+    ``check(url, devtools_port)``; the exit code (0 all passed, 1 a check failed, 2 no browser)."""
+    root = site_root(html)
+    server, http_port = serve(root)
+    url = f"http://127.0.0.1:{http_port}/{html.relative_to(root).as_posix()}"
+    try:
+        with chromium(browser, timeout) as port:
+            failures = asyncio.run(check(url, port))
+    except RuntimeError as e:
+        print(f"{name}: {e}", file=sys.stderr)
+        return 2
+    finally:
+        server.shutdown()
+    return verdict(failures)
+
+
 def reporter(failures: list[str]) -> Callable[[bool, str], None]:
     """``expect(ok, what)``: print one ok/FAIL line and collect the failures."""
     def expect(ok: bool, what: str) -> None:
@@ -417,25 +443,13 @@ def main(argv: list[str] | None = None) -> int:
     if not html.is_file():
         print(f"check_html_audio: {html} is not a file", file=sys.stderr)
         return 2
-    browser = args.chromium or find_chromium()
+    browser = browser_or_none("check_html_audio", args.chromium)
     if not browser:
-        print("check_html_audio: no chromium found (apt-get install -y chromium)", file=sys.stderr)
         return 2
     if args.screenshots is not None:
         args.screenshots.mkdir(parents=True, exist_ok=True)
-    root = site_root(html)
-    server, http_port = serve(root)
-    url = f"http://127.0.0.1:{http_port}/{html.relative_to(root).as_posix()}"
-    try:
-        with chromium(browser, args.timeout) as port:
-            failures = asyncio.run(check(url, port, args.screenshots, args.timeout))
-    except RuntimeError as e:
-        print(f"check_html_audio: {e}", file=sys.stderr)
-        return 2
-    finally:
-        server.shutdown()
-    return verdict(failures)
-
+    return run_check("check_html_audio", html, browser, args.timeout,
+                     lambda url, port: check(url, port, args.screenshots, args.timeout))
 
 if __name__ == "__main__":
     sys.exit(main())

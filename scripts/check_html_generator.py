@@ -31,7 +31,6 @@ if a check fails, 2 for bad arguments or no browser.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 import json
 import shutil
@@ -41,8 +40,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_html_audio import (chromium, find_chromium, open_page, page_errors, reporter, serve,  # noqa: E402
-                              site_root, verdict, wait_for)
+from check_html_audio import browser_or_none, open_page, page_errors, reporter, run_check, wait_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTER = ROOT / "book" / "08_lpd17_gpu.ipynb"
@@ -249,9 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.generator.is_file():
         print(f"check_html_generator: --generator {args.generator} is not a file", file=sys.stderr)
         return 2
-    browser = args.chromium or find_chromium()
+    browser = browser_or_none("check_html_generator", args.chromium)
     if not browser:
-        print("check_html_generator: no chromium found (apt-get install -y chromium)", file=sys.stderr)
         return 2
     html = build_harness(args.harness, args.generator) if args.harness else args.html.resolve()
     if not html.is_file():
@@ -259,21 +256,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.screenshots is not None:
         args.screenshots.mkdir(parents=True, exist_ok=True)
-    root = site_root(html)
-    server, http_port = serve(root)
-    url = f"http://127.0.0.1:{http_port}/{html.relative_to(root).as_posix()}"
     t0 = time.monotonic()
-    try:
-        with chromium(browser, args.timeout) as port:
-            failures = asyncio.run(check(url, port, args.generator, args.seed, args.screenshots, args.timeout))
-    except RuntimeError as e:
-        print(f"check_html_generator: {e}", file=sys.stderr)
-        return 2
-    finally:
-        server.shutdown()
+    rc = run_check("check_html_generator", html, browser, args.timeout,
+                   lambda url, port: check(url, port, args.generator, args.seed, args.screenshots, args.timeout))
     print(f"({time.monotonic() - t0:.0f} s)")
-    return verdict(failures)
-
+    return rc
 
 if __name__ == "__main__":
     sys.exit(main())
