@@ -16,6 +16,7 @@ Both carry ``version`` :data:`FORMAT_VERSION`. :func:`load_checkpoint` checks an
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import pickle
 import re
@@ -27,10 +28,10 @@ import torch
 from torch import Tensor
 
 from b2b.atomic import atomic_write
-from b2b.nn import GenConvNet, Preset
+from b2b.nn import GenConvNet, Preset, TrainingConfig
 
 __all__ = ["CHECKPOINT_FORMAT", "GENERATOR_FORMAT", "FORMAT_VERSION", "resolve_device", "atomic_torch_save",
-           "latest_checkpoint", "checkpoints", "load_checkpoint", "load_generator"]
+           "latest_checkpoint", "checkpoints", "load_checkpoint", "load_generator", "preset_of"]
 
 CHECKPOINT_FORMAT = "b2b-checkpoint"
 GENERATOR_FORMAT = "b2b-generator"
@@ -138,12 +139,27 @@ def _is_state_dict(x: Any) -> bool:
     return isinstance(x, dict) and bool(x) and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in x.items())
 
 
+def preset_of(ckpt: dict[str, Any]) -> Preset:
+    """The preset a checkpoint (or generator file) was trained with, hyper-parameters included.
+
+    Files written before 2026-11-29 kept the run's training hyper-parameters in ``config``
+    (e.g. ``batch`` 16 beside a preset of batch 64); they are moved into the preset's
+    ``training`` here, so old and new files read alike. ValueError/TypeError if malformed.
+    """
+    preset = Preset.from_dict(ckpt["preset"])
+    config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
+    legacy = {f.name: config[f.name] for f in dataclasses.fields(TrainingConfig) if config.get(f.name) is not None}
+    if "betas" in legacy:
+        legacy["betas"] = tuple(legacy["betas"])
+    return preset.with_training(**legacy) if legacy else preset
+
+
 def _checkpoint_problem(ckpt: dict[str, Any]) -> str | None:
     """What is wrong with a loaded checkpoint dict of a known format and version, or None."""
     if "preset" not in ckpt:
         return "no 'preset' (the networks' description)"
     try:
-        Preset.from_dict(ckpt["preset"])
+        preset_of(ckpt)
     except Exception as e:  # noqa: BLE001 - any failure means a malformed preset
         return f"'preset' is not a valid preset ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
     if not _is_state_dict(ckpt.get("generator")):
@@ -211,7 +227,7 @@ def load_generator(checkpoint_path: str | Path, device: str | torch.device = "cp
     for key in ("preset", "generator"):
         if not isinstance(ckpt.get(key), dict):
             raise ValueError(f"checkpoint {checkpoint_path} has no {key!r} entry: is it a complete b2b checkpoint?")
-    preset = Preset.from_dict(ckpt["preset"])
+    preset = preset_of(ckpt)
     g = GenConvNet(preset.generator)
     try:
         g.load_state_dict(ckpt["generator"])
@@ -222,7 +238,7 @@ def load_generator(checkpoint_path: str | Path, device: str | torch.device = "cp
         raise ValueError(f"checkpoint {checkpoint_path}: generator weights are not finite (NaN or inf) in "
                          f"{len(bad)} tensor(s), e.g. {bad[0]!r}: the training diverged or the file is damaged")
     g.to(resolve_device(device)).eval()
-    preset_threshold = float(preset.training.threshold)
+    preset_threshold = float(preset.threshold)
     threshold, source, calibration = preset_threshold, "preset", None
     if ckpt.get("threshold") is not None:  # stored by export_generator (optional key: older files lack it)
         t = ckpt["threshold"]

@@ -830,7 +830,7 @@ def open_generator(checkpoint: str | os.PathLike, threshold: Any = None,
     gen, info = load_generator(str(path), device=device)
     info = dict(info)
     if "threshold" not in info:  # a loader that states the preset only
-        t = _config_get(info, "training.threshold", "preset.training.threshold")
+        t = _config_get(info, "threshold", "preset.threshold", "training.threshold", "preset.training.threshold")
         if t is None and (threshold is None or threshold == "auto"):
             raise ValueError(f"checkpoint {path} states no binarization threshold: pass --threshold")
         info["threshold"], info["threshold_source"] = t, "preset"

@@ -74,6 +74,7 @@ __all__ = [
 ]
 
 NORMS = ("batch", "layer", "none")
+MAX_BATCH = 65536  # beyond any sensible GAN batch (the presets use 64)
 N_BLOCKS = 5
 
 
@@ -234,7 +235,7 @@ class CriticConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Training hyper-parameters that belong to a preset (see ``b2b.train`` for their use).
+    """The training hyper-parameters: their one list (a preset's ``training``; used by ``b2b.train``).
 
     Attributes
     ----------
@@ -251,9 +252,7 @@ class TrainingConfig:
     lambda_gp : float
         Gradient-penalty weight.
     batch : int
-        Batch size (global, over all processes).
-    threshold : float
-        Binarization threshold for generated probabilities.
+        Batch size (global, over all processes), 1..:data:`MAX_BATCH`.
     """
 
     lr_g: float = 3e-4
@@ -264,17 +263,36 @@ class TrainingConfig:
     n_critic: int = 5
     lambda_gp: float = 10.0
     batch: int = 64
-    threshold: float = 0.9
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "betas", (float(self.betas[0]), float(self.betas[1])))
+        for name in ("lr_step_epochs", "n_critic", "batch"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if self.batch > MAX_BATCH:
+            raise ValueError(f"batch {self.batch} is beyond any sensible batch size (at most {MAX_BATCH}; "
+                             "the presets use 64)")
+        for name in ("lr_g", "lr_d", "lr_gamma"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if not self.lambda_gp >= 0:
+            raise ValueError(f"lambda_gp must be >= 0, got {self.lambda_gp!r}")
 
 
 @dataclass(frozen=True)
 class Preset:
-    """A named model: both networks' configs and the training hyper-parameters."""
+    """A named model: both networks' configs, the training hyper-parameters and the threshold.
+
+    ``threshold`` turns generated probabilities into notes (:func:`b2b.geometry.binarize`); it is
+    a sampling setting, used when a generator file states no calibrated threshold of its own.
+    """
 
     name: str
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     critic: CriticConfig = field(default_factory=CriticConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    threshold: float = 0.9
     description: str = ""
 
     def with_overrides(self, overrides: dict[str, dict[str, Any]], name: str, description: str = "") -> "Preset":
@@ -286,6 +304,17 @@ class Preset:
             training=dataclasses.replace(self.training, **overrides.get("training", {})),
         )
 
+    def with_training(self, **changes: Any) -> "Preset":
+        """This preset (same name) with some training hyper-parameters changed, e.g. ``batch=16``.
+
+        ValueError naming the field if it is not one of :class:`TrainingConfig`'s or its value is bad.
+        """
+        known = [f.name for f in dataclasses.fields(TrainingConfig)]
+        for k in changes:
+            if k not in known:
+                raise ValueError(f"{k!r} is not a training hyper-parameter (expected one of {', '.join(known)})")
+        return dataclasses.replace(self, training=dataclasses.replace(self.training, **changes))
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-type dict (for checkpoints and JSON)."""
         d = dataclasses.asdict(self)
@@ -294,9 +323,9 @@ class Preset:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Preset":
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict`; also reads files written before the threshold left ``training``."""
         t = dict(d["training"])
-        t["betas"] = tuple(t["betas"])
+        threshold = d.get("threshold", t.pop("threshold", 0.9))  # older files kept it in training
         g = dict(d["generator"])
         # files written before the output option was removed say "sigmoid" (its only real choice)
         if g.pop("output", "sigmoid") != "sigmoid":
@@ -304,7 +333,7 @@ class Preset:
                              "longer supported (the generator always ends with a sigmoid)")
         return cls(name=d["name"], generator=GeneratorConfig(**g),
                    critic=CriticConfig(**d["critic"]), training=TrainingConfig(**t),
-                   description=d.get("description", ""))
+                   threshold=float(threshold), description=d.get("description", ""))
 
 
 def _check_common(net: str, norm: str, attention: int | None, channels: int) -> None:
@@ -329,7 +358,8 @@ PRESETS: dict[str, Preset] = {
         "improved",
         generator=GeneratorConfig(binary=True),
         critic=CriticConfig(norm="layer", dropout=0.0, channels=64, minibatch_std=True),
-        training=TrainingConfig(lr_g=1e-4, lr_d=1e-4, betas=(0.0, 0.9), lr_gamma=1.0, threshold=0.5),
+        training=TrainingConfig(lr_g=1e-4, lr_d=1e-4, betas=(0.0, 0.9), lr_gamma=1.0),
+        threshold=0.5,
         description="what the recipe search supports (chapter 7): a binary generator output in training, "
                     "a layer-norm critic of 64 channels with a minibatch standard deviation channel and no "
                     "dropout, and WGAN-GP's optimizer settings (Adam 1e-4, betas (0, 0.9), constant rate)",

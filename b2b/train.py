@@ -53,8 +53,11 @@ loadable with ``torch.load(path, weights_only=True)``), a dict:
 =================  ==========================================================================
 ``format``         ``"b2b-checkpoint"``; ``version``: ``1``
 ``step``           completed generator steps (int)
-``config``         :class:`TrainerConfig` as a plain dict (hyper-parameters resolved)
-``preset``         :meth:`b2b.nn.Preset.to_dict` of the networks' preset
+``config``         :class:`TrainerConfig` as a plain dict (the run's settings)
+``preset``         :meth:`b2b.nn.Preset.to_dict`: the networks, the training hyper-parameters
+                   (``training``) and the sampling threshold; files written before 2026-11-29
+                   kept the hyper-parameters in ``config`` (:func:`b2b.checkpoint.preset_of`
+                   reads both)
 ``generator``      generator ``state_dict`` (plain module, not DDP-wrapped)
 ``critic``         critic ``state_dict``
 ``opt_g/opt_d``    Adam ``state_dict`` of each
@@ -118,9 +121,9 @@ from torch import Tensor, nn
 
 from b2b.atomic import FolderLock, atomic_write, remove_leftovers
 from b2b.checkpoint import (CHECKPOINT_FORMAT, FORMAT_VERSION, atomic_torch_save, checkpoints, latest_checkpoint,
-                            load_checkpoint, resolve_device)
+                            load_checkpoint, preset_of, resolve_device)
 from b2b.data import SAMPLE_SHAPE, open_dataset
-from b2b.nn import DiscConvNet, GenConvNet, Preset, TrainingConfig, build, get_preset
+from b2b.nn import MAX_BATCH, DiscConvNet, GenConvNet, Preset, build, get_preset
 from b2b.step import wgan_gp_iteration
 
 __all__ = [
@@ -143,12 +146,6 @@ _LEFTOVER_RE = re.compile(r"\.(checkpoint_\d+\.pt|history\.(json|csv)|samples_\d
 # MiB per sample), rounded up. bf16 autocast on CUDA needs less, so this errs on the safe side.
 STEP_BYTES_PER_SAMPLE = int(3.2 * 2**20)
 STEP_BYTES_FIXED = 256 * 2**20  # networks, optimizers, allocator slack
-MAX_BATCH = 65536  # beyond any sensible GAN batch (the reference uses 64)
-# the preset's training hyper-parameters that a TrainerConfig may override (None: the preset's);
-# the threshold is a sampling setting, not a training one
-_HYPER = [f.name for f in dataclasses.fields(TrainingConfig) if f.name != "threshold"]
-# hyper-parameters a resumed run must share with its checkpoint
-_MUST_MATCH = [*_HYPER, "seed"]
 
 
 #: Eager steps before a CUDA graph is captured (on a side stream, as capture requires).
@@ -167,26 +164,24 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class TrainerConfig:
-    """Everything a training run needs besides the data.
+    """How to run a training: everything besides the data and the hyper-parameters.
 
-    Fields left ``None`` take the preset's value (:class:`b2b.nn.TrainingConfig`).
+    The hyper-parameters (learning rates, batch, ``n_critic``, ``lambda_gp``, schedule) are the
+    preset's :class:`b2b.nn.TrainingConfig`, their one home; change them on the preset, e.g.
+    ``TrainerConfig(preset=get_preset("improved").with_training(batch=16))``.
 
     Attributes
     ----------
     preset : str or Preset
-        Networks and default hyper-parameters (``"seed"``, ``"improved"``, or a Preset).
+        Networks and hyper-parameters (``"seed"``, ``"improved"``, or a Preset).
     iterations : int
         Generator steps to train for (in total, counting resumed steps).
-    batch : int
-        Global batch size (split evenly over DDP ranks).
-    n_critic, lambda_gp, lr_g, lr_d, betas, lr_step_epochs, lr_gamma
-        See :class:`b2b.nn.TrainingConfig`.
     seed : int
         Seeds network initialisation, batch order, noise and dropout.
     device : {"auto", "cpu", "cuda"} or str
         ``"auto"``: CUDA when available, else CPU.
     precision : {"auto", "fp32", "bf16"}
-        ``"auto"``: bf16 autocast on CUDA, fp32 otherwise.
+        ``"auto"``: bf16 autocast on GPUs that compute in bf16 natively, fp32 otherwise.
     out : str
         Output folder (checkpoints, history, samples).
     checkpoint_every, keep : int
@@ -210,14 +205,6 @@ class TrainerConfig:
 
     preset: Any = "seed"
     iterations: int = 1000
-    batch: int | None = None
-    n_critic: int | None = None
-    lambda_gp: float | None = None
-    lr_g: float | None = None
-    lr_d: float | None = None
-    betas: tuple[float, float] | None = None
-    lr_step_epochs: int | None = None
-    lr_gamma: float | None = None
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
@@ -233,36 +220,24 @@ class TrainerConfig:
     cuda_graph: bool = False
     data_name: str = ""
 
-    def resolved(self) -> "TrainerConfig":
-        """A copy with ``None`` hyper-parameters filled in from the preset, and checked."""
-        p = get_preset(self.preset)
-        t = p.training
-        c = dataclasses.replace(self)
-        for name in _HYPER:
-            if getattr(c, name) is None:
-                setattr(c, name, getattr(t, name))
-        c.betas = (float(c.betas[0]), float(c.betas[1]))
-        for name in ["iterations", "batch", "n_critic", "checkpoint_every", "keep", "log_every", "lr_step_epochs"]:
-            v = getattr(c, name)
-            if not isinstance(v, int) or v < (0 if name == "iterations" else 1):
+    def check(self) -> "TrainerConfig":
+        """This config, after checking its values (ValueError naming the field); returns ``self``."""
+        get_preset(self.preset)
+        for name in ["iterations", "checkpoint_every", "keep", "log_every"]:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "iterations" else 1):
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if c.batch > MAX_BATCH:
-            raise ValueError(f"batch (--batch) {c.batch} is beyond any sensible batch size (at most {MAX_BATCH}; "
-                             "the presets use 64)")
-        if c.sample_every < 0 or c.n_samples < 1:
-            raise ValueError(f"sample_every must be >= 0 and n_samples >= 1, got {c.sample_every}, {c.n_samples}")
-        if c.precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"precision must be auto, fp32 or bf16, got {c.precision!r}")
-        return c
+        if self.sample_every < 0 or self.n_samples < 1:
+            raise ValueError(f"sample_every must be >= 0 and n_samples >= 1, got {self.sample_every}, {self.n_samples}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-type dict (JSON and ``weights_only`` safe); a Preset becomes its name."""
-        d = dataclasses.asdict(self) if not isinstance(self.preset, Preset) else {
-            f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         if isinstance(self.preset, Preset):
             d["preset"] = self.preset.name
-        if d["betas"] is not None:
-            d["betas"] = list(d["betas"])
         return d
 
 
@@ -381,7 +356,7 @@ class Trainer:
     Parameters
     ----------
     config : TrainerConfig
-        Run settings (hyper-parameters default to the preset's).
+        Run settings; the hyper-parameters are ``config.preset``'s (``self.hyper``).
     dataset : WindowDataset, Tensor or ndarray
         Windows ``(n, 17, 64, 72)`` in {0, 1}; anything with ``.tensor()`` works.
     resume : bool
@@ -410,7 +385,7 @@ class Trainer:
                  lock: FolderLock | None = None) -> None:
         self._lock: FolderLock | None = None
         self._own_lock = lock is None
-        self.config = cfg = config.resolved()
+        self.config = cfg = dataclasses.replace(config).check()
         self.out = Path(cfg.out)
         self.distributed = dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank() if self.distributed else 0
@@ -429,6 +404,7 @@ class Trainer:
 
     def _init(self, cfg: TrainerConfig, dataset: Any, resume: bool) -> None:
         self.preset = get_preset(cfg.preset)
+        self.hyper = hp = self.preset.training  # the hyper-parameters (b2b.nn.TrainingConfig)
         self.world = dist.get_world_size() if self.distributed else 1
         self.device = resolve_device(cfg.device)
         if self.distributed and self.device.type == "cuda":
@@ -437,9 +413,9 @@ class Trainer:
             torch.cuda.set_device(self.device)
         if cfg.sync_bn and self.device.type != "cuda":
             raise ValueError("sync_bn: SyncBatchNorm needs CUDA; on the CPU batch norm stays per process")
-        if cfg.batch % self.world:
-            raise ValueError(f"batch {cfg.batch} must be divisible by the number of processes ({self.world})")
-        self.local_batch = cfg.batch // self.world
+        if hp.batch % self.world:
+            raise ValueError(f"batch {hp.batch} must be divisible by the number of processes ({self.world})")
+        self.local_batch = hp.batch // self.world
         check_batch_memory(self.local_batch, self.device)  # before anything big is allocated
         self.amp = cfg.precision == "bf16" or (cfg.precision == "auto" and native_bf16(self.device))
         if self.device.type == "cuda":
@@ -475,13 +451,13 @@ class Trainer:
         # (on 2 CPU cores a critic update's Adam went from 884 ATen calls and 2.3 ms to 240 and
         # 0.3 ms); for a graph it is capturable, with its step count on the device and its lr a
         # device tensor that the schedule updates in place
-        lr_g, lr_d = (torch.tensor(v, device=self.device) if self.graphed else v for v in (cfg.lr_g, cfg.lr_d))
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=lr_g, betas=cfg.betas, fused=True,
+        lr_g, lr_d = (torch.tensor(v, device=self.device) if self.graphed else v for v in (hp.lr_g, hp.lr_d))
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=lr_g, betas=hp.betas, fused=True,
                                       capturable=self.graphed)
-        self.opt_d = torch.optim.Adam(self.critic.parameters(), lr=lr_d, betas=cfg.betas, fused=True,
+        self.opt_d = torch.optim.Adam(self.critic.parameters(), lr=lr_d, betas=hp.betas, fused=True,
                                       capturable=self.graphed)
-        self.sched_g = torch.optim.lr_scheduler.StepLR(self.opt_g, cfg.lr_step_epochs, cfg.lr_gamma)
-        self.sched_d = torch.optim.lr_scheduler.StepLR(self.opt_d, cfg.lr_step_epochs, cfg.lr_gamma)
+        self.sched_g = torch.optim.lr_scheduler.StepLR(self.opt_g, hp.lr_step_epochs, hp.lr_gamma)
+        self.sched_d = torch.optim.lr_scheduler.StepLR(self.opt_d, hp.lr_step_epochs, hp.lr_gamma)
 
         # randomness: batch order shared by all ranks; noise/dropout/eps per rank
         self.batch_gen = torch.Generator().manual_seed(cfg.seed)
@@ -579,7 +555,7 @@ class Trainer:
 
     def _next_indices(self) -> Tensor:
         """This rank's slice of the next global batch of dataset indices."""
-        b = self.config.batch
+        b = self.hyper.batch
         parts, need = [], b
         while need:
             if self.cursor >= self.n:
@@ -604,7 +580,7 @@ class Trainer:
 
     def epoch_at(self, step: int) -> float:
         """Epochs (real samples shown to the critic / dataset size) after ``step`` steps."""
-        return step * self.config.n_critic * self.config.batch / self.n
+        return step * self.hyper.n_critic * self.hyper.batch / self.n
 
     # ----------------------------------------------------------------- training
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -619,7 +595,7 @@ class Trainer:
         return wgan_gp_iteration(
             self.G, self.D, self.opt_g, self.opt_d, lambda: self._batch(indices[next(rows)]),
             lambda: torch.randn(self.local_batch, latent, device=self.device),
-            n_critic=self.config.n_critic, lambda_gp=self.config.lambda_gp, autocast=self._autocast)
+            n_critic=self.hyper.n_critic, lambda_gp=self.hyper.lambda_gp, autocast=self._autocast)
 
     def train_step(self) -> Tensor:
         """One generator iteration: :func:`b2b.step.wgan_gp_iteration` on this run's networks,
@@ -627,7 +603,7 @@ class Trainer:
         statistics tensor (on the device)."""
         self.G.train(), self.D.train()
         # the step's batches, drawn up front (the same indices, in the same order, as one by one)
-        indices = torch.stack([self._next_indices() for _ in range(self.config.n_critic)])
+        indices = torch.stack([self._next_indices() for _ in range(self.hyper.n_critic)])
         if not self.graphed:
             return self._iteration(indices)
         return self._graph_step(indices)
@@ -774,7 +750,7 @@ class Trainer:
             return path
         import matplotlib.pyplot as plt  # the backend is left alone (notebooks keep theirs)
 
-        fig = sample_grid(x.astype(np.float32), threshold=self.preset.training.threshold)
+        fig = sample_grid(x.astype(np.float32), threshold=self.preset.threshold)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=80)
         plt.close(fig)
@@ -855,27 +831,21 @@ class Trainer:
         """Restore everything from a checkpoint dict; ValueError if it does not fit this run."""
         if ckpt.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{source}: not a training checkpoint (format {ckpt.get('format')!r}); cannot resume")
-        # the networks and hyper-parameters must match; the preset's name and description need not
-        # (a run found under one name may be continued under the name it was given later), nor
-        # the sampling threshold; fields added since the checkpoint was written take their defaults
-        def settings(p: Preset) -> dict[str, Any]:
-            d = p.to_dict()
-            d["training"].pop("threshold")
-            return d
-
+        # the networks, hyper-parameters and seed must match; the preset's name, description and
+        # sampling threshold need not (a run found under one name may be continued under the name
+        # it was given later); fields added since the checkpoint was written take their defaults
         try:
-            theirs = settings(Preset.from_dict(ckpt["preset"]))
+            theirs = preset_of(ckpt).to_dict()
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{source}: malformed preset in checkpoint: {e}") from None
-        mine_p = settings(self.preset)
-        parts = [k for k in ("generator", "critic", "training") if theirs[k] != mine_p[k]]
-        if parts:
-            raise ValueError(f"{source}: checkpoint was trained with preset {ckpt['preset'].get('name')!r}, whose "
-                             f"{' and '.join(parts)} differ from the requested {self.preset.name!r}")
-        mine = self.config.to_dict()
-        diff = [f"{k} {ckpt['config'].get(k)!r} != {mine[k]!r}" for k in _MUST_MATCH if ckpt["config"].get(k) != mine[k]]
+        mine = self.preset.to_dict()
+        diff = [f"{part}.{k} {theirs[part][k]!r} != {mine[part][k]!r}" for part in ("generator", "critic", "training")
+                for k in mine[part] if theirs[part].get(k) != mine[part][k]]
+        if ckpt["config"].get("seed") != self.config.seed:
+            diff.append(f"seed {ckpt['config'].get('seed')!r} != {self.config.seed!r}")
         if diff:
-            raise ValueError(f"{source}: checkpoint settings differ from this run: {', '.join(diff)}")
+            raise ValueError(f"{source}: checkpoint settings differ from this run (preset "
+                             f"{ckpt['preset'].get('name')!r} against {self.preset.name!r}): {', '.join(diff)}")
         data = ckpt.get("data", {})
         if data.get("n") != self.n or list(data.get("shape", [])) != list(SAMPLE_SHAPE):
             raise ValueError(f"{source}: checkpoint was trained on {data.get('n')} windows of shape "
@@ -1018,8 +988,11 @@ def _run(args: argparse.Namespace, threads: int) -> int:
             raise
     try:
         dataset = open_dataset(args.data)
+        preset = get_preset(args.preset)
+        if args.batch is not None:
+            preset = preset.with_training(batch=args.batch)
         config = TrainerConfig(
-            preset=args.preset, iterations=args.iterations, batch=args.batch, seed=args.seed, device=args.device,
+            preset=preset, iterations=args.iterations, seed=args.seed, device=args.device,
             precision=args.precision, out=str(out), checkpoint_every=args.checkpoint_every,
             keep=args.keep, sample_every=args.sample_every, log_every=args.log_every, progress=not args.no_progress,
             fast_edges=not args.plain_edges, cuda_graph=args.cuda_graph, data_name=str(args.data),

@@ -46,7 +46,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from b2b.nn import build
+from b2b.nn import build, get_preset
 from b2b.checkpoint import resolve_device
 from b2b.train import Trainer, TrainerConfig
 
@@ -120,8 +120,8 @@ def make_baseline(data: np.ndarray, device: torch.device, seed: int = 0) -> Call
 def make_b2b(data: np.ndarray, device: torch.device, out: str, fast_edges: bool = True,
              cuda_graph: bool = False) -> Callable[[], None]:
     """One ``Trainer.train_step`` (stats fetched once, as ``Trainer.train`` does)."""
-    cfg = TrainerConfig(preset="seed", batch=BATCH, n_critic=N_CRITIC, lambda_gp=LAMBDA, device=str(device),
-                        out=out, progress=False, sample_every=0, fast_edges=fast_edges, cuda_graph=cuda_graph)
+    preset = get_preset("seed").with_training(batch=BATCH, n_critic=N_CRITIC, lambda_gp=LAMBDA)
+    cfg = TrainerConfig(preset=preset, device=str(device), out=out, progress=False, sample_every=0, fast_edges=fast_edges, cuda_graph=cuda_graph)
     trainer = Trainer(cfg, torch.from_numpy(data))
 
     def step() -> None:

@@ -266,7 +266,7 @@ def run_variant(task: dict[str, Any]) -> dict[str, Any]:
     data = load_windows(task["data"])
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"abl_{name}_{seed}_") as d:
-        cfg = TrainerConfig(preset=preset, iterations=task["iterations"], batch=task["batch"], seed=seed,
+        cfg = TrainerConfig(preset=preset.with_training(batch=task["batch"]), iterations=task["iterations"], seed=seed,
                             device="cpu", out=d, progress=False, sample_every=0,
                             checkpoint_every=10**9, keep=1, log_every=1)
         tr = Trainer(cfg, data)
@@ -281,7 +281,7 @@ def run_variant(task: dict[str, Any]) -> dict[str, Any]:
                                    torch.as_tensor(probs[:2 * cb - 1]).float(),
                                    trials=task["coupling_trials"], seed=seed)
     train_s = time.perf_counter() - t0
-    thr = preset.training.threshold
+    thr = preset.threshold
     rolls = probs >= thr
     t1 = time.perf_counter()
     rep = evaluate(task["real_features"], rolls, figures=False)
@@ -430,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     idx = sample_indices(len(data), budget["n_real"], 12345)
     real = data[torch.as_tensor(idx)].numpy()
     real_features = feature_table(real)
-    threshold = get_preset("seed").training.threshold
+    threshold = get_preset("seed").threshold
     budget["threshold"] = threshold
     print(f"data {args.data}: {len(data)} windows; real sample {real.shape[0]}; budget {budget}", flush=True)
 

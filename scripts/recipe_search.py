@@ -97,7 +97,7 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
 
     name, seed = task["candidate"], task["seed"]
     run = Path(task["runs"]) / f"{name}-s{seed}"
-    cfg = TrainerConfig(preset=candidate_preset(name), iterations=task["iterations"], batch=task["batch"],
+    cfg = TrainerConfig(preset=candidate_preset(name).with_training(batch=task["batch"]), iterations=task["iterations"],
                         seed=seed, device="cpu", out=str(run), progress=False, sample_every=0,
                         checkpoint_every=task["checkpoint_every"], keep=100, log_every=1)
     resume = any(run.glob("checkpoint_*.pt"))

@@ -318,7 +318,7 @@ def test_cli_with_a_real_generator_file(tmp_path, capsys):
     torch.save({"format": GENERATOR_FORMAT, "version": FORMAT_VERSION, "step": 0, "config": {},
                 "preset": preset.to_dict(), "generator": g.state_dict(), "data": {}}, path)
     x, t = E.generate_samples(path, n=3, seed=5)
-    assert t == preset.training.threshold == 0.9 and x.shape == (3, 17, 64, 72) and x.dtype == bool
+    assert t == preset.threshold == 0.9 and x.shape == (3, 17, 64, 72) and x.dtype == bool
     y, _ = E.generate_samples(path, n=3, seed=5)
     np.testing.assert_array_equal(x, y)  # seeded noise
     real = tmp_path / "real.npy"

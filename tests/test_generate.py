@@ -19,6 +19,7 @@ from b2b.generate import (CALIBRATION_SEED, MAX_SAMPLES, calibrate_threshold, ge
                           iter_generate, note_density, write_samples)
 from b2b.checkpoint import load_generator
 from b2b.export import export_generator
+from b2b.nn import get_preset
 from b2b.train import Trainer, TrainerConfig
 
 
@@ -28,7 +29,8 @@ def checkpoint(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run")
     g = torch.Generator().manual_seed(0)
     x = (torch.rand(6, 17, 64, 72, generator=g) < 0.03).float()
-    cfg = TrainerConfig(preset="seed", iterations=1, batch=3, n_critic=1, out=str(out), progress=False,
+    cfg = TrainerConfig(preset=get_preset("seed").with_training(batch=3, n_critic=1), iterations=1, out=str(out),
+                        progress=False,
                         checkpoint_every=1000, sample_every=0, device="cpu", seed=4)
     Trainer(cfg, x).train()
     return out / "checkpoint_00000001.pt"

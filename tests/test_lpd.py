@@ -285,7 +285,6 @@ def test_cut_download_resumes_with_range(tmp_path, server, src):
 
 def test_interrupted_run_resumes_next_time(tmp_path, server, src, capsys):
     root = tmp_path / "data"
-    n = len(src["bytes"][ARCHIVE])
     server.cut["/" + ARCHIVE] = [1000, 4]  # every attempt of this run is cut (1 + 3 retries)
     assert b2b_lpd17(root, server, "--songs", 2) == 2
     msg = error_line(capsys)

@@ -10,7 +10,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from b2b import nn as bnn
 from b2b.losses import critic_loss
 from b2b.nn import (PRESETS, CriticConfig, DiscConvNet, GenConvNet, GeneratorConfig, PitchConv2d,
                     PitchConvTranspose2d, Preset, SelfAttention, build, count_parameters, get_preset)
@@ -187,7 +186,7 @@ def test_presets():
     assert seed.generator.attention == 4 and seed.critic.attention == 3
     t = seed.training
     assert (t.lr_g, t.lr_d, t.betas, t.lr_step_epochs, t.lr_gamma) == (3e-4, 6e-4, (0.5, 0.9), 25, 0.75)
-    assert (t.n_critic, t.lambda_gp, t.batch, t.threshold) == (5, 10.0, 64, 0.9)
+    assert (t.n_critic, t.lambda_gp, t.batch, seed.threshold) == (5, 10.0, 64, 0.9)
     imp = PRESETS["improved"]
     assert imp.critic.norm == "layer" and imp.critic.dropout == 0.0
     _, d = build("improved")

@@ -62,7 +62,7 @@ def test_stored_threshold_is_the_default(loaded, provenance):
     _, info = loaded
     t = provenance["threshold"]
     assert info["threshold_source"] == "calibrated" and info["threshold"] == t["calibrated"]
-    assert info["preset_threshold"] == t["preset"] == PRESETS[provenance["preset"]].training.threshold
+    assert info["preset_threshold"] == t["preset"] == PRESETS[provenance["preset"]].threshold
     cal = info["calibration"]
     assert cal["density_target"] == t["real_density"] and cal["seed"] == CALIBRATION_SEED
     assert cal["data_windows"] == provenance["data"]["windows"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -14,7 +15,7 @@ import torch
 from b2b import train as btrain
 from b2b.cli import main as cli_main
 from b2b.losses import critic_loss
-from b2b.nn import CriticConfig, DiscConvNet, get_preset
+from b2b.nn import CriticConfig, DiscConvNet, TrainingConfig, get_preset
 from b2b import checkpoint as bckpt
 from b2b.checkpoint import load_generator
 from b2b.export import export_generator
@@ -29,9 +30,13 @@ def windows(n: int = 10, seed: int = 0, density: float = 0.05) -> torch.Tensor:
 
 
 def cfg(out: Path, **kw) -> TrainerConfig:
-    base = dict(preset="seed", iterations=2, batch=4, n_critic=2, out=str(out), progress=False,
-                checkpoint_every=1000, sample_every=0, device="cpu", seed=3)
+    """A small run's config; hyper-parameters among ``kw`` (``batch=2``) change the preset's."""
+    hyper = {"batch": 4, "n_critic": 2}
+    hyper.update({k: kw.pop(k) for k in list(kw) if k in {f.name for f in dataclasses.fields(TrainingConfig)}})
+    base = dict(iterations=2, out=str(out), progress=False, checkpoint_every=1000, sample_every=0, device="cpu",
+                seed=3)
     base.update(kw)
+    base["preset"] = get_preset(base.get("preset", "seed")).with_training(**hyper)
     return TrainerConfig(**base)
 
 
@@ -109,14 +114,9 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
 
 def test_resume_under_another_name_of_the_same_preset(tmp_path):
     # a run found as an experiment (a Preset of its own name) continues under the name it got later
-    import dataclasses
-
-    from b2b.nn import get_preset
-
     data = windows(10)
-    seed = get_preset("seed")
-    renamed = dataclasses.replace(seed, name="candidate", description="found in a search",
-                                  training=dataclasses.replace(seed.training, threshold=0.5))  # sampling only
+    renamed = dataclasses.replace(get_preset("seed"), name="candidate", description="found in a search",
+                                  threshold=0.5)  # sampling only
     Trainer(cfg(tmp_path, iterations=2, checkpoint_every=2, preset=renamed), data).train()
     # a checkpoint written before a field was added (here GeneratorConfig.binary) still resumes
     ck = torch.load(tmp_path / "checkpoint_00000002.pt", weights_only=True)
@@ -135,11 +135,11 @@ def test_resume_errors(tmp_path):
     Trainer(cfg(tmp_path, iterations=1), data).train()
     with pytest.raises(ValueError, match="already holds checkpoints"):
         Trainer(cfg(tmp_path), data)
-    with pytest.raises(ValueError, match="preset 'seed', whose generator and critic and training differ from the requested 'improved'"):
+    with pytest.raises(ValueError, match=r"preset 'seed' against 'improved'\): generator.binary False != True"):
         Trainer(cfg(tmp_path, preset="improved"), data, resume=True)
     with pytest.raises(ValueError, match="10 windows.*9"):
         Trainer(cfg(tmp_path), windows(9), resume=True)
-    with pytest.raises(ValueError, match="batch 4 != 2"):
+    with pytest.raises(ValueError, match="training.batch 4 != 2"):
         Trainer(cfg(tmp_path, batch=2), data, resume=True)
     (tmp_path / "other").mkdir()
     torch.save({"hello": 1}, tmp_path / "other" / "checkpoint_00000001.pt")
@@ -209,7 +209,7 @@ def test_checkpoint_loads_with_weights_only_and_load_generator(tmp_path):
     assert set(ckpt["rng"][0]) == {"torch", "cuda", "batch", "numpy", "python"}
     g, info = load_generator(path)
     assert not g.training and info["step"] == 1 and info["preset"].name == "improved"
-    assert info["threshold"] == get_preset("improved").training.threshold == 0.5 and info["latent"] == 128
+    assert info["threshold"] == get_preset("improved").threshold == 0.5 and info["latent"] == 128
     z = torch.randn(2, 128)
     t.generator.eval()
     torch.testing.assert_close(g(z), t.generator(z), rtol=0, atol=0)
@@ -276,13 +276,20 @@ def test_resolve_device():
         bckpt.resolve_device("tpu9")
 
 
-def test_config_defaults_come_from_the_preset():
-    c = TrainerConfig(preset="seed").resolved()
-    assert (c.batch, c.n_critic, c.lambda_gp, c.lr_g, c.lr_d, c.betas) == (64, 5, 10.0, 3e-4, 6e-4, (0.5, 0.9))
-    assert (c.lr_step_epochs, c.lr_gamma) == (25, 0.75)
+def test_the_hyper_parameters_live_on_the_preset_only():
+    # one list of training hyper-parameters (TrainingConfig), on the preset; TrainerConfig holds the run
+    run_fields = {f.name for f in dataclasses.fields(TrainerConfig)}
+    hyper = {f.name for f in dataclasses.fields(TrainingConfig)}
+    assert not run_fields & hyper and "threshold" not in hyper
+    p = get_preset("seed").with_training(batch=16, lr_d=1e-5)
+    assert (p.name, p.training.batch, p.training.lr_d, p.training.lr_g) == ("seed", 16, 1e-5, 3e-4)
+    with pytest.raises(ValueError, match="'lr' is not a training hyper-parameter"):
+        get_preset("seed").with_training(lr=1e-3)
     with pytest.raises(ValueError, match="unknown preset"):
-        TrainerConfig(preset="nope").resolved()
-    assert json.loads(json.dumps(c.to_dict()))["betas"] == [0.5, 0.9]
+        TrainerConfig(preset="nope").check()
+    with pytest.raises(ValueError, match="keep must be a positive integer"):
+        TrainerConfig(keep=0).check()
+    assert json.loads(json.dumps(TrainerConfig(preset=p).to_dict()))["preset"] == "seed"
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -454,7 +461,7 @@ def test_batch_memory_is_checked_before_allocating(tmp_path, monkeypatch, capsys
     monkeypatch.setattr(btrain, "available_memory", lambda device: 300 * mib)
     with pytest.raises(ValueError, match="--batch"):
         Trainer(cfg(tmp_path / "a", batch=64), Untouchable())
-    with pytest.raises(ValueError, match=r"--batch\) 100000 is beyond"):
+    with pytest.raises(ValueError, match=r"batch 100000 is beyond"):
         Trainer(cfg(tmp_path / "b", batch=100000), Untouchable())
     monkeypatch.undo()
     _fake_data(monkeypatch, windows(6))
@@ -689,18 +696,21 @@ def test_threads(tmp_path, monkeypatch, capsys):
     assert "--threads must be 1..1024" in _one_line_error(capsys)
 
 
-def test_trainer_config_overrides_every_training_hyper_parameter_of_the_preset():
-    import dataclasses as dc
-
-    from b2b import train as T
-    from b2b.nn import TrainingConfig, get_preset
-
-    names = {f.name for f in dc.fields(TrainingConfig)} - {"threshold"}
-    assert set(T._HYPER) == names and names <= {f.name for f in dc.fields(T.TrainerConfig)}
-    assert set(T._MUST_MATCH) == names | {"seed"}
-    r = T.TrainerConfig(preset="improved", lr_d=1e-5).resolved()
-    t = get_preset("improved").training
-    assert r.lr_d == 1e-5 and all(getattr(r, n) == getattr(t, n) for n in names - {"lr_d"})
+def test_a_checkpoint_written_with_hyper_parameters_in_its_config_resumes(tmp_path):
+    # files written before 2026-11-29 kept the run's hyper-parameters in "config", the preset's
+    # defaults in "preset": preset_of moves them into the preset, so such a run resumes as before
+    data = windows(10)
+    Trainer(cfg(tmp_path, iterations=1, checkpoint_every=1), data).train()
+    path = tmp_path / "checkpoint_00000001.pt"
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["preset"] = get_preset("seed").to_dict()
+    ckpt["preset"]["training"]["threshold"] = ckpt["preset"].pop("threshold")  # the old layout
+    ckpt["config"].update(batch=4, n_critic=2, lambda_gp=10.0, lr_g=3e-4, lr_d=6e-4, betas=[0.5, 0.9],
+                          lr_step_epochs=25, lr_gamma=0.75)
+    torch.save(ckpt, path)
+    assert bckpt.preset_of(ckpt).training == cfg(tmp_path).preset.training
+    t = Trainer(cfg(tmp_path, iterations=2), data, resume=True)
+    assert t.step == 1 and len(t.train()) == 2
 
 
 def test_step_with_batches_drawn_up_front_is_the_step_drawn_batch_by_batch(tmp_path):
