@@ -2,8 +2,10 @@
 
 A reference implementation of a Wasserstein GAN with gradient penalty and self-attention that
 generates 17-track, 4-bar pianorolls, and the package behind the book of the same name.
-Modules (one idea each): data, bach, lpd, audio, plot, toy, losses, attention, nn, train,
-generate, metrics, evaluate, cli.
+Modules (one idea each), from the bottom up: geometry, data, store, bach, lpd, datasets, audio,
+plot, toy, losses, step, attention, nn, checkpoint, train, generate, export, web, metrics,
+twosample, evaluate, and the ``b2b`` command in cli (``python scripts/import_graph.py`` draws
+who imports whom).
 """
 
 __version__ = "0.1.0"

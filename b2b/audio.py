@@ -29,7 +29,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from b2b import data
 from b2b.atomic import atomic_path
+from b2b.geometry import as_windows
 
 __all__ = [
     "PEAK",
@@ -84,8 +86,6 @@ def check_tempo(tempo: Any, name: str = "tempo") -> float:
 
 def _check_windows(x: Any) -> np.ndarray:
     """Check ``x`` and return it as a numpy array ``(n, 17, T, 72)`` (windows: ``T = 64``)."""
-    from b2b.geometry import as_windows
-
     return as_windows(x, name="x", song=True)
 
 
@@ -96,8 +96,6 @@ def _multitrack_to_midi(mt: Any, tempo: float | None, threshold: float) -> Any:
     probabilities) are binarized at ``threshold``; other tracks are read as MIDI velocities.
     """
     import pretty_midi
-
-    from b2b import data
 
     if tempo is None:
         tempo = float(mt.tempo[0]) if mt.tempo is not None and len(mt.tempo) else 120.0
@@ -153,8 +151,6 @@ def to_midi(x: Any, *, tempo: float = 120.0, threshold: float = 0.5) -> Any:
     if isinstance(x, pypianoroll.Multitrack):
         return _multitrack_to_midi(x, None, threshold)
     tempo = check_tempo(tempo)
-    from b2b import data
-
     windows = _check_windows(x)
     return data.windows_to_pretty_midi(windows, threshold=threshold, tempo=tempo,
                                        velocity=DEFAULT_VELOCITY)
@@ -170,8 +166,6 @@ def _duration(x: Any, midi: Any, tempo: float) -> float:
         mt_tempo = float(x.tempo[0]) if x.tempo is not None and len(x.tempo) else 120.0
         end = max(end, steps * 60.0 / mt_tempo / x.resolution)
     elif not hasattr(x, "instruments"):
-        from b2b import data
-
         shape = tuple(np.shape(x))
         steps = shape[0] * shape[2] if len(shape) == 4 else shape[1]
         end = max(end, steps * 60.0 / tempo / data.STEPS_PER_BEAT)

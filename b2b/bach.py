@@ -35,7 +35,7 @@ Windows
     :data:`MAX_TRANSPOSE` = 6, which already reaches every key) is off by default.
 Building
     The first build parses every chorale (about a minute on two cores) and shows a progress bar
-    on stderr (also when :func:`b2b.data.open_dataset` builds it from a notebook). One process
+    on stderr (also when :func:`b2b.datasets.open_dataset` builds it from a notebook). One process
     builds at a time: the data root is locked (``<root>/.bach.lock``; another build waits), and
     temporaries left by a killed build are removed.
 """
@@ -57,7 +57,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import data
+from . import data, store
 from .atomic import FolderLock, remove_leftovers, write_text
 
 __all__ = ["PART_KEYWORDS", "MAX_TRANSPOSE", "chorale_names", "part_track", "chorale_events", "chorale_roll", "build",
@@ -216,7 +216,7 @@ def build(root: str | os.PathLike | None = None, workers: int = 2, force: bool =
     Parameters
     ----------
     root : path, optional
-        Data root (default :func:`b2b.data.default_root`).
+        Data root (default :func:`b2b.store.default_root`).
     workers : int
         Processes parsing chorales (1: parse in this process).
     force : bool
@@ -238,13 +238,13 @@ def build(root: str | os.PathLike | None = None, workers: int = 2, force: bool =
     Returns
     -------
     Path
-        ``<root>/bach``, a store readable by :class:`b2b.data.WindowDataset`.
+        ``<root>/bach``, a store readable by :class:`b2b.store.WindowDataset`.
     """
     if isinstance(transpose, bool) or not isinstance(transpose, (int, np.integer)) \
             or not 0 <= int(transpose) <= MAX_TRANSPOSE:
         raise ValueError(f"transpose (--transpose) must be 0..{MAX_TRANSPOSE} semitones "
                          f"({MAX_TRANSPOSE} already reaches all 12 keys), got {transpose!r}")
-    root = Path(root).expanduser() if root is not None else data.default_root()
+    root = Path(root).expanduser() if root is not None else store.default_root()
     if root.exists() and not root.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "the data root (--root) exists and is not a folder", str(root))
     path = root / "bach"
@@ -284,7 +284,7 @@ def shipped_store() -> Path | None:
         path = data.asset("bach/meta.json").parent
     except FileNotFoundError:
         return None
-    return path if data.is_store(path) else None
+    return path if store.is_store(path) else None
 
 
 def install(root: str | os.PathLike | None = None, workers: int = 2) -> Path:
@@ -294,9 +294,9 @@ def install(root: str | os.PathLike | None = None, workers: int = 2) -> Path:
     on 2 cores); ``b2b data bach --force`` rebuilds from the corpus at any time, and a test
     checks that the shipped store equals a fresh build. Returns ``<root>/bach``.
     """
-    root = Path(root).expanduser() if root is not None else data.default_root()
+    root = Path(root).expanduser() if root is not None else store.default_root()
     path = root / "bach"
-    if data.is_store(path):
+    if store.is_store(path):
         return path
     shipped = shipped_store()
     if shipped is None:
@@ -304,7 +304,7 @@ def install(root: str | os.PathLike | None = None, workers: int = 2) -> Path:
     lock = _store_lock(root)  # creates the root; one line if it is a file
     with lock.acquire(wait=True):
         remove_leftovers(root, _LEFTOVERS, older_than=lock.since)
-        if not data.is_store(path):
+        if not store.is_store(path):
             tmp = root / f".bach.{uuid.uuid4().hex[:8]}.tmp"
             try:
                 shutil.copytree(shipped, tmp)
@@ -318,10 +318,10 @@ def install(root: str | os.PathLike | None = None, workers: int = 2) -> Path:
 
 def _built_with(path: Path, opts: dict) -> bool:
     """Whether ``path`` holds a readable store built with options ``opts``."""
-    if not data.is_store(path):
+    if not store.is_store(path):
         return False
     try:
-        return data.WindowDataset(path).meta.get("build", {}).get("options") == opts
+        return store.WindowDataset(path).meta.get("build", {}).get("options") == opts
     except data.DataError:
         return False  # a broken store is rebuilt
 
@@ -395,7 +395,7 @@ def _build(path: Path, opts: dict, workers: int, transpose: int, hop_bars: int, 
         "build": {"options": opts, "workers": int(workers), "use_cache": bool(use_cache),
                   "parse_seconds": round(t_parse, 2)},
     }
-    data.write_store(path, songs, meta, hop_bars=hop_bars)
+    store.write_store(path, songs, meta, hop_bars=hop_bars)
     meta["build"]["seconds"] = round(time.perf_counter() - t0, 2)
     cpu = _cpu_seconds()
     if cpu is not None and cpu0 is not None:
@@ -428,7 +428,7 @@ def _patch_meta(path: Path, build_info: dict) -> None:
     write_text(f, json.dumps(meta, indent=1))
 
 
-def summary(dataset: "data.WindowDataset") -> str:
+def summary(dataset: "store.WindowDataset") -> str:
     """A few lines describing a chorale store: pieces, skips, windows, tracks, density."""
     meta = dataset.meta
     pieces, skipped = meta.get("pieces", {}), meta.get("skipped", {})
@@ -484,6 +484,6 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     path = build(root=args.root, workers=args.workers, force=args.force, transpose=args.transpose,
                  use_cache=args.use_cache, verbose=True)
-    print(summary(data.WindowDataset(path)))
+    print(summary(store.WindowDataset(path)))
     print(f"done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return 0

@@ -1,4 +1,4 @@
-"""Music as data: sample geometry, the LPD-17 track table, Multitrack ⇄ windows, the compact store.
+"""Music as data: songs (LPD ``.npz``, MIDI) ⇄ song rolls ⇄ windows, and back to MIDI.
 
 A **window** (one training sample) is a boolean array ``(17, 64, 72)``: the 17 LPD-17 tracks ×
 64 time steps (4 bars of 4/4 at 4 steps per beat) × 72 pitches (row ``p`` is MIDI pitch
@@ -10,8 +10,11 @@ A **window** (one training sample) is a boolean array ``(17, 64, 72)``: the 17 L
   beat; :func:`roll_window_starts` picks the windows worth keeping; :func:`multitrack_to_windows`
   does both.
 * :func:`windows_to_multitrack` and :func:`write_midi` go back from windows to music.
-* :func:`write_store` / :class:`WindowDataset` keep many songs as packed bits on disk and serve
-  windows as ``float32`` tensors; :func:`open_dataset` finds a prepared dataset by name.
+* :func:`asset` finds a file shipped with b2b (the repository's ``data/``).
+
+Many songs are kept on disk by :mod:`b2b.store` (packed bits, served as tensors), and
+:func:`b2b.datasets.open_dataset` opens a prepared dataset by name. The geometry (shapes, the
+track table, the window validator) is :mod:`b2b.geometry`'s, re-exported here.
 
 Rules (stated once, used everywhere)
 ------------------------------------
@@ -52,19 +55,14 @@ Windows
 
 from __future__ import annotations
 
-import argparse
-import importlib
+import importlib.resources
 import json
 import os
-import shutil
-import uuid
 import zipfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
-import torch
-import torch.utils.data
 
 from b2b.atomic import atomic_path
 from b2b.geometry import (  # noqa: F401  (re-exported: the geometry as b2b.data names it)
@@ -75,16 +73,14 @@ from b2b.geometry import (  # noqa: F401  (re-exported: the geometry as b2b.data
 __all__ = [
     "N_TRACKS", "STEPS_PER_BEAT", "BEATS_PER_BAR", "STEPS_PER_BAR", "N_BARS", "N_STEPS",
     "LOWEST_PITCH", "N_PITCHES", "SAMPLE_SHAPE", "Track", "TRACKS", "DataError",
-    "DEFAULT_MIN_ONSETS", "DEFAULT_MIN_ACTIVE_BARS", "DATA_SOURCES",
+    "DEFAULT_MIN_ONSETS", "DEFAULT_MIN_ACTIVE_BARS",
     "load_lpd", "read_midi", "track_family", "notes_to_roll", "multitrack_to_roll",
     "roll_window_starts", "multitrack_to_windows", "windows_to_multitrack", "windows_to_pretty_midi", "write_midi",
-    "write_store", "is_store", "WindowDataset", "default_root", "asset", "open_dataset",
-    "add_arguments", "run",
+    "asset",
 ]
 
 # The geometry (N_TRACKS ... SAMPLE_SHAPE, Track, TRACKS, track_family) lives in b2b.geometry
 # and is re-exported here, where chapter 1 meets it.
-_PACKED_BYTES = N_PITCHES // 8  # 9 bytes per step
 
 DEFAULT_MIN_ONSETS = 8
 DEFAULT_MIN_ACTIVE_BARS = 3
@@ -558,273 +554,8 @@ def write_midi(windows: Any, path: str | os.PathLike, *, threshold: float = 0.5,
 
 
 # --------------------------------------------------------------------------------------------
-# Compact store
+# Files shipped with b2b
 # --------------------------------------------------------------------------------------------
-
-STORE_FORMAT = "b2b-window-store"
-STORE_VERSION = 1
-_RESERVED = {"format", "version", "sample_shape", "steps_per_beat", "lowest_pitch", "tracks",
-             "songs", "window_rule", "n_windows", "n_songs"}
-
-
-def is_store(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a complete store folder (both ``meta.json`` and ``store.npz``)."""
-    path = Path(path)
-    return (path / "meta.json").is_file() and (path / "store.npz").is_file()
-
-
-def write_store(path: str | os.PathLike, songs: Iterable[tuple[str, np.ndarray]], meta: dict, *,
-                hop_bars: int = 1, min_onsets: int = DEFAULT_MIN_ONSETS,
-                min_active_bars: int = DEFAULT_MIN_ACTIVE_BARS) -> Path:
-    """Write songs as a compact window store, atomically (a temp folder renamed into place).
-
-    Each song ``(song_id, roll)`` has ``roll`` bool ``(17, T, 72)``, ``T`` a multiple of 16.
-    Only its non-empty tracks are kept, as packed bits (``np.packbits`` along pitch: 9 bytes per
-    step), with the index of its windows (:func:`roll_window_starts`). The folder holds
-    ``store.npz`` (``bits`` uint8 (R, 9), ``track_rows`` int64 (S, 17) first row of each
-    song track or -1, ``song_steps`` int64 (S,), ``windows`` int64 (n, 2) = song, start step) and
-    ``meta.json`` (per-song ids, steps, tracks and window counts, the window rule, and the
-    caller's ``meta``). An existing store at ``path`` is replaced.
-
-    Returns
-    -------
-    Path
-        ``path``.
-    """
-    path = Path(path)
-    meta = dict(meta or {})
-    clash = _RESERVED & set(meta)
-    if clash:
-        raise ValueError(f"meta: keys {sorted(clash)} are reserved by the store")
-    if int(hop_bars) < 1:
-        raise ValueError(f"hop_bars must be >= 1, got {hop_bars}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.mkdir()  # (not tempfile.mkdtemp: its mode 0700 would stick to the store)
-    try:
-        bits, rows, steps, windows, song_meta = [], [], [], [], []
-        n_rows, seen = 0, set()
-        for song_id, roll in songs:
-            song_id = str(song_id)
-            if song_id in seen:
-                raise ValueError(f"songs: duplicate song id {song_id!r}")
-            seen.add(song_id)
-            roll = _check_roll(roll, f"song {song_id!r}")
-            s = len(steps)
-            T = roll.shape[1]
-            r = np.full(N_TRACKS, -1, np.int64)
-            for k in np.flatnonzero(roll.any(axis=(1, 2))):
-                bits.append(np.packbits(roll[k], axis=-1))
-                r[k] = n_rows
-                n_rows += T
-            starts = roll_window_starts(roll, hop_bars=hop_bars, min_onsets=min_onsets,
-                                        min_active_bars=min_active_bars)
-            windows.append(np.stack([np.full(len(starts), s, np.int64), starts], axis=1))
-            rows.append(r)
-            steps.append(T)
-            song_meta.append({"id": song_id, "steps": T, "windows": int(len(starts)),
-                              "tracks": [TRACKS[k].name for k in np.flatnonzero(r >= 0)]})
-        arrays = {
-            "bits": np.concatenate(bits) if bits else np.zeros((0, _PACKED_BYTES), np.uint8),
-            "track_rows": np.stack(rows) if rows else np.zeros((0, N_TRACKS), np.int64),
-            "song_steps": np.asarray(steps, np.int64),
-            "windows": np.concatenate(windows) if windows else np.zeros((0, 2), np.int64),
-        }
-        np.savez_compressed(tmp / "store.npz", **arrays)
-        full_meta = {
-            "format": STORE_FORMAT, "version": STORE_VERSION, "sample_shape": list(SAMPLE_SHAPE),
-            "steps_per_beat": STEPS_PER_BEAT, "lowest_pitch": LOWEST_PITCH,
-            "tracks": [{"name": t.name, "program": t.program, "is_drum": t.is_drum} for t in TRACKS],
-            "window_rule": {
-                "hop_bars": int(hop_bars), "min_onsets": int(min_onsets),
-                "min_active_bars": int(min_active_bars),
-                "rule": (f"4-bar windows starting every {int(hop_bars)} bar(s); kept if >= "
-                         f"{int(min_onsets)} note onsets and >= {int(min_active_bars)} of 4 bars with notes"),
-            },
-            "n_songs": len(steps), "n_windows": int(len(arrays["windows"])),
-            **meta,
-            "songs": song_meta,
-        }
-        with open(tmp / "meta.json", "w") as f:
-            json.dump(full_meta, f, indent=1, default=_json_default)
-        # swap into place: old store moved aside first, removed after
-        old = None
-        for attempt in range(3):  # another process may create ``path`` between the two renames
-            if path.exists():
-                old = old or path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
-                os.replace(path, old)
-            try:
-                os.replace(tmp, path)
-                break
-            except OSError:
-                if attempt == 2 or not path.exists():
-                    raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"meta: {type(o).__name__} is not JSON serializable")
-
-
-def _check_store_meta(meta: Any, meta_file: Path) -> None:
-    """DataError naming ``meta_file`` unless ``meta`` is a store's meta.json of a known version."""
-    if not isinstance(meta, dict) or meta.get("format") != STORE_FORMAT:
-        raise DataError(f"{meta_file}: not a b2b window store (format {STORE_FORMAT!r} expected)")
-    version = meta.get("version")
-    if version != STORE_VERSION:
-        raise DataError(f"{meta_file}: store version {version!r} is not known to this b2b (it reads version "
-                        f"{STORE_VERSION}); rebuild the store (e.g. `b2b data bach --force`)")
-    shape = meta.get("sample_shape")
-    if not isinstance(shape, list) or tuple(shape) != SAMPLE_SHAPE:
-        raise DataError(f"{meta_file}: sample_shape is {shape!r}, expected {list(SAMPLE_SHAPE)}")
-    songs = meta.get("songs")
-    if not isinstance(songs, list):
-        raise DataError(f"{meta_file}: 'songs' is {type(songs).__name__}, expected a list of songs")
-    for i, song in enumerate(songs):
-        if not isinstance(song, dict) or not isinstance(song.get("id"), (str, int)) or isinstance(song.get("id"), bool):
-            raise DataError(f"{meta_file}: song {i} has no 'id' (expected {{'id': str, ...}}, got {str(song)[:60]})")
-    ids = [str(song["id"]) for song in songs]
-    if len(set(ids)) != len(ids):
-        raise DataError(f"{meta_file}: song ids are not unique")
-
-
-class WindowDataset(torch.utils.data.Dataset):
-    """Windows from a store folder written by :func:`write_store`.
-
-    Items are ``float32`` tensors ``(17, 64, 72)`` in {0, 1}, unpacked from the bits on demand.
-
-    Attributes
-    ----------
-    path : Path
-    meta : dict
-        The store's ``meta.json`` (source, mapping, window rule, per-song entries …).
-    songs : list[str]
-        Song ids, in store order.
-    index : np.ndarray, int64, shape (n, 2)
-        ``(song, start step)`` of every window.
-    """
-
-    def __init__(self, path: str | os.PathLike):
-        path = Path(path)
-        self.path = path
-        if not path.is_dir():
-            raise DataError(f"{path}: no dataset store here (expected a folder with meta.json and store.npz)")
-        meta_file, npz_file = path / "meta.json", path / "store.npz"
-        for f in (meta_file, npz_file):
-            if not f.is_file():
-                raise DataError(f"{f}: missing; {path} is not a complete dataset store")
-        try:
-            with open(meta_file) as f:
-                self.meta = json.load(f)
-        except (OSError, ValueError) as e:
-            raise DataError(f"{meta_file}: not readable JSON ({e})") from None
-        _check_store_meta(self.meta, meta_file)
-        try:
-            with np.load(npz_file, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in ("bits", "track_rows", "song_steps", "windows")}
-        except KeyError as e:
-            raise DataError(f"{npz_file}: missing array {e}") from None
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-            raise DataError(f"{npz_file}: corrupt or truncated store ({type(e).__name__}: {e})") from None
-        bits, rows, steps, windows = (arrays[k] for k in ("bits", "track_rows", "song_steps", "windows"))
-
-        def bad(what: str) -> DataError:
-            return DataError(f"{npz_file}: {what}")
-
-        if bits.dtype != np.uint8 or bits.ndim != 2 or bits.shape[1] != _PACKED_BYTES:
-            raise bad(f"bits has dtype {bits.dtype} shape {bits.shape}, expected uint8 (R, {_PACKED_BYTES})")
-        S = len(steps)
-        if rows.shape != (S, N_TRACKS) or not np.issubdtype(rows.dtype, np.integer):
-            raise bad(f"track_rows has shape {rows.shape}, expected ({S}, {N_TRACKS}) integers")
-        if steps.ndim != 1 or not np.issubdtype(steps.dtype, np.integer):
-            raise bad(f"song_steps has shape {steps.shape} dtype {steps.dtype}, expected (S,) integers")
-        if windows.ndim != 2 or windows.shape[1] != 2 or not np.issubdtype(windows.dtype, np.integer):
-            raise bad(f"windows has shape {windows.shape} dtype {windows.dtype}, expected (n, 2) integers")
-        if len(self.meta["songs"]) != S:
-            raise DataError(f"{meta_file}: lists {len(self.meta['songs'])} songs, store.npz has {S}")
-        if len(windows) and (windows[:, 0].min() < 0 or windows[:, 0].max() >= S or windows[:, 1].min() < 0
-                             or np.any(windows[:, 1] + N_STEPS > steps[windows[:, 0]])):
-            raise bad("a window lies outside its song")
-        has = rows >= 0
-        if np.any(rows[has] + np.broadcast_to(steps[:, None], rows.shape)[has] > len(bits)):
-            raise bad("a track lies outside the bits array")
-        self._bits, self._rows, self._steps = bits, rows.astype(np.int64), steps.astype(np.int64)
-        self.index = windows.astype(np.int64)
-        self.songs = [str(s["id"]) for s in self.meta["songs"]]
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def window(self, i: int) -> np.ndarray:
-        """Window ``i`` as a bool array ``(17, 64, 72)``."""
-        song, start = self.index[i]
-        out = np.zeros(SAMPLE_SHAPE, bool)
-        for k in np.flatnonzero(self._rows[song] >= 0):
-            r = self._rows[song, k] + start
-            out[k] = np.unpackbits(self._bits[r:r + N_STEPS], axis=-1, count=N_PITCHES).astype(bool)
-        return out
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        if not -len(self) <= int(i) < len(self):
-            raise IndexError(f"window {i} out of range for {len(self)} windows")
-        return torch.from_numpy(self.window(int(i) % len(self)).astype(np.float32))
-
-    def song_roll(self, song: int | str) -> np.ndarray:
-        """The whole roll of a song (index or id) as bool ``(17, T, 72)``."""
-        s = self.songs.index(song) if isinstance(song, str) else int(song)
-        T = int(self._steps[s])
-        out = np.zeros((N_TRACKS, T, N_PITCHES), bool)
-        for k in np.flatnonzero(self._rows[s] >= 0):
-            r = self._rows[s, k]
-            out[k] = np.unpackbits(self._bits[r:r + T], axis=-1, count=N_PITCHES).astype(bool)
-        return out
-
-    def tensor(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """All windows as one tensor ``(n, 17, 64, 72)`` of ``dtype`` (float32, uint8 or bool).
-
-        Memory: ``n × 78,336`` elements (float32: 306 KiB per window).
-        """
-        if dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.uint8, torch.bool):
-            raise ValueError(f"dtype: {dtype}, expected torch.float32, float16, bfloat16, uint8 or bool")
-        out = torch.zeros((len(self),) + SAMPLE_SHAPE, dtype=dtype)
-        if not len(self):
-            return out
-        songs = self.index[:, 0]
-        ar = np.arange(N_STEPS)
-        for s in np.unique(songs):
-            idx = np.flatnonzero(songs == s)
-            steps = self.index[idx, 1][:, None] + ar  # (m, 64)
-            for k in np.flatnonzero(self._rows[s] >= 0):
-                r = self._rows[s, k]
-                track = np.unpackbits(self._bits[r:r + self._steps[s]], axis=-1, count=N_PITCHES)
-                out[torch.from_numpy(idx), k] = torch.from_numpy(track[steps]).to(dtype)
-        return out
-
-    def __repr__(self) -> str:
-        return f"WindowDataset({str(self.path)!r}, songs={len(self.songs)}, windows={len(self)})"
-
-
-# --------------------------------------------------------------------------------------------
-# Finding datasets
-# --------------------------------------------------------------------------------------------
-
-
-def default_root() -> Path:
-    """The data root: ``$B2B_DATA`` if set, else ``~/b2b-data``."""
-    env = os.environ.get("B2B_DATA")
-    return Path(env).expanduser() if env else Path.home() / "b2b-data"
-
 
 def asset(name: str) -> Path:
     """Path of a committed artefact shipped with the package (the repository's ``data/``).
@@ -833,99 +564,7 @@ def asset(name: str) -> Path:
     found in a clone and in a ``pip install`` (where ``data/`` is installed as ``b2b.assets``),
     so a chapter run in Colab reads what a clone reads. FileNotFoundError if there is no such file.
     """
-    import importlib.resources
-
     path = Path(str(importlib.resources.files("b2b.assets").joinpath(*name.split("/"))))
     if not path.is_file():
         raise FileNotFoundError(f"{name}: no such file shipped with b2b (looked in {path.parent})")
     return path
-
-
-def open_dataset(name_or_path: str | os.PathLike, root: str | os.PathLike | None = None) -> WindowDataset:
-    """Open a prepared dataset: ``"bach"`` (installed on first use), ``"lpd17"``, or a store folder.
-
-    Parameters
-    ----------
-    name_or_path : str or path
-        ``"bach"`` → ``<root>/bach`` (if missing, :func:`b2b.bach.install` copies the prebuilt
-        store that ships with b2b, or builds it);
-        ``"lpd17"`` → ``<root>/lpd17`` (prepare it with ``b2b data lpd17``); anything else is
-        the path of a store folder.
-    root : path, optional
-        Data root (default :func:`default_root`).
-    """
-    root = Path(root).expanduser() if root is not None else default_root()
-    if isinstance(name_or_path, str) and name_or_path == "bach":
-        path = root / "bach"
-        if not is_store(path):
-            from . import bach
-
-            bach.install(root=root)
-        return WindowDataset(path)
-    if isinstance(name_or_path, str) and name_or_path == "lpd17":
-        path = root / "lpd17"
-        if not is_store(path):
-            raise DataError(f"{path}: the LPD-17 dataset is not prepared; run `b2b data lpd17` first "
-                            "(it downloads and preprocesses the LPD-17 rock subset)")
-        return WindowDataset(path)
-    path = Path(name_or_path).expanduser()
-    if not path.exists():
-        raise DataError(f"{path}: no such dataset; expected 'bach', 'lpd17' or a store folder")
-    return WindowDataset(path)
-
-
-# --------------------------------------------------------------------------------------------
-# CLI: b2b data {bach,lpd17}
-# --------------------------------------------------------------------------------------------
-
-# sub-command -> module providing add_arguments(parser) and run(args) -> int
-DATA_SOURCES: dict[str, str] = {"bach": "b2b.bach", "lpd17": "b2b.lpd"}
-_SOURCE_HELP = {
-    "bach": "Build the embedded dataset from the Bach chorales bundled with music21 (offline).",
-    "lpd17": "Download and prepare the LPD-17 rock subset.",
-}
-
-
-class _LazySourceParser(argparse.ArgumentParser):
-    """A sub-command parser that imports its source module only when that sub-command is used."""
-
-    _b2b_module: str = ""
-    _b2b_loaded: bool = False
-
-    def _b2b_load(self) -> None:
-        if self._b2b_module and not self._b2b_loaded:
-            self._b2b_loaded = True
-            module = importlib.import_module(self._b2b_module)
-            module.add_arguments(self)
-            self.set_defaults(_source_module=module)
-
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
-        self._b2b_load()
-        return super().parse_known_args(args, namespace)
-
-    if hasattr(argparse.ArgumentParser, "parse_known_intermixed_args"):
-        def parse_known_intermixed_args(self, args=None, namespace=None):  # type: ignore[override]
-            self._b2b_load()
-            return super().parse_known_intermixed_args(args, namespace)
-
-    if hasattr(argparse.ArgumentParser, "_parse_known_args2"):
-        def _parse_known_args2(self, args, namespace, intermixed):  # type: ignore[override]
-            self._b2b_load()
-            return super()._parse_known_args2(args, namespace, intermixed)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``b2b data`` sub-commands (one per entry of :data:`DATA_SOURCES`)."""
-    sub = parser.add_subparsers(dest="source", metavar="SOURCE", required=True,
-                                parser_class=_LazySourceParser)
-    for name, module in DATA_SOURCES.items():
-        p = sub.add_parser(name, help=_SOURCE_HELP.get(name, ""), description=_SOURCE_HELP.get(name, ""))
-        p._b2b_module = module
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run the chosen ``b2b data`` sub-command; returns its exit code."""
-    module = getattr(args, "_source_module", None)
-    if module is None:
-        module = importlib.import_module(DATA_SOURCES[args.source])
-    return int(module.run(args) or 0)

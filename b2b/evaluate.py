@@ -32,11 +32,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 
 from b2b import metrics as M
-from b2b.geometry import TRACKS, binarize
 from b2b.atomic import atomic_write, write_text
+from b2b.checkpoint import load_generator
+from b2b.datasets import open_dataset
+from b2b.generate import check_threshold, describe_threshold, iter_generate, latent_size, resolve_threshold
+from b2b.geometry import TRACKS, binarize
+from b2b.plot import STYLE
+from b2b.twosample import classifier_two_sample_test
 
 #: LPD-17 track names in file order (``b2b.data.TRACKS``' names).
 TRACK_NAMES: tuple[str, ...] = tuple(t.name for t in TRACKS)
@@ -488,8 +494,6 @@ def set_statistics(
         sets["nearest_generated"] = float(np.nanmean(near_g))
         sets["copies_generated"] = float(np.mean(near_g >= 0.9))
     if two_sample and min(len(real), len(generated)) >= 4:
-        from b2b.twosample import classifier_two_sample_test
-
         sets["two_sample"] = classifier_two_sample_test(real, generated, groups=real_groups, seed=seed).as_dict()
     return sets, near_r, near_g
 
@@ -515,16 +519,7 @@ def render_csv(rows: Sequence[Row]) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def _style() -> dict[str, Any]:
-    try:
-        from b2b.plot import STYLE
-        return dict(STYLE)
-    except Exception:  # plot module absent or different: plain matplotlib
-        return {}
-
-
 def _save(fig: Any, path: Path) -> None:
-    import matplotlib.pyplot as plt
     try:
         atomic_write(path, lambda f: fig.savefig(f, format="png"))
     finally:
@@ -538,14 +533,13 @@ def _grid(n: int, cols: int = 4) -> tuple[int, int]:
 
 def plot_distributions(report: Report, metric: str) -> Any:
     """Histograms of one metric, real vs generated, one panel per row (track); a Figure."""
-    import matplotlib.pyplot as plt
     rows = [r for r in report.rows if r.metric == metric]
     if not rows:
         raise ValueError(f"the report has no rows for metric {metric!r}")
     series = {(m, t): (a, b) for m, t, a, b in _series(report.real_features, report.generated_features,
                                                          report.active_tracks)}
     nr, nc = _grid(len(rows))
-    with plt.rc_context(_style()):
+    with plt.rc_context(STYLE):
         fig, axes = plt.subplots(nr, nc, figsize=(3.2 * nc, 2.4 * nr), squeeze=False)
         for ax in axes.flat[len(rows):]:
             ax.axis("off")
@@ -569,12 +563,11 @@ def plot_distributions(report: Report, metric: str) -> Any:
 
 def plot_self_similarity(real: np.ndarray | None, generated: np.ndarray | None, n: int = 4) -> Any:
     """Per-beat chroma self-similarity (16 x 16) of the first ``n`` real and generated windows."""
-    import matplotlib.pyplot as plt
     sets = [(name, x) for name, x in (("real", real), ("generated", generated)) if x is not None]
     if not sets or n < 1:
         raise ValueError("plot_self_similarity needs at least one set of windows and n >= 1")
     cols = min(n, max(len(x) for _, x in sets))
-    with plt.rc_context(_style()):
+    with plt.rc_context(STYLE):
         fig, axes = plt.subplots(len(sets), cols, figsize=(2.3 * cols, 2.4 * len(sets)), squeeze=False)
         image = None
         cmap = plt.get_cmap("viridis").with_extremes(bad="0.85")  # silent beats: undefined
@@ -600,14 +593,13 @@ def plot_self_similarity(real: np.ndarray | None, generated: np.ndarray | None, 
 
 def plot_mgeval(report: Report, keys: Sequence[str] | None = None) -> Any:
     """MGEval densities (intra-real, intra-generated, inter-set distances) per row key."""
-    import matplotlib.pyplot as plt
     if keys is None:
         keys = [r.key for r in report.rows if r.track == "all"]
     keys = [k for k in keys if report.comparisons.get(k) is not None and report.comparisons[k].curves]
     if not keys:
         raise ValueError("no comparisons with density curves to plot")
     nr, nc = _grid(len(keys), 3)
-    with plt.rc_context(_style()):
+    with plt.rc_context(STYLE):
         fig, axes = plt.subplots(nr, nc, figsize=(3.4 * nc, 2.5 * nr), squeeze=False)
         for ax in axes.flat[len(keys):]:
             ax.axis("off")
@@ -761,7 +753,7 @@ def iter_real(data: str, n: int, seed: int, chunk: int = CHUNK,
               dataset: Any = None) -> tuple[int, Iterator[np.ndarray]]:
     """``min(n, size)`` windows drawn with ``seed`` from a dataset, in chunks (see :func:`load_real`).
 
-    ``dataset`` is ``data`` already opened (:func:`b2b.data.open_dataset`), to open it only once.
+    ``dataset`` is ``data`` already opened (:func:`b2b.datasets.open_dataset`), to open it only once.
 
     Returns ``(count, chunks)``: chunks are bool arrays ``(c, 17, 64, 72)``, ``c <= chunk``.
     """
@@ -774,10 +766,9 @@ def iter_real(data: str, n: int, seed: int, chunk: int = CHUNK,
                 yield _binarize(x[idx[i:i + chunk]], None, data)
 
         return len(idx), from_file()
-    from b2b.data import open_dataset  # imported here: only the command needs a dataset
     ds = open_dataset(data) if dataset is None else dataset
     idx = sample_indices(len(ds), n, seed)
-    window = getattr(ds, "window", None)  # b2b.data.WindowDataset: bool (17, 64, 72) per window
+    window = getattr(ds, "window", None)  # b2b.store.WindowDataset: bool (17, 64, 72) per window
 
     def from_dataset() -> Iterator[np.ndarray]:
         for i in range(0, len(idx), chunk):
@@ -798,22 +789,6 @@ def load_real(data: str, n: int, seed: int) -> np.ndarray:
     return np.concatenate(list(chunks))
 
 
-def _config_get(config: Any, *paths: str) -> Any:
-    """First of the dotted ``paths`` found in a dict or object ``config``; None if none."""
-    for p in paths:
-        obj = config
-        for part in p.split("."):
-            if isinstance(obj, Mapping):
-                obj = obj.get(part)
-            else:
-                obj = getattr(obj, part, None)
-            if obj is None:
-                break
-        if obj is not None:
-            return obj
-    return None
-
-
 def open_generator(checkpoint: str | os.PathLike, threshold: Any = None,
                    device: str = "cpu") -> tuple[Any, float, str, dict[str, Any]]:
     """Load a checkpoint's generator and settle the threshold.
@@ -822,28 +797,15 @@ def open_generator(checkpoint: str | os.PathLike, threshold: Any = None,
     threshold stored in the file (``"calibrated"``) or the preset's (``"preset"``), see
     :func:`b2b.checkpoint.load_generator`. Returns ``(generator, threshold, source, info)``.
     """
-    from b2b.generate import check_threshold, resolve_threshold
-    from b2b.checkpoint import load_generator
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
     gen, info = load_generator(str(path), device=device)
-    info = dict(info)
-    if "threshold" not in info:  # a loader that states the preset only
-        t = _config_get(info, "threshold", "preset.threshold", "training.threshold", "preset.training.threshold")
-        if t is None and (threshold is None or threshold == "auto"):
-            raise ValueError(f"checkpoint {path} states no binarization threshold: pass --threshold")
-        info["threshold"], info["threshold_source"] = t, "preset"
     if threshold is None or threshold == "auto":
         t, source = resolve_threshold(None, info)
     else:
         t, source = check_threshold(threshold, "--threshold"), "argument"
-    latent = getattr(gen, "latent", None) or _config_get(info, "latent", "generator.latent",
-                                                         "preset.generator.latent")
-    if latent is None:
-        raise ValueError(f"checkpoint {path} states no latent size")
-    info["latent"] = int(latent)
-    return gen, t, source, info
+    return gen, t, source, dict(info)
 
 
 def iter_generated(gen: Any, latent: int, n: int, seed: int, threshold: float,
@@ -856,10 +818,8 @@ def iter_generated(gen: Any, latent: int, n: int, seed: int, threshold: float,
     made where the generator's parameters are. ``latent`` must be the generator's. ValueError if
     an output is not finite.
     """
-    from b2b.generate import _latent_size, iter_generate
-
-    if int(latent) != _latent_size(gen):
-        raise ValueError(f"latent: the generator takes noise of size {_latent_size(gen)}, not {latent}")
+    if int(latent) != latent_size(gen):
+        raise ValueError(f"latent: the generator takes noise of size {latent_size(gen)}, not {latent}")
     for p in iter_generate(gen, int(n), seed=int(seed), chunk=batch):
         yield (p >= float(threshold)).numpy()
 
@@ -1011,8 +971,6 @@ def summary(report: Report, real_stats: Mapping[str, int], gen_stats: Mapping[st
 
 def run(args: argparse.Namespace) -> int:
     """Run ``b2b evaluate``: write the report into ``--out`` and print a short summary."""
-    from b2b.generate import check_threshold, describe_threshold
-
     if not 1 <= args.n <= MAX_N:
         raise ValueError(f"--n must be >= 1 and <= {MAX_N} (windows per set; the features of both sets "
                          f"are kept in memory), got {args.n}")
@@ -1045,8 +1003,6 @@ def run(args: argparse.Namespace) -> int:
     if str(args.data).endswith(".npy"):  # windows without songs: no training reference
         ds = None
     else:
-        from b2b.data import open_dataset
-
         ds = open_dataset(args.data)
     n_real, real_chunks = iter_real(args.data, args.n, args.seed, dataset=ds)
     keep = max(args.examples, DIVERSITY_N)

@@ -22,6 +22,8 @@ from typing import Any
 import torch
 
 from b2b.checkpoint import FORMAT_VERSION, GENERATOR_FORMAT, atomic_torch_save, load_checkpoint, load_generator
+from b2b.generate import CALIBRATION_SAMPLES, CALIBRATION_SEED, MAX_SAMPLES, calibrate_threshold, note_density
+from b2b.web import export_onnx
 
 __all__ = ["export_generator", "add_arguments", "run"]
 
@@ -63,8 +65,6 @@ def export_generator(checkpoint_path: str | Path, out_path: str | Path, *, data:
     Path
         ``out_path``.
     """
-    from b2b.generate import CALIBRATION_SAMPLES, CALIBRATION_SEED, calibrate_threshold, note_density
-
     ckpt = load_checkpoint(checkpoint_path)
     small = {"format": GENERATOR_FORMAT, "version": FORMAT_VERSION, "step": ckpt.get("step", 0),
              "config": ckpt.get("config", {}), "preset": ckpt.get("preset"), "generator": ckpt.get("generator"),
@@ -94,8 +94,6 @@ def export_generator(checkpoint_path: str | Path, out_path: str | Path, *, data:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``b2b export``."""
-    from b2b.generate import CALIBRATION_SAMPLES, CALIBRATION_SEED, MAX_SAMPLES
-
     parser.add_argument("--checkpoint", required=True, help="a training checkpoint or an exported generator file")
     parser.add_argument("--out", required=True, help="the file to write, e.g. generator.pt (or generator.onnx)")
     parser.add_argument("--format", choices=("pt", "onnx"), default="pt",
@@ -116,8 +114,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``b2b export``: write ``--out`` and print the calibrated threshold."""
-    from b2b.generate import MAX_SAMPLES
-
     if args.format == "onnx":
         return _run_onnx(args)
     if args.data is None and args.density is None:
@@ -150,8 +146,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_onnx(args: argparse.Namespace) -> int:
     """``b2b export --format onnx``: write ``--out`` (.onnx) and its ``.json`` metadata."""
-    from b2b.web import export_onnx
-
     if args.data is not None or args.density is not None:
         raise ValueError("--format onnx uses the threshold stored in --checkpoint; calibrate it first "
                          "with b2b export --data ... (without --format onnx)")

@@ -38,12 +38,18 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from b2b.atomic import atomic_path, atomic_write, free_bytes
+from b2b.audio import TAIL, check_tempo, write_wav
+from b2b.checkpoint import load_generator, resolve_device
+from b2b.data import write_midi
+from b2b.datasets import open_dataset
 from b2b.geometry import SAMPLE_SHAPE, as_windows
+from b2b.plot import sample_grid
 
 __all__ = [
     "MAX_SAMPLES",
@@ -51,6 +57,7 @@ __all__ = [
     "CALIBRATION_SAMPLES",
     "generate",
     "iter_generate",
+    "latent_size",
     "interpolate_latents",
     "note_density",
     "calibrate_threshold",
@@ -83,7 +90,8 @@ def _module_device(module: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
-def _latent_size(generator: nn.Module) -> int:
+def latent_size(generator: nn.Module) -> int:
+    """The noise size a generator takes: its ``latent`` attribute, else ``config.latent``."""
     size = getattr(generator, "latent", None)
     if size is None:
         size = generator.config.latent
@@ -110,7 +118,7 @@ def iter_generate(generator: nn.Module, n: int, *, seed: int | None = None, devi
     chunk = _CHUNK if chunk is None else int(chunk)
     if chunk < 1:
         raise ValueError(f"chunk: expected a positive number of samples, got {chunk!r}")
-    size = _latent_size(generator)
+    size = latent_size(generator)
     if latent is not None:
         latent = torch.as_tensor(latent)
         if latent.dim() != 2 or latent.shape[1] != size:
@@ -122,8 +130,6 @@ def iter_generate(generator: nn.Module, n: int, *, seed: int | None = None, devi
         gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
         z = torch.randn(n, size, generator=gen)  # n x latent floats: small next to the samples
     if device is not None:
-        from b2b.checkpoint import resolve_device
-
         generator.to(resolve_device(device))
     dev = _module_device(generator)
     was_training = generator.training
@@ -180,7 +186,7 @@ def note_density(data: Any, *, chunk: int = 256) -> tuple[float, int]:
     Parameters
     ----------
     data : str, path, dataset or array
-        ``"bach"``, ``"lpd17"`` or a store folder (opened with :func:`b2b.data.open_dataset`),
+        ``"bach"``, ``"lpd17"`` or a store folder (opened with :func:`b2b.datasets.open_dataset`),
         an opened dataset with ``window(i)`` (or items ``(17, 64, 72)``), or windows
         ``(n, 17, 64, 72)`` (bool or 0/1 numbers).
     chunk : int
@@ -194,8 +200,6 @@ def note_density(data: Any, *, chunk: int = 256) -> tuple[float, int]:
         Number of windows counted (all of them).
     """
     if isinstance(data, (str, os.PathLike)):
-        from b2b.data import open_dataset
-
         data = open_dataset(data)
     if isinstance(data, (np.ndarray, Tensor)):
         x = as_windows(data, name="data")
@@ -391,8 +395,6 @@ def estimate_bytes(n: int, *, wav: bool = True, tempo: float = 120.0, sample_rat
     + with ``wav`` a 16-bit mono WAV of ``(960 / tempo + TAIL) × sample_rate`` frames; plus
     the figure and ``samples.json``.
     """
-    from b2b.audio import TAIL
-
     cells = int(np.prod(SAMPLE_SHAPE))
     per = 5 * cells + 16_384
     if wav:
@@ -450,9 +452,6 @@ def write_samples(samples: Any, out_dir: str | os.PathLike, threshold: float, *,
         is written last, and the files this call wrote are removed on any failure, so an
         incomplete folder never looks like a valid batch.
     """
-    from b2b.audio import check_tempo, write_wav
-    from b2b.data import write_midi
-
     threshold = check_threshold(threshold)
     tempo = check_tempo(tempo)
     if isinstance(samples, (Tensor, np.ndarray)):
@@ -543,14 +542,6 @@ def write_samples(samples: Any, out_dir: str | os.PathLike, threshold: float, *,
 
 
 def _write_figure(binary: np.ndarray, path: Path) -> Path:
-    import matplotlib
-
-    if "matplotlib.pyplot" not in __import__("sys").modules:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from b2b.plot import sample_grid
-
     shown = binary[:FIGURE_SAMPLES]
     fig = sample_grid(shown, ncols=4, threshold=0.5, titles=[f"sample {i}" for i in range(len(shown))])
     buf = io.BytesIO()
@@ -581,9 +572,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``b2b generate``: sample ``--n`` windows from ``--checkpoint`` and write them to ``--out``."""
-    from b2b.audio import check_tempo
-    from b2b.checkpoint import load_generator, resolve_device
-
     if not 1 <= args.n <= MAX_SAMPLES:
         raise ValueError(f"--n must be at least 1 and at most {MAX_SAMPLES} (one MIDI and one WAV file per "
                         f"sample), got {args.n}")

@@ -23,7 +23,7 @@ module gets such a subset with one command, reproducibly, and can be re-run safe
    tagtraum/Rock`` → member ``labels/tagtraum/id_list_Rock.txt``) with a seeded shuffle of the
    sorted list, and map them to files ``lpd_17_cleansed/<A>/<B>/<C>/<MSD_ID>/<md5>.npz``.
 4. **Preprocess** the chosen songs over ``--workers`` processes into the compact store
-   ``<root>/lpd17`` (see :mod:`b2b.data`). A re-run with the same arguments does nothing.
+   ``<root>/lpd17`` (see :mod:`b2b.store`). A re-run with the same arguments does nothing.
 
 One run at a time works in a data root (a lock on ``<root>/.b2b-lpd17.lock``, released when the
 process ends, however it ends); each run first removes the temporary files and folders that a
@@ -67,6 +67,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from b2b.atomic import FolderLock, FolderLocked, free_bytes, remove_leftovers, write_text
+from b2b.data import load_lpd, multitrack_to_roll
+from b2b.store import WindowDataset, default_root, is_store, write_store
 
 # --------------------------------------------------------------------------------------------
 # Where the files come from: the ONE place to change when the upstream links move again.
@@ -1008,10 +1010,8 @@ def select_songs(genre_ids: list[str], id_map: dict[str, str], extracted: Path |
 
 def _convert_one(path: str):
     """Worker: one LPD file → ``(roll, None)`` or ``(None, error message)``."""
-    from b2b import data as bdata
-
     try:
-        return bdata.multitrack_to_roll(bdata.load_lpd(path)), None
+        return multitrack_to_roll(load_lpd(path)), None
     except Exception as e:  # reported and skipped by the caller
         return None, f"{type(e).__name__}: {e}"
 
@@ -1062,8 +1062,6 @@ def convert_songs(paths: list[str], workers: int = 1, progress: bool = True) -> 
 
 def _build_store(root: Path, extracted: Path, selection: dict, request: dict, inputs: dict,
                  workers: int, progress: bool) -> dict:
-    from b2b import data as bdata
-
     songs = selection["songs"]
     paths = [str(extracted / s["path"]) for s in songs]
     failed: list[dict] = []
@@ -1084,7 +1082,7 @@ def _build_store(root: Path, extracted: Path, selection: dict, request: dict, in
         "hop_bars": request["hop_bars"], **inputs,
     }
     t0 = time.perf_counter()
-    store = bdata.write_store(root / STORE_NAME, stream(), meta, hop_bars=request["hop_bars"])
+    store = write_store(root / STORE_NAME, stream(), meta, hop_bars=request["hop_bars"])
     seconds = time.perf_counter() - t0
     if failed:
         _warn(f"{len(failed)} of {len(songs)} chosen songs could not be read and were skipped, "
@@ -1100,9 +1098,7 @@ def _build_store(root: Path, extracted: Path, selection: dict, request: dict, in
 
 def _count_windows(store: Path) -> int | None:
     try:
-        from b2b import data as bdata
-
-        return len(bdata.open_dataset(STORE_NAME, root=store.parent))
+        return len(WindowDataset(store))
     except Exception:
         return None
 
@@ -1125,12 +1121,7 @@ def _parse_sha(values: list[str] | None) -> dict[str, str | None]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``b2b data lpd17`` options to ``parser``."""
-    try:
-        from b2b.data import default_root
-
-        root_default = str(default_root())
-    except Exception:  # pragma: no cover - b2b.data not importable
-        root_default = "$B2B_DATA or ~/b2b-data"
+    root_default = str(default_root())
     parser.description = (
         "Download LPD-17-cleansed, its id list and genre labels, verify them (SHA-256 in "
         "ROOT/manifest.json), choose SONGS songs of GENRE with SEED and preprocess them into "
@@ -1215,9 +1206,7 @@ def run(args: argparse.Namespace) -> int:
     Operating-system errors (a full disk, missing permissions, a file where a folder should
     be) become one-line ``ValueError`` messages naming the path.
     """
-    from b2b import data as bdata
-
-    root = Path(args.root) if args.root is not None else Path(bdata.default_root())
+    root = Path(args.root) if args.root is not None else Path(default_root())
     root = root.expanduser()
     if args.songs < 1:
         raise ValueError(f"--songs must be at least 1, got {args.songs}")
@@ -1265,11 +1254,9 @@ def _sources_unchanged(section: dict, urls: dict[str, str]) -> bool:
 
 def _store_up_to_date(root: Path, section: dict, request: dict,
                       inputs: dict[str, str | None]) -> bool:
-    from b2b import data as bdata
-
     store = section.get("store")
     return bool(store) and store.get("request") == request and \
-        bdata.is_store(root / STORE_NAME) and all(
+        is_store(root / STORE_NAME) and all(
             v is None or store.get("inputs", {}).get(k) == v for k, v in inputs.items())
 
 

@@ -16,6 +16,8 @@ from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from b2b import geometry as geo
+
 __all__ = [
     "PALETTE",
     "STYLE",
@@ -124,8 +126,6 @@ def _levels(a: np.ndarray, threshold: float | None) -> np.ndarray:
 
 def _window_roll(w: Any, threshold: float | None, name: str = "x") -> _Roll:
     """One window or song roll ``(17, T, 72)`` (checked by :func:`b2b.geometry.as_windows`)."""
-    from b2b import geometry as geo
-
     batch = geo.as_windows(w, name=name, song=True)
     if len(batch) != 1:
         raise ValueError(f"{name}: expected one window {geo.SAMPLE_SHAPE}, got a batch of shape "
@@ -355,12 +355,10 @@ def sample_grid(
         ``n`` axes (unused grid cells are removed), all tracks of a window overlaid in their
         colours on a common pitch range, bar lines, and one legend of the tracks that occur.
     """
-    from b2b.geometry import as_windows
-
     if not isinstance(batch, np.ndarray) and isinstance(batch, (list, tuple)):
-        batch = [as_windows(w, name=f"batch[{i}]", song=True) for i, w in enumerate(batch)]
+        batch = [geo.as_windows(w, name=f"batch[{i}]", song=True) for i, w in enumerate(batch)]
         batch = np.concatenate(batch) if batch else np.zeros((0,))
-    arr = as_windows(batch, name="batch", song=True)
+    arr = geo.as_windows(batch, name="batch", song=True)
     if arr.shape[0] == 0:
         raise ValueError("batch: expected windows of shape (n, 17, 64, 72) with n >= 1, got none")
     if not (isinstance(ncols, (int, np.integer)) and ncols >= 1):

@@ -114,6 +114,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -122,8 +123,11 @@ from torch import Tensor, nn
 from b2b.atomic import FolderLock, atomic_write, remove_leftovers
 from b2b.checkpoint import (CHECKPOINT_FORMAT, FORMAT_VERSION, atomic_torch_save, checkpoints, latest_checkpoint,
                             load_checkpoint, preset_of, resolve_device)
-from b2b.data import SAMPLE_SHAPE, open_dataset
+from b2b.datasets import open_dataset
+from b2b.generate import generate
+from b2b.geometry import SAMPLE_SHAPE
 from b2b.nn import MAX_BATCH, DiscConvNet, GenConvNet, Preset, build, get_preset
+from b2b.plot import sample_grid
 from b2b.step import wgan_gp_iteration
 
 __all__ = [
@@ -331,7 +335,7 @@ def _set_python_rng_state(s: dict[str, Any]) -> None:
 def _as_window_tensor(dataset: Any) -> Tensor:
     """All windows of ``dataset`` as one ``(n, 17, 64, 72)`` CPU tensor."""
     if hasattr(dataset, "tensor") and callable(dataset.tensor):
-        try:  # b2b.data.WindowDataset: ask for bools (a quarter of float32's memory)
+        try:  # b2b.store.WindowDataset: ask for bools (a quarter of float32's memory)
             x = dataset.tensor(dtype=torch.bool)
         except TypeError:
             x = dataset.tensor()
@@ -728,28 +732,17 @@ class Trainer:
         return self.history
 
     # ----------------------------------------------------------------- outputs
-    @torch.no_grad()
     def sample(self, z: Tensor | None = None) -> Tensor:
-        """Generator probabilities ``(n, 17, 64, 72)`` for noise ``z`` (default: the fixed noise), eval mode."""
-        z = self.fixed_noise if z is None else z.to(self.device)
-        was = self.generator.training
-        self.generator.eval()
-        try:
-            return self.generator(z).float()
-        finally:
-            self.generator.train(was)
+        """Generator probabilities ``(n, 17, 64, 72)`` on the CPU for noise ``z`` ``(n, latent)``
+        (default: the run's fixed noise), drawn by :func:`b2b.generate.generate` (eval mode)."""
+        z = self.fixed_noise if z is None else z
+        return generate(self.generator, len(z), latent=z)
 
     def save_samples(self) -> Path:
-        """Write ``samples_<step:08d>.npy`` (float16 probabilities) and a PNG grid if plotting works."""
-        x = self.sample().cpu().numpy().astype(np.float16)
+        """Write ``samples_<step:08d>.npy`` (float16 probabilities) and a PNG grid of them."""
+        x = self.sample().numpy().astype(np.float16)
         path = self.out / f"samples_{self.step:08d}.npy"
         atomic_write(path, lambda f: np.save(f, x))
-        try:
-            from b2b.plot import sample_grid
-        except ImportError:
-            return path
-        import matplotlib.pyplot as plt  # the backend is left alone (notebooks keep theirs)
-
         fig = sample_grid(x.astype(np.float32), threshold=self.preset.threshold)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=80)

@@ -35,8 +35,9 @@ import numpy as np
 import torch
 
 from b2b.atomic import atomic_path
+from b2b.audio import synth_recipe  # the page plays tracks with the offline synthesizer's recipes
 from b2b.checkpoint import load_generator
-from b2b.data import LOWEST_PITCH, SAMPLE_SHAPE, STEPS_PER_BEAT, TRACKS
+from b2b.geometry import LOWEST_PITCH, SAMPLE_SHAPE, STEPS_PER_BEAT, TRACKS
 
 __all__ = ["NOISE", "WEB_FORMAT", "portable_noise", "page_metadata", "export_onnx", "ONNX_OPSET"]
 
@@ -108,8 +109,6 @@ def page_metadata(checkpoint_path: str | Path) -> dict[str, Any]:
 
 def _metadata(path: Path, info: dict[str, Any]) -> dict[str, Any]:
     """:func:`page_metadata` of the file ``path`` whose :func:`b2b.checkpoint.load_generator` info is ``info``."""
-    from b2b.audio import synth_recipe  # the page plays tracks with the offline synthesizer's recipes
-
     tracks = []
     for t in TRACKS:
         partials, attack, decay, release = synth_recipe(t.program)

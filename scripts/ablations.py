@@ -240,7 +240,7 @@ def per_metric(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def load_windows(data: str) -> Any:
     """All windows of ``data`` as a bool tensor ``(n, 17, 64, 72)``: a dataset name or path
-    (:func:`b2b.data.open_dataset`) or a ``.npy`` file of 0/1 windows (used by the tests)."""
+    (:func:`b2b.datasets.open_dataset`) or a ``.npy`` file of 0/1 windows (used by the tests)."""
     import torch
 
     if str(data).endswith(".npy"):
@@ -248,7 +248,7 @@ def load_windows(data: str) -> Any:
         if x.ndim != 4 or x.shape[1:] != (17, 64, 72):
             raise ValueError(f"--data {data}: expected windows (n, 17, 64, 72), got {x.shape}")
         return torch.as_tensor(x.astype(bool))
-    from b2b.data import open_dataset
+    from b2b.datasets import open_dataset
 
     return open_dataset(data).tensor(dtype=torch.bool)
 
@@ -397,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, help="parallel worker processes (one torch thread each)")
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(MAIN_VARIANTS),
                    help=f"variants to run (default: {' '.join(MAIN_VARIANTS)})")
-    p.add_argument("--data", default="bach", help="dataset name or path (b2b.data.open_dataset)")
+    p.add_argument("--data", default="bach", help="dataset name or path (b2b.datasets.open_dataset)")
     p.add_argument("--decision", default="", help="text of the decision recorded in the results")
     p.add_argument("--set-decision", metavar="TEXT",
                    help="only record TEXT as the decision in an existing <out>/results.json (and .md); no training")

@@ -92,7 +92,7 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    from b2b.data import open_dataset
+    from b2b.datasets import open_dataset
     from b2b.train import Trainer, TrainerConfig
 
     name, seed = task["candidate"], task["seed"]

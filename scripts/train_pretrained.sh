@@ -113,7 +113,7 @@ import numpy as np
 import torch
 
 from b2b import bach
-from b2b.data import open_dataset
+from b2b.datasets import open_dataset
 from b2b.evaluate import iter_generated, open_generator
 from b2b.checkpoint import load_checkpoint
 

@@ -506,7 +506,8 @@ def measure(n_songs: int = 40, workers: tuple[int, ...] = (1, 2), out: Path | No
     import tempfile
     import time
 
-    from b2b import data, lpd
+    from b2b import data, datasets, lpd
+    from b2b import store as bstore
 
     tmp = Path(out or tempfile.mkdtemp(prefix="lpd-measure-"))
     rng = np.random.default_rng(0)
@@ -550,7 +551,7 @@ def measure(n_songs: int = 40, workers: tuple[int, ...] = (1, 2), out: Path | No
                     first.append(time.perf_counter())
                 yield msd_id(i), roll
 
-        store = data.write_store(tmp / f"store{w}", songs(), {"measure": True})
+        store = bstore.write_store(tmp / f"store{w}", songs(), {"measure": True})
         s = time.perf_counter() - t
         res[f"songs_per_s_{w}_workers"] = n_songs / s
         res[f"first_song_s_{w}_workers"] = first[0] - t  # pool start-up + one song
@@ -558,7 +559,7 @@ def measure(n_songs: int = 40, workers: tuple[int, ...] = (1, 2), out: Path | No
         res[f"main_cpu_s_per_song_{w}_workers"] = (time.process_time() - c) / n_songs
         size = sum(p.stat().st_size for p in store.iterdir())
         res["store_bytes_per_song"] = size / n_songs
-        res["windows_per_song"] = len(data.open_dataset(store)) / n_songs
+        res["windows_per_song"] = len(datasets.open_dataset(store)) / n_songs
     return res
 
 

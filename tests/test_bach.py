@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from b2b import bach, cli, data
+from b2b import bach, cli, data, datasets, store
 
 ENSEMBLE, STRINGS, ORGAN, PIANO, BRASS, REED, PIPE = 7, 6, 3, 1, 8, 9, 10
 NAMES = ["bach/bwv1.6", "bach/bwv281", "bach/bwv269", "bach/bwv324"]
@@ -98,7 +98,7 @@ def test_known_chorale_against_music21(built):
     """bwv1.6 against music21's own note list (stripTies), the independent method."""
     from music21 import corpus
 
-    ds = data.WindowDataset(built)
+    ds = store.WindowDataset(built)
     roll = ds.song_roll("bwv1.6")
     score = corpus.parse("bach/bwv1.6").stripTies()
     shift = 3  # a one-beat pickup
@@ -122,7 +122,7 @@ def test_known_chorale_against_music21(built):
 
 
 def test_build_meta_and_windows(built):
-    ds = data.WindowDataset(built)
+    ds = store.WindowDataset(built)
     meta = ds.meta
     assert ds.songs == ["bwv1.6", "bwv281"]
     assert meta["skipped"] == {"bwv269": "time signature 3/4", "bwv324": "irregular bar lines"}
@@ -176,9 +176,9 @@ def test_open_dataset_bach(built, tmp_path, monkeypatch):
 
     monkeypatch.setattr(bach, "build", fake_build)
     monkeypatch.setattr(bach, "shipped_store", lambda: None)  # an installation without the prebuilt store
-    first = data.open_dataset("bach", root=tmp_path)  # missing: built
-    second = data.open_dataset("bach", root=tmp_path)  # present: opened
-    assert calls == [tmp_path] and len(first) == len(second) == len(data.WindowDataset(built))
+    first = datasets.open_dataset("bach", root=tmp_path)  # missing: built
+    second = datasets.open_dataset("bach", root=tmp_path)  # present: opened
+    assert calls == [tmp_path] and len(first) == len(second) == len(store.WindowDataset(built))
 
 
 # --- issue 12 / issue 11: bounds, bad roots, progress, leftovers -----------------------------------
@@ -212,7 +212,7 @@ def test_root_that_is_a_file(tmp_path, monkeypatch, capsys):
     assert f"{f}: the data root (--root) exists and is not a folder" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     with pytest.raises(NotADirectoryError):
-        data.open_dataset("bach", root=f)
+        datasets.open_dataset("bach", root=f)
 
 
 def test_build_shows_progress_and_removes_leftovers(tmp_path, monkeypatch, capsys):
@@ -224,12 +224,12 @@ def test_build_shows_progress_and_removes_leftovers(tmp_path, monkeypatch, capsy
     (root / ".other.0badc0de.tmp").mkdir()  # not ours
     monkeypatch.setattr(bach, "chorale_names", lambda: NAMES[:1])
     monkeypatch.setattr(bach, "shipped_store", lambda: None)  # an installation without the prebuilt store
-    ds = data.open_dataset("bach", root=root)  # what a notebook calls: it builds, visibly
+    ds = datasets.open_dataset("bach", root=root)  # what a notebook calls: it builds, visibly
     err = capsys.readouterr().err
     assert "building the Bach chorale dataset" in err and "parsing chorales" in err and "1/1" in err
     assert ds.songs == ["bwv1.6"]
     assert sorted(p.name for p in root.iterdir()) == [".other.0badc0de.tmp", "bach"]
-    data.open_dataset("bach", root=root)  # built: opened without a word
+    datasets.open_dataset("bach", root=root)  # built: opened without a word
     assert capsys.readouterr().err == ""
 
 
@@ -240,19 +240,19 @@ def test_open_dataset_installs_the_shipped_store(tmp_path, monkeypatch, capsys):
     shipped = bach.shipped_store()
     assert shipped is not None and shipped == data.asset("bach/store.npz").parent
     _no_parsing(monkeypatch)
-    ds = data.open_dataset("bach", root=tmp_path)
+    ds = datasets.open_dataset("bach", root=tmp_path)
     assert "installed the prebuilt Bach store" in capsys.readouterr().err
-    assert ds.path == tmp_path / "bach" and len(ds) == len(data.WindowDataset(shipped))
+    assert ds.path == tmp_path / "bach" and len(ds) == len(store.WindowDataset(shipped))
     assert (tmp_path / "bach" / "store.npz").read_bytes() == (shipped / "store.npz").read_bytes()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bach.") and p.name.endswith(".tmp")]
-    data.open_dataset("bach", root=tmp_path)  # present: opened, not copied again
+    datasets.open_dataset("bach", root=tmp_path)  # present: opened, not copied again
     assert "installed" not in capsys.readouterr().err
 
 
 def test_shipped_store_equals_a_fresh_build(tmp_path):
     """The shipped store is what `b2b data bach` builds from the corpus with this code."""
-    shipped = data.WindowDataset(bach.shipped_store())
-    fresh = data.WindowDataset(bach.build(root=tmp_path, workers=2, progress=False))
+    shipped = store.WindowDataset(bach.shipped_store())
+    fresh = store.WindowDataset(bach.build(root=tmp_path, workers=2, progress=False))
     assert fresh.songs == shipped.songs
     assert np.array_equal(fresh.index, shipped.index)
     assert np.array_equal(fresh._bits, shipped._bits) and np.array_equal(fresh._rows, shipped._rows)

@@ -16,7 +16,7 @@ import pypianoroll
 import pytest
 import torch
 
-from b2b import cli, data
+from b2b import cli, data, datasets, store
 from b2b.data import DataError
 
 # ---------------------------------------------------------------------------------------------
@@ -359,10 +359,10 @@ def songs(lpd_file):
 
 def test_store_round_trip(tmp_path, songs):
     tmp_path = tmp_path / "out"
-    path = data.write_store(tmp_path / "store", songs, {"source": "test", "mapping": "identity"})
+    path = store.write_store(tmp_path / "store", songs, {"source": "test", "mapping": "identity"})
     assert sorted(os.listdir(tmp_path)) == ["store"]
     assert sorted(os.listdir(path)) == ["meta.json", "store.npz"]
-    ds = data.WindowDataset(path)
+    ds = store.WindowDataset(path)
     starts_b = data.roll_window_starts(songs[1][1]).tolist()
     assert ds.index.tolist() == [[0, 0]] + [[1, s] for s in starts_b]
     assert ds.songs == ["a", "b", "c"] and len(ds) == 1 + len(starts_b)
@@ -393,14 +393,14 @@ def test_store_round_trip(tmp_path, songs):
 
 
 def test_store_hop_and_reserved(tmp_path, songs):
-    ds = data.WindowDataset(data.write_store(tmp_path / "s", songs[:2], {}, hop_bars=4, min_onsets=1))
+    ds = store.WindowDataset(store.write_store(tmp_path / "s", songs[:2], {}, hop_bars=4, min_onsets=1))
     assert ds.index.tolist() == [[0, 0], [1, 0], [1, 64]]
     with pytest.raises(ValueError, match="reserved"):
-        data.write_store(tmp_path / "t", songs, {"songs": 1})
+        store.write_store(tmp_path / "t", songs, {"songs": 1})
     with pytest.raises(DataError, match="song 'bad'.*dtype"):
-        data.write_store(tmp_path / "t", [("bad", songs[0][1].astype(np.uint8))], {})
+        store.write_store(tmp_path / "t", [("bad", songs[0][1].astype(np.uint8))], {})
     with pytest.raises(DataError, match="song 'odd'.*multiple of 16"):
-        data.write_store(tmp_path / "t", [("odd", np.zeros((17, 20, 72), bool))], {})
+        store.write_store(tmp_path / "t", [("odd", np.zeros((17, 20, 72), bool))], {})
     assert not (tmp_path / "t").exists()
 
 
@@ -411,47 +411,47 @@ def test_store_failure_leaves_nothing(tmp_path, songs):
 
     tmp_path = tmp_path / "out"
     with pytest.raises(RuntimeError):
-        data.write_store(tmp_path / "store", failing(), {})
+        store.write_store(tmp_path / "store", failing(), {})
     assert os.listdir(tmp_path) == []
     # replacing a good store: a failure keeps the old one intact
-    path = data.write_store(tmp_path / "store", songs, {"v": 1})
+    path = store.write_store(tmp_path / "store", songs, {"v": 1})
     with pytest.raises(RuntimeError):
-        data.write_store(path, failing(), {"v": 2})
+        store.write_store(path, failing(), {"v": 2})
     assert os.listdir(tmp_path) == ["store"]
-    assert data.WindowDataset(path).meta["v"] == 1
-    data.write_store(path, songs[:1], {"v": 3})
-    assert os.listdir(tmp_path) == ["store"] and data.WindowDataset(path).meta["v"] == 3
+    assert store.WindowDataset(path).meta["v"] == 1
+    store.write_store(path, songs[:1], {"v": 3})
+    assert os.listdir(tmp_path) == ["store"] and store.WindowDataset(path).meta["v"] == 3
 
 
 def test_store_bad_files(tmp_path, songs):
-    path = data.write_store(tmp_path / "store", songs, {})
+    path = store.write_store(tmp_path / "store", songs, {})
     npz = path / "store.npz"
     good = npz.read_bytes()
     npz.write_bytes(good[: len(good) // 2])
     with pytest.raises(DataError, match=r"store.npz.*corrupt"):
-        data.WindowDataset(path)
+        store.WindowDataset(path)
     with np.load(_write(npz, good)) as z:
         arrays = dict(z)
     arrays["bits"] = arrays["bits"][:, :8]
     np.savez(npz, **arrays)
     with pytest.raises(DataError, match=r"store.npz.*bits.*\(R, 9\)"):
-        data.WindowDataset(path)
+        store.WindowDataset(path)
     with np.load(_write(npz, good)) as z:
         arrays = dict(z)
     arrays["windows"] = arrays["windows"] + [0, 64]
     np.savez(npz, **arrays)
     with pytest.raises(DataError, match="outside its song"):
-        data.WindowDataset(path)
+        store.WindowDataset(path)
     _write(npz, good)
     (path / "meta.json").unlink()
     with pytest.raises(DataError, match="meta.json"):
-        data.WindowDataset(path)
+        store.WindowDataset(path)
     with pytest.raises(DataError, match="nowhere"):
-        data.WindowDataset(tmp_path / "nowhere")
+        store.WindowDataset(tmp_path / "nowhere")
 
 
 def test_store_meta_is_validated(tmp_path, songs, capsys):
-    path = data.write_store(tmp_path / "store", songs, {})
+    path = store.write_store(tmp_path / "store", songs, {})
     meta_file = path / "meta.json"
     good = json.loads(meta_file.read_text())
 
@@ -479,14 +479,14 @@ def test_store_meta_is_validated(tmp_path, songs, capsys):
     for change, message in cases:
         broken(**change)
         with pytest.raises(DataError, match=message):
-            data.WindowDataset(path)
+            store.WindowDataset(path)
     # through the command line: one line, exit 2, no traceback
     broken(version=99)
     assert cli.main(["train", "--data", str(path), "--out", str(tmp_path / "run"), "--threads", "1"]) == 2
     err = capsys.readouterr().err
     assert "version 99" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     broken()
-    assert len(data.WindowDataset(path)) == 1 + len(data.roll_window_starts(songs[1][1]))
+    assert len(store.WindowDataset(path)) == 1 + len(data.roll_window_starts(songs[1][1]))
 
 
 def _write(path, content):
@@ -496,15 +496,15 @@ def _write(path, content):
 
 def test_open_dataset(tmp_path, songs, monkeypatch):
     monkeypatch.setenv("B2B_DATA", str(tmp_path / "root"))
-    assert data.default_root() == tmp_path / "root"
+    assert store.default_root() == tmp_path / "root"
     monkeypatch.delenv("B2B_DATA")
-    assert data.default_root() == __import__("pathlib").Path.home() / "b2b-data"
+    assert store.default_root() == __import__("pathlib").Path.home() / "b2b-data"
     with pytest.raises(DataError, match="b2b data lpd17"):
-        data.open_dataset("lpd17", root=tmp_path)
-    data.write_store(tmp_path / "lpd17", songs, {})
-    assert len(data.open_dataset("lpd17", root=tmp_path)) == len(data.open_dataset(tmp_path / "lpd17"))
+        datasets.open_dataset("lpd17", root=tmp_path)
+    store.write_store(tmp_path / "lpd17", songs, {})
+    assert len(datasets.open_dataset("lpd17", root=tmp_path)) == len(datasets.open_dataset(tmp_path / "lpd17"))
     with pytest.raises(DataError, match="no such dataset"):
-        data.open_dataset(str(tmp_path / "nope"))
+        datasets.open_dataset(str(tmp_path / "nope"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -513,7 +513,7 @@ def test_open_dataset(tmp_path, songs, monkeypatch):
 
 
 def test_cli_imports_only_the_chosen_source(monkeypatch):
-    monkeypatch.setitem(data.DATA_SOURCES, "lpd17", "b2b._not_a_module")
+    monkeypatch.setitem(datasets.DATA_SOURCES, "lpd17", "b2b._not_a_module")
     args = cli.build_parser("data").parse_args(["data", "bach", "--root", "/tmp/x", "--workers", "3"])
     assert args.source == "bach" and args.workers == 3 and str(args.root) == "/tmp/x"
     assert "b2b._not_a_module" not in sys.modules

@@ -6,8 +6,6 @@ import csv
 import errno
 import io
 import json
-import sys
-import types
 import warnings
 from pathlib import Path
 
@@ -291,9 +289,9 @@ def test_generate_samples_with_a_fake_checkpoint(tmp_path, monkeypatch):
 
     def load_generator(path, device="cpu"):
         calls.append((path, device))
-        return _FakeGenerator(), {"training": {"threshold": 0.9}, "generator": {"latent": 8}}
+        return _FakeGenerator(), {"threshold": 0.9, "threshold_source": "preset", "latent": 8}
 
-    monkeypatch.setitem(sys.modules, "b2b.checkpoint", types.SimpleNamespace(load_generator=load_generator))
+    monkeypatch.setattr(E, "load_generator", load_generator)
     x, t = E.generate_samples(ckpt, n=7, seed=0, batch=3)
     assert t == 0.9 and x.shape == (7, 17, 64, 72) and x.dtype == bool
     assert x[:, 1].sum() == 7 * 64 * 3 and x[:, 5].sum() == 0  # bass (0.85) below 0.9

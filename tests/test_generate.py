@@ -498,9 +498,7 @@ def test_full_disk_while_writing_samples(checkpoint, tmp_path, capsys, monkeypat
     assert cli_main([*args, "--seed", "0"]) == 0  # an earlier, complete batch
     old = np.load(out / "samples.npy")
     capsys.readouterr()
-    import b2b.audio
-
-    real_wav, calls = b2b.audio.write_wav, []
+    real_wav, calls = bgen.write_wav, []
 
     def full_disk(*a, **k):
         calls.append(a[1])
@@ -508,7 +506,7 @@ def test_full_disk_while_writing_samples(checkpoint, tmp_path, capsys, monkeypat
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_wav(*a, **k)
 
-    monkeypatch.setattr(b2b.audio, "write_wav", full_disk)
+    monkeypatch.setattr(bgen, "write_wav", full_disk)
     rc = cli_main([*args, "--seed", "9"])
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err

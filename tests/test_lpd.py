@@ -22,7 +22,7 @@ import pytest
 from scipy.sparse import csc_matrix
 
 import lpd_fixtures as F
-from b2b import cli, lpd
+from b2b import cli, datasets, lpd
 
 ARCHIVE, IDS, LABELS = "lpd_17_cleansed.tar.gz", "cleansed_ids.txt", "labels.tar.gz"
 REGISTERED = cli.COMMANDS.get("data", ("",))[0] == "b2b.data"  # `b2b data` in the CLI registry
@@ -152,9 +152,7 @@ def ref_windows(roll: np.ndarray, hop_bars: int = 1) -> list[np.ndarray]:
 
 
 def store_windows(root: Path) -> tuple[list[str], np.ndarray]:
-    from b2b import data
-
-    ds = data.open_dataset("lpd17", root=root)
+    ds = datasets.open_dataset("lpd17", root=root)
     return ds.songs, np.stack([ds.window(i) for i in range(len(ds))]) if len(ds) else np.zeros(
         (0, 17, 64, 72), bool)
 
@@ -877,8 +875,6 @@ def test_root_without_write_permission_for_real(tmp_path, server, capsys):
 def test_os_errors_are_one_line(tmp_path, server, capsys, monkeypatch):
     import errno
 
-    from b2b import data
-
     root = tmp_path / "data"
     root.mkdir()
     (root / "lpd17-raw").write_text("a file where a folder should be")
@@ -889,7 +885,7 @@ def test_os_errors_are_one_line(tmp_path, server, capsys, monkeypatch):
     def full(path, *a, **k):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(data, "write_store", full)
+    monkeypatch.setattr(lpd, "write_store", full)
     assert b2b_lpd17(root, server, "--songs", 1) == 2
     msg = error_line(capsys)
     assert msg.startswith(f"b2b data: error: {root / 'lpd17'}: No space left on device; free")

@@ -148,7 +148,7 @@ def test_shipped_generator_is_not_collapsed(loaded):
     import numpy as np
 
     from b2b import metrics
-    from b2b.data import open_dataset
+    from b2b.datasets import open_dataset
     from b2b.evaluate import iter_generated, sample_indices
 
     g, info = loaded

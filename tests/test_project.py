@@ -144,9 +144,11 @@ def test_pyproject_declares_the_b2b_command():
     assert project["scripts"]["b2b"] == "b2b.cli:main"
 
 
-def test_there_are_notebooks():
-    if not NOTEBOOKS:
-        pytest.skip("no chapter notebooks in book/ yet")
+def test_every_notebook_is_a_chapter_of_the_book_in_the_order_of_the_story():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    chapters = [c["file"] for c in toc["parts"][0]["chapters"]]
+    assert chapters == sorted(chapters) and len(chapters) == 8  # 01_… to 08_…: the story's order
+    assert chapters == [str(p.relative_to(ROOT).with_suffix("")) for p in NOTEBOOKS]
 
 
 def cell_source(cell: dict) -> str:
