@@ -67,6 +67,7 @@ __all__ = [
     "GenConvNet",
     "DiscConvNet",
     "MinibatchStd",
+    "LayerNorm2d",
     "StraightThrough",
     "get_preset",
     "build",
@@ -377,11 +378,29 @@ def get_preset(preset: str | Preset) -> Preset:
 
 
 # --------------------------------------------------------------------------- networks
+class LayerNorm2d(nn.GroupNorm):
+    """``GroupNorm(1, C)``: each sample normalized over channels, time and pitch, then a
+    per-channel scale and shift; ``(B, C, H, W) -> (B, C, H, W)``.
+
+    Same parameters and state dict as ``nn.GroupNorm(1, C)``, computed with ``F.layer_norm``,
+    whose double backward (the gradient penalty differentiates the critic twice) takes about
+    40% fewer operator calls than group norm's (355 -> 216 for one layer on the CPU).
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(1, channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Normalize each sample of ``x`` ``(B, C, H, W)``; same shape."""
+        y = F.layer_norm(x, x.shape[1:], eps=self.eps)
+        return y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
 def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "layer":
-        return nn.GroupNorm(1, channels)
+        return LayerNorm2d(channels)
     return nn.Identity()
 
 
@@ -479,6 +498,10 @@ class MinibatchStd(nn.Module):
         super().__init__()
         self.group = group
 
+    def groups_within(self, batch: int) -> bool:
+        """Whether batches of ``batch`` samples stacked together keep this layer's groups apart."""
+        return batch % self.group == 0
+
     def forward(self, x: Tensor) -> Tensor:
         """``(B, C, H, W)`` -> ``(B, C + 1, H, W)``."""
         b, c, h, w = x.shape
@@ -526,6 +549,16 @@ class DiscConvNet(nn.Module):
         """Switch the edge layer between matrix product and convolution (same parameters)."""
         self.layers.block1[0].fast = fast
         return self
+
+    def scores_apart(self, batch: int) -> bool:
+        """Whether two batches of ``batch`` windows get the same scores in one pass as in two.
+
+        True without batch norm (which normalizes over the whole batch) when the minibatch
+        standard deviation's groups do not straddle the two halves; then
+        :func:`b2b.losses.critic_loss` may score real and fake windows together (``joint``).
+        """
+        mbstd = getattr(self.layers, "minibatch_std", None)
+        return self.config.norm != "batch" and (mbstd is None or mbstd.groups_within(batch))
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, 17, 64, 72)`` -> ``(B, 1)``."""

@@ -32,6 +32,7 @@ def wgan_gp_iteration(
     G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
     next_real: Callable[[], Tensor], noise: Callable[[], Tensor], *, n_critic: int = 5,
     lambda_gp: float = 10.0, autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    joint: bool = False,
 ) -> Tensor:
     """One generator iteration: ``n_critic`` critic updates, then one generator update.
 
@@ -50,6 +51,8 @@ def wgan_gp_iteration(
         Critic updates per generator update; gradient-penalty weight.
     autocast : callable
         A context manager factory for mixed precision (e.g. bf16 autocast on CUDA).
+    joint : bool
+        Score real and fake batches in one critic pass (:func:`b2b.losses.critic_loss`).
 
     Returns
     -------
@@ -65,7 +68,7 @@ def wgan_gp_iteration(
         with autocast():
             with torch.no_grad():
                 fake = generator(z)                             # (B, 17, 64, 72), no graph into G
-            loss_d, st = critic_loss(D, real, fake, lambda_gp=lambda_gp)
+            loss_d, st = critic_loss(D, real, fake, lambda_gp=lambda_gp, joint=joint)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()                                       # through the penalty's double backward
         opt_d.step()

@@ -599,7 +599,8 @@ class Trainer:
         return wgan_gp_iteration(
             self.G, self.D, self.opt_g, self.opt_d, lambda: self._batch(indices[next(rows)]),
             lambda: torch.randn(self.local_batch, latent, device=self.device),
-            n_critic=self.hyper.n_critic, lambda_gp=self.hyper.lambda_gp, autocast=self._autocast)
+            n_critic=self.hyper.n_critic, lambda_gp=self.hyper.lambda_gp, autocast=self._autocast,
+            joint=self.critic.scores_apart(self.local_batch))
 
     def train_step(self) -> Tensor:
         """One generator iteration: :func:`b2b.step.wgan_gp_iteration` on this run's networks,

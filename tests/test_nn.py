@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from b2b.losses import critic_loss
-from b2b.nn import (PRESETS, CriticConfig, DiscConvNet, GenConvNet, GeneratorConfig, PitchConv2d,
+from b2b.nn import (PRESETS, CriticConfig, DiscConvNet, GenConvNet, GeneratorConfig, LayerNorm2d, PitchConv2d,
                     PitchConvTranspose2d, Preset, SelfAttention, build, count_parameters, get_preset)
 
 
@@ -192,7 +192,7 @@ def test_presets():
     _, d = build("improved")
     kinds = {type(m) for m in d.modules()}
     assert torch.nn.BatchNorm2d not in kinds and torch.nn.Dropout not in kinds
-    assert torch.nn.GroupNorm in kinds
+    assert LayerNorm2d in kinds
     _, d = build("seed")
     kinds = {type(m) for m in d.modules()}
     assert torch.nn.BatchNorm2d in kinds and torch.nn.Dropout in kinds
@@ -308,3 +308,23 @@ def test_binary_generator_gives_windows_of_zeros_and_ones_only_in_train_mode():
     old = get_preset("seed").to_dict()
     del old["generator"]["binary"]
     assert Preset.from_dict(old).generator.binary is False
+
+
+def test_layer_norm_2d_is_group_norm_with_one_group():
+    # the independent method: torch's own GroupNorm(1, C) with the same parameters; values and
+    # the double backward the penalty takes agree
+    torch.manual_seed(0)
+    ours, ref = LayerNorm2d(6), torch.nn.GroupNorm(1, 6)
+    with torch.no_grad():
+        ours.weight.uniform_(0.5, 1.5), ours.bias.uniform_(-0.5, 0.5)
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(3, 6, 5, 2) * torch.arange(1.0, 4.0).view(3, 1, 1, 1)  # samples of different scale
+    grads = []
+    for m in (ours, ref):
+        xi = x.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad((m(xi) * x.flip(0)).square().sum(), xi, create_graph=True)
+        m.zero_grad()
+        g.norm().backward()
+        grads.append((m(x), g, m.weight.grad.clone(), m.bias.grad.clone()))
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)

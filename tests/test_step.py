@@ -78,3 +78,27 @@ def test_a_short_run_learns_a_known_answer():
     assert start > 3.0 and end < 0.3 * start
     # the critic's Wasserstein estimate falls as the generator closes in
     assert sum(ws[-20:]) / 20 < 0.5 * max(ws[:50])
+
+
+def test_scoring_real_and_fake_together_changes_nothing_for_a_per_sample_critic():
+    # joint: one critic pass over (2B, ...) instead of two; for a layer-norm critic with minibatch
+    # std in aligned groups the loss and every gradient are those of the two separate passes
+    from b2b.losses import critic_loss
+    from b2b.nn import build
+
+    torch.manual_seed(0)
+    _, d = build("improved")
+    real = (torch.rand(8, 17, 64, 72) < 0.05).float()
+    fake, eps = torch.rand(8, 17, 64, 72), torch.rand(8)
+    out = []
+    for joint in (False, True):
+        d.zero_grad()
+        loss, st = critic_loss(d, real, fake, eps=eps, joint=joint)
+        loss.backward()
+        out.append((loss.detach(), st["wasserstein"], [p.grad.clone() for p in d.parameters()]))
+    (l0, w0, g0), (l1, w1, g1) = out
+    assert torch.allclose(l0, l1, rtol=1e-5) and torch.allclose(w0, w1, rtol=1e-5, atol=1e-6)
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-6) for a, b in zip(g0, g1))
+    assert d.scores_apart(8) and not d.scores_apart(6)           # groups of 4 would straddle the halves
+    _, seed_critic = build("seed")
+    assert not seed_critic.scores_apart(64)                        # batch norm couples the samples

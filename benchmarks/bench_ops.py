@@ -1,0 +1,102 @@
+"""Operator calls per training iteration: the `improved` step as written before and after the
+changes that cut its calls, measured in the same run.
+
+On a GPU every ATen operator call is (at least) one kernel launch, and this model's step is
+launch-bound (issue 15: ~8,200 kernels per iteration, the GPU busy a quarter of the time), so
+the number of calls is what bounds an eager step. Two changes cut them for critics that score
+each sample on its own (the `improved` preset; `seed`'s batch-norm critic is unchanged):
+
+* **joint scoring**: real and fake windows go through the critic in one pass of ``2B``
+  (:func:`b2b.losses.critic_loss` with ``joint=True``, chosen by
+  :meth:`b2b.nn.DiscConvNet.scores_apart`), not two;
+* **layer norm**: :class:`b2b.nn.LayerNorm2d` computes ``GroupNorm(1, C)`` with
+  ``F.layer_norm``, whose double backward (the penalty's) takes fewer calls.
+
+Variants: **before** (``nn.GroupNorm``, separate passes), **joint** (separate → joint only),
+**after** (both, today's Trainer). Each is a :class:`b2b.train.Trainer` on the same random
+windows; the calls of one iteration are counted with ``torch.profiler`` (nested calls
+included) and the seconds per iteration timed in alternating rounds. The last line is the
+ratio of calls, before / after.
+
+Usage::
+
+    python benchmarks/bench_ops.py [--batch 64] [--rounds 3] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from b2b import nn as bnn
+from b2b.nn import get_preset
+from b2b.train import Trainer, TrainerConfig
+
+
+def make(data: torch.Tensor, batch: int, group_norm: bool, joint: bool) -> Trainer:
+    """An `improved` Trainer whose critic uses ``nn.GroupNorm`` if asked and scores real and fake
+    jointly only if asked (and allowed)."""
+    original = bnn._norm
+    if group_norm:  # the critic as written before LayerNorm2d
+        bnn._norm = lambda kind, c: torch.nn.GroupNorm(1, c) if kind == "layer" else original(kind, c)
+    try:
+        cfg = TrainerConfig(preset=get_preset("improved").with_training(batch=batch), out=tempfile.mkdtemp(),
+                            progress=False, sample_every=0, device="cpu")
+        trainer = Trainer(cfg, data)
+    finally:
+        bnn._norm = original
+    if not joint:
+        trainer.critic.scores_apart = lambda b: False
+    return trainer
+
+
+def calls(step: Callable[[], object]) -> int:
+    """ATen operator calls of one ``step()``, nested calls included."""
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    return sum(1 for e in prof.events() if e.name.startswith("aten::"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Count and time the three variants; print the call ratio last."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating timing rounds of 2 iterations")
+    ap.add_argument("--windows", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    data = torch.from_numpy(rng.random((args.windows, 17, 64, 72), dtype=np.float32) < 0.05)
+    variants = {"before": make(data, args.batch, True, False), "joint": make(data, args.batch, True, True),
+                "after": make(data, args.batch, False, True)}
+    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {args.threads} thread(s), "
+          f"preset improved, batch {args.batch}")
+    n = {}
+    for name, t in variants.items():
+        t.train_step()  # warm-up
+        n[name] = calls(t.train_step)
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(args.rounds):
+        for name, t in variants.items():
+            t0 = time.perf_counter()
+            t.train_step()
+            t.train_step().tolist()
+            times[name].append((time.perf_counter() - t0) / 2)
+    for name in variants:
+        print(f"{name:7s} {n[name]:7,d} ATen calls/it  {statistics.median(times[name]):.3f} s/it (CPU)")
+    print(f"calls before / after: {n['before'] / n['after']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
