@@ -3,7 +3,7 @@
 A reference implementation of a Wasserstein GAN with gradient penalty and self-attention that
 generates 17-track, 4-bar pianorolls, and the package behind the book of the same name.
 Modules (one idea each), from the bottom up: geometry, data, store, bach, lpd, datasets, audio,
-plot, toy, losses, step, attention, nn, checkpoint, train, generate, export, web, metrics,
+plot, toy, losses, step, attention, nn, checkpoint, cudagraph, train, generate, export, web, metrics,
 twosample, evaluate, and the ``b2b`` command in cli (``python scripts/import_graph.py`` draws
 who imports whom).
 """

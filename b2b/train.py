@@ -29,8 +29,8 @@ CUDA graphs (``cuda_graph=True``, ``b2b train --cuda-graph``; off by default)
     copied into a static device buffer before each replay; noise, penalty interpolation and
     dropout use the device generator, which graphs support; Adam runs with ``capturable=True``
     and its learning rate as a device tensor that the schedule updates in place; autocast runs
-    without its weight cache. The first :data:`GRAPH_WARMUP` steps run eagerly on a side stream
-    (as capture requires), later ones replay. It needs CUDA, one process and the dataset on the
+    without its weight cache. The first :data:`b2b.cudagraph.GRAPH_WARMUP` steps run eagerly on a side
+    stream (as capture requires), later ones replay (:class:`b2b.cudagraph.GraphedStep`). It needs CUDA, one process and the dataset on the
     GPU; otherwise, or when capture fails, training continues eagerly after a one-line message.
     Checkpoints are the same either way, so a run may be resumed with or without graphs.
 Determinism
@@ -123,6 +123,7 @@ from torch import Tensor, nn
 from b2b.atomic import FolderLock, atomic_write, remove_leftovers
 from b2b.checkpoint import (CHECKPOINT_FORMAT, FORMAT_VERSION, atomic_torch_save, checkpoints, latest_checkpoint,
                             load_checkpoint, preset_of, resolve_device)
+from b2b.cudagraph import GraphedStep
 from b2b.datasets import open_dataset
 from b2b.generate import generate
 from b2b.geometry import SAMPLE_SHAPE
@@ -134,7 +135,6 @@ __all__ = [
     "TrainerConfig",
     "Trainer",
     "TrainingDiverged",
-    "GRAPH_WARMUP",
     "native_bf16",
     "add_arguments",
     "run",
@@ -150,10 +150,6 @@ _LEFTOVER_RE = re.compile(r"\.(checkpoint_\d+\.pt|history\.(json|csv)|samples_\d
 # MiB per sample), rounded up. bf16 autocast on CUDA needs less, so this errs on the safe side.
 STEP_BYTES_PER_SAMPLE = int(3.2 * 2**20)
 STEP_BYTES_FIXED = 256 * 2**20  # networks, optimizers, allocator slack
-
-
-#: Eager steps before a CUDA graph is captured (on a side stream, as capture requires).
-GRAPH_WARMUP = 3
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -449,8 +445,6 @@ class Trainer:
         else:
             self.G, self.D = self.generator, self.critic
         self.graphed = cfg.cuda_graph and self._can_graph()
-        self._graph: torch.cuda.CUDAGraph | None = None
-        self._graph_steps = 0
         # fused Adam: one kernel for all of a network's parameters instead of a dozen per tensor
         # (on 2 CPU cores a critic update's Adam went from 884 ATen calls and 2.3 ms to 240 and
         # 0.3 ms); for a graph it is capturable, with its step count on the device and its lr a
@@ -462,6 +456,8 @@ class Trainer:
                                       capturable=self.graphed)
         self.sched_g = torch.optim.lr_scheduler.StepLR(self.opt_g, hp.lr_step_epochs, hp.lr_gamma)
         self.sched_d = torch.optim.lr_scheduler.StepLR(self.opt_d, hp.lr_step_epochs, hp.lr_gamma)
+        # the step replayed as a CUDA graph (b2b.cudagraph), or None: eager
+        self.graph = GraphedStep(self._iteration, self.device) if self.graphed else None
 
         # randomness: batch order shared by all ranks; noise/dropout/eps per rank
         self.batch_gen = torch.Generator().manual_seed(cfg.seed)
@@ -609,9 +605,14 @@ class Trainer:
         self.G.train(), self.D.train()
         # the step's batches, drawn up front (the same indices, in the same order, as one by one)
         indices = torch.stack([self._next_indices() for _ in range(self.hyper.n_critic)])
-        if not self.graphed:
+        if self.graph is None:
             return self._iteration(indices)
-        return self._graph_step(indices)
+        stats = self.graph(indices)
+        if self.graph.error is not None and self.graphed:  # the capture failed: eager from now on
+            self.graphed = False
+            if self.rank == 0:
+                print(f"b2b: CUDA graph capture failed ({self.graph.error}); training eagerly", file=sys.stderr)
+        return stats
 
     def _can_graph(self) -> bool:
         """Whether this run can use a CUDA graph; prints why not (rank 0) when it cannot."""
@@ -621,39 +622,6 @@ class Trainer:
         if why and self.rank == 0:
             print(f"b2b: --cuda-graph: {why}; training eagerly", file=sys.stderr)
         return not why
-
-    def _graph_step(self, indices: Tensor) -> Tensor:
-        """Copy ``indices`` into the static buffer; warm up, capture once, then replay."""
-        if self._graph_steps == 0:
-            for opt in (self.opt_g, self.opt_d):  # a resumed optimizer holds float lrs: make them tensors
-                for group in opt.param_groups:
-                    if not isinstance(group["lr"], Tensor):
-                        group["lr"] = torch.tensor(float(group["lr"]), device=self.device)
-            self._indices = torch.empty_like(indices, device=self.device)
-            self._side = torch.cuda.Stream(self.device)
-        self._indices.copy_(indices, non_blocking=True)
-        self._graph_steps += 1
-        if self._graph is None and self._graph_steps <= GRAPH_WARMUP:  # eager, on a side stream
-            self._side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(self._side):
-                out = self._iteration(self._indices)
-            torch.cuda.current_stream(self.device).wait_stream(self._side)
-            return out
-        if self._graph is None:
-            graph = torch.cuda.CUDAGraph()
-            try:
-                with torch.cuda.graph(graph):
-                    self._stats = self._iteration(self._indices)  # recorded, not run
-            except Exception as e:  # noqa: BLE001  (capture fails for many reasons: say which, go on)
-                self.graphed = False
-                if self.rank == 0:
-                    print(f"b2b: CUDA graph capture failed ({type(e).__name__}: "
-                          f"{(str(e).splitlines() or [''])[0][:200]}); training eagerly", file=sys.stderr)
-                torch.cuda.synchronize(self.device)
-                return self._iteration(self._indices)
-            self._graph = graph
-        self._graph.replay()
-        return self._stats.clone()
 
     def _advance_schedulers(self) -> None:
         done = math.floor(self.epoch_at(self.step))
@@ -871,6 +839,8 @@ class Trainer:
             opt.load_state_dict(ckpt[key])  # the state (moments, steps) and the saved groups' settings,
             for group in opt.param_groups:  # but how to run is this run's: fused, capturable for a graph
                 group.update(fused=True, capturable=self.graphed, foreach=None)
+                lr = float(group["lr"])  # a device tensor for a graph (the schedule fills it in place)
+                group["lr"] = torch.tensor(lr, device=self.device) if self.graphed else lr
         self.sched_g.load_state_dict(ckpt["sched_g"])
         self.sched_d.load_state_dict(ckpt["sched_d"])
         self.perm = ckpt["sampler"]["perm"].clone()

@@ -345,7 +345,7 @@ def train_run(name: str, x: torch.Tensor, args: argparse.Namespace, folder: Path
     estimated from the chunks done, and the run stops (``truncated``) when it would end past
     ``limit_s`` seconds from the start of this call.
     """
-    from b2b.train import GRAPH_WARMUP, Trainer, TrainerConfig
+    from b2b.train import Trainer, TrainerConfig
 
     device = torch.device(args.device)
     if device.type == "cuda":
@@ -388,15 +388,16 @@ def train_run(name: str, x: torch.Tensor, args: argparse.Namespace, folder: Path
         finally:
             trainer.close()
     wall = time.perf_counter() - t0
-    captured = getattr(trainer, "_graph", None) is not None
-    used = bool(getattr(trainer, "graphed", False)) and captured
-    graph_steps = int(getattr(trainer, "_graph_steps", 0))
+    graph = trainer.graph  # b2b.cudagraph.GraphedStep, or None when the run is eager
+    captured = graph is not None and graph.captured
+    used = captured and graph.error is None
     messages = [line for line in tee.copy.getvalue().splitlines() if line.startswith("b2b:")]
     rows = [dict(r) for r in trainer.history]
     timing = ms_per_iteration([r for r in rows if r["step"] > start], args.warmup + start)
     result = {
         "name": name, "cuda_graph_requested": cuda_graph, "graph_used": used, "graph_captured": captured,
-        "graph_replays": max(0, graph_steps - GRAPH_WARMUP) if captured else 0,
+        "graph_replays": graph.replays if graph is not None else 0,
+        "graph_error": graph.error if graph is not None else None,
         "graph_fallback": (not used) if cuda_graph else None,
         "messages": messages, "precision": "bf16 autocast" if trainer.amp else "fp32",
         "preset": trainer.preset.name, **_hyper(trainer), "windows": trainer.n,
