@@ -11,19 +11,24 @@ Two kinds of file share one format family (``torch.save`` of plain dicts, loaded
   its binarization threshold.
 
 Both carry ``version`` :data:`FORMAT_VERSION`. :func:`load_checkpoint` checks any of them and
-:func:`load_generator` builds the generator of either.
+:func:`load_generator` builds the generator of either. What a training checkpoint needs to be
+exact is here too: :func:`rng_state` / :func:`set_rng_state` (every random state a run draws
+from) and :func:`data_fingerprint` (a resume on other data is refused).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import pickle
+import random
 import re
 import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -31,7 +36,8 @@ from b2b.atomic import atomic_write
 from b2b.nn import GenConvNet, Preset, TrainingConfig
 
 __all__ = ["CHECKPOINT_FORMAT", "GENERATOR_FORMAT", "FORMAT_VERSION", "resolve_device", "atomic_torch_save",
-           "latest_checkpoint", "checkpoints", "load_checkpoint", "load_generator", "preset_of"]
+           "latest_checkpoint", "checkpoints", "load_checkpoint", "load_generator", "preset_of", "data_fingerprint",
+           "rng_state", "set_rng_state"]
 
 CHECKPOINT_FORMAT = "b2b-checkpoint"
 GENERATOR_FORMAT = "b2b-generator"
@@ -152,6 +158,56 @@ def preset_of(ckpt: dict[str, Any]) -> Preset:
     if "betas" in legacy:
         legacy["betas"] = tuple(legacy["betas"])
     return preset.with_training(**legacy) if legacy else preset
+
+
+def data_fingerprint(x: Tensor) -> str:
+    """SHA-256 of a window tensor's dtype, shape and values: ``"sha256:<hex>"``.
+
+    Binary data is hashed as bools, so the same windows give the same fingerprint whether they
+    come as a float tensor or from a store.
+    """
+    x = x.detach().cpu().contiguous()
+    h = hashlib.sha256(f"{str(x.dtype).replace('torch.', '')}{tuple(x.shape)}".encode())
+    arr = x.numpy()
+    h.update(arr.view(np.uint8) if arr.dtype == np.bool_ else arr)
+    return "sha256:" + h.hexdigest()
+
+
+def rng_state(device: torch.device, batch_gen: torch.Generator) -> dict[str, Any]:
+    """Every random state a run draws from, as plain tensors and numbers (``weights_only`` safe):
+    torch's (and CUDA's on a CUDA ``device``), the batch sampler's ``batch_gen``, numpy's, Python's."""
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return {"torch": torch.get_rng_state(), "cuda": cuda, "batch": batch_gen.get_state(),
+            "numpy": _numpy_rng_state(), "python": _python_rng_state()}
+
+
+def set_rng_state(s: dict[str, Any], device: torch.device, batch_gen: torch.Generator) -> None:
+    """Restore what :func:`rng_state` saved (CUDA's only on a CUDA ``device``)."""
+    torch.set_rng_state(s["torch"])
+    if s.get("cuda") is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(s["cuda"], device)
+    batch_gen.set_state(s["batch"])
+    _set_numpy_rng_state(s["numpy"])
+    _set_python_rng_state(s["python"])
+
+
+def _numpy_rng_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos), "has_gauss": int(has_gauss), "gauss": float(gauss)}
+
+
+def _set_numpy_rng_state(s: dict[str, Any]) -> None:
+    np.random.set_state((s["kind"], s["keys"].numpy().astype(np.uint32), s["pos"], s["has_gauss"], s["gauss"]))
+
+
+def _python_rng_state() -> dict[str, Any]:
+    version, internal, gauss = random.getstate()
+    return {"version": int(version), "state": torch.tensor(internal, dtype=torch.int64), "gauss": gauss}
+
+
+def _set_python_rng_state(s: dict[str, Any]) -> None:
+    random.setstate((s["version"], tuple(int(v) for v in s["state"].tolist()), s["gauss"]))
 
 
 def _checkpoint_problem(ckpt: dict[str, Any]) -> str | None:

@@ -67,7 +67,7 @@ loadable with ``torch.load(path, weights_only=True)``), a dict:
                    "batch": uint8 tensor (the sampler's Generator), "numpy": {...}, "python":
                    {...}}``
 ``data``           ``{"name": str, "n": int, "shape": [17, 64, 72], "fingerprint": "sha256:..."}``
-                   (:func:`data_fingerprint` of the windows; a resume on other data is refused)
+                   (:func:`b2b.checkpoint.data_fingerprint` of the windows; a resume on other data is refused)
 ``history``        list of dict rows (see below)
 ``elapsed``        training wall time so far (s)
 =================  ==========================================================================
@@ -101,7 +101,6 @@ import contextlib
 import csv
 import dataclasses
 import errno
-import hashlib
 import io
 import json
 import math
@@ -121,8 +120,8 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from b2b.atomic import FolderLock, atomic_write, remove_leftovers
-from b2b.checkpoint import (CHECKPOINT_FORMAT, FORMAT_VERSION, atomic_torch_save, checkpoints, latest_checkpoint,
-                            load_checkpoint, preset_of, resolve_device)
+from b2b.checkpoint import (CHECKPOINT_FORMAT, FORMAT_VERSION, atomic_torch_save, checkpoints, data_fingerprint,
+                            latest_checkpoint, load_checkpoint, preset_of, resolve_device, rng_state, set_rng_state)
 from b2b.cudagraph import GraphedStep
 from b2b.datasets import open_dataset
 from b2b.generate import generate
@@ -294,38 +293,6 @@ def check_batch_memory(batch: int, device: torch.device, available: int | None =
             f"({STEP_BYTES_PER_SAMPLE / 2**20:.1f} MiB per sample) but {device.type} has "
             f"{free / 2**30:.1f} GiB available; use --batch {fits} or less")
     return need
-
-
-def data_fingerprint(x: Tensor) -> str:
-    """SHA-256 of a window tensor's dtype, shape and values: ``"sha256:<hex>"``.
-
-    Binary data is hashed as bools, so the same windows give the same fingerprint whether they
-    come as a float tensor or from a store.
-    """
-    x = x.detach().cpu().contiguous()
-    h = hashlib.sha256(f"{str(x.dtype).replace('torch.', '')}{tuple(x.shape)}".encode())
-    arr = x.numpy()
-    h.update(arr.view(np.uint8) if arr.dtype == np.bool_ else arr)
-    return "sha256:" + h.hexdigest()
-
-
-def _numpy_rng_state() -> dict[str, Any]:
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    return {"kind": str(kind), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
-            "pos": int(pos), "has_gauss": int(has_gauss), "gauss": float(gauss)}
-
-
-def _set_numpy_rng_state(s: dict[str, Any]) -> None:
-    np.random.set_state((s["kind"], s["keys"].numpy().astype(np.uint32), s["pos"], s["has_gauss"], s["gauss"]))
-
-
-def _python_rng_state() -> dict[str, Any]:
-    version, internal, gauss = random.getstate()
-    return {"version": int(version), "state": torch.tensor(internal, dtype=torch.int64), "gauss": gauss}
-
-
-def _set_python_rng_state(s: dict[str, Any]) -> None:
-    random.setstate((s["version"], tuple(int(v) for v in s["state"].tolist()), s["gauss"]))
 
 
 def _as_window_tensor(dataset: Any) -> Tensor:
@@ -731,22 +698,9 @@ class Trainer:
         atomic_write(self.out / "history.csv", lambda f: f.write(buf.getvalue()), mode="w")
 
     # ----------------------------------------------------------------- state
-    def _rng_state(self) -> dict[str, Any]:
-        cuda = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
-        return {"torch": torch.get_rng_state(), "cuda": cuda, "batch": self.batch_gen.get_state(),
-                "numpy": _numpy_rng_state(), "python": _python_rng_state()}
-
-    def _set_rng_state(self, s: dict[str, Any]) -> None:
-        torch.set_rng_state(s["torch"])
-        if s.get("cuda") is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state(s["cuda"], self.device)
-        self.batch_gen.set_state(s["batch"])
-        _set_numpy_rng_state(s["numpy"])
-        _set_python_rng_state(s["python"])
-
     def state_dict(self) -> dict[str, Any]:
         """The checkpoint dict (see the module docstring). Collective under DDP: call on all ranks."""
-        rng = self._rng_state()
+        rng = rng_state(self.device, self.batch_gen)
         if self.distributed:
             ranks: list[Any] = [None] * self.world
             dist.all_gather_object(ranks, rng)
@@ -847,7 +801,7 @@ class Trainer:
         self.cursor = int(ckpt["sampler"]["cursor"])
         rngs = ckpt["rng"]
         if len(rngs) == self.world:
-            self._set_rng_state(rngs[self.rank])
+            set_rng_state(rngs[self.rank], self.device, self.batch_gen)
         else:  # a different number of processes: keep the batch order, reseed the rest per rank
             self.batch_gen.set_state(rngs[0]["batch"])
             torch.manual_seed(self.config.seed + 1 + self.rank + 1000 * int(ckpt["step"]))

@@ -625,13 +625,13 @@ def test_resume_falls_back_to_the_newest_readable_checkpoint(tmp_path, capsys):
 def test_resume_with_other_data_of_the_same_size_is_refused(tmp_path, capsys):
     Trainer(cfg(tmp_path, iterations=1, data_name="a"), windows(10, seed=0)).train()
     ckpt = torch.load(tmp_path / "checkpoint_00000001.pt", weights_only=True)
-    assert ckpt["data"]["fingerprint"] == btrain.data_fingerprint(windows(10, seed=0).bool())
+    assert ckpt["data"]["fingerprint"] == bckpt.data_fingerprint(windows(10, seed=0).bool())
     with pytest.raises(ValueError, match="trained on other data .*same size"):
         Trainer(cfg(tmp_path, iterations=2, data_name="b"), windows(10, seed=1), resume=True)
     # the same windows as floats or bools: the same fingerprint
-    assert btrain.data_fingerprint(windows(3).bool()) == btrain.data_fingerprint(
+    assert bckpt.data_fingerprint(windows(3).bool()) == bckpt.data_fingerprint(
         Trainer(cfg(tmp_path / "x"), windows(3)).data)
-    assert btrain.data_fingerprint(windows(3, seed=1).bool()) != btrain.data_fingerprint(windows(3).bool())
+    assert bckpt.data_fingerprint(windows(3, seed=1).bool()) != bckpt.data_fingerprint(windows(3).bool())
     # a checkpoint from before fingerprints: resumed with a warning
     del ckpt["data"]["fingerprint"]
     torch.save(ckpt, tmp_path / "checkpoint_00000001.pt")
