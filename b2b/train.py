@@ -755,13 +755,14 @@ class Trainer:
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{source}: malformed preset in checkpoint: {e}") from None
         mine = self.preset.to_dict()
-        diff = [f"{part}.{k} {theirs[part][k]!r} != {mine[part][k]!r}" for part in ("generator", "critic", "training")
-                for k in mine[part] if theirs[part].get(k) != mine[part][k]]
+        diff = [f"{part}.{k} is {theirs[part][k]!r} there, {mine[part][k]!r} here"
+                for part in ("generator", "critic", "training") for k in mine[part] if theirs[part].get(k) != mine[part][k]]
         if ckpt["config"].get("seed") != self.config.seed:
-            diff.append(f"seed {ckpt['config'].get('seed')!r} != {self.config.seed!r}")
+            diff.append(f"seed is {ckpt['config'].get('seed')!r} there, {self.config.seed!r} here")
         if diff:
-            raise ValueError(f"{source}: checkpoint settings differ from this run (preset "
-                             f"{ckpt['preset'].get('name')!r} against {self.preset.name!r}): {', '.join(diff)}")
+            raise ValueError(f"{source}: the checkpoint was trained with other settings (preset "
+                             f"{ckpt['preset'].get('name')!r}, this run {self.preset.name!r}): {'; '.join(diff)}; "
+                             "resume with the run's own settings (e.g. the same --preset, --batch, --seed)")
         data = ckpt.get("data", {})
         if data.get("n") != self.n or list(data.get("shape", [])) != list(SAMPLE_SHAPE):
             raise ValueError(f"{source}: checkpoint was trained on {data.get('n')} windows of shape "

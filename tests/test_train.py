@@ -135,11 +135,11 @@ def test_resume_errors(tmp_path):
     Trainer(cfg(tmp_path, iterations=1), data).train()
     with pytest.raises(ValueError, match="already holds checkpoints"):
         Trainer(cfg(tmp_path), data)
-    with pytest.raises(ValueError, match=r"preset 'seed' against 'improved'\): generator.binary False != True"):
+    with pytest.raises(ValueError, match=r"preset 'seed', this run 'improved'\): generator.binary is False there, True here"):
         Trainer(cfg(tmp_path, preset="improved"), data, resume=True)
     with pytest.raises(ValueError, match="10 windows.*9"):
         Trainer(cfg(tmp_path), windows(9), resume=True)
-    with pytest.raises(ValueError, match="training.batch 4 != 2"):
+    with pytest.raises(ValueError, match="training.batch is 4 there, 2 here"):
         Trainer(cfg(tmp_path, batch=2), data, resume=True)
     (tmp_path / "other").mkdir()
     torch.save({"hello": 1}, tmp_path / "other" / "checkpoint_00000001.pt")
