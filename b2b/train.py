@@ -33,6 +33,13 @@ CUDA graphs (``cuda_graph=True``, ``b2b train --cuda-graph``; off by default)
     stream (as capture requires), later ones replay (:class:`b2b.cudagraph.GraphedStep`). It needs CUDA, one process and the dataset on the
     GPU; otherwise, or when capture fails, training continues eagerly after a one-line message.
     Checkpoints are the same either way, so a run may be resumed with or without graphs.
+Reading the statistics
+    Each step returns its statistics as one small tensor on the device. Reading it makes the CPU
+    wait for the GPU, so on a GPU they are read every :data:`READ_EVERY` steps (and before any
+    sample, checkpoint or the end), in one copy; the history is the same either way. A non-finite
+    loss is reported by its own step, and nothing from it is saved; the networks in memory may
+    then be a few steps further on, so continue from the last checkpoint. On the CPU every step
+    is read.
 Determinism
     On the CPU a run that is stopped and resumed from a checkpoint ends bit-identical to an
     uninterrupted run (all RNG states, the batch order and the optimizers are saved). On CUDA
@@ -139,6 +146,9 @@ __all__ = [
     "run",
 ]
 
+#: Steps between reads of the training statistics on a GPU (each read waits for the device to
+#: finish the queued steps; on the CPU they are read every step, which costs nothing).
+READ_EVERY = 25
 HISTORY_FIELDS = ["step", "epoch", "loss_d", "loss_g", "wasserstein", "penalty", "grad_norm",
                   "lr_g", "lr_d", "time"]
 # temporaries of b2b.atomic writers in an out folder (``.<name>.<8 hex>.tmp``), left by killed runs
@@ -423,6 +433,8 @@ class Trainer:
                                       capturable=self.graphed)
         self.sched_g = torch.optim.lr_scheduler.StepLR(self.opt_g, hp.lr_step_epochs, hp.lr_gamma)
         self.sched_d = torch.optim.lr_scheduler.StepLR(self.opt_d, hp.lr_step_epochs, hp.lr_gamma)
+        # statistics are read (a wait for the device) every read_every steps and before any output
+        self.read_every = 1 if self.device.type == "cpu" else READ_EVERY
         # the step replayed as a CUDA graph (b2b.cudagraph), or None: eager
         self.graph = GraphedStep(self._iteration, self.device) if self.graphed else None
 
@@ -616,6 +628,33 @@ class Trainer:
         finally:
             self.close()
 
+    def _read(self, pending: list[tuple[int, Tensor, float, Any, Any]], total: int, bar: Any) -> None:
+        """Read the statistics of the ``pending`` steps at once and log them; TrainingDiverged at
+        the first step whose losses are not finite (nothing of it or later is saved)."""
+        values = torch.stack([p[1] for p in pending]).cpu()  # (steps, 6): one copy from the device
+        values = (values[:, :5] / values[:, 5:]).tolist()
+        for (step, _, elapsed, lr_g, lr_d), vals in zip(pending, values):
+            if not all(math.isfinite(v) for v in vals):
+                names = ["loss_d", "loss_g", "wasserstein", "penalty", "grad_norm"]
+                where = f"last good checkpoint: {self.last_checkpoint}" if self.last_checkpoint \
+                    else "no checkpoint was written yet"
+                self.step = step - 1  # the last good step (the networks in memory may be further on)
+                if self.rank == 0:
+                    self.write_history()
+                raise TrainingDiverged(
+                    f"training diverged at step {step}: non-finite loss ("
+                    + ", ".join(f"{k}={v:.4g}" for k, v in zip(names, vals))
+                    + f"); stopped without saving this step; {where}")
+            if step % self.config.log_every == 0 or step == total:
+                self.history.append({
+                    "step": step, "epoch": self.epoch_at(step), "loss_d": vals[0], "loss_g": vals[1],
+                    "wasserstein": vals[2], "penalty": vals[3], "grad_norm": vals[4],
+                    "lr_g": float(lr_g), "lr_d": float(lr_d), "time": elapsed})
+        if bar is not None and self.history:
+            last = self.history[-1]
+            bar.set_postfix(W=f"{last['wasserstein']:.3f}", D=f"{last['loss_d']:.3f}", G=f"{last['loss_g']:.3f}",
+                            refresh=False)
+
     def _train(self, total: int) -> list[dict[str, float]]:
         cfg = self.config
         if self.rank == 0:
@@ -626,41 +665,29 @@ class Trainer:
 
             bar = tqdm(total=total, initial=self.step, desc="train", unit="it", dynamic_ncols=True)
         t0 = time.perf_counter() - self.elapsed
+        pending: list[tuple[int, Tensor, float, Any, Any]] = []  # steps whose statistics are not read yet
         try:
             while self.step < total:
                 stats = self.train_step()
                 if self.distributed:
                     dist.all_reduce(stats)
-                vals = (stats[:5] / stats[5]).tolist()
-                step = self.step + 1
-                if not all(math.isfinite(v) for v in vals):
-                    names = ["loss_d", "loss_g", "wasserstein", "penalty", "grad_norm"]
-                    where = f"last good checkpoint: {self.last_checkpoint}" if self.last_checkpoint \
-                        else "no checkpoint was written yet"
-                    if self.rank == 0:
-                        self.write_history()
-                    raise TrainingDiverged(
-                        f"training diverged at step {step}: non-finite loss ("
-                        + ", ".join(f"{k}={v:.4g}" for k, v in zip(names, vals))
-                        + f"); stopped without saving this step; {where}")
-                self.step = step
+                self.step += 1
                 self._advance_schedulers()
                 self.elapsed = time.perf_counter() - t0
-                last = step == total
-                if step % cfg.log_every == 0 or last:
-                    row = {"step": step, "epoch": self.epoch_at(step), "loss_d": vals[0], "loss_g": vals[1],
-                           "wasserstein": vals[2], "penalty": vals[3], "grad_norm": vals[4],
-                           "lr_g": float(self.opt_g.param_groups[0]["lr"]),
-                           "lr_d": float(self.opt_d.param_groups[0]["lr"]),
-                           "time": self.elapsed}
-                    self.history.append(row)
-                    if bar is not None:
-                        bar.set_postfix(W=f"{vals[2]:.3f}", D=f"{vals[0]:.3f}", G=f"{vals[1]:.3f}", refresh=False)
+                lrs = [opt.param_groups[0]["lr"] for opt in (self.opt_g, self.opt_d)]  # device tensors under a graph
+                pending.append((self.step, stats, self.elapsed, *(lr.clone() if isinstance(lr, Tensor) else lr
+                                                                   for lr in lrs)))
+                last = self.step == total
+                sample = bool(cfg.sample_every) and (self.step % cfg.sample_every == 0 or last) and self.rank == 0
+                checkpoint = self.step % cfg.checkpoint_every == 0 or last
+                if len(pending) >= self.read_every or sample or checkpoint or last:
+                    self._read(pending, total, bar)  # the one wait for the device; raises on a non-finite loss
+                    pending.clear()
                 if bar is not None:
                     bar.update(1)
-                if cfg.sample_every and (step % cfg.sample_every == 0 or last) and self.rank == 0:
+                if sample:
                     self.save_samples()
-                if step % cfg.checkpoint_every == 0 or last:
+                if checkpoint:
                     self.save_checkpoint()
         finally:
             if bar is not None:

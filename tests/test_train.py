@@ -777,3 +777,27 @@ def test_resume_keeps_this_runs_optimizer_implementation(tmp_path):
     t = Trainer(cfg(tmp_path, iterations=2, checkpoint_every=2), data, resume=True)
     assert all(g["fused"] and not g["capturable"] for o in (t.opt_g, t.opt_d) for g in o.param_groups)
     t.train()
+
+
+def test_statistics_read_every_few_steps_give_the_same_history_and_catch_the_same_divergence(tmp_path):
+    # on a GPU the statistics are read every READ_EVERY steps (a read waits for the device); the
+    # history must not depend on it, and a non-finite loss is still named by its own step
+    data = windows(10)
+    ha = Trainer(cfg(tmp_path / "a", iterations=7, log_every=2), data).train()  # one at a time: each
+    b = Trainer(cfg(tmp_path / "b", iterations=7, log_every=2), data)               # seeds the global RNG
+    b.read_every = 3
+    hb = b.train()
+    assert [r["step"] for r in hb] == [2, 4, 6, 7]
+    assert [{k: v for k, v in r.items() if k != "time"} for r in ha] == \
+        [{k: v for k, v in r.items() if k != "time"} for r in hb]
+    c = Trainer(cfg(tmp_path / "c", iterations=2, checkpoint_every=2), data)
+    c.train()
+    c.read_every = 4
+    def poison(m, i, o):  # the third step's critic scores (and everything after) are NaN
+        return o * float("nan") if c.step >= 2 else o
+
+    c.critic.layers.linear.register_forward_hook(poison)
+    with pytest.raises(TrainingDiverged, match=r"diverged at step 3: .*checkpoint_00000002\.pt"):
+        c.train(iterations=9)
+    assert c.step == 2 and len(json.loads((tmp_path / "c" / "history.json").read_text())) == 2
+    assert sorted(p.name for p in (tmp_path / "c").glob("checkpoint_*.pt"))[-1] == "checkpoint_00000002.pt"
