@@ -65,7 +65,7 @@ COLAB_CELL = 'import sys, types\nsys.modules["google.colab"] = types.ModuleType(
 BUDGET_S = 180
 
 # Runs inside the chapter's venv: executes the notebook with nbclient and writes a JSON result.
-_DRIVER = textwrap.dedent("""
+_DRIVER = textwrap.dedent(r"""
     import json, re, sys, time
     import nbformat
     from nbclient import NotebookClient
