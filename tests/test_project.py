@@ -251,3 +251,14 @@ def test_check_links_finds_a_missing_anchor(tmp_path):
     (tmp_path / "src.html").write_text('<a href="api/nn.html#b2b.nn.GenConvNet">ok</a>')
     assert check_links.main([str(tmp_path)]) == 0
     assert "python scripts/check_links.py _build/html" in (ROOT / "scripts" / "book.sh").read_text()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_markdown_written_by_code_with_roles_is_parsed_as_myst(path):
+    # display(Markdown(f"... {{doc}}`x` ...")) shows the role raw in the built book unless the
+    # cell asks MyST-NB to parse its Markdown output as MyST
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    raw = [c.get("id") for c in nb["cells"] if c["cell_type"] == "code"
+           and re.search(r"\{\{(doc|numref|ref|cite|eq)\}\}`", cell_source(c))
+           and c.get("metadata", {}).get("mystnb", {}).get("markdown_format") != "myst"]
+    assert not raw, f"{path.name}: cells {raw} write roles but lack metadata mystnb.markdown_format = 'myst'"
