@@ -29,9 +29,10 @@ CUDA graphs (``cuda_graph=True``, ``b2b train --cuda-graph``; off by default)
     copied into a static device buffer before each replay; noise, penalty interpolation and
     dropout use the device generator, which graphs support; Adam runs with ``capturable=True``
     and its learning rate as a device tensor that the schedule updates in place; autocast runs
-    without its weight cache. The first :data:`b2b.cudagraph.GRAPH_WARMUP` steps run eagerly on a side
-    stream (as capture requires), later ones replay (:class:`b2b.cudagraph.GraphedStep`). It needs CUDA, one process and the dataset on the
-    GPU; otherwise, or when capture fails, training continues eagerly after a one-line message.
+    without its weight cache. The first :data:`b2b.cudagraph.GRAPH_WARMUP` steps run eagerly on
+    a side stream (as capture requires), later ones replay (:class:`b2b.cudagraph.GraphedStep`).
+    It needs CUDA, one process and the dataset on the GPU; otherwise, or when capture fails,
+    training continues eagerly after a one-line message.
     Checkpoints are the same either way, so a run may be resumed with or without graphs.
 Reading the statistics
     Each step returns its statistics as one small tensor on the device. Reading it makes the CPU
@@ -74,7 +75,8 @@ loadable with ``torch.load(path, weights_only=True)``), a dict:
                    "batch": uint8 tensor (the sampler's Generator), "numpy": {...}, "python":
                    {...}}``
 ``data``           ``{"name": str, "n": int, "shape": [17, 64, 72], "fingerprint": "sha256:..."}``
-                   (:func:`b2b.checkpoint.data_fingerprint` of the windows; a resume on other data is refused)
+                   (:func:`b2b.checkpoint.data_fingerprint` of the windows; a resume on other
+                   data is refused)
 ``history``        list of dict rows (see below)
 ``elapsed``        training wall time so far (s)
 =================  ==========================================================================
