@@ -69,7 +69,7 @@ def test_a_short_run_learns_a_known_answer():
     gen = torch.Generator().manual_seed(0)
     real = lambda: target + 0.1 * torch.randn(16, 3, generator=gen)  # noqa: E731
     noise = lambda: torch.randn(16, 2, generator=gen)  # noqa: E731
-    start = float((g(torch.zeros(1, 2)) - target).norm())
+    start = float((g(torch.zeros(1, 2)).detach() - target).norm())
     ws = []
     for _ in range(300):
         ws.append(float(wgan_gp_iteration(g, d, o_g, o_d, real, noise, n_critic=5)[2]))
