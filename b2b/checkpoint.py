@@ -155,8 +155,6 @@ def preset_of(ckpt: dict[str, Any]) -> Preset:
     preset = Preset.from_dict(ckpt["preset"])
     config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
     legacy = {f.name: config[f.name] for f in dataclasses.fields(TrainingConfig) if config.get(f.name) is not None}
-    if "betas" in legacy:
-        legacy["betas"] = tuple(legacy["betas"])
     return preset.with_training(**legacy) if legacy else preset
 
 

@@ -383,8 +383,8 @@ class LayerNorm2d(nn.GroupNorm):
     per-channel scale and shift; ``(B, C, H, W) -> (B, C, H, W)``.
 
     Same parameters and state dict as ``nn.GroupNorm(1, C)``, computed with ``F.layer_norm``,
-    whose double backward (the gradient penalty differentiates the critic twice) takes about
-    40% fewer operator calls than group norm's (355 -> 216 for one layer on the CPU).
+    whose double backward (the gradient penalty differentiates the critic twice) takes fewer
+    operator calls than group norm's (``benchmarks/bench_ops.py`` counts them for the whole step).
     """
 
     def __init__(self, channels: int) -> None:

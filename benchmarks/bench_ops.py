@@ -31,15 +31,13 @@ import statistics
 import sys
 import tempfile
 import time
-from typing import Callable
 
-import numpy as np
 import torch
-from torch.profiler import ProfilerActivity, profile
 
 from b2b import nn as bnn
 from b2b.nn import get_preset
 from b2b.train import Trainer, TrainerConfig
+from bench_train import count_ops, make_windows
 
 
 def make(data: torch.Tensor, batch: int, group_norm: bool, joint: bool) -> Trainer:
@@ -59,13 +57,6 @@ def make(data: torch.Tensor, batch: int, group_norm: bool, joint: bool) -> Train
     return trainer
 
 
-def calls(step: Callable[[], object]) -> int:
-    """ATen operator calls of one ``step()``, nested calls included."""
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        step()
-    return sum(1 for e in prof.events() if e.name.startswith("aten::"))
-
-
 def main(argv: list[str] | None = None) -> int:
     """Count and time the three variants; print the call ratio last."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -75,8 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    rng = np.random.default_rng(0)
-    data = torch.from_numpy(rng.random((args.windows, 17, 64, 72), dtype=np.float32) < 0.05)
+    data = torch.from_numpy(make_windows(args.windows)).bool()
     variants = {"before": make(data, args.batch, True, False), "joint": make(data, args.batch, True, True),
                 "after": make(data, args.batch, False, True)}
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {args.threads} thread(s), "
@@ -84,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     n = {}
     for name, t in variants.items():
         t.train_step()  # warm-up
-        n[name] = calls(t.train_step)
+        n[name] = count_ops(t.train_step, torch.device("cpu"))[0]
     times: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(args.rounds):
         for name, t in variants.items():

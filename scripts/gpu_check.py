@@ -97,11 +97,18 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # b2b from this checkout (it is not installed on the device)
-    sys.path.insert(0, str(ROOT))
+for _p in (ROOT, ROOT / "benchmarks", ROOT / "scripts"):  # b2b from this checkout (not installed on the device)
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
 
 import numpy as np
 import torch
+
+from b2b.atomic import atomic_write, write_text
+from b2b.datasets import open_dataset
+from b2b.geometry import binarize
+from b2b.train import Trainer, TrainerConfig, native_bf16
+from bench_train import _sync, make_windows
 
 BENCH = ROOT / "benchmarks" / "bench_train.py"
 METRICS = ["wasserstein", "loss_d", "loss_g", "grad_norm"]
@@ -147,18 +154,6 @@ def finite_or_none(v: Any) -> Any:
     return v
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write ``text`` atomically (b2b.atomic)."""
-    from b2b.atomic import write_text
-
-    write_text(path, text)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _free_memory() -> None:
     """Drop what the last part left on the GPU."""
     gc.collect()
@@ -169,8 +164,6 @@ def _free_memory() -> None:
 # --------------------------------------------------------------------------- environment and data
 def environment(device: torch.device) -> dict[str, Any]:
     """Machine, software and device facts for the report."""
-    from b2b.train import native_bf16
-
     env: dict[str, Any] = {
         "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "python": platform.python_version(),
@@ -184,7 +177,6 @@ def environment(device: torch.device) -> dict[str, Any]:
         "command": shlex.join([sys.executable, *sys.argv]),
     }
     try:
-        sys.path.insert(0, str(ROOT / "scripts"))
         from provenance import git_commit
 
         env["commit"] = git_commit("scripts/gpu_check.py", "benchmarks/bench_train.py")
@@ -213,34 +205,23 @@ def load_data(spec: str, windows: int) -> tuple[torch.Tensor, dict[str, Any]]:
     ``benchmarks/bench_train.py`` makes them), a ``.npy`` file of windows, or anything
     :func:`b2b.datasets.open_dataset` accepts (a store folder, ``bach``, ``lpd17``).
     """
-    from b2b.geometry import SAMPLE_SHAPE
-
     if spec == "random":
         if windows < 1:
             raise ValueError(f"--windows must be >= 1, got {windows}")
-        rng = np.random.default_rng(0)  # benchmarks/bench_train.py's make_windows(n, seed=0)
-        x = torch.from_numpy(rng.random((windows, *SAMPLE_SHAPE), dtype=np.float32) < 0.05)
+        x = torch.from_numpy(make_windows(windows, seed=0)).bool()
         what = "random binary windows (about 5 % on), seed 0"
     elif spec.endswith(".npy"):
         path = Path(spec).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"--data {spec}: no such .npy file")
-        arr = np.load(path)
-        x = torch.from_numpy(np.ascontiguousarray(arr))
-        if x.dtype != torch.bool:
-            x = x.float()
-            if not bool(((x == 0) | (x == 1)).all()):
-                raise ValueError(f"--data {spec}: expected windows in {{0, 1}}")
-            x = x.bool()
+        x = torch.from_numpy(binarize(np.load(path), name=f"--data {spec}"))  # windows of 0/1 or bools
         what = f"windows from {path}"
     else:
-        from b2b.datasets import open_dataset
-
         ds = open_dataset(spec)
         x = ds.tensor(dtype=torch.bool)
         what = f"store {getattr(ds, 'path', spec)}"
-    if x.dim() != 4 or tuple(x.shape[1:]) != tuple(SAMPLE_SHAPE) or x.shape[0] < 1:
-        raise ValueError(f"--data {spec}: expected windows (n, 17, 64, 72), got {tuple(x.shape)}")
+    if x.shape[0] < 1:
+        raise ValueError(f"--data {spec}: holds no windows")
     return x, {"spec": spec, "what": what, "n": int(x.shape[0]), "density": float(x.float().mean())}
 
 
@@ -345,8 +326,6 @@ def train_run(name: str, x: torch.Tensor, args: argparse.Namespace, folder: Path
     estimated from the chunks done, and the run stops (``truncated``) when it would end past
     ``limit_s`` seconds from the start of this call.
     """
-    from b2b.train import Trainer, TrainerConfig
-
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -451,8 +430,6 @@ def compare(eager: list[dict[str, Any]], graph: list[dict[str, Any]], frac: floa
 def write_curves(eager: list[dict[str, Any]], graph: list[dict[str, Any]], out: Path) -> list[str]:
     """Write ``curves.csv`` (step, each run's metrics; empty where a run has no row) and
     ``curves.png`` (Wasserstein estimate and critic loss against step). Returns the file names."""
-    from b2b.atomic import atomic_write
-
     e = {r["step"]: r for r in eager}
     g = {r["step"]: r for r in graph}
     fields = ["step"] + [f"{run}_{m}" for m in METRICS for run in ("eager", "graph")]
@@ -465,7 +442,7 @@ def write_curves(eager: list[dict[str, Any]], graph: list[dict[str, Any]], out: 
             for run in (e, g):
                 row.append(repr(float(run[s][m])) if s in run else "")
         w.writerow(row)
-    _write_text(out / "curves.csv", buf.getvalue())
+    write_text(out / "curves.csv", buf.getvalue())
 
     # no pyplot: a bare Figure draws with the Agg canvas, whatever the session's backend
     from matplotlib.figure import Figure
@@ -610,8 +587,8 @@ def markdown(report: dict[str, Any]) -> str:
 def write_reports(report: dict[str, Any], out: Path) -> None:
     """Write ``gpu_check.json`` and ``gpu_check.md`` (atomically)."""
     report["seconds"] = round(time.monotonic() - _T0, 1)
-    _write_text(out / "gpu_check.json", json.dumps(finite_or_none(report), indent=1, allow_nan=False) + "\n")
-    _write_text(out / "gpu_check.md", markdown(report))
+    write_text(out / "gpu_check.json", json.dumps(finite_or_none(report), indent=1, allow_nan=False) + "\n")
+    write_text(out / "gpu_check.md", markdown(report))
 
 
 # --------------------------------------------------------------------------- main
