@@ -54,6 +54,8 @@ from torch import Tensor, nn
 
 from b2b.attention import SelfAttention
 from b2b.geometry import N_PITCHES, N_STEPS, N_TRACKS
+from b2b.refiner import Refiner
+from b2b.streams import ChromaStream, OnsetStream
 
 __all__ = [
     "SelfAttention",
@@ -182,6 +184,9 @@ class GeneratorConfig:
     binary : bool
         End with :class:`StraightThrough` instead of a plain sigmoid: in train mode the critic
         then sees 0/1 windows, like real ones (BinaryMuseGAN's deterministic binary neurons).
+    refiner : int
+        Residual units of a :class:`b2b.refiner.Refiner` between the edge layer and the output
+        (time-overlapping, per track); 0 for none (the original).
     """
 
     latent: int = 128
@@ -190,11 +195,14 @@ class GeneratorConfig:
     attention: int | None = 4
     fast_edges: bool = True
     binary: bool = False
+    refiner: int = 0
 
     def __post_init__(self) -> None:
         _check_common("generator", self.norm, self.attention, self.channels)
         if self.latent < 1:
             raise ValueError(f"generator latent must be >= 1, got {self.latent}")
+        if isinstance(self.refiner, bool) or not isinstance(self.refiner, int) or self.refiner < 0:
+            raise ValueError(f"generator refiner must be a number of units >= 0, got {self.refiner!r}")
 
 
 @dataclass(frozen=True)
@@ -219,6 +227,10 @@ class CriticConfig:
         batch are: a generator that collapses onto one window is then easy to tell apart.
     fast_edges : bool
         Compute the first (full-pitch-width) layer as a matrix product.
+    streams : int
+        Channels of each of BinaryMuseGAN's two extra streams (:mod:`b2b.streams`: onsets/offsets
+        and chroma per beat), whose features join the main path's before the linear layer; 0 for
+        none (the original).
     """
 
     channels: int = 16
@@ -227,11 +239,14 @@ class CriticConfig:
     attention: int | None = 3
     minibatch_std: bool = False
     fast_edges: bool = True
+    streams: int = 0
 
     def __post_init__(self) -> None:
         _check_common("critic", self.norm, self.attention, self.channels)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"critic dropout must be in [0, 1), got {self.dropout}")
+        if isinstance(self.streams, bool) or not isinstance(self.streams, int) or self.streams < 0:
+            raise ValueError(f"critic streams must be a number of channels >= 0, got {self.streams!r}")
 
 
 @dataclass(frozen=True)
@@ -440,6 +455,7 @@ class GenConvNet(nn.Module):
             ("block5", _up(c, c, norm)), *att(5),                       # -> (B, c, 32, 1)
             ("edge", PitchConvTranspose2d(c, N_TRACKS, kernel_size=(2, N_PITCHES), stride=(2, 2),
                                           fast=config.fast_edges)),     # -> (B, 17, 64, 72)
+            *([("refiner", Refiner(config.refiner))] if config.refiner else []),  # -> (B, 17, 64, 72)
             ("output", StraightThrough() if config.binary else nn.Sigmoid()),  # probabilities (or notes)
         ]
         self.layers = nn.Sequential(OrderedDict(layers))
@@ -517,7 +533,10 @@ class DiscConvNet(nn.Module):
     """Critic: ``(B, 17, 64, 72)`` -> scores ``(B, 1)`` (unbounded reals, higher = more real).
 
     ``self.layers`` is an ``nn.Sequential`` (``block1`` .. ``block5``, ``attention``,
-    ``minibatch_std`` if configured, ``flatten``, ``linear``).
+    ``minibatch_std`` if configured, ``flatten``, ``linear``). With ``streams > 0``,
+    ``self.streams`` holds an :class:`~b2b.streams.OnsetStream` and a
+    :class:`~b2b.streams.ChromaStream` whose features are concatenated with the flattened main
+    path before ``linear``.
     """
 
     def __init__(self, config: CriticConfig | None = None, **overrides: Any) -> None:
@@ -541,9 +560,13 @@ class DiscConvNet(nn.Module):
             ("block5", _down(conv(), c, norm, drop)), *att(5),          # -> (B, c,  2, 1)
             *([("minibatch_std", MinibatchStd())] if config.minibatch_std else []),  # -> (B, c + 1, 2, 1)
             ("flatten", nn.Flatten()),                                  # -> (B, 2 (c + 1 if minibatch_std))
-            ("linear", nn.Linear((c + config.minibatch_std) * (N_STEPS >> N_BLOCKS), 1)),  # -> (B, 1)
+            ("linear", nn.Linear((c + config.minibatch_std) * (N_STEPS >> N_BLOCKS)
+                                 + 2 * config.streams * N_STEPS // 16, 1)),  # (+ the streams' 2 x 4s) -> (B, 1)
         ]
         self.layers = nn.Sequential(OrderedDict(layers))
+        if config.streams:
+            self.streams = nn.ModuleDict({"onsets": OnsetStream(config.streams),  # -> (B, 4s)
+                                          "chroma": ChromaStream(config.streams)})  # -> (B, 4s)
 
     def set_fast_edges(self, fast: bool) -> "DiscConvNet":
         """Switch the edge layer between matrix product and convolution (same parameters)."""
@@ -565,7 +588,10 @@ class DiscConvNet(nn.Module):
         if x.dim() != 4 or tuple(x.shape[1:]) != (N_TRACKS, N_STEPS, N_PITCHES):
             raise ValueError(f"critic input must have shape (B, {N_TRACKS}, {N_STEPS}, {N_PITCHES}), "
                              f"got {tuple(x.shape)}")
-        return self.layers(x)
+        if not self.config.streams:
+            return self.layers(x)
+        h = self.layers[:-1](x)  # the main path up to the linear layer, (B, 2 (c + 1))
+        return self.layers.linear(torch.cat([h, *(s(x) for s in self.streams.values())], dim=1))
 
 
 def build(preset: str | Preset = "seed", fast_edges: bool | None = None) -> tuple[GenConvNet, DiscConvNet]:

@@ -53,6 +53,13 @@ CANDIDATES: dict[str, dict[str, dict[str, Any]]] = {
     "binary": {"generator": {"binary": True},
                "critic": {"norm": "layer", "dropout": 0.0, "channels": 64, "minibatch_std": True},
                "training": {"lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.0, 0.9), "lr_gamma": 1.0}},
+    "streams": {"generator": {"binary": True},
+                "critic": {"norm": "layer", "dropout": 0.0, "channels": 64, "minibatch_std": True, "streams": 32},
+                "training": {"lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.0, 0.9), "lr_gamma": 1.0}},
+    "streams_refiner": {"generator": {"binary": True, "refiner": 2},
+                        "critic": {"norm": "layer", "dropout": 0.0, "channels": 64, "minibatch_std": True,
+                                   "streams": 32},
+                        "training": {"lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.0, 0.9), "lr_gamma": 1.0}},
 }
 DESCRIPTIONS = {
     "seed": "the original model and schedule (critic with batch norm, dropout 0.5, 16 channels; "
@@ -64,6 +71,12 @@ DESCRIPTIONS = {
               "critic of 64 channels, no dropout, and a minibatch standard deviation channel",
     "binary": "wgangp with a binary generator output: the critic sees 0/1 windows like the real ones "
               "(straight-through sigmoid, BinaryMuseGAN's deterministic binary neurons)",
+    "streams": "binary with BinaryMuseGAN's two extra critic streams (b2b.streams): onsets/offsets per "
+               "track and step, and chroma per track and beat, 32 channels each, so the critic sees note "
+               "lengths and harmony directly",
+    "streams_refiner": "streams with a refining generator stage (b2b.refiner): two residual units of "
+                       "per-track convolutions along time (5 steps) after the last layer, across the seams "
+                       "between the pairs of steps each hidden vector makes",
 }
 #: the headline metrics of the evaluation report (rows on all tracks)
 HEADLINE = ("polyphony", "polyphonic_rate", "used_pitch_classes", "qualified_note_rate",
