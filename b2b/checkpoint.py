@@ -10,7 +10,10 @@ Two kinds of file share one format family (``torch.save`` of plain dicts, loaded
   :func:`b2b.export.export_generator`: the generator's weights, its preset and, when calibrated,
   its binarization threshold.
 
-Both carry ``version`` :data:`FORMAT_VERSION`. :func:`load_checkpoint` checks any of them and
+Both carry ``version`` :data:`FORMAT_VERSION` and, since 2026-12-03, ``digest``: the SHA-256 of
+every tensor in the file (:func:`tensor_digest`), which loading verifies (torch does not check
+its archive's CRCs, so a damaged file would otherwise load silently); files without it (the
+shipped ``data/pretrained/generator.pt``, ``data/ablations/``) load as before. Both carry :func:`load_checkpoint` checks any of them and
 :func:`load_generator` builds the generator of either. What a training checkpoint needs to be
 exact is here too: :func:`rng_state` / :func:`set_rng_state` (every random state a run draws
 from) and :func:`data_fingerprint` (a resume on other data is refused).
@@ -19,11 +22,14 @@ from) and :func:`data_fingerprint` (a resume on other data is refused).
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import io
+import os
 import pickle
 import random
 import re
+import stat
 import warnings
 from pathlib import Path
 from typing import Any
@@ -33,10 +39,10 @@ import torch
 from torch import Tensor
 
 from b2b.atomic import atomic_write
-from b2b.nn import GenConvNet, Preset, TrainingConfig
+from b2b.nn import DiscConvNet, GenConvNet, Preset, TrainingConfig
 
 __all__ = ["CHECKPOINT_FORMAT", "GENERATOR_FORMAT", "FORMAT_VERSION", "resolve_device", "atomic_torch_save",
-           "latest_checkpoint", "checkpoints", "load_checkpoint", "load_generator", "preset_of", "data_fingerprint",
+           "latest_checkpoint", "checkpoints", "load_checkpoint", "tensor_digest", "load_generator", "preset_of", "data_fingerprint",
            "rng_state", "set_rng_state"]
 
 CHECKPOINT_FORMAT = "b2b-checkpoint"
@@ -46,15 +52,23 @@ _CKPT_RE = re.compile(r"^checkpoint_(\d+)\.pt$")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA if available else CPU; ValueError for CUDA without CUDA."""
+    """``"auto"`` -> CUDA if available else CPU; ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` as given.
+
+    ValueError naming ``--device`` for anything else (``mps``, ``meta``, ``xla``, a typo) and for
+    CUDA (or a CUDA index) this machine does not have: b2b runs on the CPU and on CUDA only.
+    """
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
-    except RuntimeError as e:
-        raise ValueError(f"device: unknown device {device!r} (use auto, cpu or cuda)") from e
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"--device: unknown device {str(device)!r} (use auto, cpu or cuda)") from e
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device {str(device)!r} is not usable by b2b (use auto, cpu or cuda)")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device: --device cuda was asked for but CUDA is not available on this machine")
+        raise ValueError("--device cuda was asked for but CUDA is not available on this machine")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return dev
 
 
@@ -66,6 +80,8 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     as torch's ``RuntimeError ... inline_container.cc ... unexpected pos``, and nothing is left
     under ``path`` or a temporary name.
     """
+    if isinstance(obj, dict) and obj.get("format") in (CHECKPOINT_FORMAT, GENERATOR_FORMAT):
+        obj = {**{k: v for k, v in obj.items() if k != "digest"}, "digest": tensor_digest(obj)}
     buf = io.BytesIO()
     try:
         torch.save(obj, buf)
@@ -104,8 +120,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         malformed field (never torch's advice to load unsafely).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    _check_readable(path)
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files
             warnings.simplefilter("ignore")
@@ -119,10 +134,64 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if ckpt.get("version") != FORMAT_VERSION:
         raise ValueError(f"checkpoint {path}: format version {ckpt.get('version')!r} is not known to this "
                          f"b2b (it reads version {FORMAT_VERSION}); use the b2b that wrote it")
+    if "digest" in ckpt and ckpt["digest"] != tensor_digest(ckpt):
+        raise ValueError(f"checkpoint {path} is damaged: its tensors do not match the SHA-256 digest it "
+                         "carries (a flipped or overwritten byte); use another copy")
     problem = _checkpoint_problem(ckpt)
     if problem:
         raise ValueError(f"checkpoint {path} is malformed: {problem}")
     return ckpt
+
+
+def tensor_digest(obj: Any) -> str:
+    """SHA-256 of every tensor in a checkpoint dict (its ``digest`` entry left out): ``"sha256:<hex>"``.
+
+    The tensors are visited in the dict's order (nested dicts, lists and tuples too); each adds
+    its place (the keys leading to it), dtype, shape and bytes, so a changed value, a moved
+    tensor or a reshaped one changes the digest.
+    """
+    h = hashlib.sha256()
+
+    def visit(x: Any, where: str) -> None:
+        if isinstance(x, Tensor):
+            t = x.detach().cpu().contiguous().reshape(-1)
+            h.update(f"{where}|{str(x.dtype)}|{tuple(x.shape)}|".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(x, dict):
+            for k, v in x.items():
+                if not (where == "" and k == "digest"):
+                    visit(v, f"{where}/{k!r}")
+        elif isinstance(x, (list, tuple)):
+            for i, v in enumerate(x):
+                visit(v, f"{where}/{i}")
+
+    visit(obj, "")
+    return "sha256:" + h.hexdigest()
+
+
+def _check_readable(path: Path) -> None:
+    """One accurate line when ``path`` cannot be a checkpoint file: missing, a symlink loop, a
+    folder, a FIFO or device, or unreadable (FileNotFoundError for missing, else ValueError)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise FileNotFoundError(f"checkpoint {path} is a symbolic link to a file that does not exist") from None
+        raise FileNotFoundError(f"checkpoint {path} does not exist") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ValueError(f"checkpoint {path} is a symbolic link loop, not a file") from None
+        raise ValueError(f"checkpoint {path} cannot be read ({e.strerror or e})") from None
+    if stat.S_ISDIR(mode):
+        raise ValueError(f"checkpoint {path} is a folder; expected a checkpoint file (e.g. {path}/checkpoint_*.pt)")
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise ValueError(f"checkpoint {path} is {kind}, not a regular file")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        raise ValueError(f"checkpoint {path} cannot be read ({e.strerror or e}; check its permissions)") from None
 
 
 def _load_failure(path: Path, e: BaseException) -> str:
@@ -218,6 +287,10 @@ def _checkpoint_problem(ckpt: dict[str, Any]) -> str | None:
         return f"'preset' is not a valid preset ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
     if not _is_state_dict(ckpt.get("generator")):
         return "'generator' is not a state dict of tensors"
+    preset = preset_of(ckpt)
+    problem = _fits(GenConvNet, preset.generator, ckpt["generator"], "generator", preset.name)
+    if problem:
+        return problem
     step = ckpt.get("step")
     if not isinstance(step, int) or isinstance(step, bool) or step < 0:
         return f"'step' is {step!r}, expected an integer >= 0"
@@ -231,6 +304,9 @@ def _checkpoint_problem(ckpt: dict[str, Any]) -> str | None:
         return "no 'config' dict"
     if not _is_state_dict(ckpt.get("critic")):
         return "'critic' is not a state dict of tensors"
+    problem = _fits(DiscConvNet, preset.critic, ckpt["critic"], "critic", preset.name)
+    if problem:
+        return problem
     for key in ("opt_g", "opt_d", "sched_g", "sched_d"):
         if not isinstance(ckpt.get(key), dict):
             return f"'{key}' is not a dict"
@@ -247,6 +323,26 @@ def _checkpoint_problem(ckpt: dict[str, Any]) -> str | None:
         return "'history' is not a list"
     if not isinstance(ckpt.get("elapsed", 0.0), (int, float)):
         return "'elapsed' is not a number"
+    return None
+
+
+def _fits(network: type, config: Any, weights: dict[str, Tensor], key: str, name: str) -> str | None:
+    """Why ``weights`` do not fit the network the preset's ``config`` describes, or None.
+
+    The network is built on torch's ``meta`` device (shapes only, no memory), so a preset that
+    declares absurd sizes (``channels=200000``, ``latent=10**12``) is refused here, before any
+    allocation: the file's own tensors must match it, and they are already in memory.
+    """
+    try:
+        with warnings.catch_warnings(), torch.device("meta"):
+            warnings.simplefilter("ignore")  # "copying into a meta parameter is a no-op": the point
+            net = network(config)
+            net.load_state_dict(weights)
+    except RuntimeError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        return f"{key} weights do not fit preset {name!r} ({lines[1] if len(lines) > 1 else lines[0]})"
+    except (ValueError, TypeError, OverflowError) as e:
+        return f"the preset's {key} cannot be built ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
     return None
 
 

@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command).parse_args(argv)
     try:
+        check_common(args)
         return int(args._module.run(args) or 0)
     except ValueError as e:
         print(f"b2b {args.command}: error: {_one_line(str(e))}", file=sys.stderr)
@@ -67,6 +68,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"b2b {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+#: ``--seed`` of every command: an integer in [0, MAX_SEED] (numpy's seeds are 32-bit).
+MAX_SEED = 2**32 - 1
+
+
+def check_common(args: argparse.Namespace) -> None:
+    """Options several commands share, checked alike for all of them: ``--seed`` (ValueError
+    naming it unless an integer in [0, :data:`MAX_SEED`])."""
+    seed = getattr(args, "seed", None)
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"--seed must be an integer in [0, {MAX_SEED}] (2**32 - 1), got {seed}")
 
 
 def os_error_message(e: OSError) -> str:

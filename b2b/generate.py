@@ -18,10 +18,12 @@ without one falls back to its preset's (the ``seed`` preset's 0.9), and an expli
 ``samples.json``             written last: n, threshold and its source, tempo, seed, checkpoint …
 ===========================  ====================================================================
 
-Every file is written atomically (a temporary name in the same folder, then ``os.replace``);
-samples are generated and written in chunks, so memory does not grow with ``n``. A folder
-without ``samples.json`` is incomplete: the file is removed when a run starts and written only
-after everything else succeeded, and a run that fails removes the files it wrote.
+A batch is written into a private ``.samples.<random>.tmp`` folder inside the output folder
+and moved into place only when complete (``samples.json`` last); samples are generated and
+written in chunks, so memory does not grow with ``n``. A failed run leaves the folder's earlier
+batch untouched; one run at a time writes into a folder (``<out>/.lock``), and the leftovers of
+a killed run are removed by the next. Only regular files are written: a symlink, device node or
+FIFO at an output name is refused.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ import io
 import json
 import os
 import re
+import shutil
 import sys
+import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,7 +47,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from b2b.atomic import atomic_path, atomic_write, free_bytes
+from b2b.atomic import atomic_write, check_output, claim_output, free_bytes
 from b2b.audio import TAIL, check_tempo, write_wav
 from b2b.checkpoint import load_generator, resolve_device
 from b2b.data import write_midi
@@ -447,10 +451,12 @@ def write_samples(samples: Any, out_dir: str | os.PathLike, threshold: float, *,
         Bad arguments or samples (checked before anything is written when ``samples`` is an
         array), or a chunk that breaks the promise of ``n``.
     OSError
-        Writing failed (full disk, no permission, ``out_dir`` unusable); its message names the
-        file. ``samples.json`` of an earlier batch is removed when writing starts and the new one
-        is written last, and the files this call wrote are removed on any failure, so an
-        incomplete folder never looks like a valid batch.
+        Writing failed (full disk, no permission, ``out_dir`` unusable, a name in it that is a
+        symlink, device or FIFO); its message names the file. The batch is written into a
+        private ``.samples.<random>.tmp`` folder inside ``out_dir`` and moved into place only once
+        complete (``samples.json`` last), so a failed call leaves an earlier batch untouched.
+        :class:`b2b.atomic.FolderLocked` if another writer holds the folder (``<out>/.lock``);
+        the leftovers of a killed one are removed first.
     """
     threshold = check_threshold(threshold)
     tempo = check_tempo(tempo)
@@ -467,78 +473,101 @@ def write_samples(samples: Any, out_dir: str | os.PathLike, threshold: float, *,
     if out.exists() and not out.is_dir():
         raise ValueError(f"out: {out} exists and is not a folder")
     width = max(3, len(str(n - 1)))
-    mids: list[Path] = []
-    wavs: list[Path] = []
-    written: list[Path] = []  # final names this call has put in place
-    current = out
-    stats = {"on": 0, "empty": 0, "shown": []}
+    numbered = [f"sample_{i:0{width}d}.{ext}" for ext in ("mid", "wav") for i in range(n)]
+    for name in ["samples.npy", "samples_binary.npy", "samples.png", "samples.json", *numbered]:
+        check_output(out / name)  # never replace a link, a device or a FIFO at one of the names
+    lock = claim_output(out, f"out folder {out}")  # one writer at a time; a killed one's leftovers go
+    stage = out / f".samples.{uuid.uuid4().hex[:8]}.tmp"  # this run's files, until all are written
+    doing = [out]  # the file being written (its final name), for messages
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        current = out / "samples.json"
-        current.unlink(missing_ok=True)  # the folder stops describing the earlier batch right away
-        with contextlib.ExitStack() as stack:
-            ftmp = stack.enter_context(atomic_path(out / "samples.npy"))
-            btmp = stack.enter_context(atomic_path(out / "samples_binary.npy"))
-            fprobs = stack.enter_context(open(ftmp, "wb"))
-            fbin = stack.enter_context(open(btmp, "wb"))
-            current = out / "samples.npy"
-            _npy_header(fprobs, "<f4", (n, *SAMPLE_SHAPE))
-            _npy_header(fbin, "|b1", (n, *SAMPLE_SHAPE))
-            done = 0
-            for part in chunks:
-                x = _as_samples(part)
-                if done + len(x) > n:
-                    raise ValueError(f"samples: more than n = {n} samples arrived")
-                binary = x >= threshold
-                current = out / "samples.npy"
-                fprobs.write(np.ascontiguousarray(x, dtype="<f4").data)  # no copy of the chunk
-                fbin.write(np.ascontiguousarray(binary).data)
-                for j in range(len(x)):
-                    i = done + j
-                    current = out / f"sample_{i:0{width}d}.mid"
-                    mids.append(write_midi(binary[j], current, threshold=0.5, tempo=tempo))
-                    written.append(current)
-                    if wav:
-                        current = out / f"sample_{i:0{width}d}.wav"
-                        wavs.append(write_wav(binary[j], current, tempo=tempo, sample_rate=int(sample_rate)))
-                        written.append(current)
-                stats["on"] += int(np.count_nonzero(binary))
-                stats["empty"] += int((~binary.any(axis=(1, 2, 3))).sum())
-                if len(stats["shown"]) < FIGURE_SAMPLES:
-                    stats["shown"].extend(binary[:FIGURE_SAMPLES - len(stats["shown"])])
-                done += len(x)
-            if done != n:
-                raise ValueError(f"samples: {done} samples arrived, expected n = {n}")
-            current = out / "samples.npy"
-        written[:0] = [out / "samples.npy", out / "samples_binary.npy"]
-        keep = {p.name for p in mids + wavs}
-        for p in out.iterdir():  # numbered files of an earlier, larger batch
-            if _NUMBERED_RE.match(p.name) and p.name not in keep:
-                with contextlib.suppress(FileNotFoundError):
-                    p.unlink()
-        files = [out / "samples.npy", out / "samples_binary.npy"] + mids + wavs
-        if figure:
-            current = out / "samples.png"
-            files.append(_write_figure(np.stack(stats["shown"]), current))
-            written.append(current)
-        info = {"n": n, "shape": list(SAMPLE_SHAPE), "threshold": threshold, "tempo": float(tempo),
-                "sample_rate": int(sample_rate) if wav else None,
-                "notes_on": stats["on"] / (n * int(np.prod(SAMPLE_SHAPE))), "empty_samples": stats["empty"],
-                "files": [p.name for p in files] + ["samples.json"]}
-        info.update(meta or {})
-        text = json.dumps(info, indent=1, default=str)
-        current = out / "samples.json"
-        files.append(atomic_write(current, lambda f: f.write(text), mode="w"))
-        return files
+        stage.mkdir()
+        names = _write_staged(chunks, stage, n, width, threshold, tempo, sample_rate, wav, figure, meta, doing)
+        doing[0] = out
+        return _publish(stage, out, names)
     except BaseException as e:
-        for p in written:
-            with contextlib.suppress(OSError):
-                p.unlink()
+        current = doing[0]
         if isinstance(e, OSError):
             why = e.strerror or str(e)
-            raise OSError(e.errno or errno.EIO, f"could not write {current} ({why}); removed the "
-                          f"{len(written)} files this run had written") from e
+            raise OSError(e.errno or errno.EIO, f"could not write {current} ({why}); the folder's earlier "
+                          "files are untouched") from e
         raise
+    finally:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(stage)
+        lock.release()
+
+
+def _write_staged(chunks: Iterable[Any], stage: Path, n: int, width: int, threshold: float, tempo: float,
+                  sample_rate: int, wav: bool, figure: bool, meta: dict[str, Any] | None,
+                  doing: list[Path]) -> list[str]:
+    """Write every file of a batch into the private folder ``stage``; return their names, in
+    the order :func:`write_samples` returns them (``samples.json`` last). ``doing[0]`` is set
+    to the final name of the file being written."""
+    out = stage.parent
+    mids: list[str] = []
+    wavs: list[str] = []
+    stats = {"on": 0, "empty": 0, "shown": []}
+    doing[0] = out / "samples.npy"
+    with open(stage / "samples.npy", "wb") as fprobs, open(stage / "samples_binary.npy", "wb") as fbin:
+        _npy_header(fprobs, "<f4", (n, *SAMPLE_SHAPE))
+        _npy_header(fbin, "|b1", (n, *SAMPLE_SHAPE))
+        done = 0
+        for part in chunks:
+            x = _as_samples(part)
+            if done + len(x) > n:
+                raise ValueError(f"samples: more than n = {n} samples arrived")
+            binary = x >= threshold
+            doing[0] = out / "samples.npy"
+            fprobs.write(np.ascontiguousarray(x, dtype="<f4").data)  # no copy of the chunk
+            fbin.write(np.ascontiguousarray(binary).data)
+            for j in range(len(x)):
+                name = f"sample_{done + j:0{width}d}"
+                doing[0] = out / f"{name}.mid"
+                write_midi(binary[j], stage / f"{name}.mid", threshold=0.5, tempo=tempo)
+                mids.append(f"{name}.mid")
+                if wav:
+                    doing[0] = out / f"{name}.wav"
+                    write_wav(binary[j], stage / f"{name}.wav", tempo=tempo, sample_rate=int(sample_rate))
+                    wavs.append(f"{name}.wav")
+            stats["on"] += int(np.count_nonzero(binary))
+            stats["empty"] += int((~binary.any(axis=(1, 2, 3))).sum())
+            if len(stats["shown"]) < FIGURE_SAMPLES:
+                stats["shown"].extend(binary[:FIGURE_SAMPLES - len(stats["shown"])])
+            done += len(x)
+        if done != n:
+            raise ValueError(f"samples: {done} samples arrived, expected n = {n}")
+        for f in (fprobs, fbin):
+            f.flush()
+            os.fsync(f.fileno())
+    names = ["samples.npy", "samples_binary.npy", *mids, *wavs]
+    if figure:
+        doing[0] = out / "samples.png"
+        _write_figure(np.stack(stats["shown"]), stage / "samples.png")
+        names.append("samples.png")
+    info = {"n": n, "shape": list(SAMPLE_SHAPE), "threshold": threshold, "tempo": float(tempo),
+            "sample_rate": int(sample_rate) if wav else None,
+            "notes_on": stats["on"] / (n * int(np.prod(SAMPLE_SHAPE))), "empty_samples": stats["empty"],
+            "files": names + ["samples.json"]}
+    info.update(meta or {})
+    text = json.dumps(info, indent=1, default=str)
+    doing[0] = out / "samples.json"
+    atomic_write(stage / "samples.json", lambda f: f.write(text), mode="w")
+    return names + ["samples.json"]
+
+
+def _publish(stage: Path, out: Path, names: list[str]) -> list[Path]:
+    """Move the staged batch into ``out``: the earlier ``samples.json`` goes first, the numbered
+    files of an earlier, larger batch are removed, and the new ``samples.json`` comes last."""
+    (out / "samples.json").unlink(missing_ok=True)  # from here the folder describes no batch
+    for name in names[:-1]:
+        os.replace(stage / name, check_output(out / name))
+    keep = set(names)
+    for p in out.iterdir():  # numbered files of an earlier, larger batch (or its WAVs)
+        if _NUMBERED_RE.match(p.name) and p.name not in keep:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+    os.replace(stage / "samples.json", check_output(out / "samples.json"))
+    return [out / name for name in names]
 
 
 def _write_figure(binary: np.ndarray, path: Path) -> Path:
@@ -607,7 +636,8 @@ def run(args: argparse.Namespace) -> int:
         written = write_samples(chunks(), out, threshold, tempo=args.tempo, sample_rate=args.sample_rate,
                                 wav=not args.no_wav, meta=meta, n=args.n)
     except OSError as e:
-        raise ValueError(f"--out {out}: {e.strerror or e}") from None
+        where = f" {e.filename}:" if e.filename is not None and Path(str(e.filename)) != out else ""
+        raise ValueError(f"--out {out}:{where} {e.strerror or e}") from None
     summary = json.loads((out / "samples.json").read_text())
     print(f"b2b generate: {args.n} samples from {args.checkpoint} (step {info['step']}, preset "
           f"{info['preset'].name}) at threshold {describe_threshold(threshold, source, info)}: "

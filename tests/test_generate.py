@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import math
+import os
 import wave
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 import torch
 
 from b2b import data
+from b2b.atomic import FolderLock
 from b2b import generate as bgen
 from b2b.cli import main as cli_main
 from b2b.generate import (CALIBRATION_SEED, MAX_SAMPLES, calibrate_threshold, generate, interpolate_latents,
@@ -423,6 +425,7 @@ def test_nan_weights_are_rejected(checkpoint, tmp_path, capsys):
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     name = next(k for k, v in ckpt["generator"].items() if v.is_floating_point())
     ckpt["generator"][name] = torch.full_like(ckpt["generator"][name], float("nan"))
+    del ckpt["digest"]  # as a diverged run writes it (or a file from before digests)
     bad = tmp_path / "nan.pt"
     torch.save(ckpt, bad)
     with pytest.raises(ValueError, match="not finite"):
@@ -497,6 +500,7 @@ def test_full_disk_while_writing_samples(checkpoint, tmp_path, capsys, monkeypat
             "--sample-rate", "8000"]
     assert cli_main([*args, "--seed", "0"]) == 0  # an earlier, complete batch
     old = np.load(out / "samples.npy")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
     capsys.readouterr()
     real_wav, calls = bgen.write_wav, []
 
@@ -512,10 +516,11 @@ def test_full_disk_while_writing_samples(checkpoint, tmp_path, capsys, monkeypat
     assert rc == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert str(out) in err and "No space left on device" in err and "sample_001.wav" in err
     names = {p.name for p in out.iterdir()}
-    assert "samples.json" not in names  # the folder no longer claims to hold a batch
-    assert not {"sample_000.mid", "sample_000.wav", "sample_001.mid"} & names  # this run's files are gone
     assert not [n for n in names if n.endswith(".tmp")]
-    np.testing.assert_array_equal(np.load(out / "samples.npy"), old)  # never half-replaced
+    # the earlier batch is untouched, its description included
+    np.testing.assert_array_equal(np.load(out / "samples.npy"), old)
+    assert json.loads((out / "samples.json").read_text())["seed"] == 0
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def test_write_samples_failure_removes_what_it_wrote(tmp_path, monkeypatch):
@@ -526,7 +531,7 @@ def test_write_samples_failure_removes_what_it_wrote(tmp_path, monkeypatch):
     out = tmp_path / "s"
     with pytest.raises(OSError, match="samples.png") as e:
         write_samples(crafted(), out, 0.9, sample_rate=8000)
-    assert e.value.errno == errno.ENOSPC and "removed the 6 files" in str(e.value)
+    assert e.value.errno == errno.ENOSPC and "earlier files are untouched" in str(e.value)
     assert not list(out.iterdir())
 
 
@@ -544,3 +549,50 @@ def test_cli_out_problems(checkpoint, tmp_path, capsys, monkeypatch, read_only_m
     rc = cli_main(["generate", "--checkpoint", str(checkpoint), "--n", "16", "--out", str(tmp_path / "s")])
     err = capsys.readouterr().err
     assert rc == 2 and "--n" in err and "MB are free" in err and not (tmp_path / "s").exists()
+
+
+# --------------------------------------------------------------------------- the out folder (issue 25)
+def test_generate_refuses_a_second_writer_and_keeps_batches_whole(checkpoint, tmp_path, capsys):
+    out = tmp_path / "s"
+    args = ["generate", "--checkpoint", str(checkpoint), "--out", str(out), "--no-wav"]
+    assert cli_main([*args, "--n", "8", "--seed", "1"]) == 0
+    first = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    with FolderLock(out, what="a running generate"):  # another run holds the folder
+        rc = cli_main([*args, "--n", "4", "--seed", "2"])
+        err = capsys.readouterr().err
+    assert rc == 2 and "in use by another process" in err and str(out) in err and len(err.splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == first  # nothing of the second run
+    assert cli_main([*args, "--n", "4", "--seed", "2"]) == 0  # afterwards: one consistent batch
+    meta = json.loads((out / "samples.json").read_text())
+    assert meta["n"] == 4 and meta["seed"] == 2 and len(np.load(out / "samples.npy")) == 4
+    assert sorted(p.name for p in out.glob("sample_*.mid")) == [f"sample_{i:03d}.mid" for i in range(4)]
+
+
+def test_generate_removes_the_leftovers_of_a_killed_run(checkpoint, tmp_path):
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / ".samples.0123abcd.tmp").mkdir()  # a killed run's staging folder
+    (out / ".samples.0123abcd.tmp" / "samples.npy").write_bytes(b"half")
+    (out / ".samples.npy.89abcdef.tmp").write_bytes(b"half")  # an atomic write's temporary
+    (out / "keep.tmp").write_text("not ours")
+    assert cli_main(["generate", "--checkpoint", str(checkpoint), "--out", str(out), "--n", "2", "--no-wav"]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["keep.tmp", "sample_000.mid", "sample_001.mid", "samples.json", "samples.npy",
+                     "samples.png", "samples_binary.npy"]
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "folder"])
+def test_generate_writes_only_regular_files(checkpoint, tmp_path, capsys, kind):
+    out = tmp_path / "s"
+    out.mkdir()
+    target = tmp_path / "precious.txt"
+    target.write_text("mine")
+    name = out / "samples.npy"
+    {"symlink": lambda: name.symlink_to(target), "fifo": lambda: os.mkfifo(name),
+     "folder": lambda: name.mkdir()}[kind]()
+    rc = cli_main(["generate", "--checkpoint", str(checkpoint), "--out", str(out), "--n", "2", "--no-wav"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "samples.npy" in err and "regular files" in err and len(err.splitlines()) == 1, err
+    assert target.read_text() == "mine" and (name.is_symlink() or name.is_fifo() or name.is_dir())
+    assert sorted(p.name for p in out.iterdir()) == ["samples.npy"]  # nothing else was written
