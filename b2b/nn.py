@@ -71,6 +71,7 @@ __all__ = [
     "MinibatchStd",
     "LayerNorm2d",
     "StraightThrough",
+    "OutputBias",
     "get_preset",
     "build",
     "count_parameters",
@@ -187,6 +188,11 @@ class GeneratorConfig:
     refiner : int
         Residual units of a :class:`b2b.refiner.Refiner` between the edge layer and the output
         (time-overlapping, per track); 0 for none (the original).
+    prior : bool
+        Add a learned bias per track and pitch to the output logits (:class:`OutputBias`), which
+        the trainer starts at the training data's log-odds (:meth:`GenConvNet.set_prior`), so a
+        new generator's probabilities already follow the data's share of each track and pitch
+        and a track the data never uses starts near silent.
     """
 
     latent: int = 128
@@ -196,6 +202,7 @@ class GeneratorConfig:
     fast_edges: bool = True
     binary: bool = False
     refiner: int = 0
+    prior: bool = False
 
     def __post_init__(self) -> None:
         _check_common("generator", self.norm, self.attention, self.channels)
@@ -456,6 +463,7 @@ class GenConvNet(nn.Module):
             ("edge", PitchConvTranspose2d(c, N_TRACKS, kernel_size=(2, N_PITCHES), stride=(2, 2),
                                           fast=config.fast_edges)),     # -> (B, 17, 64, 72)
             *([("refiner", Refiner(config.refiner))] if config.refiner else []),  # -> (B, 17, 64, 72)
+            *([("prior", OutputBias())] if config.prior else []),      # -> (B, 17, 64, 72)
             ("output", StraightThrough() if config.binary else nn.Sigmoid()),  # probabilities (or notes)
         ]
         self.layers = nn.Sequential(OrderedDict(layers))
@@ -470,6 +478,27 @@ class GenConvNet(nn.Module):
         self.layers.edge.fast = fast
         return self
 
+    @torch.no_grad()
+    def set_prior(self, windows: Tensor, floor: float = 1e-4) -> "GenConvNet":
+        """Start the output bias at the log-odds of each track and pitch in ``windows``.
+
+        ``windows`` ``(N, 17, 64, 72)`` (0/1 or bool): the share ``p`` of steps on per track and
+        pitch, clamped to ``[floor, 0.5]``, becomes the bias ``log(p / (1 - p))``. The rest of the
+        network starts near zero logits, so a new generator's probabilities are the data's share
+        per track and pitch (the "initialise the output bias to the base rate" practice); a track
+        the data never uses starts at ``floor``.
+        ValueError if the generator has no output bias (``GeneratorConfig(prior=True)``).
+        """
+        if not self.config.prior:
+            raise ValueError("set_prior: this generator has no output bias (GeneratorConfig(prior=True))")
+        total = torch.zeros(N_TRACKS, N_PITCHES, dtype=torch.float64)
+        for chunk in windows.split(256):  # (n, 17, 64, 72), bounded memory
+            total += chunk.to(torch.float64).sum(dim=(0, 2)).cpu()
+        p = (total / max(1, windows.shape[0] * windows.shape[2])).clamp(floor, 0.5)
+        bias = self.layers.prior.bias
+        bias.copy_(torch.log(p / (1 - p)).to(bias).view_as(bias))
+        return self
+
     def noise(self, n: int, generator: torch.Generator | None = None, device: Any = None) -> Tensor:
         """Standard normal noise ``(n, latent)`` on ``device`` (default: the network's)."""
         if device is None:
@@ -481,6 +510,21 @@ class GenConvNet(nn.Module):
         if z.dim() != 2 or z.shape[1] != self.config.latent:
             raise ValueError(f"noise must have shape (B, {self.config.latent}), got {tuple(z.shape)}")
         return self.layers(z.view(z.shape[0], -1, 1, 1))
+
+
+class OutputBias(nn.Module):
+    """A learned bias per track and pitch added to logits: ``(B, 17, 64, 72)`` -> same shape.
+
+    Starts at zero (the identity); :meth:`GenConvNet.set_prior` sets it from data.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(1, N_TRACKS, 1, N_PITCHES))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x + bias``, the bias broadcast over batch and time."""
+        return x + self.bias
 
 
 class StraightThrough(nn.Module):

@@ -413,6 +413,8 @@ class Trainer:
         # networks: same initialisation on every rank
         torch.manual_seed(cfg.seed)
         g, d = build(self.preset, fast_edges=cfg.fast_edges)
+        if self.preset.generator.prior:  # the output bias starts at the data's log-odds (a resume overwrites it)
+            g.set_prior(x)
         if self.distributed and cfg.sync_bn:
             g = nn.SyncBatchNorm.convert_sync_batchnorm(g)
         self.generator: GenConvNet = g.to(self.device)

@@ -60,6 +60,9 @@ CANDIDATES: dict[str, dict[str, dict[str, Any]]] = {
                         "critic": {"norm": "layer", "dropout": 0.0, "channels": 64, "minibatch_std": True,
                                    "streams": 32},
                         "training": {"lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.0, 0.9), "lr_gamma": 1.0}},
+    "full": {"generator": {"binary": True, "refiner": 2, "prior": True},
+             "critic": {"norm": "layer", "dropout": 0.0, "channels": 64, "minibatch_std": True, "streams": 32},
+             "training": {"lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.0, 0.9), "lr_gamma": 1.0}},
 }
 DESCRIPTIONS = {
     "seed": "the original model and schedule (critic with batch norm, dropout 0.5, 16 channels; "
@@ -77,6 +80,8 @@ DESCRIPTIONS = {
     "streams_refiner": "streams with a refining generator stage (b2b.refiner): two residual units of "
                        "per-track convolutions along time (5 steps) after the last layer, across the seams "
                        "between the pairs of steps each hidden vector makes",
+    "full": "streams_refiner with an output bias per track and pitch that starts at the training data's "
+            "log-odds (GeneratorConfig.prior: tracks the data never uses start silent)",
 }
 #: the headline metrics of the evaluation report (rows on all tracks)
 HEADLINE = ("polyphony", "polyphonic_rate", "used_pitch_classes", "qualified_note_rate",
