@@ -80,7 +80,7 @@ def gradient_norms(critic: Critic, x: Tensor, create_graph: bool = True) -> Tens
     return _at_least_float32(grad).flatten(1).norm(2, dim=1)
 
 
-def gradient_penalty(critic: Critic, real: Tensor, fake: Tensor, eps: Tensor | None = None) -> Tensor:
+def gradient_penalty(critic: Critic, real: Tensor, fake: Tensor, eps: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """The two-sided gradient penalty ``mean_i (||grad D(x_i)||_2 - 1)^2``, without lambda.
 
     ``x_i`` lies on the line between ``real[i]`` and ``fake[i]`` (see :func:`interpolate`).
@@ -97,11 +97,13 @@ def gradient_penalty(critic: Critic, real: Tensor, fake: Tensor, eps: Tensor | N
 
     Returns
     -------
-    Tensor
+    penalty : Tensor
         A scalar (float32, or float64 for float64 input).
+    norms : Tensor
+        ``(B,)`` the gradient norms ``||grad D(x_i)||_2`` it is made of (differentiable too).
     """
     norms = gradient_norms(critic, interpolate(real, fake, eps))
-    return ((norms - 1) ** 2).mean()
+    return ((norms - 1) ** 2).mean(), norms
 
 
 def critic_loss(
@@ -143,8 +145,7 @@ def critic_loss(
     wasserstein = d_real - d_fake
     loss = -wasserstein
     if lambda_gp:
-        norms = gradient_norms(critic, interpolate(real, fake, eps))
-        penalty = ((norms - 1) ** 2).mean()
+        penalty, norms = gradient_penalty(critic, real, fake, eps)
         loss = loss + lambda_gp * penalty
         grad_norm = norms.mean()
     else:

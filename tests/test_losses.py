@@ -76,8 +76,10 @@ def test_interpolate_multidimensional_broadcasts_eps_per_sample():
 
 def test_penalty_of_linear_critic_is_norm_of_w_minus_one_squared():
     critic = Linear([3.0, -4.0, 12.0])  # ||w|| = 13
-    assert losses.gradient_penalty(critic, REAL, FAKE, EPS).item() == pytest.approx((13 - 1) ** 2)
-    assert losses.gradient_penalty(critic, REAL, FAKE).item() == pytest.approx(144.0)
+    penalty, norms = losses.gradient_penalty(critic, REAL, FAKE, EPS)
+    assert penalty.item() == pytest.approx((13 - 1) ** 2)
+    assert torch.allclose(norms, torch.full((3,), 13.0, dtype=torch.float64))
+    assert losses.gradient_penalty(critic, REAL, FAKE)[0].item() == pytest.approx(144.0)
     norms = losses.gradient_norms(critic, REAL)
     assert norms.shape == (3,)
     assert norms.dtype == torch.float64
@@ -87,12 +89,12 @@ def test_penalty_of_linear_critic_is_norm_of_w_minus_one_squared():
 def test_penalty_of_linear_critic_on_image_shaped_input():
     critic = Linear([0.0, 0.6, 0.0, -0.8, 0.0, 0.0])  # ||w|| = 1: no penalty
     real, fake = REAL[:, :2].repeat(1, 3).view(3, 2, 3), FAKE.repeat(1, 2).view(3, 2, 3)
-    assert losses.gradient_penalty(critic, real, fake).item() == pytest.approx(0.0, abs=1e-12)
+    assert losses.gradient_penalty(critic, real, fake)[0].item() == pytest.approx(0.0, abs=1e-12)
 
 
 def test_penalty_gradient_wrt_linear_critic_weights():
     critic = Linear([3.0, -4.0, 0.0])  # ||w|| = 5
-    losses.gradient_penalty(critic, REAL, FAKE, EPS).backward()
+    losses.gradient_penalty(critic, REAL, FAKE, EPS)[0].backward()
     # d/dw (||w|| - 1)^2 = 2 (||w|| - 1) w / ||w|| = 2 * 4 * (3, -4, 0) / 5
     assert torch.allclose(critic.w.grad, torch.tensor([4.8, -6.4, 0.0], dtype=torch.float64))
     assert critic.b.grad is None or critic.b.grad.item() == 0.0
@@ -103,7 +105,7 @@ def test_penalty_of_half_squared_norm_by_hand():
     real = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
     fake = torch.tensor([[3.0, 0.0]], dtype=torch.float64)
     # x_hat = 0.5 (1, 2) + 0.5 (3, 0) = (2, 1); ||grad|| = sqrt(5)
-    p = losses.gradient_penalty(critic, real, fake, torch.tensor([0.5], dtype=torch.float64))
+    p, _ = losses.gradient_penalty(critic, real, fake, torch.tensor([0.5], dtype=torch.float64))
     assert p.item() == pytest.approx((math.sqrt(5) - 1) ** 2)
 
 
@@ -115,13 +117,13 @@ def test_penalty_of_quadratic_form_matches_closed_form():
     expected_norms = grads.norm(dim=1)
     assert torch.allclose(losses.gradient_norms(critic, x_hat), expected_norms)
     expected = ((expected_norms - 1) ** 2).mean()
-    assert losses.gradient_penalty(critic, REAL, FAKE, EPS).item() == pytest.approx(expected.item())
+    assert losses.gradient_penalty(critic, REAL, FAKE, EPS)[0].item() == pytest.approx(expected.item())
 
 
 def test_penalty_is_mean_of_per_sample_penalties_and_samples_are_independent():
     critic = mlp(1)
-    batch = losses.gradient_penalty(critic, REAL, FAKE, EPS)
-    singles = [losses.gradient_penalty(critic, REAL[i : i + 1], FAKE[i : i + 1], EPS[i : i + 1]) for i in range(3)]
+    batch, _ = losses.gradient_penalty(critic, REAL, FAKE, EPS)
+    singles = [losses.gradient_penalty(critic, REAL[i : i + 1], FAKE[i : i + 1], EPS[i : i + 1])[0] for i in range(3)]
     assert batch.item() == pytest.approx(torch.stack(singles).mean().item())
     x = losses.interpolate(REAL, FAKE, EPS)
     before = losses.gradient_norms(critic, x)
@@ -180,6 +182,26 @@ def test_one_backward_equals_sum_of_parts():
     for c, a, b in zip(combined, g_w, g_p):
         assert torch.allclose(c, a + lam * b)
     assert any(b.abs().max() > 0 for b in g_p)  # the penalty does reach the weights
+
+
+def test_critic_loss_is_the_wasserstein_terms_plus_lambda_times_gradient_penalty():
+    # one home for the penalty: critic_loss adds gradient_penalty's value, and its gradient is
+    # bit for bit that of the sum written with gradient_penalty
+    lam = 7.0
+    grads = []
+    for written_out in (False, True):
+        critic = mlp(3)
+        if written_out:
+            wasserstein = critic(REAL).mean() - critic(FAKE).mean()
+            penalty, norms = losses.gradient_penalty(critic, REAL, FAKE, EPS)
+            loss = -wasserstein + lam * penalty
+        else:
+            loss, stats = losses.critic_loss(critic, REAL, FAKE, lambda_gp=lam, eps=EPS)
+        loss.backward()
+        grads.append((loss.detach(), [p.grad for p in critic.parameters()]))
+    (loss_a, grads_a), (loss_b, grads_b) = grads
+    assert torch.equal(loss_a, loss_b) and all(torch.equal(a, b) for a, b in zip(grads_a, grads_b))
+    assert torch.equal(stats["penalty"], penalty.detach()) and torch.equal(stats["grad_norm"], norms.detach().mean())
 
 
 def test_critic_loss_detaches_fake():
