@@ -7,12 +7,15 @@ be **measured** (:func:`mode_coverage`) rather than only pictured, and distances
 sets can be computed exactly (:func:`wasserstein_1d`, :func:`wasserstein_assignment`) to check a
 critic's estimate against.
 
-Three training loops share one evaluation:
+Three training methods share one :class:`ToyConfig` (data, networks, batch, learning rate,
+schedule, seed) and one evaluation:
 
-- :func:`train_gan`: the original GAN, with the minimax or the non-saturating generator loss;
-- :func:`train_wgan_clip`: WGAN with weight clipping (Arjovsky et al. 2017);
-- :func:`train_wgan_gp`: WGAN with the gradient penalty (Gulrajani et al. 2017), via
-  :mod:`b2b.losses`.
+- :func:`train_gan`: the original GAN, with the minimax or the non-saturating generator loss
+  (its own five-line step: one discriminator step, one generator step);
+- :func:`train_wgan_gp`: WGAN with the gradient penalty (Gulrajani et al. 2017), trained by
+  :func:`b2b.step.wgan_gp_iteration`, the step the music model trains with;
+- :func:`train_wgan_clip`: WGAN with weight clipping (Arjovsky et al. 2017), the same step with
+  ``lambda_gp=0`` and the clamp as a hook after each critic optimizer step.
 
 Each returns a :class:`ToyRun` whose ``history`` holds, per checkpoint, the losses, the modes
 covered, the high-quality fraction, the critic's Wasserstein estimate, the exact Wasserstein-1
@@ -26,15 +29,17 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
+from torch.optim import Optimizer
 
 from b2b import losses
+from b2b.step import STATS, wgan_gp_iteration
 
 #: A sampler draws ``n`` points ``(n, d)`` using the given random generator.
 Sampler = Callable[[int, torch.Generator], Tensor]
@@ -47,6 +52,7 @@ __all__ = [  # noqa: RUF022 (in reading order)
     "mode_coverage",
     "wasserstein_1d",
     "wasserstein_assignment",
+    "ToyConfig",
     "ToyRun",
     "train_gan",
     "train_wgan_clip",
@@ -294,6 +300,63 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@dataclass(frozen=True)
+class ToyConfig:
+    """The settings every toy run shares: data, networks, batch, learning rate, schedule, seed.
+
+    What differs between the training methods (the GAN's generator loss, the WGAN's clip value,
+    WGAN-GP's ``lambda_gp``) is an argument of :func:`train_gan`, :func:`train_wgan_clip` and
+    :func:`train_wgan_gp`; change one setting with ``dataclasses.replace(config, steps=300)``.
+
+    Attributes
+    ----------
+    steps : int
+        Generator steps (>= 0).
+    batch_size : int
+        Points per batch (>= 2).
+    lr : float
+        Learning rate of both networks (for :func:`train_gan` with ``lr_d``, the generator's).
+        The default, 1e-4, is WGAN-GP's; WGAN with clipping used 5e-5.
+    latent_dim, hidden, depth : int
+        Network sizes (see :func:`mlp_generator`, :func:`mlp_critic`).
+    critic_norm : {None, "batch", "layer"}
+        Normalization in the critic (see :func:`mlp_critic`).
+    critic_dropout : float
+        Dropout in the critic, in [0, 1).
+    modes, radius, std : int, float, float
+        The data (see :func:`ring_of_gaussians`); ``std`` is also the unit of the quality measure.
+    every : int
+        Evaluate every ``every`` generator steps (and after the last).
+    n_eval : int
+        Points used for each evaluation.
+    seed : int
+        Seeds weights, dropout masks, data and noise.
+    """
+
+    steps: int = 1000
+    batch_size: int = 256
+    lr: float = 1e-4
+    latent_dim: int = 2
+    hidden: int = 64
+    depth: int = 3
+    critic_norm: str | None = None
+    critic_dropout: float = 0.0
+    modes: int = 8
+    radius: float = 2.0
+    std: float = 0.02
+    every: int = 100
+    n_eval: int = 1000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.every < 1 or self.batch_size < 2 or self.n_eval < 1:
+            raise ValueError(f"need steps >= 0, every >= 1, batch_size >= 2, n_eval >= 1; got {self}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.critic_norm not in (None, "batch", "layer") or not 0.0 <= self.critic_dropout < 1.0:
+            raise ValueError(f"need critic_norm None, 'batch' or 'layer' and critic_dropout in [0, 1); got {self}")
+
+
 @dataclass
 class ToyRun:
     """The result of one toy training run.
@@ -311,16 +374,19 @@ class ToyRun:
         points; NaN for a GAN), ``w1`` (exact :func:`wasserstein_assignment` between the
         generated and real evaluation points), ``grad_norm`` and ``grad_norm_std`` (mean and
         standard deviation of ``||grad_x critic||`` at points between real and generated
-        evaluation points), ``g_grad`` (mean norm of the generator loss's gradient with respect
-        to each generated point, times the batch size).
+        evaluation points), ``g_grad`` (GAN only, NaN for the WGANs: mean norm of the generator
+        loss's gradient with respect to each generated point, times the batch size).
     snapshots : dict of int to Tensor
         Generated evaluation points ``(n_eval, 2)`` at each checkpoint, keyed by step.
     real : Tensor
         The fixed real evaluation points ``(n_eval, 2)``.
     centres : Tensor
         The mode centres ``(modes, 2)``.
-    config : dict
-        The arguments of the run.
+    config : ToyConfig
+        The shared settings of the run.
+    method : dict
+        The training method and its own settings, e.g.
+        ``{"kind": "wgan_clip", "n_critic": 5, "clip": 0.01}``.
     """
 
     generator: nn.Module
@@ -329,7 +395,8 @@ class ToyRun:
     snapshots: dict[int, Tensor]
     real: Tensor
     centres: Tensor
-    config: dict = field(default_factory=dict)
+    config: ToyConfig
+    method: dict
 
 
 _HISTORY_KEYS = (
@@ -337,30 +404,27 @@ _HISTORY_KEYS = (
     "grad_norm_std", "g_grad",
 )
 
+#: One generator step of a training method: ``(G, D, opt_g, opt_d, next_real, noise)`` to the
+#: step's mean critic loss, generator loss and ``g_grad`` (see :class:`ToyRun`).
+_Iteration = Callable[[nn.Module, nn.Module, Optimizer, Optimizer, Callable[[], Tensor], Callable[[], Tensor]],
+                      tuple[float, float, float]]
 
-def _evaluate(
-    run: ToyRun, step: int, z_eval: Tensor, std: float, d_losses: list[float], g_losses: list[float],
-    g_grads: list[float], is_wgan: bool, eps: Tensor,
-) -> None:
+
+def _evaluate(run: ToyRun, step: int, z_eval: Tensor, eps: Tensor, since: list[tuple[float, float, float]]) -> None:
     gen, critic, h = run.generator, run.critic, run.history
+    is_wgan = run.method["kind"] != "gan"
     gen.eval()
     critic.eval()
     with torch.no_grad():
         fake = gen(z_eval)
         w_est = (critic(run.real).mean() - critic(fake).mean()).item() if is_wgan else math.nan
     norms = losses.gradient_norms(critic, losses.interpolate(run.real, fake, eps), create_graph=False)
-    modes, hq = mode_coverage(fake, run.centres, std)
+    modes, hq = mode_coverage(fake, run.centres, run.config.std)
+    d_loss, g_loss, g_grad = (float(np.mean(col)) for col in zip(*since)) if since else (math.nan,) * 3
     row = {
-        "step": step,
-        "d_loss": float(np.mean(d_losses)) if d_losses else math.nan,
-        "g_loss": float(np.mean(g_losses)) if g_losses else math.nan,
-        "modes": modes,
-        "high_quality": hq,
-        "w_estimate": w_est,
-        "w1": wasserstein_assignment(fake, run.real),
-        "grad_norm": norms.mean().item(),
-        "grad_norm_std": norms.std().item(),
-        "g_grad": float(np.mean(g_grads)) if g_grads else math.nan,
+        "step": step, "d_loss": d_loss, "g_loss": g_loss, "modes": modes, "high_quality": hq,
+        "w_estimate": w_est, "w1": wasserstein_assignment(fake, run.real), "grad_norm": norms.mean().item(),
+        "grad_norm_std": norms.std().item(), "g_grad": g_grad,
     }
     for key in _HISTORY_KEYS:
         h[key].append(row[key])
@@ -369,252 +433,167 @@ def _evaluate(
     critic.train()
 
 
-def _train(
-    kind: str,
-    *,
-    steps: int,
-    n_critic: int,
-    batch_size: int,
-    lr_g: float,
-    lr_d: float,
-    make_opt: Callable[[list[nn.Parameter], float], torch.optim.Optimizer],
-    critic_step: Callable[[nn.Module, Tensor, Tensor], tuple[Tensor, Callable[[], None] | None]],
-    g_loss_fn: Callable[[Tensor], Tensor],
-    is_wgan: bool,
-    latent_dim: int,
-    hidden: int,
-    depth: int,
-    critic_norm: str | None,
-    critic_dropout: float,
-    modes: int,
-    radius: float,
-    std: float,
-    every: int,
-    n_eval: int,
-    seed: int,
-    config: dict,
-) -> ToyRun:
-    if steps < 0 or every < 1 or n_critic < 1 or batch_size < 2:
-        raise ValueError(f"need steps >= 0, every >= 1, n_critic >= 1, batch_size >= 2; got {config}")
-    data = _ring_sampler(modes, radius, std)
+def _train(config: ToyConfig, method: dict, optimizers: Callable[[nn.Module, nn.Module], tuple[Optimizer, Optimizer]],
+           iteration: _Iteration) -> ToyRun:
+    """Seed, build the two networks and their ``optimizers``, run ``iteration`` ``config.steps``
+    times on batches of the ring, and evaluate before the first step and every ``config.every``."""
+    data = _ring_sampler(config.modes, config.radius, config.std)
     with torch.random.fork_rng(devices=[]), _one_thread():
-        torch.manual_seed(seed)  # initial weights and dropout masks
-        g = torch.Generator().manual_seed(seed + 1)  # data and noise
-        gen = mlp_generator(latent_dim, hidden, depth)
-        critic = mlp_critic(2, hidden, depth, norm=critic_norm, dropout=critic_dropout)
-        opt_g = make_opt(list(gen.parameters()), lr_g)
-        opt_d = make_opt(list(critic.parameters()), lr_d)
-        g_eval = torch.Generator().manual_seed(seed + 2)
-        real_eval = data(n_eval, g_eval)
-        z_eval = torch.randn(n_eval, latent_dim, generator=g_eval)
-        eps_eval = torch.rand(n_eval, generator=g_eval)
-        run = ToyRun(gen, critic, {k: [] for k in _HISTORY_KEYS}, {}, real_eval, ring_centres(modes, radius), config)
-        d_losses: list[float] = []
-        g_losses: list[float] = []
-        g_grads: list[float] = []
-        _evaluate(run, 0, z_eval, std, d_losses, g_losses, g_grads, is_wgan, eps_eval)
-        for step in range(1, steps + 1):
-            for _ in range(n_critic):
-                real = data(batch_size, g)
-                with torch.no_grad():
-                    fake = gen(torch.randn(batch_size, latent_dim, generator=g))
-                loss, after = critic_step(critic, real, fake)
-                opt_d.zero_grad(set_to_none=True)
-                loss.backward()
-                opt_d.step()
-                if after is not None:
-                    after()
-                d_losses.append(loss.item())
-            fake = gen(torch.randn(batch_size, latent_dim, generator=g))
-            fake.retain_grad()
-            loss = g_loss_fn(critic(fake))
-            opt_g.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_g.step()
-            g_losses.append(loss.item())
-            g_grads.append((fake.grad.norm(dim=1) * batch_size).mean().item())
-            if step % every == 0 or step == steps:
-                _evaluate(run, step, z_eval, std, d_losses, g_losses, g_grads, is_wgan, eps_eval)
-                d_losses, g_losses, g_grads = [], [], []
+        torch.manual_seed(config.seed)  # initial weights and dropout masks
+        g = torch.Generator().manual_seed(config.seed + 1)  # data and noise
+        gen = mlp_generator(config.latent_dim, config.hidden, config.depth)
+        critic = mlp_critic(2, config.hidden, config.depth, norm=config.critic_norm, dropout=config.critic_dropout)
+        opt_g, opt_d = optimizers(gen, critic)
+        g_eval = torch.Generator().manual_seed(config.seed + 2)
+        real_eval = data(config.n_eval, g_eval)
+        z_eval = torch.randn(config.n_eval, config.latent_dim, generator=g_eval)
+        eps_eval = torch.rand(config.n_eval, generator=g_eval)
+        run = ToyRun(gen, critic, {k: [] for k in _HISTORY_KEYS}, {}, real_eval,
+                     ring_centres(config.modes, config.radius), config, method)
+
+        def next_real() -> Tensor:
+            return data(config.batch_size, g)
+
+        def noise() -> Tensor:
+            return torch.randn(config.batch_size, config.latent_dim, generator=g)
+
+        since: list[tuple[float, float, float]] = []
+        _evaluate(run, 0, z_eval, eps_eval, since)
+        for step in range(1, config.steps + 1):
+            since.append(iteration(gen, critic, opt_g, opt_d, next_real, noise))
+            if step % config.every == 0 or step == config.steps:
+                _evaluate(run, step, z_eval, eps_eval, since)
+                since = []
         gen.eval()
         critic.eval()
     return run
 
 
 def train_gan(
-    loss: str = "non_saturating",
-    steps: int = 2000,
-    batch_size: int = 256,
-    lr: float = 1e-3,
+    config: ToyConfig | None = None, loss: str = "non_saturating", lr_d: float | None = None,
     betas: tuple[float, float] = (0.5, 0.999),
-    lr_d: float | None = None,
-    latent_dim: int = 2,
-    hidden: int = 64,
-    depth: int = 3,
-    modes: int = 8,
-    radius: float = 2.0,
-    std: float = 0.02,
-    every: int = 100,
-    n_eval: int = 1000,
-    seed: int = 0,
 ) -> ToyRun:
     """Train the original GAN (Goodfellow et al. 2014) on the ring of Gaussians.
 
-    The discriminator ``D = sigmoid(critic(x))`` minimises the binary cross-entropy
-    ``-mean log D(real) - mean log(1 - D(fake))``, one step per generator step. The generator
-    minimises either ``mean log(1 - D(fake))`` (``loss="minimax"``, the game as written) or
-    ``-mean log D(fake)`` (``loss="non_saturating"``, the version used in practice).
+    Per generator step, one discriminator step: ``D = sigmoid(critic(x))`` minimises the binary
+    cross-entropy ``-mean log D(real) - mean log(1 - D(fake))``. Then the generator minimises
+    either ``mean log(1 - D(fake))`` (``loss="minimax"``, the game as written) or
+    ``-mean log D(fake)`` (``loss="non_saturating"``, the version used in practice). Adam for both.
 
     Parameters
     ----------
+    config : ToyConfig, optional
+        Data, networks, batch, learning rate (the generator's), schedule and seed.
     loss : {"minimax", "non_saturating"}
         The generator's loss.
-    steps : int
-        Generator steps.
-    batch_size : int
-        Points per batch.
-    lr, betas : float, tuple
-        Adam settings for both networks (``lr`` is the generator's).
     lr_d : float, optional
-        The discriminator's learning rate; ``lr`` when omitted. A discriminator much slower than
-        the generator makes the generator chase it from mode to mode (mode collapse).
-    latent_dim, hidden, depth : int
-        Network sizes (see :func:`mlp_generator`, :func:`mlp_critic`).
-    modes, radius, std : int, float, float
-        The data (see :func:`ring_of_gaussians`); ``std`` is also the unit of the quality measure.
-    every : int
-        Evaluate every ``every`` generator steps.
-    n_eval : int
-        Points used for each evaluation.
-    seed : int
-        Seeds weights, data and noise.
+        The discriminator's learning rate; ``config.lr`` when omitted. A discriminator much
+        slower than the generator makes the generator chase it from mode to mode (mode collapse).
+    betas : tuple of float
+        Adam's betas for both networks.
 
     Returns
     -------
     ToyRun
         Networks, history (see :class:`ToyRun`) and snapshots.
     """
+    config = config or ToyConfig()
     if loss not in ("minimax", "non_saturating"):
         raise ValueError(f"loss must be 'minimax' or 'non_saturating', got {loss!r}")
-    lr_d = lr if lr_d is None else lr_d
-    if not (lr > 0 and lr_d > 0):
-        raise ValueError(f"learning rates must be > 0, got lr={lr}, lr_d={lr_d}")
-    config = {
-        "kind": "gan", "loss": loss, "steps": steps, "batch_size": batch_size, "lr": lr, "lr_d": lr_d, "betas": betas,
-        "seed": seed, "std": std,
-    }
+    lr_d = config.lr if lr_d is None else lr_d
+    if not lr_d > 0:
+        raise ValueError(f"lr_d must be > 0, got {lr_d}")
 
-    def critic_step(critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, None]:
+    def iteration(gen: nn.Module, disc: nn.Module, opt_g: Optimizer, opt_d: Optimizer,
+                  next_real: Callable[[], Tensor], noise: Callable[[], Tensor]) -> tuple[float, float, float]:
+        real = next_real()
+        with torch.no_grad():
+            fake = gen(noise())
         # -log sigmoid(s) = softplus(-s); -log(1 - sigmoid(s)) = softplus(s)
-        return F.softplus(-critic(real)).mean() + F.softplus(critic(fake)).mean(), None
+        d_loss = F.softplus(-disc(real)).mean() + F.softplus(disc(fake)).mean()
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+        fake = gen(noise())
+        fake.retain_grad()
+        s = disc(fake)
+        # minimax: log(1 - D) = -softplus(s); non-saturating: -log D = softplus(-s)
+        g_loss = -F.softplus(s).mean() if loss == "minimax" else F.softplus(-s).mean()
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        return d_loss.item(), g_loss.item(), (fake.grad.norm(dim=1) * len(fake)).mean().item()
 
-    if loss == "minimax":
-        g_loss_fn = lambda s: -F.softplus(s).mean()  # log(1 - D) = -softplus(s)
-    else:
-        g_loss_fn = lambda s: F.softplus(-s).mean()  # -log D = softplus(-s)
-    return _train(
-        "gan", steps=steps, n_critic=1, batch_size=batch_size, lr_g=lr, lr_d=lr_d,
-        make_opt=lambda p, lr_: torch.optim.Adam(p, lr=lr_, betas=betas),
-        critic_step=critic_step, g_loss_fn=g_loss_fn, is_wgan=False, latent_dim=latent_dim,
-        hidden=hidden, depth=depth, critic_norm=None, critic_dropout=0.0, modes=modes, radius=radius,
-        std=std, every=every, n_eval=n_eval, seed=seed, config=config,
-    )
+    def optimizers(gen: nn.Module, disc: nn.Module) -> tuple[Optimizer, Optimizer]:
+        return (torch.optim.Adam(gen.parameters(), lr=config.lr, betas=betas),
+                torch.optim.Adam(disc.parameters(), lr=lr_d, betas=betas))
+
+    method = {"kind": "gan", "loss": loss, "lr_d": lr_d, "betas": betas}
+    return _train(config, method, optimizers, iteration)
 
 
-def train_wgan_clip(
-    steps: int = 1000,
-    n_critic: int = 5,
-    clip: float = 0.01,
-    batch_size: int = 256,
-    lr: float = 5e-5,
-    latent_dim: int = 2,
-    hidden: int = 64,
-    depth: int = 3,
-    modes: int = 8,
-    radius: float = 2.0,
-    std: float = 0.02,
-    every: int = 100,
-    n_eval: int = 1000,
-    seed: int = 0,
-) -> ToyRun:
+def _wgan(n_critic: int, lambda_gp: float) -> _Iteration:
+    """One generator step of a WGAN: :func:`b2b.step.wgan_gp_iteration`, the model's own step."""
+    if isinstance(n_critic, bool) or not isinstance(n_critic, int) or n_critic < 1:
+        raise ValueError(f"n_critic must be an integer >= 1, got {n_critic!r}")
+
+    def iteration(gen: nn.Module, critic: nn.Module, opt_g: Optimizer, opt_d: Optimizer,
+                  next_real: Callable[[], Tensor], noise: Callable[[], Tensor]) -> tuple[float, float, float]:
+        stats = dict(zip(STATS, wgan_gp_iteration(gen, critic, opt_g, opt_d, next_real, noise,
+                                                  n_critic=n_critic, lambda_gp=lambda_gp).tolist()))
+        return stats["loss_d"], stats["loss_g"], math.nan
+
+    return iteration
+
+
+def train_wgan_clip(config: ToyConfig | None = None, n_critic: int = 5, clip: float = 0.01) -> ToyRun:
     """Train a WGAN with weight clipping (Arjovsky et al. 2017) on the ring of Gaussians.
 
-    The critic minimises ``mean f(fake) - mean f(real)`` (:func:`b2b.losses.critic_loss` with
-    ``lambda_gp=0``) for ``n_critic`` steps per generator step, after each of which every
-    critic parameter is clipped to ``[-clip, clip]``; the generator minimises
-    ``-mean f(fake)``. RMSprop, as in the paper. Other parameters as in :func:`train_gan`.
+    :func:`b2b.step.wgan_gp_iteration` with ``lambda_gp=0``: the critic minimises
+    ``mean f(fake) - mean f(real)`` for ``n_critic`` steps per generator step, and a hook on its
+    optimizer clips every critic parameter to ``[-clip, clip]`` after each step; the generator
+    minimises ``-mean f(fake)``. RMSprop at ``config.lr``, as in the paper (which used 5e-5).
     """
-    if clip <= 0:
+    config = config or ToyConfig()
+    if not clip > 0:
         raise ValueError(f"clip must be > 0, got {clip}")
-    config = {
-        "kind": "wgan_clip", "steps": steps, "n_critic": n_critic, "clip": clip, "batch_size": batch_size, "lr": lr,
-        "seed": seed, "std": std,
-    }
 
-    def critic_step(critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, Callable[[], None]]:
-        loss, _ = losses.critic_loss(critic, real, fake, lambda_gp=0.0)
+    def optimizers(gen: nn.Module, critic: nn.Module) -> tuple[Optimizer, Optimizer]:
+        opt_d = torch.optim.RMSprop(critic.parameters(), lr=config.lr)
 
-        def clamp() -> None:
-            with torch.no_grad():
-                for p in critic.parameters():
-                    p.clamp_(-clip, clip)
+        @torch.no_grad()
+        def clamp(*_: object) -> None:  # after every critic step
+            for p in critic.parameters():
+                p.clamp_(-clip, clip)
 
-        return loss, clamp
+        opt_d.register_step_post_hook(clamp)
+        return torch.optim.RMSprop(gen.parameters(), lr=config.lr), opt_d
 
-    return _train(
-        "wgan_clip", steps=steps, n_critic=n_critic, batch_size=batch_size, lr_g=lr, lr_d=lr,
-        make_opt=lambda p, lr_: torch.optim.RMSprop(p, lr=lr_),
-        critic_step=critic_step, g_loss_fn=lambda s: -s.float().mean(), is_wgan=True,
-        latent_dim=latent_dim, hidden=hidden, depth=depth, critic_norm=None, critic_dropout=0.0,
-        modes=modes, radius=radius, std=std, every=every, n_eval=n_eval, seed=seed, config=config,
-    )
+    method = {"kind": "wgan_clip", "n_critic": n_critic, "clip": clip}
+    return _train(config, method, optimizers, _wgan(n_critic, 0.0))
 
 
 def train_wgan_gp(
-    steps: int = 1000,
-    n_critic: int = 5,
-    lambda_gp: float = 10.0,
-    batch_size: int = 256,
-    lr: float = 1e-4,
+    config: ToyConfig | None = None, n_critic: int = 5, lambda_gp: float = 10.0,
     betas: tuple[float, float] = (0.5, 0.9),
-    latent_dim: int = 2,
-    hidden: int = 64,
-    depth: int = 3,
-    critic_norm: str | None = None,
-    critic_dropout: float = 0.0,
-    modes: int = 8,
-    radius: float = 2.0,
-    std: float = 0.02,
-    every: int = 100,
-    n_eval: int = 1000,
-    seed: int = 0,
 ) -> ToyRun:
     """Train a WGAN-GP (Gulrajani et al. 2017) on the ring of Gaussians.
 
-    The critic minimises :func:`b2b.losses.critic_loss` (``mean f(fake) - mean f(real) +
-    lambda_gp * mean (||grad f(x_hat)|| - 1)^2``) for ``n_critic`` steps per generator step; the
-    generator minimises :func:`b2b.losses.generator_loss`. Adam for both. ``critic_norm`` and
-    ``critic_dropout`` put batch/layer norm or dropout in the critic (see :func:`mlp_critic`).
-    Other parameters as in :func:`train_gan`.
+    :func:`b2b.step.wgan_gp_iteration`, the step the music model trains with: the critic minimises
+    :func:`b2b.losses.critic_loss` (``mean f(fake) - mean f(real) + lambda_gp * mean
+    (||grad f(x_hat)|| - 1)^2``) for ``n_critic`` steps per generator step; the generator
+    minimises :func:`b2b.losses.generator_loss`. Adam with ``betas`` for both, at ``config.lr``.
     """
-    config = {
-        "kind": "wgan_gp", "steps": steps, "n_critic": n_critic, "lambda_gp": lambda_gp, "batch_size": batch_size,
-        "lr": lr, "betas": betas, "critic_norm": critic_norm, "critic_dropout": critic_dropout, "seed": seed, "std": std,
-    }
+    config = config or ToyConfig()
+    if not lambda_gp >= 0:
+        raise ValueError(f"lambda_gp must be >= 0, got {lambda_gp}")
 
-    def critic_step(critic: nn.Module, real: Tensor, fake: Tensor) -> tuple[Tensor, None]:
-        eps = torch.rand(real.shape[0])  # global RNG: seeded by the run
-        loss, _ = losses.critic_loss(critic, real, fake, lambda_gp=lambda_gp, eps=eps)
-        return loss, None
+    def optimizers(gen: nn.Module, critic: nn.Module) -> tuple[Optimizer, Optimizer]:
+        return (torch.optim.Adam(gen.parameters(), lr=config.lr, betas=betas),
+                torch.optim.Adam(critic.parameters(), lr=config.lr, betas=betas))
 
-    return _train(
-        "wgan_gp", steps=steps, n_critic=n_critic, batch_size=batch_size, lr_g=lr, lr_d=lr,
-        make_opt=lambda p, lr_: torch.optim.Adam(p, lr=lr_, betas=betas),
-        critic_step=critic_step, g_loss_fn=lambda s: -s.float().mean(), is_wgan=True,
-        latent_dim=latent_dim, hidden=hidden, depth=depth, critic_norm=critic_norm,
-        critic_dropout=critic_dropout, modes=modes, radius=radius, std=std, every=every,
-        n_eval=n_eval, seed=seed, config=config,
-    )
+    method = {"kind": "wgan_gp", "n_critic": n_critic, "lambda_gp": lambda_gp, "betas": betas}
+    return _train(config, method, optimizers, _wgan(n_critic, lambda_gp))
 
 
 def fit_critic(
@@ -671,7 +650,7 @@ def fit_critic(
         g_eval = torch.Generator().manual_seed(seed + 2)
         critic = mlp_critic(in_dim, hidden, depth)
         if method == "gp":
-            opt: torch.optim.Optimizer = torch.optim.Adam(critic.parameters(), lr=lr or 1e-4, betas=(0.5, 0.9))
+            opt: Optimizer = torch.optim.Adam(critic.parameters(), lr=lr or 1e-4, betas=(0.5, 0.9))
         else:
             opt = torch.optim.RMSprop(critic.parameters(), lr=lr or 5e-5)
         r_eval, f_eval = real(n_eval, g_eval), fake(n_eval, g_eval)

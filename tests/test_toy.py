@@ -10,6 +10,7 @@ import torch
 from scipy.stats import wasserstein_distance
 
 from b2b import toy
+from b2b.step import wgan_gp_iteration
 
 
 def test_ring_centres_by_hand():
@@ -120,9 +121,9 @@ def test_mlp_builders_shapes_and_norms():
 @pytest.mark.parametrize(
     "train",
     [
-        lambda: toy.train_gan("minimax", steps=12, every=5, n_eval=64, hidden=16),
-        lambda: toy.train_wgan_clip(steps=6, n_critic=2, every=3, n_eval=64, hidden=16),
-        lambda: toy.train_wgan_gp(steps=6, n_critic=2, every=3, n_eval=64, hidden=16, critic_norm="layer"),
+        lambda: toy.train_gan(toy.ToyConfig(steps=12, every=5, n_eval=64, hidden=16), "minimax"),
+        lambda: toy.train_wgan_clip(toy.ToyConfig(steps=6, every=3, n_eval=64, hidden=16), n_critic=2),
+        lambda: toy.train_wgan_gp(toy.ToyConfig(steps=6, every=3, n_eval=64, hidden=16, critic_norm="layer"), n_critic=2),
     ],
 )
 def test_training_is_deterministic_and_leaves_global_rng_alone(train):
@@ -136,14 +137,86 @@ def test_training_is_deterministic_and_leaves_global_rng_alone(train):
     for p, q in zip(a.generator.parameters(), b.generator.parameters()):
         assert torch.equal(p, q)
     steps = a.history["step"]
-    assert steps[0] == 0 and steps[-1] == a.config["steps"]
+    assert steps[0] == 0 and steps[-1] == a.config.steps
     assert set(a.snapshots) == set(steps)
     assert all(len(v) == len(steps) for v in a.history.values())
 
 
+def test_the_wgans_train_with_the_models_own_step(monkeypatch):
+    # one WGAN-GP loop in the package: every generator step of both WGANs is one call of
+    # b2b.step.wgan_gp_iteration, with the method's n_critic and lambda_gp (0 for clipping)
+    calls = []
+
+    def spy(*args, **kw):
+        calls.append((kw["n_critic"], kw["lambda_gp"]))
+        return wgan_gp_iteration(*args, **kw)
+
+    monkeypatch.setattr(toy, "wgan_gp_iteration", spy)
+    config = toy.ToyConfig(steps=4, every=2, n_eval=32, hidden=8, depth=2)
+    gp = toy.train_wgan_gp(config, n_critic=3, lambda_gp=7.0)
+    assert calls == [(3, 7.0)] * 4 and gp.config is config
+    calls.clear()
+    clip = toy.train_wgan_clip(config, n_critic=2, clip=0.05)
+    assert calls == [(2, 0.0)] * 4
+    assert clip.method == {"kind": "wgan_clip", "n_critic": 2, "clip": 0.05}
+    # the losses recorded are the step's own: d_loss is -wasserstein for clipping, a mean over steps
+    assert all(math.isfinite(v) for v in gp.history["d_loss"][1:] + clip.history["g_loss"][1:])
+    assert all(math.isnan(v) for v in gp.history["g_grad"])       # measured for the GAN only
+
+
+def test_wgan_gp_equals_wgan_gp_iteration_run_by_hand():
+    # the run written out: the same seeds, networks and draws, wgan_gp_iteration called in a loop
+    config = toy.ToyConfig(steps=3, every=3, n_eval=16, hidden=8, depth=2, lr=1e-3, std=0.1, seed=5)
+    run = toy.train_wgan_gp(config, n_critic=2, betas=(0.0, 0.9))
+    threads = torch.get_num_threads()
+    with torch.random.fork_rng(devices=[]):
+        torch.set_num_threads(1)                                       # as the toy runs do
+        torch.manual_seed(5)
+        g = torch.Generator().manual_seed(6)
+        gen, critic = toy.mlp_generator(2, 8, 2), toy.mlp_critic(2, 8, 2)
+        o_g = torch.optim.Adam(gen.parameters(), lr=1e-3, betas=(0.0, 0.9))
+        o_d = torch.optim.Adam(critic.parameters(), lr=1e-3, betas=(0.0, 0.9))
+        for _ in range(3):
+            wgan_gp_iteration(gen, critic, o_g, o_d, lambda: toy.ring_of_gaussians(256, std=0.1, generator=g),
+                              lambda: torch.randn(256, 2, generator=g), n_critic=2)
+    torch.set_num_threads(threads)
+    for p, q in zip(list(run.generator.parameters()) + list(run.critic.parameters()),
+                    list(gen.parameters()) + list(critic.parameters())):
+        assert torch.equal(p, q)
+
+
 def test_weight_clipping_keeps_every_critic_weight_in_range():
-    run = toy.train_wgan_clip(steps=3, n_critic=2, every=3, n_eval=32, hidden=16, clip=0.02)
+    run = toy.train_wgan_clip(toy.ToyConfig(steps=3, every=3, n_eval=32, hidden=16), n_critic=2, clip=0.02)
     assert max(p.abs().max().item() for p in run.critic.parameters()) <= 0.02
+    # the clamp acts on every critic step: RMSprop's first steps move weights by ~lr, far past 0.02
+    loose = toy.train_wgan_clip(toy.ToyConfig(steps=3, every=3, n_eval=32, hidden=16, lr=0.5), n_critic=2, clip=0.02)
+    assert max(p.abs().max().item() for p in loose.critic.parameters()) <= 0.02
+    assert max(p.abs().max().item() for p in loose.generator.parameters()) > 0.02   # the generator is not clipped
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(steps=-1), "steps >= 0"), (dict(every=0), "every >= 1"), (dict(batch_size=1), "batch_size >= 2"),
+        (dict(n_eval=0), "n_eval >= 1"), (dict(lr=0.0), "lr must be > 0"), (dict(critic_norm="group"), "critic_norm"),
+        (dict(critic_dropout=1.0), "critic_dropout"),
+    ],
+)
+def test_toy_config_refuses_bad_settings(bad, match):
+    with pytest.raises(ValueError, match=match):
+        toy.ToyConfig(**bad)
+
+
+def test_methods_refuse_bad_settings():
+    config = toy.ToyConfig(steps=1, n_eval=8, hidden=4)
+    with pytest.raises(ValueError, match="n_critic"):
+        toy.train_wgan_gp(config, n_critic=0)
+    with pytest.raises(ValueError, match="lambda_gp"):
+        toy.train_wgan_gp(config, lambda_gp=-1.0)
+    with pytest.raises(ValueError, match="clip"):
+        toy.train_wgan_clip(config, clip=0.0)
+    with pytest.raises(ValueError, match="loss"):
+        toy.train_gan(config, "wasserstein")
 
 
 def test_fit_critic_returns_history():
@@ -160,7 +233,7 @@ def test_fit_critic_returns_history():
 def test_train_gan_gives_the_discriminator_its_own_learning_rate():
     # Adam's first step moves every parameter with a non-zero gradient by (almost exactly) the
     # learning rate: m_hat / sqrt(v_hat) = g / |g|. Rebuild the initial weights the run starts from.
-    run = toy.train_gan(steps=1, every=1, n_eval=32, hidden=8, depth=2, lr=1e-3, lr_d=1e-5, seed=4)
+    run = toy.train_gan(toy.ToyConfig(steps=1, every=1, n_eval=32, hidden=8, depth=2, lr=1e-3, seed=4), lr_d=1e-5)
     torch.manual_seed(4)
     gen0, critic0 = toy.mlp_generator(2, 8, 2), toy.mlp_critic(2, 8, 2)
 
@@ -169,7 +242,7 @@ def test_train_gan_gives_the_discriminator_its_own_learning_rate():
 
     assert largest_move(run.critic, critic0) == pytest.approx(1e-5, rel=1e-2)  # float32 weights near 0.3
     assert largest_move(run.generator, gen0) == pytest.approx(1e-3, rel=1e-3)
-    assert run.config["lr_d"] == 1e-5
-    assert toy.train_gan(steps=0, n_eval=8, hidden=4, lr=2e-3).config["lr_d"] == 2e-3  # defaults to lr
+    assert run.method["lr_d"] == 1e-5
+    assert toy.train_gan(toy.ToyConfig(steps=0, n_eval=8, hidden=4, lr=2e-3)).method["lr_d"] == 2e-3  # defaults to lr
     with pytest.raises(ValueError, match="lr_d"):
-        toy.train_gan(steps=1, n_eval=8, hidden=4, lr_d=0.0)
+        toy.train_gan(toy.ToyConfig(steps=1, n_eval=8, hidden=4), lr_d=0.0)
