@@ -114,11 +114,10 @@ def _multitrack_to_midi(mt: Any, tempo: float | None, threshold: float) -> Any:
         inst = pretty_midi.Instrument(
             program=int(track.program), is_drum=bool(track.is_drum), name=str(track.name)
         )
-        for pitch, s, e in zip(*data._runs(vel > 0)):  # one note per run of active steps
+        for pitch, s, e in zip(*data.track_notes(vel > 0, bool(track.is_drum))):  # by onset, then pitch
             v = int(np.clip(vel[s, pitch], 1, 127))  # MIDI velocity: how hard it is struck
             inst.notes.append(pretty_midi.Note(v, int(pitch), s * step, e * step))
         if inst.notes:
-            inst.notes.sort(key=lambda n: (n.start, n.pitch))
             midi.instruments.append(inst)
     return midi
 

@@ -31,8 +31,8 @@ Resampling
 Drums
     A drum note is a hit: the drum track keeps one step at each onset. In a Multitrack every
     active step of a drum track is read as a hit (LPD and ``pypianoroll.read`` store drums as
-    one-step hits), and :func:`write_midi` writes every active drum step as its own hit, so drum
-    rolls survive the MIDI round trip.
+    one-step hits), and :func:`track_notes` turns every active drum step back into its own hit
+    (for :func:`write_midi` and :mod:`b2b.audio`), so drum rolls survive the MIDI round trip.
 Pitch range
     Pitched notes outside MIDI 24–95 are folded by octaves into the range (pitch class kept);
     drum notes outside the range are dropped (General MIDI drums 35–81 all fit).
@@ -75,8 +75,8 @@ __all__ = [
     "LOWEST_PITCH", "N_PITCHES", "SAMPLE_SHAPE", "Track", "TRACKS", "DataError",
     "DEFAULT_MIN_ONSETS", "DEFAULT_MIN_ACTIVE_BARS",
     "load_lpd", "read_midi", "track_family", "notes_to_roll", "multitrack_to_roll",
-    "roll_window_starts", "multitrack_to_windows", "windows_to_multitrack", "windows_to_pretty_midi", "write_midi",
-    "asset",
+    "check_roll", "roll_window_starts", "multitrack_to_windows", "track_notes", "windows_to_multitrack",
+    "windows_to_pretty_midi", "write_midi", "asset",
 ]
 
 # The geometry (N_TRACKS ... SAMPLE_SHAPE, Track, TRACKS, track_family) lives in b2b.geometry
@@ -297,6 +297,35 @@ def _runs(roll: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return p_on, t_on, t_off
 
 
+def track_notes(roll: Any, is_drum: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The notes one track's roll plays, the rule every roll-to-MIDI conversion uses.
+
+    A pitched track plays one note per run of active steps. A drum track plays one hit per
+    active step (a run of sixteenth-note hi-hats is a run of hits, as :func:`multitrack_to_roll`
+    reads drums), each occupying its step.
+
+    Parameters
+    ----------
+    roll : array-like
+        ``(T, P)`` one track, time × pitch; nonzero steps are active.
+    is_drum : bool
+        Whether the track is a drum track.
+
+    Returns
+    -------
+    pitch, onset, offset : np.ndarray
+        ``(N,)`` each, ordered by onset, then pitch: the pitch column (int), the first step (int)
+        and the step after the last (int, exclusive) of every note.
+    """
+    on = np.asarray(roll) > 0
+    if is_drum:
+        onset, pitch = np.nonzero(on)  # time-major: already ordered by onset, then pitch
+        return pitch, onset, onset + 1
+    pitch, onset, offset = _runs(on)
+    order = np.lexsort((pitch, onset))
+    return pitch[order], onset[order], offset[order]
+
+
 def _name_of(mt: Any, name: str | None) -> str:
     return str(name or getattr(mt, "name", None) or "<multitrack>")
 
@@ -378,7 +407,11 @@ def multitrack_to_roll(mt: "pypianoroll.Multitrack", *, check_time_signature: bo
                          cat(offs, float), cat(drums, bool), n_steps=int(_round_half_up(length * scale)) + shift)
 
 
-def _check_roll(roll: Any, label: str) -> np.ndarray:
+def check_roll(roll: Any, label: str) -> np.ndarray:
+    """``roll`` as a song roll: a bool array ``(17, T, 72)`` of whole bars (``T`` a multiple of 16).
+
+    :class:`DataError` naming ``label`` (e.g. a file or song id) and what was expected otherwise.
+    """
     roll = np.asarray(roll)
     if roll.ndim != 3 or roll.shape[0] != N_TRACKS or roll.shape[2] != N_PITCHES:
         raise DataError(f"{label}: roll has shape {roll.shape}, expected (17, T, 72)")
@@ -410,7 +443,7 @@ def roll_window_starts(roll: np.ndarray, *, hop_bars: int = 1, min_onsets: int =
     np.ndarray, int64, shape (n,)
         Start steps (multiples of 16), increasing.
     """
-    roll = _check_roll(roll, "roll")
+    roll = check_roll(roll, "roll")
     if int(hop_bars) < 1:
         raise ValueError(f"hop_bars must be >= 1, got {hop_bars}")
     T = roll.shape[1]
@@ -519,14 +552,12 @@ def windows_to_pretty_midi(windows: Any, *, threshold: float = 0.5, tempo: float
         if not roll[k].any():
             continue
         inst = pretty_midi.Instrument(program=tr.program, is_drum=tr.is_drum, name=tr.name)
-        if tr.is_drum:  # a hit per active step, half a step long (no note-off/note-on clash)
-            t_on, p = np.nonzero(roll[k])
-            t_off = t_on + 0.5
-        else:  # a note per run; the end a quarter step late so that readers that truncate
-            # (pypianoroll.read) do not lose its last step to rounding errors
-            p, t_on, t_off = _runs(roll[k])
-            t_off = t_off + 0.25
-        for pi, a, b in sorted(zip(p.tolist(), t_on.tolist(), t_off.tolist()), key=lambda x: (x[1], x[0])):
+        p, t_on, t_off = track_notes(roll[k], tr.is_drum)
+        # a drum hit lasts half a step (no note-off at the instant of the next hit's note-on); a
+        # note ends a quarter step late, so that readers that truncate (pypianoroll.read) do not
+        # lose its last step to rounding errors
+        t_off = t_on + 0.5 if tr.is_drum else t_off + 0.25
+        for pi, a, b in zip(p.tolist(), t_on.tolist(), t_off.tolist()):
             inst.notes.append(pretty_midi.Note(velocity=int(velocity), pitch=LOWEST_PITCH + pi,
                                                start=a * step, end=b * step))
         pm.instruments.append(inst)

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
-from b2b.data import DEFAULT_MIN_ACTIVE_BARS, DEFAULT_MIN_ONSETS, DataError, _check_roll, roll_window_starts
+from b2b.data import DEFAULT_MIN_ACTIVE_BARS, DEFAULT_MIN_ONSETS, DataError, check_roll, roll_window_starts
 from b2b.geometry import LOWEST_PITCH, N_PITCHES, N_STEPS, N_TRACKS, SAMPLE_SHAPE, STEPS_PER_BEAT, TRACKS
 
 __all__ = ["STORE_FORMAT", "STORE_VERSION", "is_store", "write_store", "WindowDataset", "default_root"]
@@ -83,7 +83,7 @@ def write_store(path: str | os.PathLike, songs: Iterable[tuple[str, np.ndarray]]
             if song_id in seen:
                 raise ValueError(f"songs: duplicate song id {song_id!r}")
             seen.add(song_id)
-            roll = _check_roll(roll, f"song {song_id!r}")
+            roll = check_roll(roll, f"song {song_id!r}")
             s = len(steps)
             T = roll.shape[1]
             r = np.full(N_TRACKS, -1, np.int64)

@@ -349,3 +349,23 @@ def test_consecutive_drum_steps_are_separate_hits():
     bass = [i for i in midi.instruments if not i.is_drum]
     assert [round(n.start, 3) for n in drums[0].notes] == [0.0, 0.125, 0.25, 0.375]  # 15/120 s apart
     assert len(bass[0].notes) == 1 and bass[0].notes[0].pitch == 40
+
+
+def test_a_multitrack_plays_drums_as_windows_do():
+    """The same hi-hat run (GM 42, steps 0-3) and bass note as a Multitrack: four hits and one note,
+    at the window's onsets (one rule, :func:`b2b.data.track_notes`)."""
+    drums, bass = np.zeros((16, 128), bool), np.zeros((16, 128), bool)
+    drums[0:4, 42] = True
+    bass[0:4, 40] = True
+    mt = pypianoroll.Multitrack(resolution=4, tempo=np.full(16, 120.0), tracks=[
+        pypianoroll.BinaryTrack(name="d", program=0, is_drum=True, pianoroll=drums),
+        pypianoroll.BinaryTrack(name="b", program=33, is_drum=False, pianoroll=bass)])
+    hits, held = audio.to_midi(mt).instruments
+    # a step lasts 60 / 120 / 4 = 0.125 s; each hit occupies its step
+    assert [(n.pitch, n.start, n.end) for n in hits.notes] == [(42, 0.0, 0.125), (42, 0.125, 0.25),
+                                                               (42, 0.25, 0.375), (42, 0.375, 0.5)]
+    assert [(n.pitch, n.start, n.end) for n in held.notes] == [(40, 0.0, 0.5)]
+    w = np.zeros((17, 64, 72), bool)
+    w[0, 0:4, 42 - 24] = True
+    from_window = [i for i in audio.to_midi(w, tempo=120.0).instruments if i.is_drum][0]
+    assert [n.start for n in from_window.notes] == [n.start for n in hits.notes]

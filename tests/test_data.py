@@ -96,8 +96,6 @@ def test_geometry_and_tracks():
     assert data.TRACKS[0] == data.Track("Drums", 0, True)
     assert [t.program for t in data.TRACKS[1:]] == list(range(0, 128, 8))
     assert data.TRACKS[7].name == "Ensemble" and data.TRACKS[16].name == "Sound Effects"
-    with pytest.raises(Exception):
-        data.TRACKS[0].name = "x"  # frozen
     assert data.track_family(52, False) == 7  # choir aahs -> Ensemble
     assert data.track_family(33, False) == 5 and data.track_family(33, True) == 0
 
@@ -269,6 +267,28 @@ def test_song_shorter_than_window(tmp_path, lpd_npz_writer):
 # ---------------------------------------------------------------------------------------------
 # windows -> MIDI -> windows
 # ---------------------------------------------------------------------------------------------
+
+
+def test_track_notes_by_hand():
+    # pitch column 0: steps 0-1 and 3; column 2: steps 1-3 and 5; column 1 silent
+    roll = np.zeros((6, 3), bool)
+    roll[[0, 1, 3], 0] = True
+    roll[[1, 2, 3, 5], 2] = True
+    pitch, onset, offset = data.track_notes(roll, is_drum=False)          # a note per run
+    assert list(zip(pitch.tolist(), onset.tolist(), offset.tolist())) == [(0, 0, 2), (2, 1, 4), (0, 3, 4), (2, 5, 6)]
+    pitch, onset, offset = data.track_notes(roll, is_drum=True)           # a hit per active step
+    assert list(zip(pitch.tolist(), onset.tolist())) == [(0, 0), (0, 1), (2, 1), (2, 2), (0, 3), (2, 3), (2, 5)]
+    assert (offset == onset + 1).all()
+    assert [len(x) for x in data.track_notes(np.zeros((4, 3)), is_drum=True)] == [0, 0, 0]
+
+
+def test_check_roll_names_the_song_and_what_was_expected():
+    good = np.zeros((17, 32, 72), bool)
+    assert data.check_roll(good, "song 'a'") is good
+    for bad, expected in [(np.zeros((17, 32, 71), bool), r"\(17, T, 72\)"), (np.zeros((17, 32, 72)), "bool"),
+                          (np.zeros((17, 20, 72), bool), "multiple of 16")]:
+        with pytest.raises(DataError, match=f"song 'a'.*{expected}"):
+            data.check_roll(bad, "song 'a'")
 
 
 def test_midi_round_trip(tmp_path):
