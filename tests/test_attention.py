@@ -134,25 +134,19 @@ def test_chapter_final_version_equals_package():
     assert fresh.gamma.item() == 0.0
 
 
-def test_paper_value_path_is_the_rank_limited_special_case():
-    """SAGAN's paper computes o_i = W_v sum_j a_ij W_h x_j (W_h: C -> C/8, W_v: C/8 -> C); the
-    block, with no output projection, gives the same output when its C x C value weight is the
-    product W_v W_h and its value bias is 0 (the docstring's claim)."""
-    channels, inner = 16, 2
-    m = block(channels, gamma=0.6, seed=5)
-    gen = torch.Generator().manual_seed(6)
-    w_h = torch.randn(inner, channels, generator=gen, dtype=torch.float64)
-    w_v = torch.randn(channels, inner, generator=gen, dtype=torch.float64)
-    with torch.no_grad():
-        m.value.weight.copy_((w_v @ w_h).view(channels, channels, 1, 1))
-        m.value.bias.zero_()
-    x = torch.randn(2, channels, 5, 3, generator=gen, dtype=torch.float64)
-    a = m.attention(x)  # (B, N, N)
-    paper = torch.empty_like(x)
-    for n in range(2):
-        feats = x[n].flatten(1)  # (C, N)
-        h = w_h @ feats  # (C/8, N): the paper's reduced values
-        attended = h @ a[n].T  # (C/8, N): sum_j a_ij h_j for every i
-        paper[n] = (feats + 0.6 * (w_v @ attended)).view(channels, 5, 3)
-    assert torch.allclose(m(x), paper, atol=1e-10)
-    assert torch.linalg.matrix_rank(m.value.weight[:, :, 0, 0]).item() == inner
+def test_positions_are_a_set_and_samples_are_attended_alone():
+    """Self-attention has no notion of where a position is: shuffling the positions of the input
+    shuffles the output the same way. And no sample sees another. A wrong reshape between
+    (C, H, W) and (N, C), or a product over the batch axis, breaks one of the two."""
+    m = block(16, gamma=0.8, seed=4)
+    gen = torch.Generator().manual_seed(9)
+    x = torch.randn(3, 16, 5, 3, generator=gen, dtype=torch.float64)   # H != W, 15 positions
+    perm = torch.randperm(15, generator=gen)
+    shuffle = lambda t: t.flatten(2)[:, :, perm].view_as(t)            # noqa: E731
+    assert not torch.equal(perm, torch.arange(15))
+    assert torch.allclose(m(shuffle(x)), shuffle(m(x)), atol=1e-12)
+    alone = torch.cat([m(x[i:i + 1]) for i in range(3)])
+    assert torch.allclose(m(x), alone, atol=1e-12)
+    other = x.clone()
+    other[1:] = torch.randn(2, 16, 5, 3, generator=gen, dtype=torch.float64)
+    assert torch.equal(m(other)[0], m(x)[0])

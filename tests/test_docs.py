@@ -87,8 +87,12 @@ def public_objects(module: ModuleType) -> Iterator[tuple[str, Any]]:
                 yield f"{module.__name__}.{name}.{attr}", member
 
 
-def test_the_package_has_modules():
-    assert "losses" in MODULES and "attention" in MODULES, MODULES
+def test_the_tests_see_every_module_of_this_checkout():
+    # every test here is parametrised by MODULES: they must come from this repository's b2b/ (not
+    # an installed copy) and name each of its module files, or the checks pass on nothing
+    assert Path(b2b.__file__).resolve().parent == ROOT / "b2b", b2b.__file__
+    files = sorted(p.stem for p in (ROOT / "b2b").glob("*.py") if not p.name.startswith("_"))
+    assert MODULES == files
 
 
 @pytest.mark.parametrize("name", MODULES)

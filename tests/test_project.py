@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shlex
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from packaging.specifiers import SpecifierSet
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "book.yml"
@@ -89,11 +91,17 @@ def test_workflow_runs_the_readme_book_command(workflow):
     )
 
 
-def test_workflow_uses_python_3_11_on_ubuntu(workflow):
-    build = workflow["jobs"]["build"]
-    assert build["runs-on"] == "ubuntu-latest"
-    setup = [s for s in build["steps"] if str(s.get("uses", "")).startswith("actions/setup-python@")]
-    assert setup and str(setup[0]["with"]["python-version"]) == "3.11"
+def test_workflow_python_is_one_the_package_supports_and_the_code_parses_on_the_oldest(workflow):
+    """CI builds on a Python that pyproject's ``requires-python`` admits, and every module of the
+    package parses with the grammar of the oldest Python it admits (syntax newer than the floor
+    would break installs the package claims to support, while CI on a newer Python stays green)."""
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["requires-python"]
+    setup = [s for s in all_steps(workflow) if str(s.get("uses", "")).startswith("actions/setup-python@")]
+    assert setup and SpecifierSet(requires).contains(str(setup[0]["with"]["python-version"])), (requires, setup)
+    floor = re.fullmatch(r">=\s*3\.(\d+)", requires.strip())
+    assert floor, f"requires-python {requires!r}: expected a floor such as '>=3.10'"
+    for path in sorted((ROOT / "b2b").glob("*.py")):
+        ast.parse(path.read_text(encoding="utf-8"), filename=str(path), feature_version=(3, int(floor.group(1))))
 
 
 def test_workflow_installs_cpu_torch(workflow):
