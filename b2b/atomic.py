@@ -136,6 +136,8 @@ def claim_output(path: str | os.PathLike, what: str, *, file: bool = False,
     path = Path(path)
     if file:
         check_output(path)
+        if not path.parent.is_dir():
+            raise FileNotFoundError(errno.ENOENT, "folder does not exist", str(path.parent))
         folder, lock = path.parent, FolderLock(path.parent, f".{path.name}.lock", what)
         rx = pattern or temporary_re(path.name)
     else:

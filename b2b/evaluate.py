@@ -36,8 +36,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from b2b import metrics as M
-from b2b.atomic import atomic_write, write_text
-from b2b.checkpoint import load_generator
+from b2b.atomic import TEMPORARY_RE, NotARegularFile, atomic_write, claim_output, remove_leftovers, write_text
+from b2b.checkpoint import load_generator, resolve_device
 from b2b.datasets import open_dataset
 from b2b.generate import check_threshold, describe_threshold, iter_generate, latent_size, resolve_threshold
 from b2b.geometry import TRACKS, binarize
@@ -648,8 +648,8 @@ def write_report(
         written.append(path)
         files[path.name] = str(path)
 
+    lock = claim_output(out, f"--out {out}")  # one writer at a time; a killed one's temporaries go
     try:
-        out.mkdir(parents=True, exist_ok=True)
         current = out / "report.md"
         current.unlink(missing_ok=True)
         put(out / "report.csv", lambda p: write_text(p, render_csv(report.rows)))
@@ -660,7 +660,11 @@ def write_report(
         if figures:
             fig_dir = out / "figures"
             current = fig_dir
+            if fig_dir.is_symlink():  # never write through a link into another folder
+                raise NotARegularFile(errno.EEXIST, "exists and is a symbolic link; b2b writes only into "
+                                      "real folders (remove it or choose another --out)", str(fig_dir))
             fig_dir.mkdir(exist_ok=True)
+            remove_leftovers(fig_dir, TEMPORARY_RE, older_than=lock.since)
             for metric in METRIC_ORDER:
                 if any(r.metric == metric for r in report.rows):
                     put(fig_dir / f"distributions_{metric}.png",
@@ -677,6 +681,8 @@ def write_report(
                 p.unlink()
         raise OSError(e.errno or errno.EIO, f"could not write {current} ({e.strerror or e}); removed the "
                       f"{len(written)} files this run had written") from e
+    finally:
+        lock.release()
     files = {"report.md": files.pop("report.md"), **files}  # the report first, as before
     report.files.update(files)
     return files
@@ -971,6 +977,7 @@ def summary(report: Report, real_stats: Mapping[str, int], gen_stats: Mapping[st
 
 def run(args: argparse.Namespace) -> int:
     """Run ``b2b evaluate``: write the report into ``--out`` and print a short summary."""
+    resolve_device(args.device)  # an unusable --device is one line before any work
     if not 1 <= args.n <= MAX_N:
         raise ValueError(f"--n must be >= 1 and <= {MAX_N} (windows per set; the features of both sets "
                          f"are kept in memory), got {args.n}")

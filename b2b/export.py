@@ -21,7 +21,9 @@ from typing import Any
 
 import torch
 
-from b2b.checkpoint import FORMAT_VERSION, GENERATOR_FORMAT, atomic_torch_save, load_checkpoint, load_generator
+from b2b.atomic import check_output, claim_output
+from b2b.checkpoint import (FORMAT_VERSION, GENERATOR_FORMAT, atomic_torch_save, load_checkpoint, load_generator,
+                            resolve_device)
 from b2b.generate import CALIBRATION_SAMPLES, CALIBRATION_SEED, MAX_SAMPLES, calibrate_threshold, note_density
 from b2b.web import export_onnx
 
@@ -65,6 +67,7 @@ def export_generator(checkpoint_path: str | Path, out_path: str | Path, *, data:
     Path
         ``out_path``.
     """
+    check_output(out_path)  # a symlink, device node or FIFO is never replaced (before any work)
     ckpt = load_checkpoint(checkpoint_path)
     small = {"format": GENERATOR_FORMAT, "version": FORMAT_VERSION, "step": ckpt.get("step", 0),
              "config": ckpt.get("config", {}), "preset": ckpt.get("preset"), "generator": ckpt.get("generator"),
@@ -88,7 +91,11 @@ def export_generator(checkpoint_path: str | Path, out_path: str | Path, *, data:
     out_path = Path(out_path)
     if out_path.is_dir():
         raise ValueError(f"out: {out_path} is a folder; expected a file name such as generator.pt")
-    atomic_torch_save(small, out_path)
+    lock = claim_output(out_path, f"out {out_path}", file=True)  # one writer; a killed one's temporaries go
+    try:
+        atomic_torch_save(small, out_path)
+    finally:
+        lock.release()
     return out_path
 
 
@@ -114,6 +121,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``b2b export``: write ``--out`` and print the calibrated threshold."""
+    resolve_device(args.device)  # an unusable --device is one line before any work
     if args.format == "onnx":
         return _run_onnx(args)
     if args.data is None and args.density is None:

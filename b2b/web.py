@@ -27,6 +27,7 @@ import io
 import json
 import logging
 import math
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from b2b.atomic import atomic_path
+from b2b.atomic import atomic_path, check_output, claim_output, temporary_re
 from b2b.audio import synth_recipe  # the page plays tracks with the offline synthesizer's recipes
 from b2b.checkpoint import load_generator
+from b2b.generate import iter_generate
 from b2b.geometry import LOWEST_PITCH, SAMPLE_SHAPE, STEPS_PER_BEAT, TRACKS
 
 __all__ = ["NOISE", "WEB_FORMAT", "portable_noise", "page_metadata", "export_onnx", "ONNX_OPSET"]
@@ -47,6 +49,8 @@ NOISE = "mulberry32-box-muller"
 WEB_FORMAT = "b2b-web-generator"
 #: ONNX opset of the exported model (onnxruntime-web 1.30 runs up to opset 23).
 ONNX_OPSET = 18
+#: Samples drawn (noise seed 0) to check that the generator's outputs are finite before exporting.
+OUTPUT_CHECK_SAMPLES = 8
 #: Tempo (beats per minute) the page plays at, as :func:`b2b.audio.render` by default.
 PAGE_TEMPO = 120.0
 
@@ -153,6 +157,11 @@ def export_onnx(checkpoint_path: str | Path, out_path: str | Path) -> Path:
     import onnx
 
     g, info = load_generator(checkpoint_path)
+    try:  # finite weights can still give NaN (e.g. weights x 1e30): refuse as generate and evaluate do
+        for _ in iter_generate(g, OUTPUT_CHECK_SAMPLES, seed=0):
+            pass
+    except ValueError as e:
+        raise ValueError(f"checkpoint {checkpoint_path}: {e}") from None
     meta = _metadata(Path(checkpoint_path), info)
     z = torch.zeros(2, meta["latent"])
     quiet = logging.getLogger("torch.onnx")  # it warns that torchvision's operators are not registered
@@ -175,8 +184,15 @@ def export_onnx(checkpoint_path: str | Path, out_path: str | Path) -> Path:
     model.metadata_props.add(key="b2b", value=json.dumps(meta))
     onnx.checker.check_model(model)
     text = json.dumps(meta, indent=1) + "\n"
-    with atomic_path(out_path) as tmp:
-        Path(tmp).write_bytes(model.SerializeToString())
-    with atomic_path(out_path.with_suffix(".json")) as tmp:
-        Path(tmp).write_text(text)
+    side = out_path.with_suffix(".json")
+    check_output(side)
+    leftovers = re.compile(f"{temporary_re(out_path.name).pattern}|{temporary_re(side.name).pattern}")
+    lock = claim_output(out_path, f"--out {out_path}", file=True, pattern=leftovers)
+    try:
+        with atomic_path(out_path) as tmp:
+            Path(tmp).write_bytes(model.SerializeToString())
+        with atomic_path(side) as tmp:
+            Path(tmp).write_text(text)
+    finally:
+        lock.release()
     return out_path

@@ -230,3 +230,20 @@ def test_the_book_build_exports_the_shipped_generator(tmp_path):
     meta = json.loads((tmp_path / "_static" / "b2b" / "generator.json").read_text())
     assert meta["source"]["sha256"] == hashlib.sha256(PRETRAINED.read_bytes()).hexdigest()
     assert (tmp_path / "_static" / "b2b" / "generator.onnx").stat().st_size > 100_000
+
+
+def test_onnx_export_refuses_a_generator_whose_outputs_are_not_finite(tmp_path, capsys):
+    """Finite weights x 1e30 overflow inside the network: generate refuses the file, so must export."""
+    pytest.importorskip("onnxscript")
+    ckpt = torch.load(PRETRAINED, weights_only=True)
+    ckpt["generator"] = {k: v * 1e30 if v.is_floating_point() else v for k, v in ckpt["generator"].items()}
+    assert all(bool(torch.isfinite(v).all()) for v in ckpt["generator"].values() if v.is_floating_point())
+    bad = tmp_path / "huge.pt"
+    torch.save(ckpt, bad)
+    out = tmp_path / "g.onnx"
+    assert cli.main(["generate", "--checkpoint", str(bad), "--out", str(tmp_path / "s"), "--n", "2"]) == 2
+    assert "not finite" in capsys.readouterr().err
+    assert cli.main(["export", "--format", "onnx", "--checkpoint", str(bad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "huge.pt" in err and "not finite (NaN or inf)" in err, err
+    assert not out.exists() and not out.with_suffix(".json").exists()
