@@ -2,23 +2,31 @@
 
 What a reader does in Colab, simulated on this machine:
 
-1. a runtime with Colab's own packages already installed (torch, numpy, scipy, matplotlib,
-   IPython 7.34, ipywidgets 7.7, ipykernel 6) and **no** jupyter-book or myst-nb: a virtual
-   environment built once (``--venv``, default ``.colab-venv``) and hard-link copied afresh for
-   every chapter, so no chapter sees what another installed;
-2. the chapter notebook alone in an empty folder, with a fresh ``HOME`` (no data root, no caches
-   but pip's download cache);
+1. a runtime with Colab's own packages already installed at Colab's versions (``COLAB_PACKAGES``
+   pinned by ``colab/constraints.txt``, Colab's published package list: IPython 7.34, ipykernel
+   6.17, ipywidgets 7.7, jupyter_client 7.4, notebook 6.5, numpy, scipy, matplotlib, tqdm,
+   music21 9.9.2, ...; torch is the local CPU wheel ``TORCH``, not Colab's build) and **no**
+   jupyter-book or myst-nb: a virtual environment built once (``--venv``, default
+   ``.colab-venv``, rebuilt when the constraints change) and hard-link copied afresh for every
+   chapter, so no chapter sees what another installed;
+2. the chapter's **Colab copy** (``colab/book/``, written by ``scripts/colab_notebooks.py``; the
+   check refuses stale copies) alone in an empty folder, with a fresh ``HOME`` (no data root, no
+   caches but pip's download cache);
 3. ``google.colab`` importable (a cell put first that registers an empty module of that name),
    so the chapter's own install cell runs and installs b2b with ``%pip`` from
    ``$B2B_PIP_URL`` = ``git+file://<repo>`` (the repository's committed ``HEAD``);
 4. every cell executed top to bottom, **including** cells tagged ``skip-execution`` or
-   ``nbval-skip`` (Colab ignores tags), with nbclient.
+   ``nbval-skip`` (Colab ignores tags), with nbclient;
+5. ``pip freeze`` before and after: a chapter whose install changed one of Colab's packages fails;
+6. once per run, the install cell alone with a repository URL that does not exist: it must fail
+   itself, with its message (not pass silently as ``%pip`` does in IPython 7).
 
 Usage::
 
-    python scripts/colab_check.py                         # every chapter in book/
-    python scripts/colab_check.py book/02_gans.ipynb      # one chapter
-    python scripts/colab_check.py --repo /path/to/clone   # install b2b from another checkout
+    python scripts/colab_check.py                              # every chapter (colab/book/)
+    python scripts/colab_check.py colab/book/02_gans.ipynb     # one chapter
+    python scripts/colab_check.py --python 3.13 colab/book/02_gans.ipynb   # on Colab's Python
+    python scripts/colab_check.py --repo /path/to/clone        # install b2b from another checkout
 
 Prints one line per chapter (status, seconds) and, for a chapter that fails, the cell and the
 error; exits 1 if any chapter failed. Uncommitted changes are not seen by the chapters (pip
@@ -42,20 +50,34 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: What a Colab CPU runtime has preinstalled that the chapters touch (Colab's torch is a CUDA
-#: build of the same API; the local CPU wheel stands in for it). No jupyter-book, no myst-nb.
-COLAB_PACKAGES = [
-    "torch==2.13.0",
-    "numpy==2.0.2",
-    "scipy==1.14.1",
-    "matplotlib==3.10.0",
-    "ipython==7.34.0",
-    "ipywidgets==7.7.1",
-    "ipykernel==6.17.1",
-    "nbclient==0.11.0",
-    "nbformat==5.11.1",
-    "soundfile==0.13.1",
-]
+#: Colab's published package list (dated in its header); every package below gets its version.
+CONSTRAINTS = ROOT / "colab" / "constraints.txt"
+
+#: What a Colab CPU runtime has preinstalled that the chapters touch, installed at the versions of
+#: :data:`CONSTRAINTS` (with whatever they pull in). No jupyter-book, no myst-nb.
+COLAB_PACKAGES = ["pip", "ipython", "ipykernel", "ipywidgets", "jupyter_client", "notebook", "traitlets",
+                  "tornado", "pyzmq", "numpy", "scipy", "matplotlib", "tqdm", "music21", "soundfile",
+                  "nbclient", "nbformat"]
+
+#: Colab's torch is 2.11.0+cpu (CUDA on a GPU runtime; a URL line of Colab's list, left out of the
+#: constraints file): a download this machine cannot make, so the local CPU wheel stands in for it.
+TORCH = "torch==2.13.0"
+COLAB_TORCH = "2.11.0+cpu"
+
+#: Pins of the constraints file the local torch cannot live with: torch 2.13 needs
+#: setuptools >= 77.0.3, Colab (with its torch 2.11) has 75.2.0.
+NOT_PINNED = {"setuptools"}
+
+#: Colab's earlier runtime (2026-07, Python 3.12) differs from the constraints file in these pins.
+PY312_PINS = {"numpy": "2.0.2"}
+
+#: Interpreters for ``--python`` (Colab's runtimes: 3.13 by default, 3.12 selectable).
+PYTHONS = {"3.12": Path("/root/.pyenv/versions/3.12.1/bin/python"),
+           "3.13": Path("/root/.pyenv/versions/3.13.0/bin/python")}
+
+#: The install cell is run once with this URL: it must fail, and say so itself.
+BAD_URL = "git+file:///nonexistent/b2b-repository"
+INSTALL_FAILURE = "Check the repository URL"
 
 #: The cell put in front of every chapter: what makes ``"google.colab" in sys.modules`` true.
 COLAB_CELL = 'import sys, types\nsys.modules["google.colab"] = types.ModuleType("google.colab")'
@@ -106,19 +128,61 @@ def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, check=True, text=True, **kw)
 
 
-def ensure_venv(venv: Path, pip_cache: Path) -> Path:
-    """Create (once) the Colab-like venv; rebuilt when :data:`COLAB_PACKAGES` changes."""
+def colab_versions(constraints: Path = CONSTRAINTS) -> dict[str, str]:
+    """``{normalized name: version}`` of every ``name==version`` line of a constraints file."""
+    versions = {}
+    for line in constraints.read_text(encoding="utf-8").splitlines():
+        if "==" in line and not line.lstrip().startswith("#"):
+            name, version = line.split("#", 1)[0].strip().split("==", 1)
+            versions[_normal(name)] = version.strip()
+    return versions
+
+
+def _normal(name: str) -> str:
+    return name.strip().lower().replace("_", "-").replace(".", "-")
+
+
+def freeze(python: Path) -> dict[str, str]:
+    """``{normalized name: version or URL}`` of what ``pip freeze`` lists for an interpreter."""
+    out = subprocess.run([str(python), "-m", "pip", "freeze", "--all"], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}).stdout
+    result = {}
+    for line in out.splitlines():
+        for sep in ("==", " @ "):
+            if sep in line:
+                name, version = line.split(sep, 1)
+                result[_normal(name)] = version.strip()
+                break
+    return result
+
+
+def changed_packages(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """Each package of ``before`` that ``after`` lacks or has at another version, as "name A -> B"."""
+    return [f"{name} {version} -> {after.get(name, 'removed')}" for name, version in sorted(before.items())
+            if after.get(name) != version]
+
+
+def ensure_venv(venv: Path, pip_cache: Path, python: Path = Path(sys.executable)) -> Path:
+    """Create (once) the Colab-like venv; rebuilt when the packages, constraints or interpreter change."""
+    version = subprocess.run([str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    pins = {name: v for name, v in colab_versions().items() if name not in NOT_PINNED}
+    if version == "3.12":
+        pins.update(PY312_PINS)
+    constraints = "".join(f"{name}=={v}\n" for name, v in sorted(pins.items()))
     stamp = venv / ".colab-packages"
-    want = hashlib.sha256("\n".join(COLAB_PACKAGES).encode()).hexdigest()
+    want = hashlib.sha256("\n".join([version, TORCH, *COLAB_PACKAGES, constraints]).encode()).hexdigest()
     if stamp.is_file() and stamp.read_text() == want and (venv / "bin" / "python").exists():
         return venv
-    print(f"colab: building the Colab-like environment in {venv} (once)", flush=True)
+    print(f"colab: building the Colab-like environment in {venv} (Python {version}; once)", flush=True)
     shutil.rmtree(venv, ignore_errors=True)
-    _run([sys.executable, "-m", "venv", str(venv)])
+    _run([str(python), "-m", "venv", str(venv)])
+    (venv / "colab-constraints.txt").write_text(constraints)
     env = {**os.environ, "PIP_CACHE_DIR": str(pip_cache), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     py = str(venv / "bin" / "python")
-    _run([py, "-m", "pip", "install", "-q", "pip>=24"], env=env)  # git+file:// URLs need pip >= 24
-    _run([py, "-m", "pip", "install", "-q", *COLAB_PACKAGES], env=env)
+    _run([py, "-m", "pip", "install", "-q", f"pip=={pins['pip']}"], env=env)  # git+file:// needs pip >= 24
+    _run([py, "-m", "pip", "install", "-q", "-c", str(venv / "colab-constraints.txt"), TORCH, *COLAB_PACKAGES],
+         env=env)
     stamp.write_text(want)
     return venv
 
@@ -130,8 +194,10 @@ def _copy_venv(base: Path, dest: Path) -> None:
         shutil.copytree(base, dest, symlinks=True)
 
 
-def run_chapter(notebook: Path, venv: Path, url: str, pip_cache: Path, timeout: int) -> dict:
-    """Run one chapter the Colab way; returns ``{"name", "ok", "seconds", "cell", "source", "error"}``."""
+def run_chapter(notebook: Path, venv: Path, url: str, pip_cache: Path, timeout: int,
+                before: dict[str, str] | None = None) -> dict:
+    """Run one chapter the Colab way; returns ``{"name", "ok", "seconds", "cell", "source", "error",
+    "changed"}`` (``changed``: Colab's packages, from ``before``, that the chapter's installs changed)."""
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"colab-{notebook.stem}-") as tmp:
         tmp = Path(tmp)
@@ -156,47 +222,105 @@ def run_chapter(notebook: Path, venv: Path, url: str, pip_cache: Path, timeout: 
         else:
             result = {"ok": False, "cell": None, "source": "",
                       "error": f"driver exited {proc.returncode}: {proc.stderr[-2000:]}"}
+        result["changed"] = changed_packages(before, freeze(runtime / "bin" / "python")) if before else []
     result["name"] = notebook.name
     result["seconds"] = time.perf_counter() - t0
     return result
 
 
+def install_fails_loudly(notebook: Path, venv: Path, pip_cache: Path, timeout: int) -> str | None:
+    """Run a chapter's install cell alone with :data:`BAD_URL`; None if that cell fails with its
+    message, else what went wrong."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    nb.cells = [next(c for c in nb.cells if c.cell_type == "code")]
+    with tempfile.TemporaryDirectory(prefix="colab-bad-url-") as tmp:
+        path = Path(tmp) / notebook.name
+        nbformat.write(nb, path)
+        r = run_chapter(path, venv, BAD_URL, pip_cache, timeout)
+    if r["ok"]:
+        return f"the install cell passed with a repository that does not exist ({BAD_URL})"
+    if r.get("cell") != 1 or INSTALL_FAILURE not in r["error"]:
+        return f"the install cell did not fail with its message; cell {r.get('cell')}: {r['error'][-600:]}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the chapters given (default: every ``book/*.ipynb``) the Colab way; exit code 1 on failure."""
+    """Run the chapters given (default: every Colab copy) the Colab way; exit code 1 on failure."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import colab_notebooks
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("notebooks", nargs="*", type=Path, help="chapters to run (default: book/*.ipynb)")
+    p.add_argument("notebooks", nargs="*", type=Path, help="chapters to run (default: colab/book/*.ipynb)")
     p.add_argument("--repo", type=Path, default=ROOT, help="checkout that pip installs b2b from (its HEAD)")
-    p.add_argument("--venv", type=Path, default=ROOT / ".colab-venv", help="the Colab-like base environment")
+    p.add_argument("--venv", type=Path, help="the Colab-like base environment (default: .colab-venv[-3.X])")
+    p.add_argument("--python", choices=sorted(PYTHONS), help="build it on this Python (default: the one running)")
     p.add_argument("--jobs", type=int, default=2, help="chapters run at once (default: 2)")
     p.add_argument("--timeout", type=int, default=600, help="seconds one cell may take (default: 600)")
+    p.add_argument("--no-bad-url", action="store_true", help="skip running the install cell with a bad URL")
     args = p.parse_args(argv)
     repo = args.repo.resolve()
-    notebooks = [n.resolve() for n in args.notebooks] or sorted((repo / "book").glob("*.ipynb"))
+    python = PYTHONS[args.python] if args.python else Path(sys.executable)
+    if not python.is_file():
+        print(f"colab: --python {args.python}: no interpreter at {python}", file=sys.stderr)
+        return 2
+    venv = (args.venv or ROOT / (".colab-venv" + (f"-{args.python}" if args.python else ""))).resolve()
+    notebooks = [n.resolve() for n in args.notebooks] or colab_notebooks_paths(repo)
     if not notebooks:
-        print(f"colab: no notebooks in {repo / 'book'}", file=sys.stderr)
+        print(f"colab: no Colab copies in {repo / colab_notebooks.COPIES}: run python scripts/colab_notebooks.py",
+              file=sys.stderr)
+        return 2
+    not_copies = [n for n in notebooks if n.parent != repo / colab_notebooks.COPIES / "book"]
+    if not_copies:
+        print(f"colab: {not_copies[0]} is not a Colab copy: readers open colab/book/{not_copies[0].name}",
+              file=sys.stderr)
+        return 2
+    if repo == ROOT and colab_notebooks.main(["--check"]) != 0:
         return 2
     dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True).stdout.strip()
     if dirty:
         print(f"colab: warning: {repo} has uncommitted changes; the chapters install its HEAD without them",
               file=sys.stderr)
-    pip_cache = args.venv.parent / (args.venv.name + "-pip-cache")
-    venv = ensure_venv(args.venv.resolve(), pip_cache.resolve())
+    pip_cache = (venv.parent / ".colab-venv-pip-cache").resolve()
+    ensure_venv(venv, pip_cache, python)
+    before = freeze(venv / "bin" / "python")
     url = f"git+file://{repo}"
-    print(f"colab: {len(notebooks)} chapter(s), b2b from {url}, {args.jobs} at once", flush=True)
-    failed = 0
+    print(f"colab: {len(notebooks)} chapter(s), b2b from {url}, {args.jobs} at once; Python "
+          f"{_python_version(venv)}, Colab's packages from {CONSTRAINTS.relative_to(ROOT)}; "
+          f"torch {before.get('torch')} is the local CPU wheel, not Colab's {COLAB_TORCH}", flush=True)
+    failed, total = 0, len(notebooks) + (not args.no_bad_url)
+    if not args.no_bad_url:
+        problem = install_fails_loudly(notebooks[0], venv, pip_cache, args.timeout)
+        print(f"colab: {'ok  ' if problem is None else 'FAIL'} the install cell fails itself, with its message, "
+              f"for a repository that does not exist" + (f": {problem}" if problem else ""), flush=True)
+        failed += problem is not None
     with cf.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = [pool.submit(run_chapter, nb, venv, url, pip_cache.resolve(), args.timeout) for nb in notebooks]
+        futures = [pool.submit(run_chapter, nb, venv, url, pip_cache, args.timeout, before) for nb in notebooks]
         for fut in cf.as_completed(futures):
             r = fut.result()
+            ok = r["ok"] and not r["changed"]
             slow = "  (over the 180 s budget)" if r["seconds"] > BUDGET_S else ""
-            print(f"colab: {'ok  ' if r['ok'] else 'FAIL'} {r['name']}  {r['seconds']:.0f} s{slow}", flush=True)
+            print(f"colab: {'ok  ' if ok else 'FAIL'} {r['name']}  {r['seconds']:.0f} s{slow}", flush=True)
+            if r["changed"]:
+                print(textwrap.indent("changed Colab's packages: " + "; ".join(r["changed"]), "    "), flush=True)
             if not r["ok"]:
-                failed += 1
-                where = f"cell {r['cell'] - 1} of the chapter" if r.get("cell") else "(no cell output)"
+                where = f"cell {r['cell'] - 1} of the copy" if r.get("cell") else "(no cell output)"
                 print(textwrap.indent(f"{where}:\n{r['source']}\n---\n{r['error']}", "    "), flush=True)
-    print(f"colab: {len(notebooks) - failed} passed, {failed} failed")
+            failed += not ok
+    print(f"colab: {total - failed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+def colab_notebooks_paths(repo: Path) -> list[Path]:
+    """The Colab copies of a checkout, ``colab/book/*.ipynb``."""
+    return sorted((repo / "colab" / "book").glob("*.ipynb"))
+
+
+def _python_version(venv: Path) -> str:
+    return subprocess.run([str(venv / "bin" / "python"), "-c", "import platform; print(platform.python_version())"],
+                          capture_output=True, text=True).stdout.strip()
 
 
 if __name__ == "__main__":

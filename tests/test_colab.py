@@ -6,7 +6,11 @@
 - No notebook imports ``myst_nb`` (Colab has none) or shows a ``{glue}`` role in its markdown
   (Colab renders markdown itself and cannot resolve it).
 - The install cell installs ``b2b`` from ``$B2B_PIP_URL`` (the Colab test points it at the
-  checkout) and otherwise from the published repository, only in Colab.
+  checkout) and otherwise from ``_config.yml``'s ``repository.url``, only in Colab, and raises one
+  error saying what to do when ``b2b`` cannot be imported after it.
+- The Colab copies (``colab/book/``, ``scripts/colab_notebooks.py``) are up to date, hold no MyST,
+  number figures as the book does and keep the chapters' code cells; the launch buttons and the
+  README open them.
 - No notebook reads files that only a clone has (``scripts/``, ``data/`` by relative path).
 - ``scripts/test.sh`` (the README's test command) runs the Colab check.
 """
@@ -27,8 +31,12 @@ NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
 sys.path.insert(0, str(ROOT / "scripts"))
 import colab_check  # noqa: E402
 
-COLAB = {Requirement(p).name.lower(): str(next(iter(Requirement(p).specifier)).version)
-         for p in colab_check.COLAB_PACKAGES}
+import colab_notebooks  # noqa: E402
+
+COLAB = colab_check.colab_versions()
+COPIES = sorted((ROOT / "colab" / "book").glob("*.ipynb"))
+#: What MyST looks like in Markdown: a role, a fenced directive, a target.
+MYST = re.compile(r"\{[a-z][\w:-]*\}`|^\s*(`{3,}|:{3,})\{|^\s*\([\w.:-]+\)=\s*$", re.M)
 
 
 def _cells(path: Path, kind: str) -> list[str]:
@@ -44,7 +52,7 @@ def test_dependency_floors_keep_colabs_packages():
         "IPython/ipywidgets are for the chapters only: keep them in an extra")
     extras = [Requirement(r) for reqs in project.get("optional-dependencies", {}).values() for r in reqs]
     for req in core + extras:
-        have = COLAB.get(req.name.lower())
+        have = COLAB.get(colab_check._normal(req.name))
         if have is not None:
             assert req.specifier.contains(have, prereleases=True), (
                 f"{req} would replace Colab's {req.name} {have}")
@@ -67,9 +75,40 @@ def test_no_myst_nb_and_no_glue_roles(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_install_cell_installs_from_b2b_pip_url_in_colab_only(path):
     first = _cells(path, "code")[0]
+    url = colab_notebooks.repository_url()
     assert 'if "google.colab" in sys.modules:' in first
-    assert re.search(r'os\.environ\.get\("B2B_PIP_URL", "git\+https://github\.com/b2b-book/b2b"\)', first), first
+    assert f'os.environ.get("B2B_PIP_URL", "git+{url}")' in first, first
     assert re.search(r'%pip install -q "b2b(\[notebook\])? @ \$B2B_PIP_URL"', first), first
+    assert first == colab_notebooks.install_cell(url), (
+        f"{path.name}: run python scripts/colab_notebooks.py --install-cells")
+
+
+def _run_install_cell(source: str, importable: bool, monkeypatch) -> list[str]:
+    """Execute an install cell as IPython would in Colab, %pip recorded instead of run."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    magics = []
+    monkeypatch.setitem(sys.modules, "google.colab", type(sys)("google.colab"))
+    monkeypatch.setitem(sys.modules, "b2b", sys.modules["json"] if importable else None)  # None: ImportError
+    monkeypatch.setenv("B2B_PIP_URL", "git+https://example.org/nobody/missing")
+    shell = type("Shell", (), {"run_line_magic": lambda self, name, line: magics.append(f"%{name} {line}")})()
+    exec(TransformerManager().transform_cell(source), {"get_ipython": lambda: shell})
+    return magics
+
+
+def test_install_cell_raises_one_error_when_b2b_cannot_be_imported(monkeypatch):
+    source = colab_notebooks.install_cell("https://github.com/b2b-book/b2b")
+    magics = _run_install_cell(source, importable=True, monkeypatch=monkeypatch)
+    assert magics == ["%pip install -q --no-deps tinysoundfont",
+                      '%pip install -q "b2b[notebook] @ $B2B_PIP_URL"']
+    with pytest.raises(RuntimeError) as failure:
+        _run_install_cell(source, importable=False, monkeypatch=monkeypatch)
+    message = str(failure.value)
+    assert "Installing b2b from git+https://example.org/nobody/missing failed" in message
+    for advice in ("Check the repository URL", "run this cell again",
+                   "pip install 'b2b[notebook] @ git+https://example.org/nobody/missing'"):
+        assert advice in message
+    assert failure.value.__cause__ is None and failure.value.__suppress_context__
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -104,3 +143,157 @@ def test_mathjax_is_served_from_the_book_and_loaded_once():
                                                "mine.js"])
     b2b_static._drop_blanket_scripts(None, cfg)
     assert cfg.html_js_files == ["mine.js"]
+
+
+# --- the Colab copies --------------------------------------------------------------------------
+
+def test_copies_are_up_to_date():
+    assert [p.name for p in COPIES] == [p.name for p in colab_notebooks.chapters()]
+    book = colab_notebooks.load_book()
+    stale = [p.name for p in colab_notebooks.chapters()
+             if colab_notebooks.render(colab_notebooks.colab_copy(book, p)) !=
+             colab_notebooks.copy_path(p).read_text(encoding="utf-8")]
+    assert not stale, f"stale Colab copies {stale}: run python scripts/colab_notebooks.py"
+
+
+@pytest.mark.parametrize("path", COPIES, ids=lambda p: p.name)
+def test_copy_has_no_myst_left(path):
+    left = [m.group(0) for md in _cells(path, "markdown") for m in MYST.finditer(md)]
+    assert not left, f"{path.name} shows MyST raw in Colab: {left[:5]}"
+
+
+def test_the_myst_pattern_can_fail():
+    for myst in ("see {numref}`fig-x`", "```{admonition} Solution", ":::{note}", "(fig-label)=",
+                 "{cite:t}`a2020`"):
+        assert MYST.search(myst), myst
+    assert not MYST.search("a set {1, 2} and `code` and ```python")
+
+
+@pytest.mark.parametrize("path", COPIES, ids=lambda p: p.name)
+def test_copy_keeps_the_chapters_code(path):
+    source = _cells(ROOT / "book" / path.name, "code")
+    copy = _cells(path, "code")
+    assert copy[0] == colab_notebooks.install_cell(colab_notebooks.repository_url())
+    assert copy[1:] == source[1:]
+
+
+def test_launch_buttons_and_readme_open_the_copies():
+    import yaml
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    assert config["repository"]["path_to_book"] == colab_notebooks.COPIES
+    assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    for chapter in colab_notebooks.chapters():  # the theme opens <path_to_book>/<docname>.ipynb
+        assert (ROOT / colab_notebooks.COPIES / chapter.relative_to(ROOT)).is_file()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert colab_notebooks.readme_with_links(colab_notebooks.load_book(), readme) == readme
+    owner_name = colab_notebooks.repository_url().removeprefix("https://github.com/")
+    links = re.findall(r"https://colab\.research\.google\.com/github/([^\s)`]+)", readme)
+    assert links, "README has no Colab link"
+    for link in links:
+        assert link.startswith(f"{owner_name}/blob/{config['repository']['branch']}/colab/book/"), link
+    assert len(links) == len(COPIES)
+
+
+def _mini_book(tmp_path: Path) -> Path:
+    """intro.md with a figure, chapter a (2 figures, one with its output removed), chapter b (2)."""
+    import nbformat
+
+    (tmp_path / "book").mkdir()
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nparts:\n  - caption: C\n"
+                                       "    chapters:\n      - file: book/b_second\n      - file: book/a_first\n")
+    (tmp_path / "_config.yml").write_text("repository:\n  url: https://github.com/Someone/fork\n")
+    (tmp_path / "book" / "intro.md").write_text("# Intro\n\n```{figure} x.png\n:name: fig-intro\n\nCap\n```\n")
+
+    def fig(name, tags=()):
+        return nbformat.v4.new_code_cell("plot()", metadata={"mystnb": {"figure": {"name": name, "caption": "c"}},
+                                                             "tags": list(tags)})
+    for stem, cells in {"a_first": [fig("fig-a1"), fig("fig-gone", ["remove-output"]), fig("fig-a2")],
+                        "b_second": [nbformat.v4.new_code_cell("x = 1"), fig("fig-b1"), fig("fig-b2")]}.items():
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# Chapter {stem}"), *cells])
+        nbformat.write(nb, tmp_path / "book" / f"{stem}.ipynb")
+    (tmp_path / "book" / "references.bib").write_text(
+        "@article{zed2020,\n  title={A {GAN} Paper},\n  author={Zed, Ann and Bottou, L{\\'e}on and Cy, Bo},\n"
+        "  journal={J},\n  year={2020}\n}\n@book{solo1999,\n  title={Solo},\n  author={Solo, Han},\n  year={1999}\n}\n")
+    return tmp_path
+
+
+def test_figures_are_numbered_across_the_book_in_toc_order(tmp_path):
+    # Sphinx (numfig, toctree not numbered) counts figures with one counter over the documents
+    # in toctree order: intro 1; b_second (listed first) 2, 3; a_first 4, then 5 (no output, no figure)
+    root = _mini_book(tmp_path)
+    assert colab_notebooks.figure_numbers(root) == {"fig-intro": 1, "fig-b1": 2, "fig-b2": 3, "fig-a1": 4, "fig-a2": 5}
+
+
+def test_markdown_becomes_what_colab_renders(tmp_path):
+    root = _mini_book(tmp_path)
+    book = colab_notebooks.load_book(root)
+    assert book.pages_url == "https://someone.github.io/fork/"
+    cited = []
+    md = ("See {numref}`fig-a2` and {numref}`Plot %s <fig-b1>`, {cite:t}`zed2020` and {cite}`solo1999,zed2020`,\n"
+          "{doc}`a_first`, {func}`b2b.toy.train_gan` and {class}`~b2b.nn.GenConvNet`.\n"
+          "(fig-x)=\n"
+          "````{admonition} Solution 2\n:class: dropdown\nRun {numref}`fig-intro`:\n```python\n{numref}`kept`\n```\n````")
+    out = colab_notebooks.convert_markdown(book, "book/b_second", md, cited)
+    pages = "https://someone.github.io/fork/"
+    assert out == (
+        "See Figure 5 and Plot 2, Zed et al. [2020] and [Solo, 1999; Zed et al., 2020],\n"
+        f"[Chapter a_first]({pages}book/a_first.html), [`b2b.toy.train_gan()`]({pages}book/api/toy.html#b2b.toy.train_gan)"
+        f" and [`GenConvNet`]({pages}book/api/nn.html#b2b.nn.GenConvNet).\n"
+        "> **Solution 2**\n>\n> Run Figure 1:\n> ```python\n> {numref}`kept`\n> ```")
+    assert cited == ["zed2020", "solo1999"]
+    assert colab_notebooks.reference_line(book.bib["zed2020"]) == "Ann Zed, Léon Bottou and Bo Cy (2020). A GAN Paper. *J*."
+
+
+def test_copy_of_a_chapter(tmp_path):
+    root = _mini_book(tmp_path)
+    book = colab_notebooks.load_book(root)
+    nb = colab_notebooks.colab_copy(book, root / "book" / "b_second.ipynb", root)
+    kinds = [(c.cell_type, c.source.split("\n")[0][:30]) for c in nb.cells]
+    assert kinds == [("markdown", "# Chapter b_second"), ("markdown", "*This is the Colab copy of a c"),
+                     ("code", "# In Colab only: install b2b ("), ("code", "plot()"), ("markdown", "**Figure 2.** c"),
+                     ("code", "plot()"), ("markdown", "**Figure 3.** c")]
+    assert "git+https://github.com/Someone/fork" in nb.cells[2].source
+
+
+@pytest.mark.parametrize("bad", ["{numref}`fig-none`", "{cite}`nobody2000`", "{doc}`missing`", "{eq}`e1`",
+                                 "```{glue:figure} x\n```"])
+def test_what_colab_cannot_show_is_an_error(tmp_path, bad):
+    book = colab_notebooks.load_book(_mini_book(tmp_path))
+    with pytest.raises(ValueError, match="book/a_first"):
+        colab_notebooks.convert_markdown(book, "book/a_first", bad, [])
+
+
+def test_figure_numbers_match_the_built_book():
+    """Against the HTML of ``bash scripts/book.sh`` (_build/html), when a build is at hand."""
+    pages = sorted((ROOT / "_build" / "html" / "book").glob("0*.html"))
+    if not pages:
+        pytest.skip("no built book in _build/html (bash scripts/book.sh builds it)")
+    built = {}
+    for page in pages:
+        for m in re.finditer(r'<figure[^>]*id="([^"]+)"[^>]*>.*?<span class="caption-number">Fig\. (\d+) </span>',
+                             page.read_text(encoding="utf-8"), re.S):
+            built[m.group(1)] = int(m.group(2))
+    assert built == colab_notebooks.figure_numbers()
+
+
+# --- the Colab-version environment -------------------------------------------------------------
+
+def test_constraints_are_colabs_published_versions():
+    text = colab_check.CONSTRAINTS.read_text(encoding="utf-8")
+    assert re.search(r"googlecolab/backend-info.*\n.*\b2026-08-19\b", text), "the file says where and when it is from"
+    assert {name: COLAB[name] for name in ("ipython", "ipykernel", "ipywidgets", "jupyter-client", "notebook",
+                                           "numpy", "music21", "traitlets", "tornado", "pyzmq", "scipy",
+                                           "matplotlib", "tqdm")} == {
+        "ipython": "7.34.0", "ipykernel": "6.17.1", "ipywidgets": "7.7.1", "jupyter-client": "7.4.9",
+        "notebook": "6.5.7", "numpy": "2.1.3", "music21": "9.9.2", "traitlets": "5.7.1", "tornado": "6.5.7",
+        "pyzmq": "26.2.1", "scipy": "1.16.3", "matplotlib": "3.10.0", "tqdm": "4.67.3"}
+    assert all(colab_check._normal(name) in COLAB for name in colab_check.COLAB_PACKAGES)
+    assert "torch" not in COLAB  # the local CPU wheel stands in for Colab's torch
+
+
+def test_changed_packages_names_each_change_to_colabs_packages():
+    before = {"numpy": "2.1.3", "music21": "9.9.2", "tqdm": "4.67.3"}
+    after = {"numpy": "2.1.3", "music21": "10.5.1", "b2b": "0.1.0", "mido": "1.3.3"}
+    assert colab_check.changed_packages(before, after) == ["music21 9.9.2 -> 10.5.1", "tqdm 4.67.3 -> removed"]
+    assert colab_check.changed_packages(before, {**before, "b2b": "0.1.0"}) == []
