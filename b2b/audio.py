@@ -15,8 +15,8 @@ No audio device is used: samples are computed into arrays. MIDI export lives in
 
 Players in a page (:func:`to_audio`) embed the sound as a file: 16-bit WAV (32 KB per second at
 16 kHz) or, when the ``soundfile`` package is installed (it is in Colab and in the ``notebook``
-extra), MP3 (:func:`encode`), about ten times smaller at no audible loss on these
-synthesized clips (``benchmarks/bench_audio.py`` measures size and fidelity).
+extra), MP3 (:func:`encode`), several times smaller for the same spectrum within a few percent
+(``benchmarks/README.md`` records the sizes and errors measured).
 """
 
 from __future__ import annotations
