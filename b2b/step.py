@@ -4,7 +4,8 @@
 ``n_critic`` critic updates on real batches and fresh noise, each minimising
 ``D(fake) - D(real) + lambda * (||grad D(x_hat)|| - 1)^2``, then one generator update
 minimising ``-D(G(z))``. :class:`b2b.train.Trainer` is the bookkeeping around it (data on the
-device, the schedule, checkpoints, history, DDP).
+device, the schedule, checkpoints, history, DDP); :mod:`b2b.toy` trains chapter 3's toy WGANs
+with it too.
 """
 
 from __future__ import annotations
