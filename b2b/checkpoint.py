@@ -315,12 +315,24 @@ def _checkpoint_problem(ckpt: dict[str, Any]) -> str | None:
             and sampler["perm"].dtype == torch.int64 and isinstance(sampler.get("cursor"), int)
             and 0 <= sampler["cursor"] <= len(sampler["perm"])):
         return "'sampler' is not {'perm': int64 tensor (n,), 'cursor': int in 0..n}"
+    perm, n = sampler["perm"], (ckpt.get("data") or {}).get("n")
+    if isinstance(n, int) and not isinstance(n, bool) and len(perm) != n:
+        return f"'sampler' permutes {len(perm)} windows but 'data' says the run had {n}"
+    if len(perm) and (int(perm.min()) < 0 or int(perm.max()) >= len(perm)
+                      or not bool((torch.bincount(perm, minlength=len(perm)) == 1).all())):
+        return f"'sampler' perm is not a permutation of 0..{len(perm) - 1}"
     rng = ckpt.get("rng")
     keys = {"torch", "batch", "numpy", "python"}
     if not (isinstance(rng, list) and rng and all(isinstance(r, dict) and keys <= set(r) for r in rng)):
         return "'rng' is not a list of per-process random states"
-    if not isinstance(ckpt.get("history", []), list):
+    history = ckpt.get("history", [])
+    if not isinstance(history, list):
         return "'history' is not a list"
+    for i, row in enumerate(history):
+        if not (isinstance(row, dict) and all(isinstance(k, str) for k in row)
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in row.values())
+                and isinstance(row.get("step"), int)):
+            return f"'history' row {i} is not a dict of numbers with an integer 'step'"
     if not isinstance(ckpt.get("elapsed", 0.0), (int, float)):
         return "'elapsed' is not a number"
     return None

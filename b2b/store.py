@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
+from b2b.atomic import read_json
 from b2b.data import DEFAULT_MIN_ACTIVE_BARS, DEFAULT_MIN_ONSETS, DataError, check_roll, roll_window_starts
 from b2b.geometry import LOWEST_PITCH, N_PITCHES, N_STEPS, N_TRACKS, SAMPLE_SHAPE, STEPS_PER_BEAT, TRACKS
 
@@ -37,6 +38,11 @@ _PACKED_BYTES = N_PITCHES // 8  # 9 bytes per step
 
 STORE_FORMAT = "b2b-window-store"
 STORE_VERSION = 1
+#: Most an array of ``store.npz`` may declare, relative to the compressed bytes its member holds
+#: (real stores compress 6-33:1; deflate itself cannot pass about 1032:1): a larger declared size
+#: is refused before any memory is allocated for it.
+MAX_EXPANSION = 256
+_ARRAYS = ("bits", "track_rows", "song_steps", "windows")
 _RESERVED = {"format", "version", "sample_shape", "steps_per_beat", "lowest_pitch", "tracks",
              "songs", "window_rule", "n_windows", "n_songs"}
 
@@ -173,6 +179,49 @@ def _check_store_meta(meta: Any, meta_file: Path) -> None:
         raise DataError(f"{meta_file}: song ids are not unique")
 
 
+def _read_store_arrays(npz_file: Path, n_songs: int) -> dict[str, np.ndarray]:
+    """The four arrays of ``store.npz``, each declared size bounded before it is allocated.
+
+    Every member's ``.npy`` header is read first: its declared bytes may not pass
+    :data:`MAX_EXPANSION` times the compressed bytes it holds, ``song_steps`` and ``track_rows``
+    must have one row per song of ``meta.json`` (``n_songs``), and ``bits`` must have exactly the
+    rows its songs' non-empty tracks need (``sum(song_steps)`` over them, as :func:`write_store`
+    writes it). DataError naming the file otherwise; KeyError for a missing array.
+    """
+    def bad(what: str) -> DataError:
+        return DataError(f"{npz_file}: {what}")
+
+    with zipfile.ZipFile(npz_file) as zf:
+        headers = {}
+        for key in _ARRAYS:
+            info = zf.getinfo(f"{key}.npy")
+            with zf.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(f)
+            declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if dtype.hasobject or declared > MAX_EXPANSION * max(info.compress_size, 1) + 4096:
+                raise bad(f"array {key!r} declares shape {shape} of {dtype} ({declared:,} bytes) but its member holds "
+                          f"{info.compress_size:,} compressed bytes; not a store b2b wrote")
+            headers[key] = shape
+        for key in ("song_steps", "track_rows"):
+            if headers[key][:1] != (n_songs,):
+                raise bad(f"{key} declares shape {headers[key]}, expected {n_songs} rows (the songs of meta.json)")
+
+        def load(key: str) -> np.ndarray:
+            with zf.open(f"{key}.npy") as f:
+                return np.lib.format.read_array(f, allow_pickle=False)
+
+        arrays = {k: load(k) for k in ("song_steps", "track_rows")}
+        steps, rows = arrays["song_steps"], arrays["track_rows"]
+        if steps.ndim == 1 and rows.shape == (n_songs, N_TRACKS) and np.issubdtype(steps.dtype, np.integer):
+            need = int((np.broadcast_to(steps.astype(object)[:, None], rows.shape)[rows >= 0]).sum())
+            if headers["bits"][:1] != (need,):
+                raise bad(f"bits declares shape {headers['bits']}, but its songs' tracks need {need:,} rows")
+        arrays.update({k: load(k) for k in ("bits", "windows")})
+    return arrays
+
+
 class WindowDataset(torch.utils.data.Dataset):
     """Windows from a store folder written by :func:`write_store`.
 
@@ -199,14 +248,12 @@ class WindowDataset(torch.utils.data.Dataset):
             if not f.is_file():
                 raise DataError(f"{f}: missing; {path} is not a complete dataset store")
         try:
-            with open(meta_file) as f:
-                self.meta = json.load(f)
+            self.meta = read_json(meta_file)
         except (OSError, ValueError) as e:
             raise DataError(f"{meta_file}: not readable JSON ({e})") from None
         _check_store_meta(self.meta, meta_file)
         try:
-            with np.load(npz_file, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in ("bits", "track_rows", "song_steps", "windows")}
+            arrays = _read_store_arrays(npz_file, len(self.meta["songs"]))
         except KeyError as e:
             raise DataError(f"{npz_file}: missing array {e}") from None
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:

@@ -801,3 +801,40 @@ def test_statistics_read_every_few_steps_give_the_same_history_and_catch_the_sam
         c.train(iterations=9)
     assert c.step == 2 and len(json.loads((tmp_path / "c" / "history.json").read_text())) == 2
     assert sorted(p.name for p in (tmp_path / "c").glob("checkpoint_*.pt"))[-1] == "checkpoint_00000002.pt"
+
+
+@pytest.mark.parametrize("junk", ["perm_out_of_range", "perm_repeats", "history_rows", "history_values"])
+def test_resume_with_a_junk_sampler_or_history_is_one_line_before_anything_is_written(tmp_path, monkeypatch,
+                                                                                        capsys, junk):
+    _fake_data(monkeypatch, windows(6))
+    assert cli_main(_cli(tmp_path)) == 0
+    path = tmp_path / "checkpoint_00000001.pt"
+    ckpt = torch.load(path, weights_only=True)
+    del ckpt["digest"]  # as a file from before digests (with its digest, any tensor change is "damaged")
+    if junk == "perm_out_of_range":
+        ckpt["sampler"]["perm"][0] = 10**6
+    elif junk == "perm_repeats":
+        ckpt["sampler"]["perm"][:] = 0
+    elif junk == "history_rows":
+        ckpt["history"] = [1, "x"]
+    else:
+        ckpt["history"] = [{"step": 1, "loss_d": "junk"}]
+    torch.save(ckpt, path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    capsys.readouterr()
+    assert cli_main(_cli(tmp_path, "--resume", "--iterations", "3")) == 2
+    err = _one_line_error(capsys)
+    assert str(path) in err and ("'sampler'" in err if junk.startswith("perm") else "'history'" in err), err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing written, history.csv kept
+
+
+def test_resume_of_a_damaged_checkpoint_names_the_digest(tmp_path, monkeypatch, capsys):
+    _fake_data(monkeypatch, windows(6))
+    assert cli_main(_cli(tmp_path)) == 0
+    path = tmp_path / "checkpoint_00000001.pt"
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["sampler"]["perm"][0] = 10**6  # the digest it carries no longer matches
+    torch.save(ckpt, path)
+    capsys.readouterr()
+    assert cli_main(_cli(tmp_path, "--resume", "--iterations", "3")) == 2
+    assert "is damaged" in _one_line_error(capsys)
