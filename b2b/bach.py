@@ -218,9 +218,11 @@ def build(root: str | os.PathLike | None = None, workers: int = 2, force: bool =
     root : path, optional
         Data root (default :func:`b2b.store.default_root`).
     workers : int
-        Processes parsing chorales (1: parse in this process).
+        Processes parsing chorales (1: parse in this process); at most one per chorale and one
+        per CPU core are started.
     force : bool
-        Rebuild even if a store built with the same options exists.
+        Rebuild even if a store built with the same options exists; the old store is removed
+        before parsing starts, so an interrupted rebuild leaves none (the next call builds).
     transpose : int
         Augmentation: also store every piece transposed by −transpose … +transpose semitones
         (song ids ``bwv…+k``), 0 … :data:`MAX_TRANSPOSE`. 0 (default): no augmentation.
@@ -250,6 +252,7 @@ def build(root: str | os.PathLike | None = None, workers: int = 2, force: bool =
     path = root / "bach"
     opts = _options(names, transpose, hop_bars)
     if not force and _built_with(path, opts):
+        _tidy(root)
         if verbose:
             print(f"{path}: already built (use --force to rebuild)")
         return path
@@ -265,11 +268,28 @@ def build(root: str | os.PathLike | None = None, workers: int = 2, force: bool =
         remove_leftovers(root, _LEFTOVERS, older_than=lock.since)
         if waited and _built_with(path, opts):
             return path
+        if force and path.exists():  # the old store goes first: a killed rebuild leaves no store to trust
+            aside = root / f".bach.{uuid.uuid4().hex[:8]}.old"
+            os.replace(path, aside)
+            shutil.rmtree(aside, ignore_errors=True)
         return _build(path, opts, workers, transpose, hop_bars, names, use_cache, verbose, progress)
 
 
 #: Temporary names of a store being written (``.bach.<hex>.tmp``) or replaced (``.old``).
 _LEFTOVERS = r"\.bach\.[0-9a-f]{8}\.(tmp|old)"
+
+
+def _tidy(root: Path) -> None:
+    """Remove what killed builds left in ``root`` if no build holds its lock (else leave it)."""
+    lock = _store_lock(root)
+    try:
+        lock.acquire()
+    except OSError:  # another build runs (its temporaries are alive) or the root is read-only
+        return
+    try:
+        remove_leftovers(root, _LEFTOVERS, older_than=lock.since)
+    finally:
+        lock.release()
 
 
 def _store_lock(root: Path) -> FolderLock:
@@ -334,6 +354,7 @@ def _build(path: Path, opts: dict, workers: int, transpose: int, hop_bars: int, 
     t0, cpu0 = time.perf_counter(), _cpu_seconds()
     todo = list(names) if names is not None else chorale_names()
     jobs = [(n, bool(use_cache)) for n in todo]
+    workers = max(1, min(int(workers), len(jobs), os.cpu_count() or 1))  # bounded by the work and the machine
     bar = None
     if progress:
         from tqdm.auto import tqdm

@@ -259,3 +259,56 @@ def test_shipped_store_equals_a_fresh_build(tmp_path):
     for key in ("window_rule", "tracks", "sample_shape", "skipped"):
         assert fresh.meta.get(key) == shipped.meta.get(key), key
     assert fresh.meta["build"]["options"] == shipped.meta["build"]["options"]
+
+
+# --- issue 25: leftovers, an interrupted --force, bounded workers ---------------------------------
+
+
+def test_a_plain_run_on_a_built_store_removes_leftovers(tmp_path, capsys):
+    root = tmp_path / "root"
+    bach.build(root=root, workers=1, names=NAMES[:1], progress=False)
+    (root / ".bach.0badc0de.tmp").mkdir()  # what a killed `b2b data bach --force` left
+    (root / ".bach.0badc0de.tmp" / "store.npz").write_bytes(b"partial")
+    (root / ".bach.12345678.old").mkdir()
+    (root / ".other.0badc0de.tmp").mkdir()  # not ours
+    bach.build(root=root, workers=1, names=NAMES[:1], progress=False, verbose=True)
+    assert "already built" in capsys.readouterr().out
+    assert sorted(p.name for p in root.iterdir()) == [".other.0badc0de.tmp", "bach"]
+
+
+def test_an_interrupted_force_leaves_no_store_that_looks_built(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "root"
+    path = bach.build(root=root, workers=1, names=NAMES[:1], progress=False)
+    real = bach._build
+
+    def killed(*a, **k):  # the rebuild dies while parsing (as under kill -9: nothing cleans up)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bach, "_build", killed)
+    with pytest.raises(KeyboardInterrupt):
+        bach.build(root=root, workers=1, names=NAMES[:1], force=True, progress=False)
+    assert not store.is_store(path)
+    monkeypatch.setattr(bach, "_build", real)
+    bach.build(root=root, workers=1, names=NAMES[:1], progress=False, verbose=True)
+    out = capsys.readouterr().out
+    assert "already built" not in out and "built" in out and store.is_store(path)
+
+
+def test_workers_are_bounded_by_the_work_and_the_machine(tmp_path, monkeypatch):
+    started = []
+    real_get_context = bach.multiprocessing.get_context
+
+    def spy(method=None):
+        ctx = real_get_context(method)
+
+        class Ctx:
+            def Pool(self, n):  # noqa: N802 - multiprocessing's name
+                started.append(n)
+                return ctx.Pool(n)
+        return Ctx()
+
+    monkeypatch.setattr(bach.multiprocessing, "get_context", spy)
+    monkeypatch.setattr(bach.os, "cpu_count", lambda: 16)
+    path = bach.build(root=tmp_path, workers=40, names=NAMES[:2], progress=False)
+    assert started == [2]  # two chorales: two processes, not 40
+    assert store.WindowDataset(path).meta["build"]["workers"] == 2
