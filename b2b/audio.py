@@ -46,6 +46,7 @@ __all__ = [
     "render",
     "to_audio",
     "encode",
+    "resolve_format",
     "AUDIO_FORMATS",
     "write_wav",
     "synth_recipe",
@@ -469,7 +470,12 @@ def _have_soundfile() -> bool:
     return True
 
 
-def _resolve_format(format: str) -> str:
+def resolve_format(format: str) -> str:
+    """The file format ``format`` stands for: ``"mp3"`` or ``"wav"`` as given, and ``"auto"`` as
+    MP3 when the ``soundfile`` package can be imported, else WAV.
+
+    ValueError naming the format for anything else.
+    """
     if format == "auto":
         return "mp3" if _have_soundfile() else "wav"
     if format not in AUDIO_FORMATS:
@@ -498,7 +504,7 @@ def encode(wave_: Any, sample_rate: int, format: str = "auto") -> bytes:
     """
     import io
 
-    fmt = _resolve_format(format)
+    fmt = resolve_format(format)
     w = np.clip(np.asarray(wave_, dtype=np.float32).reshape(-1), -1.0, 1.0)
     buf = io.BytesIO()
     if fmt == "wav":
@@ -542,7 +548,7 @@ def to_audio(x: Any, *, format: str = "auto", **kw: Any) -> Any:
         wave_ = np.asarray(arr, dtype=np.float32)
     else:
         wave_ = render(x, **kw)
-    fmt = _resolve_format(format)
+    fmt = resolve_format(format)
     # no normalization: render() already peak-normalises, and silence stays silent
     player = Audio(data=encode(wave_, sample_rate, fmt), autoplay=False)
     player.mimetype = AUDIO_FORMATS[fmt]

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from b2b.audio import AUDIO_FORMATS, _resolve_format, check_tempo, encode, render
+from b2b.audio import AUDIO_FORMATS, check_tempo, encode, render, resolve_format
 from b2b.geometry import binarize
 
 __all__ = ["MAX_PAIRS", "ListeningQuiz", "listening_quiz", "p_at_least", "key_hash", "answer_key"]
@@ -215,7 +215,7 @@ def listening_quiz(
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
     tempo = check_tempo(tempo)
-    fmt = _resolve_format(format)
+    fmt = resolve_format(format)
     for name, ws in (("real", real_w), ("generated", gen_w)):
         silent = [i for i, w in enumerate(ws) if not w.any()]
         if silent:

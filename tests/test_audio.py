@@ -267,6 +267,16 @@ def test_mp3_is_smaller_and_sounds_the_same():
     assert audio.encode(w, SR, "auto")[:4] != b"RIFF"  # auto picks MP3 when soundfile is there
 
 
+def test_auto_format_is_mp3_only_where_soundfile_imports(monkeypatch):
+    assert audio.resolve_format("wav") == "wav" and audio.resolve_format("mp3") == "mp3"
+    monkeypatch.setattr(audio, "_have_soundfile", lambda: False)
+    assert audio.resolve_format("auto") == "wav"
+    monkeypatch.setattr(audio, "_have_soundfile", lambda: True)
+    assert audio.resolve_format("auto") == "mp3"
+    with pytest.raises(ValueError, match="'flac'"):
+        audio.resolve_format("flac")
+
+
 def test_encode_rejects_unknown_format():
     with pytest.raises(ValueError, match="format must be"):
         audio.encode(np.zeros(10), SR, "ogg")
