@@ -195,7 +195,7 @@ def _copy_venv(base: Path, dest: Path) -> None:
 
 
 def run_chapter(notebook: Path, venv: Path, url: str, pip_cache: Path, timeout: int,
-                before: dict[str, str] | None = None) -> dict:
+                before: dict[str, str] | None = None, extra_env: dict[str, str] | None = None) -> dict:
     """Run one chapter the Colab way; returns ``{"name", "ok", "seconds", "cell", "source", "error",
     "changed"}`` (``changed``: Colab's packages, from ``before``, that the chapter's installs changed)."""
     t0 = time.perf_counter()
@@ -212,7 +212,7 @@ def run_chapter(notebook: Path, venv: Path, url: str, pip_cache: Path, timeout: 
                if not k.startswith(("B2B_", "PYTHON", "VIRTUAL_ENV", "JUPYTER", "OMP_", "MKL_"))}
         env.update(HOME=str(home), B2B_PIP_URL=url, PIP_CACHE_DIR=str(pip_cache),
                    PIP_DISABLE_PIP_VERSION_CHECK="1", PATH=f"{runtime / 'bin'}:{env.get('PATH', '')}",
-                   MPLBACKEND="module://matplotlib_inline.backend_inline")
+                   MPLBACKEND="module://matplotlib_inline.backend_inline", **(extra_env or {}))
         out = tmp / "result.json"
         proc = subprocess.run([str(runtime / "bin" / "python"), "-c", _DRIVER, str(nb), str(out),
                                str(timeout), COLAB_CELL], cwd=work, env=env, text=True,
@@ -259,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=2, help="chapters run at once (default: 2)")
     p.add_argument("--timeout", type=int, default=600, help="seconds one cell may take (default: 600)")
     p.add_argument("--no-bad-url", action="store_true", help="skip running the install cell with a bad URL")
+    p.add_argument("--no-compiler", action="store_true",
+                   help="no C/C++ compiler for pip (CC=CXX=false): a package without a wheel fails to build")
     args = p.parse_args(argv)
     repo = args.repo.resolve()
     python = PYTHONS[args.python] if args.python else Path(sys.executable)
@@ -271,10 +273,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"colab: no Colab copies in {repo / colab_notebooks.COPIES}: run python scripts/colab_notebooks.py",
               file=sys.stderr)
         return 2
-    not_copies = [n for n in notebooks if n.parent != repo / colab_notebooks.COPIES / "book"]
+    copies = repo / colab_notebooks.COPIES / "book"
+    notebooks = [copies / n.name if n.parent == repo / "book" else n for n in notebooks]  # readers open the copy
+    not_copies = [n for n in notebooks if n.parent != copies or not n.is_file()]
     if not_copies:
-        print(f"colab: {not_copies[0]} is not a Colab copy: readers open colab/book/{not_copies[0].name}",
-              file=sys.stderr)
+        print(f"colab: {not_copies[0]} is not a Colab copy (colab/book/*.ipynb)", file=sys.stderr)
         return 2
     if repo == ROOT and colab_notebooks.main(["--check"]) != 0:
         return 2
@@ -297,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
               f"for a repository that does not exist" + (f": {problem}" if problem else ""), flush=True)
         failed += problem is not None
     with cf.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = [pool.submit(run_chapter, nb, venv, url, pip_cache, args.timeout, before) for nb in notebooks]
+        extra = {"CC": "false", "CXX": "false"} if args.no_compiler else {}
+        futures = [pool.submit(run_chapter, nb, venv, url, pip_cache, args.timeout, before, extra) for nb in notebooks]
         for fut in cf.as_completed(futures):
             r = fut.result()
             ok = r["ok"] and not r["changed"]
