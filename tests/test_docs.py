@@ -339,3 +339,46 @@ def test_book_build_ignores_hidden_folders(tmp_path):
     assert found == ["book/intro.md"], (
         f"hidden files reach the book build: {found}; add \".*\" and \"**/.*\" to exclude_patterns in _config.yml"
     )
+
+
+def test_markdown_written_by_code_is_parsed_as_myst():
+    """A code cell's Markdown output is parsed as MyST (tables, $ maths, roles); MyST-NB's default,
+    CommonMark, printed nine of the book's tables as raw pipe text."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    assert config["sphinx"]["config"].get("nb_render_markdown_format") == "myst"
+
+
+def display_maths_in_list_items(markdown: str) -> list[str]:
+    """Lines of ``markdown`` where display maths (``$$``) continues a list item, which MyST does not typeset."""
+    found, in_item, in_maths, after_blank = [], False, False, False
+    for line in markdown.splitlines():
+        if in_maths:                                   # inside a $$ block: "+ x" is no list item
+            in_maths = line.count("$$") % 2 == 0
+            continue
+        if not line.strip():
+            after_blank = True
+            continue
+        if re.match(r" {0,3}(?:[-*+]|\d+[.)])\s+\S", line):
+            in_item = True
+        elif after_blank and not line.startswith("  "):  # an unindented paragraph ends the list
+            in_item = False
+        after_blank = False
+        if in_item and "$$" in line:
+            found.append(line.strip())
+        in_maths = line.count("$$") % 2 == 1
+    return found
+
+
+def test_display_maths_in_a_list_item_is_found():
+    assert display_maths_in_list_items("1. update the critic on\n   $$L_D = x,$$\n   where\n2. once") == ["$$L_D = x,$$"]
+    assert display_maths_in_list_items("1. update the critic on $L_D$ (below);\n\n$$L_D = x,$$\n") == []
+    assert display_maths_in_list_items("$$\nV = a\n  + b.\n$$\n") == []           # "+ b" continues the maths
+    assert display_maths_in_list_items("- an item\n\n  $$x$$\n") == ["$$x$$"]       # indented: still the item
+
+
+@pytest.mark.parametrize("path", sorted(BOOK.glob("*.ipynb")), ids=lambda p: p.name)
+def test_no_display_maths_inside_a_list_item(path):
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    bad = [line for c in cells if c["cell_type"] == "markdown"
+           for line in display_maths_in_list_items("".join(c["source"]))]
+    assert not bad, f"{path.name}: display maths inside a list item renders raw; give it its own paragraph: {bad}"
