@@ -546,6 +546,18 @@ def _wgan(n_critic: int, lambda_gp: float) -> _Iteration:
     return iteration
 
 
+def _clipping(opt: Optimizer, critic: nn.Module, clip: float) -> Optimizer:
+    """``opt``, which from now on clamps every parameter of ``critic`` to ``[-clip, clip]`` after each step."""
+
+    @torch.no_grad()
+    def clamp(*_: object) -> None:
+        for p in critic.parameters():
+            p.clamp_(-clip, clip)
+
+    opt.register_step_post_hook(clamp)
+    return opt
+
+
 def train_wgan_clip(config: ToyConfig | None = None, n_critic: int = 5, clip: float = 0.01) -> ToyRun:
     """Train a WGAN with weight clipping (Arjovsky et al. 2017) on the ring of Gaussians.
 
@@ -559,14 +571,7 @@ def train_wgan_clip(config: ToyConfig | None = None, n_critic: int = 5, clip: fl
         raise ValueError(f"clip must be > 0, got {clip}")
 
     def optimizers(gen: nn.Module, critic: nn.Module) -> tuple[Optimizer, Optimizer]:
-        opt_d = torch.optim.RMSprop(critic.parameters(), lr=config.lr)
-
-        @torch.no_grad()
-        def clamp(*_: object) -> None:  # after every critic step
-            for p in critic.parameters():
-                p.clamp_(-clip, clip)
-
-        opt_d.register_step_post_hook(clamp)
+        opt_d = _clipping(torch.optim.RMSprop(critic.parameters(), lr=config.lr), critic, clip)
         return torch.optim.RMSprop(gen.parameters(), lr=config.lr), opt_d
 
     method = {"kind": "wgan_clip", "n_critic": n_critic, "clip": clip}
@@ -652,7 +657,7 @@ def fit_critic(
         if method == "gp":
             opt: Optimizer = torch.optim.Adam(critic.parameters(), lr=lr or 1e-4, betas=(0.5, 0.9))
         else:
-            opt = torch.optim.RMSprop(critic.parameters(), lr=lr or 5e-5)
+            opt = _clipping(torch.optim.RMSprop(critic.parameters(), lr=lr or 5e-5), critic, clip)
         r_eval, f_eval = real(n_eval, g_eval), fake(n_eval, g_eval)
         eps_eval = torch.rand(n_eval, generator=g_eval)
         history: dict[str, list[float]] = {"step": [], "w_estimate": [], "grad_norm": [], "grad_norm_std": []}
@@ -673,10 +678,6 @@ def fit_critic(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            if method == "clip":
-                with torch.no_grad():
-                    for p in critic.parameters():
-                        p.clamp_(-clip, clip)
             if step % every == 0 or step == steps:
                 evaluate(step)
         critic.eval()

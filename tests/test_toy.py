@@ -228,6 +228,10 @@ def test_fit_critic_returns_history():
     )
     assert h["step"] == [0, 2, 4]
     assert len(h["w_estimate"]) == 3 and critic(torch.zeros(3, 2)).shape == (3, 1)
+    clipped, _ = toy.fit_critic(lambda n, g: torch.randn(n, 2, generator=g),
+                                lambda n, g: torch.randn(n, 2, generator=g) + shift,
+                                method="clip", clip=0.03, lr=0.5, steps=2, every=2, n_eval=16, hidden=8)
+    assert max(p.abs().max().item() for p in clipped.parameters()) <= 0.03
 
 
 def test_train_gan_gives_the_discriminator_its_own_learning_rate():
