@@ -218,7 +218,7 @@ def json_problem(value: Any, schema: dict[str, type | tuple[type, ...]], where: 
     """What is wrong with the JSON object ``value`` against ``schema`` (key -> required type(s);
     a key ending in ``?`` may be missing or null), or None. ``bool`` never passes for a number."""
     if not isinstance(value, dict):
-        return f"{where or 'the top level'} is {_JSON_NAMES.get(type(value), type(value).__name__)}, expected an object"
+        return f"{where.rstrip('.') or 'the top level'} is {_JSON_NAMES.get(type(value), type(value).__name__)}, expected an object"
     for key, types in schema.items():
         optional = key.endswith("?")
         key = key.rstrip("?")

@@ -62,13 +62,16 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import zipfile
 import zlib
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from b2b.atomic import FolderLock, FolderLocked, free_bytes, remove_leftovers, write_text
-from b2b.data import load_lpd, multitrack_to_roll
-from b2b.store import WindowDataset, default_root, is_store, write_store
+import numpy as np
+
+from b2b.atomic import FolderLock, FolderLocked, free_bytes, json_problem, read_json, remove_leftovers, write_text
+from b2b.data import DataError, load_lpd, multitrack_to_roll
+from b2b.store import MAX_EXPANSION, WindowDataset, default_root, is_store, npy_member_header, write_store
 
 # --------------------------------------------------------------------------------------------
 # Where the files come from: the ONE place to change when the upstream links move again.
@@ -114,6 +117,16 @@ LOCK_NAME = ".b2b-lpd17.lock"
 EXTRACT_MAX_MEMBERS = 250_000
 EXTRACT_MAX_BYTES = 8 * 2**30
 EXTRACT_MAX_MEMBER_BYTES = 256 * 2**20
+#: An archive may extract to at most this many times its own size (at least
+#: EXTRACT_MIN_ALLOWANCE bytes): the upstream one, of already-compressed ``.npz`` files, about
+#: 1.4 GB, extracts to about 2.3-3.2 GB (about 2x); a 1 MB archive of 1 GB is a bomb.
+EXTRACT_MAX_RATIO = 32
+EXTRACT_MIN_ALLOWANCE = 64 * 2**20
+#: Longest song (time steps at the file's resolution, 24 per beat in LPD: about 45 minutes at
+#: 120 bpm) and most array bytes per declared byte a song file may hold, checked before it is read.
+SONG_MAX_STEPS = 2**17
+#: Most worker processes ``--workers`` may ask for (fewer start: at most one per song and core).
+MAX_WORKERS = 256
 #: Decompressed bytes allowed after the end of the tar data (tar pads with zeros to 10 KiB).
 EXTRACT_MAX_TRAILING_BYTES = 16 * 2**20
 #: Data of one pax/GNU long-name header (read into memory by tarfile): real ones are < 1 KiB.
@@ -190,16 +203,33 @@ def read_manifest(root: str | os.PathLike) -> dict:
     return _read_whole_manifest(Path(root)).get(MANIFEST_KEY, {})
 
 
+#: What each entry of the manifest's LPD-17 section must be (see :func:`b2b.atomic.json_problem`).
+_MANIFEST_SCHEMA = {"format?": int, "downloads?": dict, "extracted?": dict, "selection?": dict, "store?": dict}
+_MANIFEST_PARTS = {
+    "extracted": {"url?": str, "archive_sha256?": str, "cleansed_dir?": str},
+    "store": {"request?": dict, "inputs?": dict},
+}
+
+
 def _read_whole_manifest(root: Path) -> dict:
     path = root / MANIFEST_NAME
     if not path.exists():
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON ({e}); delete it to start afresh") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} does not hold a JSON object; delete it to start afresh")
+        data = read_json(path)
+    except ValueError as e:
+        raise ValueError(f"{e}; delete it to start afresh") from None
+    section = data.get(MANIFEST_KEY, {})
+    problem = json_problem(section, _MANIFEST_SCHEMA, f"{MANIFEST_KEY}.")
+    if problem is None:
+        downloads = section.get("downloads") or {}
+        bad = [k for k, v in downloads.items() if not (v is None or isinstance(v, dict))]
+        problem = f"{MANIFEST_KEY}.downloads.{bad[0]} is not an object" if bad else None
+        for key, schema in _MANIFEST_PARTS.items():
+            if problem is None and section.get(key) is not None:
+                problem = json_problem(section[key], schema, f"{MANIFEST_KEY}.{key}.")
+    if problem is not None:
+        raise ValueError(f"{path}: {problem}; delete it to start afresh")
     return data
 
 
@@ -238,10 +268,13 @@ _CONTENT_RANGE_RE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+|\*)$")
 
 
 def _read_part_info(info_path: Path) -> dict:
+    """What a partial download recorded (``url``, ``validator``); ``{}`` (not resumable) when
+    the file is missing, unreadable, too big or deep, or not of that shape."""
     try:
-        return json.loads(info_path.read_text(encoding="utf-8"))
+        info = read_json(info_path, max_bytes=2**16)
     except (OSError, ValueError):
         return {}
+    return info if json_problem(info, {"url": str, "validator?": str}) is None else {}
 
 
 def download(
@@ -601,7 +634,8 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike,
     Every member is checked with :func:`check_member` (and sparse files are refused) and
     extracted with the ``"data"`` filter where Python has it. What the archive may write is
     bounded before each member is written: :data:`EXTRACT_MAX_MEMBERS` members,
-    :data:`EXTRACT_MAX_MEMBER_BYTES` per file, :data:`EXTRACT_MAX_BYTES` in all, and
+    :data:`EXTRACT_MAX_MEMBER_BYTES` per file, :data:`EXTRACT_MAX_BYTES` in all and at most
+    :data:`EXTRACT_MAX_RATIO` times the archive's size (:data:`EXTRACT_MIN_ALLOWANCE` at least), and
     :data:`EXTRACT_MAX_TRAILING_BYTES` of data after the tar's end. The free disk space must
     hold :func:`extracted_size_estimate` plus :data:`DISK_MARGIN_BYTES`. The archive must hold
     song files in the LPD layout (:func:`song_member_top`), all under one ``lpd_17_cleansed``
@@ -635,6 +669,8 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike,
     dest.parent.mkdir(parents=True, exist_ok=True)
     estimate = extracted_size_estimate(archive)
     estimate = min(estimate, EXTRACT_MAX_BYTES)
+    size = archive.stat().st_size
+    allowed = min(EXTRACT_MAX_BYTES, max(EXTRACT_MIN_ALLOWANCE, EXTRACT_MAX_RATIO * size))
     check_free_space(dest.parent, estimate + estimate // 8 + DISK_MARGIN_BYTES,
                      f"extract {archive.name}")
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extract-", dir=dest.parent))
@@ -671,6 +707,11 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike,
                             raise refuse(f"member {member.name!r} is {member.size:,} bytes, more "
                                          f"than {EXTRACT_MAX_MEMBER_BYTES:,} "
                                          f"(EXTRACT_MAX_MEMBER_BYTES)")
+                        if n_bytes + member.size > allowed and allowed < EXTRACT_MAX_BYTES:
+                            raise refuse(f"its files hold more than {allowed:,} bytes, over "
+                                         f"{EXTRACT_MAX_RATIO} times its own {size:,} "
+                                         f"(EXTRACT_MAX_RATIO; LPD-17-cleansed extracts to about "
+                                         f"twice its size)")
                         if n_bytes + member.size > EXTRACT_MAX_BYTES:
                             raise refuse(f"its files hold more than {EXTRACT_MAX_BYTES:,} bytes "
                                          f"(EXTRACT_MAX_BYTES; LPD-17-cleansed holds about "
@@ -1008,9 +1049,43 @@ def select_songs(genre_ids: list[str], id_map: dict[str, str], extracted: Path |
 # --------------------------------------------------------------------------------------------
 
 
+def check_song_sizes(path: str | os.PathLike) -> None:
+    """DataError naming ``path`` if its arrays declare more than a song can hold, before any of
+    them is read: a track or tempo longer than :data:`SONG_MAX_STEPS` steps, or an array that
+    declares more than :data:`b2b.store.MAX_EXPANSION` times the bytes its member holds."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):  # info.json: read (small) by load_lpd
+                    if info.file_size > 2**20:
+                        raise DataError(f"{path}: {info.filename} declares {info.file_size:,} bytes; not an LPD file")
+                    continue
+                shape, dtype = npy_member_header(zf, info)
+                declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if declared > MAX_EXPANSION * max(info.compress_size, 1) + 4096:
+                    raise DataError(f"{path}: {info.filename} declares {declared:,} bytes in "
+                                    f"{info.compress_size:,} compressed ones; not an LPD file")
+                steps = None
+                if info.filename.endswith("_csc_shape.npy") and declared <= 64:
+                    with zf.open(info) as f:
+                        values = np.lib.format.read_array(f, allow_pickle=False).reshape(-1)
+                    steps = int(values[0]) if len(values) else None
+                elif info.filename in ("tempo.npy", "downbeat.npy"):
+                    steps = int(np.prod(shape, dtype=object))
+                if steps is not None and steps > SONG_MAX_STEPS:
+                    raise DataError(f"{path}: {info.filename} declares {steps:,} time steps, more than "
+                                    f"{SONG_MAX_STEPS:,} (SONG_MAX_STEPS, about 45 minutes)")
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"{path}: not a readable LPD .npz file ({type(e).__name__}: {e})") from None
+
+
 def _convert_one(path: str):
     """Worker: one LPD file → ``(roll, None)`` or ``(None, error message)``."""
     try:
+        check_song_sizes(path)
         return multitrack_to_roll(load_lpd(path)), None
     except Exception as e:  # reported and skipped by the caller
         return None, f"{type(e).__name__}: {e}"
@@ -1035,6 +1110,11 @@ def _pool_context():
     return multiprocessing.get_context("spawn")  # pragma: no cover - Windows, macOS
 
 
+def usable_workers(workers: int, jobs: int) -> int:
+    """``workers`` bounded by the work and the machine: at most one per job and per CPU core."""
+    return max(1, min(int(workers), int(jobs), os.cpu_count() or 1))
+
+
 def convert_songs(paths: list[str], workers: int = 1, progress: bool = True) -> Iterator:
     """Yield ``(index, roll or None, error or None)`` for each path, in order.
 
@@ -1043,6 +1123,7 @@ def convert_songs(paths: list[str], workers: int = 1, progress: bool = True) -> 
     :func:`_pool_context` for how they start).
     """
     pool = None
+    workers = usable_workers(workers, len(paths))
     if workers <= 1 or len(paths) <= 1:
         results: Iterable = map(_convert_one, paths)
     else:  # started before the progress bar, whose monitor thread would rule out fork
@@ -1064,6 +1145,7 @@ def _build_store(root: Path, extracted: Path, selection: dict, request: dict, in
                  workers: int, progress: bool) -> dict:
     songs = selection["songs"]
     paths = [str(extracted / s["path"]) for s in songs]
+    workers = usable_workers(workers, len(paths))
     failed: list[dict] = []
     n_ok = 0
 
@@ -1212,6 +1294,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--songs must be at least 1, got {args.songs}")
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    if args.workers > MAX_WORKERS:
+        raise ValueError(f"--workers must be at most {MAX_WORKERS} (at most one per song and CPU core "
+                         f"start anyway), got {args.workers}")
     if args.hop_bars < 1:
         raise ValueError(f"--hop-bars must be at least 1, got {args.hop_bars}")
     genre_member(args.genre)  # validates the form

@@ -179,6 +179,16 @@ def _check_store_meta(meta: Any, meta_file: Path) -> None:
         raise DataError(f"{meta_file}: song ids are not unique")
 
 
+def npy_member_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype]:
+    """``(shape, dtype)`` an ``.npy`` member of an ``.npz`` declares, read from its header alone
+    (nothing of the array is read); ValueError if it is not an ``.npy`` file."""
+    with zf.open(info) as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(f)
+    return tuple(shape), dtype
+
+
 def _read_store_arrays(npz_file: Path, n_songs: int) -> dict[str, np.ndarray]:
     """The four arrays of ``store.npz``, each declared size bounded before it is allocated.
 
@@ -195,10 +205,7 @@ def _read_store_arrays(npz_file: Path, n_songs: int) -> dict[str, np.ndarray]:
         headers = {}
         for key in _ARRAYS:
             info = zf.getinfo(f"{key}.npy")
-            with zf.open(info) as f:
-                version = np.lib.format.read_magic(f)
-                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-                shape, _, dtype = read(f)
+            shape, dtype = npy_member_header(zf, info)
             declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
             if dtype.hasobject or declared > MAX_EXPANSION * max(info.compress_size, 1) + 4096:
                 raise bad(f"array {key!r} declares shape {shape} of {dtype} ({declared:,} bytes) but its member holds "

@@ -1015,3 +1015,93 @@ def test_extraction_recorded_by_an_earlier_version_is_reused(tmp_path, server, c
     assert b2b_lpd17(root, server, "--songs", 3) == 0
     assert "extracting" not in capsys.readouterr().out and server.count() == n
     assert len(store_windows(root)[0]) == 3
+
+
+# ------------------------------------------------ issue 25: JSON, sizes and workers bounded --
+@pytest.mark.parametrize("text,message", [
+    ("[" * 100_000 + "]" * 100_000, "JSON nested 100000 levels deep"),
+    ('{"lpd17": "x"}', "lpd17 is a string, expected an object"),
+    ('{"lpd17": {"extracted": {"url": 3}}}', "lpd17.extracted.'url' is an integer, expected a string"),
+    ('{"lpd17": {"downloads": {"archive": [1]}}}', "lpd17.downloads.archive is not an object"),
+    ("[1]", "holds an array, expected an object"),
+])
+def test_hostile_manifest_is_one_line(tmp_path, server, capsys, text, message):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "manifest.json").write_text(text)
+    assert b2b_lpd17(root, server) == 2
+    line = error_line(capsys)
+    assert str(root / "manifest.json") in line and message in line and "delete it to start afresh" in line
+
+
+@pytest.mark.parametrize("text", ["[1]", "[" * 100_000 + "]" * 100_000, '{"url": 5}', "\xff"])
+def test_junk_part_json_means_not_resumable(tmp_path, server, src, text):
+    dest = tmp_path / "raw" / "cleansed_ids.txt"
+    dest.parent.mkdir(parents=True)
+    part = dest.with_name(dest.name + ".part")
+    part.write_bytes(b"junk that must not be resumed")
+    dest.with_name(dest.name + ".part.json").write_text(text, encoding="latin-1")
+    assert lpd._read_part_info(dest.with_name(dest.name + ".part.json")) == {}
+    lpd.download(server.url(IDS), dest, kind="ids", progress=False)
+    assert dest.read_bytes() == src["bytes"][IDS]  # downloaded afresh, not appended to the junk
+
+
+def test_an_archive_extracting_to_far_more_than_its_size_is_refused(tmp_path, src, capsys, monkeypatch):
+    # five members of 8 MiB: each under the per-member bound, 40 MiB in all from about 40 kB
+    monkeypatch.setattr(lpd, "EXTRACT_MIN_ALLOWANCE", 16 * 2**20)
+    bomb = F.bomb_archive(tmp_path / "bomb.tar.gz", [8 * 2**20] * 5)
+    size = bomb.stat().st_size
+    assert size < 100_000 and 8 * 2**20 < lpd.EXTRACT_MAX_MEMBER_BYTES
+    with F.LoopbackServer({**src["bytes"], ARCHIVE: bomb.read_bytes()}) as server:
+        root = tmp_path / "data"
+        assert b2b_lpd17(root, server) == 2
+    msg = error_line(capsys)
+    assert "unsafe archive" in msg and f"over {lpd.EXTRACT_MAX_RATIO} times its own {size:,}" in msg
+    assert "the archive was deleted" in msg
+    raw = root / lpd.RAW_DIR
+    assert not (raw / ARCHIVE).exists() and not (raw / lpd.EXTRACTED_DIR).exists()
+    assert not [p for p in raw.iterdir() if p.name.startswith(".")]  # no extraction left behind
+
+
+def test_a_song_declaring_an_absurd_length_is_refused_before_reading(tmp_path, monkeypatch):
+    path = tmp_path / "long.npz"
+    F.write_lpd_npz(path, {1: np.zeros((96, 128), np.uint8)}, 96)
+    with zipfile.ZipFile(path) as z:
+        members = {i.filename: z.read(i) for i in z.infolist()}
+    members["pianoroll_1_csc_shape.npy"] = _npy(np.array([2_000_000, 128]))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    called = []
+    monkeypatch.setattr(lpd, "load_lpd", lambda p: called.append(p))
+    roll, err = lpd._convert_one(str(path))
+    assert roll is None and called == []
+    assert "pianoroll_1_csc_shape.npy declares 2,000,000 time steps, more than 131,072" in err
+    ok = tmp_path / "ok.npz"
+    F.write_lpd_npz(ok, {1: np.zeros((96, 128), np.uint8)}, 96)
+    lpd.check_song_sizes(ok)  # a real song passes
+
+
+def _npy(a: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, a)
+    return buf.getvalue()
+
+
+def test_workers_are_bounded_by_the_songs_and_the_machine(monkeypatch, tmp_path, server, capsys):
+    assert lpd.usable_workers(40, 3) == min(3, os.cpu_count() or 1)
+    monkeypatch.setattr(lpd.os, "cpu_count", lambda: 2)
+    assert lpd.usable_workers(40, 3) == 2 and lpd.usable_workers(1, 3) == 1 and lpd.usable_workers(5, 0) == 1
+    started = []
+    real_pool = lpd.concurrent.futures.ProcessPoolExecutor
+    monkeypatch.setattr(lpd.concurrent.futures, "ProcessPoolExecutor",
+                        lambda max_workers, **k: started.append(max_workers) or real_pool(max_workers, **k))
+    songs = [str(F_song) for F_song in (tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "c.npz")]
+    for p in songs:
+        F.write_lpd_npz(Path(p), {1: np.zeros((96, 128), np.uint8)}, 96)
+    assert len(list(lpd.convert_songs(songs, workers=40, progress=False))) == 3
+    assert started == [2]
+    assert cli.main(["data", "lpd17", "--root", str(tmp_path / "r"), "--workers", "100000"]) == 2
+    assert "--workers must be at most 256" in error_line(capsys)
