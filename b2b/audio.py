@@ -221,7 +221,7 @@ _SYNTHS: dict[tuple[str, int, int], tuple[Any, int]] = {}
 
 
 def _synth(path: Path, sample_rate: int) -> tuple[Any, int]:
-    """A tinysoundfont Synth with ``path`` loaded, cached (loading takes tens of milliseconds)."""
+    """A tinysoundfont Synth with ``path`` loaded, cached (loading parses the whole SoundFont file)."""
     import tinysoundfont
 
     key = (str(path.resolve()), path.stat().st_mtime_ns, int(sample_rate))
