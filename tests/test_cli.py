@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import errno
+import os
+import subprocess
+import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -47,3 +51,24 @@ def test_other_errors_still_raise(monkeypatch):
     _fake_command(monkeypatch, RuntimeError("a bug"))
     with pytest.raises(RuntimeError, match="a bug"):
         cli.main(["train"])
+
+
+@pytest.mark.parametrize("kind", ["symlink to the clone", "empty folder"])
+def test_python_m_b2b_from_the_folder_holding_a_clone_named_b2b(tmp_path, kind):
+    """The folder named b2b in the current folder (the clone itself, or any) must not shadow the
+    installed package: `python -m b2b` puts the current folder first on sys.path."""
+    root = Path(__file__).resolve().parents[1]
+    if kind == "symlink to the clone":
+        (tmp_path / "b2b").symlink_to(root, target_is_directory=True)
+    else:
+        (tmp_path / "b2b").mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    for argv in (["--version"], ["generate", "--checkpoint", "nope.pt"]):
+        r = subprocess.run([sys.executable, "-m", "b2b", *argv], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=120)
+        out = r.stdout + r.stderr
+        assert "Traceback" not in out, out
+        if argv == ["--version"]:
+            assert r.returncode == 0 and out.strip() == f"b2b {b2b.__version__}"
+        else:
+            assert r.returncode == 2 and "nope.pt does not exist" in out
