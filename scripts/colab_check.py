@@ -222,7 +222,9 @@ def run_chapter(notebook: Path, venv: Path, url: str, pip_cache: Path, timeout: 
         else:
             result = {"ok": False, "cell": None, "source": "",
                       "error": f"driver exited {proc.returncode}: {proc.stderr[-2000:]}"}
-        result["changed"] = changed_packages(before, freeze(runtime / "bin" / "python")) if before else []
+        after = freeze(runtime / "bin" / "python")
+        result["changed"] = changed_packages(before, after) if before else []
+        result["audio"] = "tinysoundfont" if "tinysoundfont" in after else "no tinysoundfont: b2b's numpy renderer"
     result["name"] = notebook.name
     result["seconds"] = time.perf_counter() - t0
     return result
@@ -260,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=int, default=600, help="seconds one cell may take (default: 600)")
     p.add_argument("--no-bad-url", action="store_true", help="skip running the install cell with a bad URL")
     p.add_argument("--no-compiler", action="store_true",
-                   help="no C/C++ compiler for pip (CC=CXX=false): a package without a wheel fails to build")
+                   help="no C/C++ compiler for pip (CC=CXX=false, no cache): a package without a wheel fails to build")
     args = p.parse_args(argv)
     repo = args.repo.resolve()
     python = PYTHONS[args.python] if args.python else Path(sys.executable)
@@ -279,7 +281,11 @@ def main(argv: list[str] | None = None) -> int:
     if not_copies:
         print(f"colab: {not_copies[0]} is not a Colab copy (colab/book/*.ipynb)", file=sys.stderr)
         return 2
-    if repo == ROOT and colab_notebooks.main(["--check"]) != 0:
+    book = colab_notebooks.load_book(repo)
+    stale = [n.name for n in notebooks if not (repo / "book" / n.name).is_file() or n.read_text(encoding="utf-8")
+             != colab_notebooks.render(colab_notebooks.colab_copy(book, repo / "book" / n.name, repo))]
+    if stale:
+        print(f"colab: stale Colab copies {stale}: run python scripts/colab_notebooks.py", file=sys.stderr)
         return 2
     dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True).stdout.strip()
@@ -290,9 +296,11 @@ def main(argv: list[str] | None = None) -> int:
     ensure_venv(venv, pip_cache, python)
     before = freeze(venv / "bin" / "python")
     url = f"git+file://{repo}"
+    torch_from = ("is the local CPU wheel" if "+cpu" in before.get("torch", "") else
+                  "comes from the package index (no local CPU wheel for this Python)")
     print(f"colab: {len(notebooks)} chapter(s), b2b from {url}, {args.jobs} at once; Python "
           f"{_python_version(venv)}, Colab's packages from {CONSTRAINTS.relative_to(ROOT)}; "
-          f"torch {before.get('torch')} is the local CPU wheel, not Colab's {COLAB_TORCH}", flush=True)
+          f"torch {before.get('torch')} {torch_from}, not Colab's {COLAB_TORCH}", flush=True)
     failed, total = 0, len(notebooks) + (not args.no_bad_url)
     if not args.no_bad_url:
         problem = install_fails_loudly(notebooks[0], venv, pip_cache, args.timeout)
@@ -300,13 +308,14 @@ def main(argv: list[str] | None = None) -> int:
               f"for a repository that does not exist" + (f": {problem}" if problem else ""), flush=True)
         failed += problem is not None
     with cf.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        extra = {"CC": "false", "CXX": "false"} if args.no_compiler else {}
+        # no compiler, and no wheel built earlier from pip's cache
+        extra = {"CC": "false", "CXX": "false", "PIP_NO_CACHE_DIR": "1"} if args.no_compiler else {}
         futures = [pool.submit(run_chapter, nb, venv, url, pip_cache, args.timeout, before, extra) for nb in notebooks]
         for fut in cf.as_completed(futures):
             r = fut.result()
             ok = r["ok"] and not r["changed"]
             slow = "  (over the 180 s budget)" if r["seconds"] > BUDGET_S else ""
-            print(f"colab: {'ok  ' if ok else 'FAIL'} {r['name']}  {r['seconds']:.0f} s{slow}", flush=True)
+            print(f"colab: {'ok  ' if ok else 'FAIL'} {r['name']}  {r['seconds']:.0f} s{slow}  ({r['audio']})", flush=True)
             if r["changed"]:
                 print(textwrap.indent("changed Colab's packages: " + "; ".join(r["changed"]), "    "), flush=True)
             if not r["ok"]:
