@@ -150,3 +150,49 @@ def test_lock_optional_where_the_file_system_has_no_locks(tmp_path, monkeypatch)
     assert lock.held and not lock.exclusive and (tmp_path / "b" / ".lock").is_file()
     lock.release()
     assert not lock.held and not (tmp_path / "b" / ".lock").exists()
+
+
+# --------------------------------------------------------------------------- issue 25
+def test_atomic_write_refuses_a_link_or_fifo_at_the_name(tmp_path):
+    target = tmp_path / "target"
+    target.write_text("precious")
+    (tmp_path / "link").symlink_to(target)
+    os.mkfifo(tmp_path / "fifo")
+    for name in ("link", "fifo"):
+        with pytest.raises(OSError, match="writes only regular files") as e:
+            atomic.write_text(tmp_path / name, "new")
+        assert e.value.filename == str(tmp_path / name)
+    assert target.read_text() == "precious" and (tmp_path / "link").is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo", "link", "target"]  # no temporaries
+
+
+def test_claim_output_locks_and_removes_only_its_own_leftovers(tmp_path):
+    (tmp_path / ".g.pt.0123abcd.tmp").write_text("killed export of g.pt")
+    (tmp_path / ".h.pt.0123abcd.tmp").write_text("h.pt's writer may be alive")
+    lock = atomic.claim_output(tmp_path / "g.pt", "out g.pt", file=True)
+    assert lock.held and (tmp_path / ".g.pt.lock").is_file()
+    with pytest.raises(atomic.FolderLocked, match="out g.pt is in use by another process"):
+        atomic.claim_output(tmp_path / "g.pt", "out g.pt", file=True)
+    atomic.claim_output(tmp_path / "h.pt", "out h.pt", file=True).release()  # another file: not blocked
+    lock.release()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # both leftovers gone (h.pt's by its own claim)
+    with pytest.raises(FileNotFoundError, match="folder does not exist"):
+        atomic.claim_output(tmp_path / "no" / "g.pt", "out", file=True)
+    assert not (tmp_path / "no").exists()
+    out = tmp_path / "folder"
+    out.mkdir()
+    (out / ".samples.npy.89abcdef.tmp").write_text("x")
+    (out / "samples.tmp").write_text("not a temporary of atomic_path")
+    atomic.claim_output(out, "--out folder").release()
+    assert sorted(p.name for p in out.iterdir()) == ["samples.tmp"]
+
+
+def test_folder_lock_never_writes_through_a_symlink(tmp_path):
+    target = tmp_path / "target"
+    target.write_text("precious")
+    folder = tmp_path / "f"
+    folder.mkdir()
+    (folder / ".lock").symlink_to(target)
+    with pytest.raises(OSError):
+        atomic.FolderLock(folder).acquire()
+    assert target.read_text() == "precious"
