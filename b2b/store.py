@@ -256,11 +256,15 @@ class WindowDataset(torch.utils.data.Dataset):
                 raise DataError(f"{f}: missing; {path} is not a complete dataset store")
         try:
             self.meta = read_json(meta_file)
-        except (OSError, ValueError) as e:
-            raise DataError(f"{meta_file}: not readable JSON ({e})") from None
+        except ValueError as e:  # names the file: too big, too deep, not JSON, not an object
+            raise DataError(str(e)) from None
+        except OSError as e:
+            raise DataError(f"{meta_file}: not readable ({e.strerror or e})") from None
         _check_store_meta(self.meta, meta_file)
         try:
             arrays = _read_store_arrays(npz_file, len(self.meta["songs"]))
+        except DataError:
+            raise
         except KeyError as e:
             raise DataError(f"{npz_file}: missing array {e}") from None
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
