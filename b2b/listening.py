@@ -184,7 +184,9 @@ def listening_quiz(
     threshold : float
         Values ``>= threshold`` are notes (the generator's own calibrated threshold).
     tempo : float
-        Beats per minute: a clip lasts ``960 / tempo`` seconds plus :data:`b2b.audio.TAIL`.
+        Beats per minute: a clip lasts ``960 / tempo`` seconds plus :data:`b2b.audio.TAIL` (a
+        window that sounds to its end renders a little longer: every clip is padded with silence
+        to the longest, so no length tells real from generated).
     sample_rate : int
         Samples per second of the clips.
     format : {"auto", "wav", "mp3"}
@@ -222,16 +224,21 @@ def listening_quiz(
             raise ValueError(f"{name}: window {silent[0]} has no note at threshold {threshold:g}; "
                              "a silent clip would give its pair away")
 
-    def src(window: np.ndarray) -> str:
-        wave = render(window, sample_rate=sample_rate, tempo=tempo, backend=backend)
-        data = base64.b64encode(encode(wave, sample_rate, fmt)).decode("ascii")
+    # every clip as long as the longest: a window that sounds up to its last step renders a little
+    # longer than one that falls silent before it, and a length must not tell real from generated
+    waves = [[render(w, sample_rate=sample_rate, tempo=tempo, backend=backend) for w in ws] for ws in (real_w, gen_w)]
+    length = max(len(w) for ws in waves for w in ws)
+
+    def src(wave: np.ndarray) -> str:
+        padded = np.pad(wave, (0, length - len(wave)))
+        data = base64.b64encode(encode(padded, sample_rate, fmt)).decode("ascii")
         return f"data:{AUDIO_FORMATS[fmt]};base64,{data}"
 
     rng = np.random.default_rng(int(seed))
     first = [bool(b) for b in _order(n, rng)]
     pairs = []
     for i, bach_first in enumerate(first):
-        clips = [src(real_w[i]), src(gen_w[i])]
+        clips = [src(waves[0][i]), src(waves[1][i])]
         if not bach_first:
             clips.reverse()
         pairs.append(

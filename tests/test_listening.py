@@ -114,15 +114,22 @@ def test_pairs_are_balanced_and_the_order_comes_from_the_seed():
 
 def test_each_pair_plays_its_real_and_its_generated_window_in_the_key_order():
     real, gen = _windows(4)
+    real[3, 1, 60:64, 50] = True  # sounds to the end of the window: renders longer than the others
     q = listening.listening_quiz(real, gen, seed=1, backend="numpy", format="wav", tempo=150.0, sample_rate=8000)
     clips = _clips(q.html)
     assert len(clips) == 8
+
+    def wave(w):
+        return audio.render(w, sample_rate=8000, tempo=150.0, backend="numpy")
+
+    longest = len(wave(real[3]))
+    assert longest > len(wave(real[0])) == int(np.ceil((64 * 60 / 150 / 4 + audio.TAIL) * 8000))
     for i, bach_first in enumerate(q.bach_first):
-        want_real = audio.encode(audio.render(real[i], sample_rate=8000, tempo=150.0, backend="numpy"), 8000, "wav")
-        want_gen = audio.encode(audio.render(gen[i] >= 0.5, sample_rate=8000, tempo=150.0, backend="numpy"), 8000, "wav")
+        want_real, want_gen = (audio.encode(np.pad(wave(w), (0, longest - len(wave(w)))), 8000, "wav")
+                               for w in (real[i], gen[i] >= 0.5))
         a, b = clips[2 * i], clips[2 * i + 1]
         assert (a, b) == ((want_real, want_gen) if bach_first else (want_gen, want_real)), i
-        assert len(a) == len(b) == 44 + 2 * int(np.ceil((64 * 60 / 150 / 4 + audio.TAIL) * 8000))
+        assert len(a) == len(b) == 44 + 2 * longest  # every clip as long as the longest: no length leaks
 
 
 def test_the_answer_is_not_in_the_markup():
