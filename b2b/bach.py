@@ -58,7 +58,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import data, store
-from .atomic import FolderLock, remove_leftovers, write_text
+from .atomic import FolderLock, read_json, remove_leftovers, write_text
 
 __all__ = ["PART_KEYWORDS", "MAX_TRANSPOSE", "chorale_names", "part_track", "chorale_events", "chorale_roll", "build",
            "summary", "add_arguments", "run"]
@@ -444,7 +444,7 @@ def _patch_meta(path: Path, build_info: dict) -> None:
     import json
 
     f = path / "meta.json"
-    meta = json.loads(f.read_text())
+    meta = read_json(f)
     meta["build"] = build_info
     write_text(f, json.dumps(meta, indent=1))
 

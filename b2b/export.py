@@ -14,14 +14,13 @@ as an ONNX model for a web page, with its stored threshold and track table besid
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from b2b.atomic import check_output, claim_output
+from b2b.atomic import check_output, claim_output, read_json
 from b2b.checkpoint import (FORMAT_VERSION, GENERATOR_FORMAT, atomic_torch_save, load_checkpoint, load_generator,
                             resolve_device)
 from b2b.generate import CALIBRATION_SAMPLES, CALIBRATION_SEED, MAX_SAMPLES, calibrate_threshold, note_density
@@ -166,7 +165,7 @@ def _run_onnx(args: argparse.Namespace) -> int:
         export_onnx(args.checkpoint, out)
     except ModuleNotFoundError as e:
         raise ValueError(str(e)) from None
-    meta = json.loads(out.with_suffix(".json").read_text())
+    meta = read_json(out.with_suffix(".json"))
     print(f"b2b export: {out} ({out.stat().st_size / 1e6:.2f} MB) and {out.with_suffix('.json')}: step "
           f"{meta['source']['step']}, preset {meta['source']['preset']}, threshold {meta['threshold']:.4g} "
           f"({meta['threshold_source']})")

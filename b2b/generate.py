@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from b2b.atomic import atomic_write, check_output, claim_output, free_bytes
+from b2b.atomic import atomic_write, check_output, claim_output, free_bytes, read_json
 from b2b.audio import TAIL, check_tempo, write_wav
 from b2b.checkpoint import load_generator, resolve_device
 from b2b.data import write_midi
@@ -638,7 +638,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         where = f" {e.filename}:" if e.filename is not None and Path(str(e.filename)) != out else ""
         raise ValueError(f"--out {out}:{where} {e.strerror or e}") from None
-    summary = json.loads((out / "samples.json").read_text())
+    summary = read_json(out / "samples.json")
     print(f"b2b generate: {args.n} samples from {args.checkpoint} (step {info['step']}, preset "
           f"{info['preset'].name}) at threshold {describe_threshold(threshold, source, info)}: "
           f"{summary['notes_on']:.3%} of cells on, {summary['empty_samples']} empty; {len(written)} files in {out}")
