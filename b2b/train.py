@@ -79,10 +79,14 @@ loadable with ``torch.load(path, weights_only=True)``), a dict:
                    data is refused)
 ``history``        list of dict rows (see below)
 ``elapsed``        training wall time so far (s)
+``digest``         ``"sha256:..."`` of every tensor above (:func:`b2b.checkpoint.tensor_digest`),
+                   added by :func:`b2b.checkpoint.atomic_torch_save` and verified on loading
 =================  ==========================================================================
 
 :func:`load_checkpoint` loads only tensors and plain data and checks the fields above, so a file
-that is not a b2b checkpoint, truncated, of an unknown version or malformed gives one line.
+that is not a b2b checkpoint, truncated, damaged (its digest does not match), of an unknown
+version or malformed (a sampler that is not a permutation of the data, history rows that are not
+numbers, a preset the weights do not fit) gives one line, before ``--resume`` writes anything.
 
 The output folder
     One run at a time: ``<out>/.lock`` is locked (:class:`b2b.atomic.FolderLock`) while a run
