@@ -36,7 +36,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from b2b import metrics as M
-from b2b.atomic import TEMPORARY_RE, NotARegularFile, atomic_write, claim_output, remove_leftovers, write_text
+from b2b.atomic import (TEMPORARY_RE, FolderLock, NotARegularFile, atomic_write, claim_output, remove_leftovers,
+                        write_text)
 from b2b.checkpoint import load_generator, resolve_device
 from b2b.datasets import open_dataset
 from b2b.generate import check_threshold, describe_threshold, iter_generate, latent_size, resolve_threshold
@@ -623,8 +624,14 @@ def write_report(
     generated: np.ndarray | None = None,
     n_examples: int = 4,
     figures: bool = True,
+    lock: FolderLock | None = None,
 ) -> dict[str, str]:
     """Write the report's files into ``out_dir`` (see the module docstring); returns name -> path.
+
+    One writer at a time: ``lock`` is the caller's held lock of ``out_dir`` (from
+    :func:`b2b.atomic.claim_output`, as ``b2b evaluate`` takes it before computing anything);
+    without one this call takes it. Either way the temporaries of killed runs are removed and
+    only regular files are written (a symlink, device or FIFO at a name is refused).
 
     ``real``/``generated`` are the boolean windows for the self-similarity figure (skipped when
     both are None); ``figures=False`` writes the tables, JSON and features only.
@@ -648,7 +655,9 @@ def write_report(
         written.append(path)
         files[path.name] = str(path)
 
-    lock = claim_output(out, f"--out {out}")  # one writer at a time; a killed one's temporaries go
+    own = lock is None
+    if own:
+        lock = claim_output(out, f"--out {out}")  # one writer at a time; a killed one's temporaries go
     try:
         current = out / "report.md"
         current.unlink(missing_ok=True)
@@ -682,7 +691,8 @@ def write_report(
         raise OSError(e.errno or errno.EIO, f"could not write {current} ({e.strerror or e}); removed the "
                       f"{len(written)} files this run had written") from e
     finally:
-        lock.release()
+        if own:
+            lock.release()
     files = {"report.md": files.pop("report.md"), **files}  # the report first, as before
     report.files.update(files)
     return files
@@ -986,6 +996,22 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a folder")
+    existed = out.exists()
+    try:  # a second evaluate into the same folder is refused now, not after the work
+        lock = claim_output(out, f"--out {out}")
+    except OSError as e:
+        raise ValueError(f"--out {out}: {e.strerror or e}") from None
+    try:
+        return _run(args, out, explicit, lock)
+    finally:
+        lock.release()
+        if not existed:  # a run refused before writing leaves no empty folder
+            with contextlib.suppress(OSError):
+                out.rmdir()
+
+
+def _run(args: argparse.Namespace, out: Path, explicit: float | None, lock: FolderLock) -> int:
+    """The body of :func:`run`, holding the lock of ``--out``."""
     meta: dict[str, Any] = {"real": args.data, "seed": args.seed}
     info: dict[str, Any] = {}
     if args.samples:
@@ -1035,7 +1061,7 @@ def run(args: argparse.Namespace) -> int:
     report.sets = sets
     try:
         write_report(report, out, real_ex if len(real_ex) else None, gen_ex if len(gen_ex) else None,
-                     args.examples, args.figures)
+                     args.examples, args.figures, lock=lock)
     except OSError as e:
         raise ValueError(f"--out {out}: {e.strerror or e}") from None
     head = f"b2b evaluate: {report.n_real} real windows ({args.data}) vs {report.n_generated} generated"

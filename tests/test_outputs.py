@@ -281,3 +281,20 @@ def test_read_json_bounds_depth_size_and_type(tmp_path):
     assert read_json(ok, max_depth=3) == {"a": "[[[[", "b": [1, {"c": None}]}
     with pytest.raises(ValueError, match="nested 3 levels"):
         read_json(ok, max_depth=2)
+
+
+def test_a_second_evaluate_is_refused_before_any_work(checkpoint, tmp_path, capsys, monkeypatch):
+    from b2b import evaluate as bevaluate
+    from b2b.atomic import FolderLock
+
+    out = tmp_path / "report"
+    opened = []
+    monkeypatch.setattr(bevaluate, "open_generator", lambda *a, **k: opened.append(a))
+    with FolderLock(out, what="a running evaluate"):
+        rc = cli_main(["evaluate", "--checkpoint", str(checkpoint), "--data", "bach", "--n", "4", "--out", str(out)])
+        err = one_line(capsys)
+    assert rc == 2 and "in use by another process" in err and opened == []
+    monkeypatch.undo()
+    assert cli_main(["evaluate", "--checkpoint", str(tmp_path / "none.pt"), "--data", "bach", "--out",
+                     str(tmp_path / "new")]) == 2
+    assert "none.pt" in one_line(capsys) and not (tmp_path / "new").exists()
