@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import git_commit  # noqa: E402
 
 from b2b.atomic import write_text
+from b2b.scorecard import main_track
 
 #: candidate name -> {"generator"|"critic"|"training": {field: value}} overrides of ``seed``
 CANDIDATES: dict[str, dict[str, dict[str, Any]]] = {
@@ -224,8 +225,7 @@ def headline(r: dict[str, Any]) -> dict[str, Any]:
     needs notes on the track). Averaging over rarely used tracks would describe no track of the
     data, so it is not done."""
     rep = r["report"]
-    counts = {row["track"]: row.get("real_mean") or 0 for row in rep["rows"] if row["metric"] == "note_count"}
-    main = max(counts, key=counts.get) if counts else "all"
+    main = main_track(rep)
     out: dict[str, Any] = {"track": main}
     for m in HEADLINE:
         row = next((x for x in rep["rows"] if x["metric"] == m and x["track"] == main), None) \

@@ -1,0 +1,107 @@
+"""A scorecard of generated music against the real data: one line per property, each with a target.
+
+It reads the report that :func:`b2b.evaluate.evaluate` writes (``mgeval.json``: per-metric rows
+and the set statistics) and checks the targets this project set for a generator that sounds like
+its data (issue "From varied to musical"). The main track is the one with the most real notes
+(Ensemble for the Bach chorales: all four voices).
+
+========================  ==========================================================  =========
+property                  statistic                                                   target
+========================  ==========================================================  =========
+note length               share of notes an eighth or longer, main track              >= 0.80
+density                   notes per window, each track the real data uses             +-25 %
+instrumentation           share of notes on tracks the real data leaves empty         <= 2x real
+key                       pitch classes per bar, main track                           +-15 %
+key                       scale consistency, whole window                             +-5 %
+diversity                 within-set overlap, generated / real                        <= 1.5
+diversity                 windows holding the most common held pitch                  <= 2x real
+two-sample test           classifier accuracy, upper end of its 95 % interval         < 0.95
+========================  ==========================================================  =========
+
+Used to pick a checkpoint by a fixed rule (:func:`rank_key`) rather than "the last one".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Line", "main_track", "scorecard", "passed", "rank_key"]
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of the scorecard: ``value`` (generated) against ``real`` and the ``target``."""
+
+    prop: str
+    statistic: str
+    value: float | None
+    real: float | None
+    target: str
+    ok: bool
+
+
+def _row(report: dict[str, Any], metric: str, track: str) -> dict[str, Any] | None:
+    return next((r for r in report["rows"] if r["metric"] == metric and r["track"] == track), None)
+
+
+def main_track(report: dict[str, Any]) -> str:
+    """The track with the most real notes per window (``"all"`` if the report has none)."""
+    counts = {r["track"]: r.get("real_mean") or 0.0 for r in report["rows"] if r["metric"] == "note_count"}
+    return max(counts, key=counts.get) if counts else "all"
+
+
+def _within(value: float | None, real: float | None, rel: float) -> bool:
+    return value is not None and real is not None and abs(value - real) <= rel * abs(real) + 1e-12  # float slack
+
+
+def scorecard(report: dict[str, Any]) -> list[Line]:
+    """The scorecard of one evaluation report (``mgeval.json`` as a dict); see the module table.
+
+    A statistic the report cannot define (e.g. note length when no generated window has a note
+    on the main track) fails its target. KeyError if the report lacks ``rows`` or ``sets``.
+    """
+    main, sets = main_track(report), report["sets"]
+    lines = []
+
+    qn = _row(report, "qualified_note_rate", main) or {}
+    v = qn.get("generated_mean")
+    lines.append(Line("note length", f"notes an eighth or longer ({main})", v, qn.get("real_mean"), ">= 0.80",
+                      v is not None and v >= 0.80))
+    for track in report.get("active_tracks", []):
+        r = _row(report, "note_count", track) or {}
+        v, real = r.get("generated_mean"), r.get("real_mean")
+        lines.append(Line("density", f"notes per window ({track})", v, real, "within 25% of real",
+                          _within(v, real, 0.25)))
+    r = _row(report, "off_track_notes", "all") or {}
+    v, real = r.get("generated_mean"), r.get("real_mean")
+    lines.append(Line("instrumentation", "share of notes on tracks the real data leaves empty", v, real,
+                      "at most 2x real", v is not None and real is not None and v <= 2 * real))
+    for metric, track, label, rel in (("used_pitch_classes", main, f"pitch classes per bar ({main})", 0.15),
+                                      ("scale_consistency", "all", "scale consistency", 0.05)):
+        r = _row(report, metric, track) or {}
+        v, real = r.get("generated_mean"), r.get("real_mean")
+        lines.append(Line("key", label, v, real, f"within {rel:.0%} of real", _within(v, real, rel)))
+    v = sets.get("within_ratio")
+    lines.append(Line("diversity", "within-set overlap, generated / real", v, 1.0, "at most 1.5",
+                      v is not None and v <= 1.5))
+    v, real = sets.get("drone_generated"), sets.get("drone_real")
+    lines.append(Line("diversity", "windows holding the most common held pitch", v, real, "at most 2x real",
+                      v is not None and real is not None and v <= 2 * real))
+    ts = sets.get("two_sample") or {}
+    v = ts.get("high")
+    lines.append(Line("two-sample test", "classifier accuracy, upper end of the 95% interval", v, 0.5,
+                      "below 0.95", v is not None and v < 0.95))
+    return lines
+
+
+def passed(report: dict[str, Any]) -> int:
+    """How many lines of :func:`scorecard` meet their target."""
+    return sum(line.ok for line in scorecard(report))
+
+
+def rank_key(report: dict[str, Any]) -> tuple[int, float]:
+    """Sort key for choosing among checkpoints (smallest first): the most targets met, then the
+    lowest two-sample accuracy (the classifier finds it hardest to tell from the real data)."""
+    acc = (report["sets"].get("two_sample") or {}).get("accuracy")
+    return (-passed(report), 1.0 if acc is None else float(acc))
