@@ -42,7 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import git_commit  # noqa: E402
 
 from b2b.atomic import write_text
-from b2b.scorecard import main_track
+import dataclasses
+
+from b2b.scorecard import main_track, rank_key, scorecard
 
 #: candidate name -> {"generator"|"critic"|"training": {field: value}} overrides of ``seed``
 CANDIDATES: dict[str, dict[str, dict[str, Any]]] = {
@@ -168,7 +170,7 @@ def trajectory(run: Path, out: Path, data: str, n_eval: int, every: int) -> list
         meta = torch.load(gen, map_location="cpu", weights_only=True)
         rows.append({"label": f"{run.name} at step {step}", "candidate": run.name, "seed": step, "steps": step, "threshold": meta.get("threshold"),
                      "train_wall_s": float(torch.load(ckpt, map_location="cpu", weights_only=True)["elapsed"]),
-                     "headline": headline({"report": report})})
+                     "headline": headline({"report": report}), "rank": list(rank_key(report))})
         print(f"{run.name} step {step}: within ratio {rows[-1]['headline']['sets'].get('within_ratio'):.2f}", flush=True)
     res = {"provenance": {"command": "python scripts/recipe_search.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
                           "commit": _git_commit(), "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -177,6 +179,10 @@ def trajectory(run: Path, out: Path, data: str, n_eval: int, every: int) -> list
            "budget": {"iterations": max(r["steps"] for r in rows), "batch": "as trained", "seeds": [run.name],
                       "n_eval": n_eval, "every": every},
            "candidates": {}, "runs": rows, "decision": ""}
+    if rows:  # the checkpoint b2b.scorecard.rank_key picks: most targets met, then the lowest C2ST accuracy
+        best = min(rows, key=lambda r: r["rank"])
+        res["decision"] = (f"Chosen by b2b.scorecard.rank_key: {best['label']} ({-best['rank'][0]} of "
+                           f"{len(best['headline']['scorecard'])} targets met, two-sample accuracy {best['rank'][1]:.3f}).")
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "trajectory.json", json.dumps(res, indent=1, default=list))
     write_text(out / "trajectory.md", render_markdown(res).replace("# Recipe search", "# Checkpoints of one run", 1))
@@ -234,6 +240,7 @@ def headline(r: dict[str, Any]) -> dict[str, Any]:
         out[m] = {"real": None if row is None else row.get("real_mean"), "generated": gen,
                   "track": None if row is None else row["track"], "defined": int(gen is not None), "rows": 1}
     out["sets"] = rep.get("sets", {})
+    out["scorecard"] = [dataclasses.asdict(line) for line in scorecard(rep)]
     return out
 
 
@@ -280,6 +287,13 @@ def render_markdown(res: dict[str, Any]) -> str:
             f"{_fmt(s.get('within_ratio'), 2)} | {_fmt(s.get('held_real'))} / {_fmt(s.get('held_generated'))} | "
             f"{_fmt(s.get('nearest_real'))} / {_fmt(s.get('nearest_generated'))} | {_fmt(ts.get('accuracy'))} "
             f"[{_fmt(ts.get('low'))}, {_fmt(ts.get('high'))}] | {r['train_wall_s']:.0f} |")
+    lines += ["", "## Scorecard (b2b.scorecard: the targets for music that sounds like its data)", "",
+              "| run | targets met | failed |", "| --- | ---: | --- |"]
+    for r in runs:
+        card = r["headline"].get("scorecard") or []
+        failed = "; ".join(f"{c['statistic']} {_fmt(c['value'])} (real {_fmt(c['real'])}, {c['target']})"
+                           for c in card if not c["ok"])
+        lines.append(f"| {_label(r)} | {sum(c['ok'] for c in card)} / {len(card)} | {failed or '–'} |")
     if res.get("decision"):
         lines += ["", "## Decision", "", res["decision"]]
     return "\n".join(lines) + "\n"
