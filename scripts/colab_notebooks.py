@@ -350,8 +350,9 @@ def colab_copy(book: Book, path: Path, root: Path = ROOT) -> nbformat.NotebookNo
 
 
 def chapters(root: Path = ROOT) -> list[Path]:
-    """The chapter notebooks that get a Colab copy: ``book/0*.ipynb``."""
-    return sorted((root / "book").glob("0*.ipynb"))
+    """The notebooks that get a Colab copy: every ``book/*.ipynb`` (the chapters and the appendix,
+    which has a launch button too)."""
+    return sorted((root / "book").glob("*.ipynb"))
 
 
 def copy_path(chapter: Path, root: Path = ROOT) -> Path:
