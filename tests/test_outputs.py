@@ -298,3 +298,17 @@ def test_a_second_evaluate_is_refused_before_any_work(checkpoint, tmp_path, caps
     assert cli_main(["evaluate", "--checkpoint", str(tmp_path / "none.pt"), "--data", "bach", "--out",
                      str(tmp_path / "new")]) == 2
     assert "none.pt" in one_line(capsys) and not (tmp_path / "new").exists()
+
+
+def test_train_never_writes_through_a_link_in_its_out_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    target = tmp_path / "elsewhere.csv"
+    target.write_text("precious")
+    (out / "history.csv").symlink_to(target)
+    rc = cli_main(["train", "--data", "bach", "--iterations", "1", "--batch", "2", "--out", str(out), "--threads", "1",
+                   "--no-progress", "--sample-every", "0"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "history.csv" in err and "regular files" in err and "Traceback" not in err, err
+    assert err.strip().count("\n") == 0
+    assert target.read_text() == "precious" and (out / "history.csv").is_symlink()
