@@ -27,6 +27,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from b2b import metrics as M
-from b2b.atomic import (TEMPORARY_RE, FolderLock, NotARegularFile, atomic_write, claim_output, remove_leftovers,
+from b2b.atomic import (FolderLock, NotARegularFile, atomic_write, claim_output, remove_leftovers,
                         write_text)
 from b2b.checkpoint import load_generator, resolve_device
 from b2b.datasets import open_dataset
@@ -617,6 +618,11 @@ def plot_mgeval(report: Report, keys: Sequence[str] | None = None) -> Any:
     return fig
 
 
+#: The temporaries a killed run of ``b2b evaluate`` leaves in ``--out`` and in its ``figures/``.
+_LEFTOVER_RE = re.compile(r"\.(report\.(md|csv)|mgeval\.json|features_(real|generated)\.npz)\.[0-9a-f]{8}\.tmp")
+_FIGURE_LEFTOVER_RE = re.compile(r"\.(distributions_\w+|self_similarity|mgeval)\.png\.[0-9a-f]{8}\.tmp")
+
+
 def write_report(
     report: Report,
     out_dir: str | os.PathLike,
@@ -657,7 +663,7 @@ def write_report(
 
     own = lock is None
     if own:
-        lock = claim_output(out, f"--out {out}")  # one writer at a time; a killed one's temporaries go
+        lock = claim_output(out, f"--out {out}", pattern=_LEFTOVER_RE)  # one writer; a killed one's temporaries go
     try:
         current = out / "report.md"
         current.unlink(missing_ok=True)
@@ -673,7 +679,7 @@ def write_report(
                 raise NotARegularFile(errno.EEXIST, "exists and is a symbolic link; b2b writes only into "
                                       "real folders (remove it or choose another --out)", str(fig_dir))
             fig_dir.mkdir(exist_ok=True)
-            remove_leftovers(fig_dir, TEMPORARY_RE, older_than=lock.since)
+            remove_leftovers(fig_dir, _FIGURE_LEFTOVER_RE, older_than=lock.since)
             for metric in METRIC_ORDER:
                 if any(r.metric == metric for r in report.rows):
                     put(fig_dir / f"distributions_{metric}.png",
@@ -998,7 +1004,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {out} exists and is not a folder")
     existed = out.exists()
     try:  # a second evaluate into the same folder is refused now, not after the work
-        lock = claim_output(out, f"--out {out}")
+        lock = claim_output(out, f"--out {out}", pattern=_LEFTOVER_RE)
     except OSError as e:
         raise ValueError(f"--out {out}: {e.strerror or e}") from None
     try:

@@ -86,6 +86,8 @@ CALIBRATION_SEED = 20230917
 CALIBRATION_SAMPLES = 1000
 _CHUNK = 256  # generator batch per forward pass (eval mode: results do not depend on it)
 _NUMBERED_RE = re.compile(r"^sample_(\d+)\.(mid|wav)$")
+#: What a killed run of this module leaves in its out folder: its staging folder and temporaries.
+_LEFTOVER_RE = re.compile(r"\.(samples(\.npy|\.json|\.png|_binary\.npy)?|sample_\d+\.(mid|wav))\.[0-9a-f]{8}\.tmp")
 
 
 # --------------------------------------------------------------------------- sampling
@@ -476,7 +478,7 @@ def write_samples(samples: Any, out_dir: str | os.PathLike, threshold: float, *,
     numbered = [f"sample_{i:0{width}d}.{ext}" for ext in ("mid", "wav") for i in range(n)]
     for name in ["samples.npy", "samples_binary.npy", "samples.png", "samples.json", *numbered]:
         check_output(out / name)  # never replace a link, a device or a FIFO at one of the names
-    lock = claim_output(out, f"out folder {out}")  # one writer at a time; a killed one's leftovers go
+    lock = claim_output(out, f"out folder {out}", pattern=_LEFTOVER_RE)  # one writer; a killed one's leftovers go
     stage = out / f".samples.{uuid.uuid4().hex[:8]}.tmp"  # this run's files, until all are written
     doing = [out]  # the file being written (its final name), for messages
     try:

@@ -576,9 +576,10 @@ def test_generate_removes_the_leftovers_of_a_killed_run(checkpoint, tmp_path):
     (out / ".samples.0123abcd.tmp" / "samples.npy").write_bytes(b"half")
     (out / ".samples.npy.89abcdef.tmp").write_bytes(b"half")  # an atomic write's temporary
     (out / "keep.tmp").write_text("not ours")
+    (out / ".notes.txt.0123abcd.tmp").write_text("another writer's temporary")
     assert cli_main(["generate", "--checkpoint", str(checkpoint), "--out", str(out), "--n", "2", "--no-wav"]) == 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["keep.tmp", "sample_000.mid", "sample_001.mid", "samples.json", "samples.npy",
+    assert names == [".notes.txt.0123abcd.tmp", "keep.tmp", "sample_000.mid", "sample_001.mid", "samples.json", "samples.npy",
                      "samples.png", "samples_binary.npy"]
 
 

@@ -120,10 +120,11 @@ def test_evaluate_removes_leftovers(checkpoint, tmp_path, capsys):
     (out / "figures").mkdir(parents=True)
     (out / ".report.csv.0123abcd.tmp").write_text("half")
     (out / "figures" / ".mgeval.png.89abcdef.tmp").write_bytes(b"half")
+    (out / ".notes.txt.0123abcd.tmp").write_text("another writer's temporary")
     assert cli_main(["evaluate", "--checkpoint", str(checkpoint), "--data", "bach", "--n", "4",
                      "--out", str(out)]) == 0
-    left = [p for p in out.rglob("*") if p.name.endswith(".tmp") or p.name == ".lock"]
-    assert not left and (out / "report.md").is_file()
+    left = [p.name for p in out.rglob("*") if p.name.endswith(".tmp") or p.name == ".lock"]
+    assert left == [".notes.txt.0123abcd.tmp"] and (out / "report.md").is_file()
 
 
 # --------------------------------------------------------------------------- 5. digests
