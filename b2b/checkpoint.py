@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 
 from b2b.atomic import atomic_write
-from b2b.nn import DiscConvNet, GenConvNet, Preset, TrainingConfig
+from b2b.networks import DiscConvNet, GenConvNet, Preset, TrainingConfig
 
 __all__ = ["CHECKPOINT_FORMAT", "GENERATOR_FORMAT", "FORMAT_VERSION", "resolve_device", "atomic_torch_save",
            "latest_checkpoint", "checkpoints", "load_checkpoint", "tensor_digest", "load_generator", "preset_of", "data_fingerprint",
@@ -373,7 +373,7 @@ def load_generator(checkpoint_path: str | Path, device: str | torch.device = "cp
     generator : GenConvNet
         Maps noise ``(B, latent)`` to probabilities ``(B, 17, 64, 72)``.
     info : dict
-        ``preset`` (:class:`b2b.nn.Preset`), ``config`` (the TrainerConfig dict), ``step``,
+        ``preset`` (:class:`b2b.networks.Preset`), ``config`` (the TrainerConfig dict), ``step``,
         ``latent``, ``threshold`` (the binarization threshold to use by default: the calibrated
         one stored by :func:`export_generator` when the file has one, else the preset's),
         ``threshold_source`` (``"calibrated"`` or ``"preset"``), ``preset_threshold``, and

@@ -62,7 +62,7 @@ loadable with ``torch.load(path, weights_only=True)``), a dict:
 ``format``         ``"b2b-checkpoint"``; ``version``: ``1``
 ``step``           completed generator steps (int)
 ``config``         :class:`TrainerConfig` as a plain dict (the run's settings)
-``preset``         :meth:`b2b.nn.Preset.to_dict`: the networks, the training hyper-parameters
+``preset``         :meth:`b2b.networks.Preset.to_dict`: the networks, the training hyper-parameters
                    (``training``) and the sampling threshold; files written before 2026-11-29
                    kept the hyper-parameters in ``config`` (:func:`b2b.checkpoint.preset_of`
                    reads both)
@@ -139,7 +139,7 @@ from b2b.cudagraph import GraphedStep
 from b2b.datasets import open_dataset
 from b2b.generate import generate
 from b2b.geometry import SAMPLE_SHAPE
-from b2b.nn import MAX_BATCH, DiscConvNet, GenConvNet, Preset, build, get_preset
+from b2b.networks import MAX_BATCH, DiscConvNet, GenConvNet, Preset, build, get_preset
 from b2b.plot import sample_grid
 from b2b.step import wgan_gp_iteration
 
@@ -182,7 +182,7 @@ class TrainerConfig:
     """How to run a training: everything besides the data and the hyper-parameters.
 
     The hyper-parameters (learning rates, batch, ``n_critic``, ``lambda_gp``, schedule) are the
-    preset's :class:`b2b.nn.TrainingConfig`, their one home; change them on the preset, e.g.
+    preset's :class:`b2b.networks.TrainingConfig`, their one home; change them on the preset, e.g.
     ``TrainerConfig(preset=get_preset("improved").with_training(batch=16))``.
 
     Attributes
@@ -387,7 +387,7 @@ class Trainer:
 
     def _init(self, cfg: TrainerConfig, dataset: Any, resume: bool) -> None:
         self.preset = get_preset(cfg.preset)
-        self.hyper = hp = self.preset.training  # the hyper-parameters (b2b.nn.TrainingConfig)
+        self.hyper = hp = self.preset.training  # the hyper-parameters (b2b.networks.TrainingConfig)
         self.world = dist.get_world_size() if self.distributed else 1
         self.device = resolve_device(cfg.device)
         if self.distributed and self.device.type == "cuda":

@@ -8,8 +8,8 @@ each sample on its own (the `improved` preset; `seed`'s batch-norm critic is unc
 
 * **joint scoring**: real and fake windows go through the critic in one pass of ``2B``
   (:func:`b2b.losses.critic_loss` with ``joint=True``, chosen by
-  :meth:`b2b.nn.DiscConvNet.scores_apart`), not two;
-* **layer norm**: :class:`b2b.nn.LayerNorm2d` computes ``GroupNorm(1, C)`` with
+  :meth:`b2b.networks.DiscConvNet.scores_apart`), not two;
+* **layer norm**: :class:`b2b.networks.LayerNorm2d` computes ``GroupNorm(1, C)`` with
   ``F.layer_norm``, whose double backward (the penalty's) takes fewer calls.
 
 Variants: **before** (``nn.GroupNorm``, separate passes), **joint** (separate → joint only),
@@ -34,8 +34,8 @@ import time
 
 import torch
 
-from b2b import nn as bnn
-from b2b.nn import get_preset
+from b2b import networks as bnn
+from b2b.networks import get_preset
 from b2b.train import Trainer, TrainerConfig
 from bench_train import count_ops, make_windows
 

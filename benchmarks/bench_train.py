@@ -46,7 +46,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from b2b.nn import build, get_preset
+from b2b.networks import build, get_preset
 from b2b.checkpoint import resolve_device
 from b2b.train import Trainer, TrainerConfig
 

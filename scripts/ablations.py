@@ -86,8 +86,8 @@ QUICK = dict(iterations=2, batch=4, seeds=[0], n_generated=16, n_real=32, n_list
 
 
 def variant_preset(name: str) -> Any:
-    """The :class:`b2b.nn.Preset` of variant ``name``: ``seed`` with the variant's overrides."""
-    from b2b.nn import get_preset
+    """The :class:`b2b.networks.Preset` of variant ``name``: ``seed`` with the variant's overrides."""
+    from b2b.networks import get_preset
 
     return get_preset("seed").with_overrides(VARIANTS[name], name, DESCRIPTIONS[name])
 
@@ -160,7 +160,7 @@ def measure_coupling(real: np.ndarray, batch: int, trials: int, seed: int = 0) -
     """:func:`coupling` of freshly initialised critics of several configs (same generator)."""
     import torch
 
-    from b2b.nn import CriticConfig, DiscConvNet, GenConvNet
+    from b2b.networks import CriticConfig, DiscConvNet, GenConvNet
 
     torch.manual_seed(seed)
     g = GenConvNet().eval()
@@ -421,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     from b2b.evaluate import sample_indices
     from b2b.metrics import feature_table
-    from b2b.nn import get_preset
+    from b2b.networks import get_preset
 
     t_start = time.perf_counter()
     out = Path(args.out)

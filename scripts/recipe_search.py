@@ -94,8 +94,8 @@ FULL = dict(iterations=1500, batch=64, seeds=[0, 1], n_eval=1000, jobs=2, checkp
 
 
 def candidate_preset(name: str) -> Any:
-    """The :class:`b2b.nn.Preset` of candidate ``name``: ``seed`` with the overrides."""
-    from b2b.nn import get_preset
+    """The :class:`b2b.networks.Preset` of candidate ``name``: ``seed`` with the overrides."""
+    from b2b.networks import get_preset
 
     return get_preset("seed").with_overrides(CANDIDATES[name], name, DESCRIPTIONS[name])
 

@@ -306,7 +306,7 @@ def test_generate_samples_with_a_fake_checkpoint(tmp_path, monkeypatch):
 
 def test_cli_with_a_real_generator_file(tmp_path, capsys):
     """End to end through b2b.checkpoint.load_generator: an untrained seed-preset generator file."""
-    from b2b.nn import GenConvNet, get_preset
+    from b2b.networks import GenConvNet, get_preset
     from b2b.checkpoint import FORMAT_VERSION, GENERATOR_FORMAT
 
     preset = get_preset("seed")
@@ -342,7 +342,7 @@ def test_cli_with_a_real_generator_file(tmp_path, capsys):
 def _generator_file(tmp_path, name="gen.pt", threshold=None, nan=False):
     """An untrained seed-preset generator file (probabilities near 0.5), optionally with a stored
     threshold or NaN weights."""
-    from b2b.nn import GenConvNet, get_preset
+    from b2b.networks import GenConvNet, get_preset
     from b2b.checkpoint import FORMAT_VERSION, GENERATOR_FORMAT
 
     preset = get_preset("seed")
@@ -559,7 +559,7 @@ def test_report_renders_the_set_statistics():
 def test_one_sampler_evaluate_sees_what_generate_makes():
     # b2b evaluate's windows are b2b generate's at the same seed, whatever the chunk size
     from b2b.generate import generate
-    from b2b.nn import GenConvNet, GeneratorConfig
+    from b2b.networks import GenConvNet, GeneratorConfig
 
     torch.manual_seed(0)
     g = GenConvNet(GeneratorConfig(latent=16, channels=8)).eval()

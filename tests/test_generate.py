@@ -21,7 +21,7 @@ from b2b.generate import (CALIBRATION_SEED, MAX_SAMPLES, calibrate_threshold, ge
                           iter_generate, note_density, write_samples)
 from b2b.checkpoint import load_generator
 from b2b.export import export_generator
-from b2b.nn import get_preset
+from b2b.networks import get_preset
 from b2b.train import Trainer, TrainerConfig
 
 

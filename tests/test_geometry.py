@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from b2b import audio, data, evaluate, generate, geometry, metrics, nn, plot
+from b2b import audio, data, evaluate, generate, geometry, metrics, networks, plot
 from b2b.geometry import as_windows, binarize
 
 
 def test_geometry_has_one_home():
     assert geometry.SAMPLE_SHAPE == (17, 64, 72) == (geometry.N_TRACKS, geometry.N_STEPS, geometry.N_PITCHES)
     assert geometry.N_STEPS == geometry.N_BARS * geometry.BEATS_PER_BAR * geometry.STEPS_PER_BEAT
-    for module in (data, metrics, generate, nn):  # the same objects, not copies
+    for module in (data, metrics, generate, networks):  # the same objects, not copies
         for name in ("N_TRACKS", "N_STEPS", "N_PITCHES", "SAMPLE_SHAPE"):
             if hasattr(module, name):
                 assert getattr(module, name) is getattr(geometry, name), (module.__name__, name)

@@ -15,7 +15,7 @@ from b2b import checkpoint as bckpt
 from b2b.atomic import check_output, read_json
 from b2b.checkpoint import load_checkpoint, load_generator, tensor_digest
 from b2b.cli import main as cli_main
-from b2b.nn import get_preset
+from b2b.networks import get_preset
 from b2b.train import Trainer, TrainerConfig
 
 ROOT = Path(__file__).resolve().parents[1]

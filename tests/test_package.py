@@ -5,6 +5,7 @@ Checked with scripts/import_graph.py (ast, nothing imported), which also draws t
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def test_the_floors_run_from_the_geometry_up_to_the_commands(mods):
     fl = import_graph.floors(mods)
     assert fl["geometry"] == 0 and fl["cli"] == 0          # cli imports commands by name, lazily
     assert fl["data"] < fl["store"] < fl["datasets"] < fl["train"]
-    assert fl["nn"] < fl["checkpoint"] < fl["generate"] < fl["evaluate"]
+    assert fl["networks"] < fl["checkpoint"] < fl["generate"] < fl["evaluate"]
     assert fl["losses"] < fl["step"] < fl["train"]
 
 
@@ -52,3 +53,11 @@ def test_the_picture_sees_hidden_imports_and_circles(tmp_path):
     assert mods["a"].imports == {"b"} and mods["b"].hidden == [(2, "a")] and mods["c"].imports == {"a", "b"}
     assert import_graph.circles(mods) == [["a", "b"]]
     assert import_graph.summary(mods)["hidden"] == ["b:2 -> a"]
+
+
+def test_no_module_shadows_a_torch_module(mods):
+    # `from b2b import nn` beside `from torch import nn` gave two different `nn`s in one chapter
+    # (torch names that code imports by their short name; b2b.export beside torch.export is not one)
+    short = ("nn", "optim", "autograd", "cuda", "distributed", "utils", "amp", "jit", "onnx", "functional")
+    shadows = [m for m in mods if m in short and importlib.util.find_spec(f"torch.{m}") is not None]
+    assert not shadows, f"b2b modules named like torch's: {shadows}"

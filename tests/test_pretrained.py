@@ -19,7 +19,7 @@ import torch
 from b2b.cli import main as cli_main
 from b2b.evaluate import CSV_COLUMNS
 from b2b.generate import CALIBRATION_SEED, generate
-from b2b.nn import PRESETS, GenConvNet
+from b2b.networks import PRESETS, GenConvNet
 from b2b.checkpoint import load_generator
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "data" / "pretrained"

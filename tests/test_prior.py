@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from b2b.nn import GenConvNet, GeneratorConfig, get_preset
+from b2b.networks import GenConvNet, GeneratorConfig, get_preset
 from b2b.train import Trainer, TrainerConfig
 
 

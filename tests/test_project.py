@@ -251,13 +251,13 @@ def test_check_links_finds_a_missing_anchor(tmp_path):
     import check_links
 
     (tmp_path / "api").mkdir()
-    (tmp_path / "api" / "nn.html").write_text('<p id="b2b.nn.GenConvNet">x</p>')
-    (tmp_path / "src.html").write_text('<a href="api/nn.html#b2b.nn.GenConvNet">ok</a>'
-                                       '<a href="api/nn.html#b2b.attention.SelfAttention">bad</a>'
+    (tmp_path / "api" / "networks.html").write_text('<p id="b2b.networks.GenConvNet">x</p>')
+    (tmp_path / "src.html").write_text('<a href="api/networks.html#b2b.networks.GenConvNet">ok</a>'
+                                       '<a href="api/networks.html#b2b.attention.SelfAttention">bad</a>'
                                        '<a href="https://example.org/x.html#y">external</a>')
-    assert check_links.broken_links(tmp_path) == [("src.html", "api/nn.html#b2b.attention.SelfAttention")]
+    assert check_links.broken_links(tmp_path) == [("src.html", "api/networks.html#b2b.attention.SelfAttention")]
     assert check_links.main([str(tmp_path)]) == 1
-    (tmp_path / "src.html").write_text('<a href="api/nn.html#b2b.nn.GenConvNet">ok</a>')
+    (tmp_path / "src.html").write_text('<a href="api/networks.html#b2b.networks.GenConvNet">ok</a>')
     assert check_links.main([str(tmp_path)]) == 0
     assert "python scripts/check_links.py _build/html" in (ROOT / "scripts" / "book.sh").read_text()
 

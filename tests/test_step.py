@@ -84,7 +84,7 @@ def test_scoring_real_and_fake_together_changes_nothing_for_a_per_sample_critic(
     # joint: one critic pass over (2B, ...) instead of two; for a layer-norm critic with minibatch
     # std in aligned groups the loss and every gradient are those of the two separate passes
     from b2b.losses import critic_loss
-    from b2b.nn import build
+    from b2b.networks import build
 
     torch.manual_seed(0)
     _, d = build("improved")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from b2b.losses import critic_loss
-from b2b.nn import CriticConfig, DiscConvNet, GenConvNet, GeneratorConfig, Preset, get_preset
+from b2b.networks import CriticConfig, DiscConvNet, GenConvNet, GeneratorConfig, Preset, get_preset
 from b2b.refiner import Refiner
 from b2b.streams import ChromaStream, OnsetStream, chroma, onsets_offsets
 

@@ -15,7 +15,7 @@ import torch
 from b2b import train as btrain
 from b2b.cli import main as cli_main
 from b2b.losses import critic_loss
-from b2b.nn import CriticConfig, DiscConvNet, TrainingConfig, get_preset
+from b2b.networks import CriticConfig, DiscConvNet, TrainingConfig, get_preset
 from b2b import checkpoint as bckpt
 from b2b.checkpoint import load_generator
 from b2b.export import export_generator
@@ -556,7 +556,7 @@ def test_full_disk_while_saving_a_checkpoint(tmp_path, monkeypatch, capsys):
 
 
 def _gen_dict(**over):
-    from b2b.nn import GenConvNet, get_preset
+    from b2b.networks import GenConvNet, get_preset
 
     preset = get_preset("seed")
     d = {"format": "b2b-generator", "version": 1, "step": 0, "config": {}, "preset": preset.to_dict(),
