@@ -679,12 +679,13 @@ class Trainer:
                 stats = self.train_step()
                 if self.distributed:
                     dist.all_reduce(stats)
+                # the rates this step used, read before the schedule advances (device tensors under a graph)
+                lrs = [opt.param_groups[0]["lr"] for opt in (self.opt_g, self.opt_d)]
+                lrs = [lr.clone() if isinstance(lr, Tensor) else lr for lr in lrs]
                 self.step += 1
                 self._advance_schedulers()
                 self.elapsed = time.perf_counter() - t0
-                lrs = [opt.param_groups[0]["lr"] for opt in (self.opt_g, self.opt_d)]  # device tensors under a graph
-                pending.append((self.step, stats, self.elapsed, *(lr.clone() if isinstance(lr, Tensor) else lr
-                                                                   for lr in lrs)))
+                pending.append((self.step, stats, self.elapsed, *lrs))
                 last = self.step == total
                 sample = bool(cfg.sample_every) and (self.step % cfg.sample_every == 0 or last) and self.rank == 0
                 checkpoint = self.step % cfg.checkpoint_every == 0 or last

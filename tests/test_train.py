@@ -79,12 +79,16 @@ def test_bad_dataset_shape(tmp_path):
 
 
 def test_epochs_and_step_lr(tmp_path):
-    # 10 windows, batch 4, 2 critic steps: 0.8 epoch per step; StepLR every epoch x0.5
+    # 10 windows, batch 4, 2 critic steps: 0.8 epoch per step; StepLR every epoch x0.5.
+    # Each row holds the rate its step trained with: step 1 starts at epoch 0, step 2 at 0.8 (both
+    # before the first completed epoch: the initial rate), step 3 at 1.6 (one epoch done: halved).
+    # The rate after step 3 (epoch 2.4: quartered) is the next step's, not step 3's.
     t = Trainer(cfg(tmp_path, iterations=3, lr_step_epochs=1, lr_gamma=0.5), windows(10))
     hist = t.train()
     assert [round(r["epoch"], 6) for r in hist] == [0.8, 1.6, 2.4]
-    assert [r["lr_g"] for r in hist] == pytest.approx([3e-4, 1.5e-4, 7.5e-5])
-    assert [r["lr_d"] for r in hist] == pytest.approx([6e-4, 3e-4, 1.5e-4])
+    assert [r["lr_g"] for r in hist] == pytest.approx([3e-4, 3e-4, 1.5e-4])
+    assert [r["lr_d"] for r in hist] == pytest.approx([6e-4, 6e-4, 3e-4])
+    assert t.opt_g.param_groups[0]["lr"] == pytest.approx(7.5e-5)  # what a 4th step would use
 
 
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
