@@ -31,14 +31,10 @@ DEVELOPERS.md; we use a latent of 128 (the MuseGAN PyTorch tutorial's, which giv
 "about 0.2 M parameters" generator) and attention after the critic's third convolution (the
 original README: "self-attention mechanism after the third convolutional layer").
 
-The two *edge* layers (the generator's last transposed convolution and the critic's first
-convolution) span the whole pitch axis with a stride equal to their kernel height, so each is
-exactly one matrix product. :class:`PitchConvTranspose2d` and :class:`PitchConv2d` are
-``nn.ConvTranspose2d`` / ``nn.Conv2d`` subclasses with the same parameters (names and shapes,
-so state dicts are interchangeable) that compute that product with ``reshape`` + ``matmul``
-when ``fast=True`` and fall back to the ordinary convolution when ``fast=False``. On 2 CPU
-cores a whole training step (5 critic updates with the penalty's double backward, 1 generator
-update, batch 64) runs about 2.5 times faster with the matrix products (benchmarks/README.md).
+Every layer is PyTorch's own (``nn.ConvTranspose2d``, ``nn.Conv2d``, ``nn.GroupNorm``, ...), one
+line per block with its output shape, as chapter 5's tables write them. The faster forms of the
+two full-pitch-width *edge* layers and of the layer norm live in :mod:`b2b.fast`, which swaps
+them in with the same parameters (``build(preset, fast_edges=True)``, as the trainer does).
 """
 
 from __future__ import annotations
@@ -49,18 +45,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from b2b.attention import SelfAttention
+from b2b.fast import speed_up
 from b2b.geometry import N_PITCHES, N_STEPS, N_TRACKS
 from b2b.refiner import Refiner
 from b2b.streams import ChromaStream, OnsetStream
 
 __all__ = [
     "SelfAttention",
-    "PitchConv2d",
-    "PitchConvTranspose2d",
     "GeneratorConfig",
     "CriticConfig",
     "TrainingConfig",
@@ -69,7 +63,6 @@ __all__ = [
     "GenConvNet",
     "DiscConvNet",
     "MinibatchStd",
-    "LayerNorm2d",
     "StraightThrough",
     "OutputBias",
     "get_preset",
@@ -80,89 +73,6 @@ __all__ = [
 NORMS = ("batch", "layer", "none")
 MAX_BATCH = 65536  # beyond any sensible GAN batch (the presets use 64)
 N_BLOCKS = 5
-
-
-# --------------------------------------------------------------------------- edge layers
-class PitchConvTranspose2d(nn.ConvTranspose2d):
-    """``ConvTranspose2d(C_in -> C_out, k=(kh, P), s=(kh, s_w))`` on inputs of width 1, as a matmul.
-
-    With stride height equal to kernel height and an input of width 1 the kernels never
-    overlap, so output rows ``kh*i + a`` are ``x[:, :, i] @ W[:, :, a, :]``: one product of
-    ``(B*H, C_in)`` by ``(C_in, C_out*kh*P)``. Holds the same ``weight`` ``(C_in, C_out, kh, P)``
-    and ``bias`` ``(C_out,)`` as ``nn.ConvTranspose2d``.
-
-    Parameters
-    ----------
-    in_channels, out_channels : int
-        Channels in and out.
-    kernel_size : tuple of int
-        ``(kh, P)``: time rows produced per input row and the pitch width produced.
-    stride : tuple of int
-        ``(kh, s_w)``; ``s_w`` does not matter for inputs of width 1.
-    fast : bool
-        Use the matrix product (True) or the plain transposed convolution (False).
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: tuple[int, int],
-                 stride: tuple[int, int], bias: bool = True, fast: bool = True) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, bias=bias)
-        if self.stride[0] != self.kernel_size[0]:
-            raise ValueError(f"stride height must equal kernel height, got {self.stride} and {self.kernel_size}")
-        self.fast = fast
-
-    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
-        """``(B, C_in, H, 1)`` -> ``(B, C_out, kh*H, P)``."""
-        if not self.fast or output_size is not None or x.dim() != 4 or x.shape[-1] != 1:
-            return super().forward(x, output_size)
-        b, c, h, _ = x.shape
-        kh, p = self.kernel_size
-        o = self.out_channels
-        rows = x.reshape(b, c, h).transpose(1, 2).reshape(b * h, c)  # (B*H, C_in)
-        y = rows @ self.weight.reshape(c, o * kh * p)  # (B*H, C_out*kh*P)
-        y = y.reshape(b, h, o, kh, p).permute(0, 2, 1, 3, 4).reshape(b, o, h * kh, p)
-        if self.bias is not None:
-            y = y + self.bias.view(1, o, 1, 1)
-        return y
-
-
-class PitchConv2d(nn.Conv2d):
-    """``Conv2d(C_in -> C_out, k=(kh, P), s=(kh, s_w))`` on inputs of width ``P``, as a matmul.
-
-    Each output row ``i`` sees exactly input rows ``kh*i .. kh*i+kh-1`` over all ``P`` pitches,
-    so the layer is ``F.linear`` of ``(B*H/kh, C_in*kh*P)`` patches with the weight flattened to
-    ``(C_out, C_in*kh*P)``. Holds the same ``weight`` ``(C_out, C_in, kh, P)`` and ``bias`` as
-    ``nn.Conv2d``.
-
-    Parameters
-    ----------
-    in_channels, out_channels : int
-        Channels in and out.
-    kernel_size : tuple of int
-        ``(kh, P)``: time rows per output row and the pitch width (the whole pitch axis).
-    stride : tuple of int
-        ``(kh, s_w)``.
-    fast : bool
-        Use the matrix product (True) or the plain convolution (False).
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: tuple[int, int],
-                 stride: tuple[int, int], bias: bool = True, fast: bool = True) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, bias=bias)
-        if self.stride[0] != self.kernel_size[0]:
-            raise ValueError(f"stride height must equal kernel height, got {self.stride} and {self.kernel_size}")
-        self.fast = fast
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(B, C_in, H, P)`` -> ``(B, C_out, H // kh, 1)``."""
-        kh, p = self.kernel_size
-        if not self.fast or x.dim() != 4 or x.shape[-1] != p or x.shape[2] % kh:
-            return super().forward(x)
-        b, c, h, _ = x.shape
-        ho = h // kh
-        # (B, C, Ho, kh, P) -> (B, Ho, C, kh, P) -> (B*Ho, C*kh*P)
-        patches = x.reshape(b, c, ho, kh * p).transpose(1, 2).reshape(b * ho, c * kh * p)
-        y = F.linear(patches, self.weight.reshape(self.out_channels, -1), self.bias)  # (B*Ho, C_out)
-        return y.reshape(b, ho, self.out_channels).transpose(1, 2).unsqueeze(-1)
 
 
 # --------------------------------------------------------------------------- configs
@@ -180,8 +90,6 @@ class GeneratorConfig:
         Normalization after each block's convolution ("layer": ``GroupNorm(1, C)``, per sample).
     attention : int or None
         Self-attention after block ``attention`` (1..5); None for none.
-    fast_edges : bool
-        Compute the last (full-pitch-width) layer as a matrix product.
     binary : bool
         End with :class:`StraightThrough` instead of a plain sigmoid: in train mode the critic
         then sees 0/1 windows, like real ones (BinaryMuseGAN's deterministic binary neurons).
@@ -199,7 +107,6 @@ class GeneratorConfig:
     channels: int = 64
     norm: str = "batch"
     attention: int | None = 4
-    fast_edges: bool = True
     binary: bool = False
     refiner: int = 0
     prior: bool = False
@@ -232,8 +139,6 @@ class CriticConfig:
         Append ProGAN's minibatch standard deviation (:class:`MinibatchStd`, groups of 4) as one
         more channel before the linear layer, so the critic can see how alike the windows of a
         batch are: a generator that collapses onto one window is then easy to tell apart.
-    fast_edges : bool
-        Compute the first (full-pitch-width) layer as a matrix product.
     streams : int
         Channels of each of BinaryMuseGAN's two extra streams (:mod:`b2b.streams`: onsets/offsets
         and chroma per beat), whose features join the main path's before the linear layer; 0 for
@@ -245,7 +150,6 @@ class CriticConfig:
     dropout: float = 0.5
     attention: int | None = 3
     minibatch_std: bool = False
-    fast_edges: bool = True
     streams: int = 0
 
     def __post_init__(self) -> None:
@@ -349,13 +253,14 @@ class Preset:
         """Inverse of :meth:`to_dict`; also reads files written before the threshold left ``training``."""
         t = dict(d["training"])
         threshold = d.get("threshold", t.pop("threshold", 0.9))  # older files kept it in training
-        g = dict(d["generator"])
+        g, c = dict(d["generator"]), dict(d["critic"])
+        g.pop("fast_edges", None), c.pop("fast_edges", None)  # files written before b2b.fast said how they ran
         # files written before the output option was removed say "sigmoid" (its only real choice)
         if g.pop("output", "sigmoid") != "sigmoid":
             raise ValueError(f"preset {d.get('name')!r}: generator output {d['generator']['output']!r} is no "
                              "longer supported (the generator always ends with a sigmoid)")
         return cls(name=d["name"], generator=GeneratorConfig(**g),
-                   critic=CriticConfig(**d["critic"]), training=TrainingConfig(**t),
+                   critic=CriticConfig(**c), training=TrainingConfig(**t),
                    threshold=float(threshold), description=d.get("description", ""))
 
 
@@ -400,29 +305,11 @@ def get_preset(preset: str | Preset) -> Preset:
 
 
 # --------------------------------------------------------------------------- networks
-class LayerNorm2d(nn.GroupNorm):
-    """``GroupNorm(1, C)``: each sample normalized over channels, time and pitch, then a
-    per-channel scale and shift; ``(B, C, H, W) -> (B, C, H, W)``.
-
-    Same parameters and state dict as ``nn.GroupNorm(1, C)``, computed with ``F.layer_norm``,
-    whose double backward (the gradient penalty differentiates the critic twice) takes fewer
-    operator calls than group norm's (``benchmarks/bench_ops.py`` counts them for the whole step).
-    """
-
-    def __init__(self, channels: int) -> None:
-        super().__init__(1, channels)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Normalize each sample of ``x`` ``(B, C, H, W)``; same shape."""
-        y = F.layer_norm(x, x.shape[1:], eps=self.eps)
-        return y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
-
-
 def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "layer":
-        return LayerNorm2d(channels)
+        return nn.GroupNorm(1, channels)  # per sample over channels, time and pitch
     return nn.Identity()
 
 
@@ -460,8 +347,7 @@ class GenConvNet(nn.Module):
             ("block3", _up(c, c, norm)), *att(3),                       # -> (B, c,  8, 1)
             ("block4", _up(c, c, norm)), *att(4),                       # -> (B, c, 16, 1)
             ("block5", _up(c, c, norm)), *att(5),                       # -> (B, c, 32, 1)
-            ("edge", PitchConvTranspose2d(c, N_TRACKS, kernel_size=(2, N_PITCHES), stride=(2, 2),
-                                          fast=config.fast_edges)),     # -> (B, 17, 64, 72)
+            ("edge", nn.ConvTranspose2d(c, N_TRACKS, kernel_size=(2, N_PITCHES), stride=(2, 2))),  # -> (B, 17, 64, 72)
             *([("refiner", Refiner(config.refiner))] if config.refiner else []),  # -> (B, 17, 64, 72)
             *([("prior", OutputBias())] if config.prior else []),      # -> (B, 17, 64, 72)
             ("output", StraightThrough() if config.binary else nn.Sigmoid()),  # probabilities (or notes)
@@ -472,11 +358,6 @@ class GenConvNet(nn.Module):
     def latent(self) -> int:
         """Noise size."""
         return self.config.latent
-
-    def set_fast_edges(self, fast: bool) -> "GenConvNet":
-        """Switch the edge layer between matrix product and convolution (same parameters)."""
-        self.layers.edge.fast = fast
-        return self
 
     @torch.no_grad()
     def set_prior(self, windows: Tensor, floor: float = 1e-4) -> "GenConvNet":
@@ -595,7 +476,7 @@ class DiscConvNet(nn.Module):
         def conv() -> nn.Conv2d:  # time halved, no pitch axis
             return nn.Conv2d(c, c, kernel_size=(2, 1), stride=(2, 2))
 
-        edge = PitchConv2d(N_TRACKS, c, kernel_size=(2, N_PITCHES), stride=(2, 2), fast=config.fast_edges)
+        edge = nn.Conv2d(N_TRACKS, c, kernel_size=(2, N_PITCHES), stride=(2, 2))
         layers = [                                                      # x (B, 17, 64, 72)
             ("block1", _down(edge, c, norm, drop)), *att(1),            # -> (B, c, 32, 1)
             ("block2", _down(conv(), c, norm, drop)), *att(2),          # -> (B, c, 16, 1)
@@ -611,11 +492,6 @@ class DiscConvNet(nn.Module):
         if config.streams:
             self.streams = nn.ModuleDict({"onsets": OnsetStream(config.streams),  # -> (B, 4s)
                                           "chroma": ChromaStream(config.streams)})  # -> (B, 4s)
-
-    def set_fast_edges(self, fast: bool) -> "DiscConvNet":
-        """Switch the edge layer between matrix product and convolution (same parameters)."""
-        self.layers.block1[0].fast = fast
-        return self
 
     def scores_apart(self, batch: int) -> bool:
         """Whether two batches of ``batch`` windows get the same scores in one pass as in two.
@@ -638,26 +514,24 @@ class DiscConvNet(nn.Module):
         return self.layers.linear(torch.cat([h, *(s(x) for s in self.streams.values())], dim=1))
 
 
-def build(preset: str | Preset = "seed", fast_edges: bool | None = None) -> tuple[GenConvNet, DiscConvNet]:
+def build(preset: str | Preset = "seed", fast_edges: bool = False) -> tuple[GenConvNet, DiscConvNet]:
     """The generator and critic of ``preset`` (freshly initialised from torch's global RNG).
 
     Parameters
     ----------
     preset : str or Preset
         A name in :data:`PRESETS` or a :class:`Preset`.
-    fast_edges : bool, optional
-        Override both configs' ``fast_edges``.
+    fast_edges : bool
+        Swap in :mod:`b2b.fast`'s faster layers (same parameters, same function), as the
+        trainer does; False gives the networks exactly as written here.
 
     Returns
     -------
     (GenConvNet, DiscConvNet)
     """
     p = get_preset(preset)
-    gcfg, dcfg = p.generator, p.critic
-    if fast_edges is not None:
-        gcfg = dataclasses.replace(gcfg, fast_edges=fast_edges)
-        dcfg = dataclasses.replace(dcfg, fast_edges=fast_edges)
-    return GenConvNet(gcfg), DiscConvNet(dcfg)
+    g, d = GenConvNet(p.generator), DiscConvNet(p.critic)
+    return (speed_up(g), speed_up(d)) if fast_edges else (g, d)
 
 
 def count_parameters(module: nn.Module) -> int:

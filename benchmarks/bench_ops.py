@@ -9,7 +9,7 @@ each sample on its own (the `improved` preset; `seed`'s batch-norm critic is unc
 * **joint scoring**: real and fake windows go through the critic in one pass of ``2B``
   (:func:`b2b.losses.critic_loss` with ``joint=True``, chosen by
   :meth:`b2b.networks.DiscConvNet.scores_apart`), not two;
-* **layer norm**: :class:`b2b.networks.LayerNorm2d` computes ``GroupNorm(1, C)`` with
+* **layer norm**: :class:`b2b.fast.LayerNorm2d` computes ``GroupNorm(1, C)`` with
   ``F.layer_norm``, whose double backward (the penalty's) takes fewer calls.
 
 Variants: **before** (``nn.GroupNorm``, separate passes), **joint** (separate → joint only),
@@ -34,24 +34,31 @@ import time
 
 import torch
 
-from b2b import networks as bnn
+from b2b.fast import LayerNorm2d
 from b2b.networks import get_preset
 from b2b.train import Trainer, TrainerConfig
 from bench_train import count_ops, make_windows
 
 
+def _group_norms(net: torch.nn.Module) -> None:
+    """Put ``nn.GroupNorm(1, C)`` back where b2b.fast swapped in :class:`LayerNorm2d` (same parameters)."""
+    for name, child in list(net.named_children()):
+        if type(child) is LayerNorm2d:
+            gn = torch.nn.GroupNorm(1, child.num_channels, eps=child.eps)
+            gn.weight, gn.bias = child.weight, child.bias
+            setattr(net, name, gn)
+        else:
+            _group_norms(child)
+
+
 def make(data: torch.Tensor, batch: int, group_norm: bool, joint: bool) -> Trainer:
     """An `improved` Trainer whose critic uses ``nn.GroupNorm`` if asked and scores real and fake
     jointly only if asked (and allowed)."""
-    original = bnn._norm
-    if group_norm:  # the critic as written before LayerNorm2d
-        bnn._norm = lambda kind, c: torch.nn.GroupNorm(1, c) if kind == "layer" else original(kind, c)
-    try:
-        cfg = TrainerConfig(preset=get_preset("improved").with_training(batch=batch), out=tempfile.mkdtemp(),
-                            progress=False, sample_every=0, device="cpu")
-        trainer = Trainer(cfg, data)
-    finally:
-        bnn._norm = original
+    cfg = TrainerConfig(preset=get_preset("improved").with_training(batch=batch), out=tempfile.mkdtemp(),
+                        progress=False, sample_every=0, device="cpu")
+    trainer = Trainer(cfg, data)
+    if group_norm:  # the critic as written before LayerNorm2d (b2b.fast swaps it in)
+        _group_norms(trainer.critic)
     if not joint:
         trainer.critic.scores_apart = lambda b: False
     return trainer

@@ -1,4 +1,4 @@
-"""Tests for b2b.networks: shapes worked out by hand, parameter counts, fast edges, presets."""
+"""Tests for b2b.networks: shapes worked out by hand, parameter counts, presets (the speed-ups: test_fast.py)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ import numpy as np
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from b2b.losses import critic_loss
-from b2b.networks import (PRESETS, CriticConfig, DiscConvNet, GenConvNet, GeneratorConfig, LayerNorm2d, PitchConv2d,
-                    PitchConvTranspose2d, Preset, SelfAttention, build, count_parameters, get_preset)
+from b2b.networks import (PRESETS, CriticConfig, DiscConvNet, GenConvNet, GeneratorConfig, Preset, SelfAttention, build,
+                          count_parameters, get_preset)
 
 
 def test_generator_shapes_after_each_layer():
@@ -74,103 +72,6 @@ def test_parameter_counts_by_hand():
     assert count_parameters(GenConvNet(latent=64)) == g_expected - 64 * 64 * 2
 
 
-def _double(module):
-    return module.double()
-
-
-@pytest.mark.parametrize("bias", [True, False])
-def test_fast_transposed_edge_equals_conv(bias):
-    torch.manual_seed(1)
-    layer = PitchConvTranspose2d(5, 3, kernel_size=(2, 7), stride=(2, 2), bias=bias).double()
-    with torch.no_grad():
-        layer.weight.normal_()
-        if bias:
-            layer.bias.normal_()
-    x = torch.randn(4, 5, 6, 1, dtype=torch.double)
-    layer.fast = True
-    fast = layer(x)
-    ref = F.conv_transpose2d(x, layer.weight, layer.bias, stride=(2, 2))  # independent reference
-    assert fast.shape == ref.shape == (4, 3, 12, 7)
-    torch.testing.assert_close(fast, ref)
-    # same parameters as nn.ConvTranspose2d
-    plain = torch.nn.ConvTranspose2d(5, 3, (2, 7), (2, 2), bias=bias)
-    assert {k: v.shape for k, v in plain.state_dict().items()} == \
-        {k: v.shape for k, v in layer.state_dict().items()}
-
-
-def test_fast_conv_edge_equals_conv():
-    torch.manual_seed(2)
-    layer = PitchConv2d(5, 3, kernel_size=(2, 7), stride=(2, 2)).double()
-    x = torch.randn(4, 5, 10, 7, dtype=torch.double)
-    fast = layer(x)
-    ref = F.conv2d(x, layer.weight, layer.bias, stride=(2, 2))
-    assert fast.shape == ref.shape == (4, 3, 5, 1)
-    torch.testing.assert_close(fast, ref)
-    plain = torch.nn.Conv2d(5, 3, (2, 7), (2, 2))
-    plain.load_state_dict(layer.state_dict())  # interchangeable state dicts
-
-
-def test_edge_requires_stride_equal_kernel_height():
-    with pytest.raises(ValueError, match="stride"):
-        PitchConv2d(2, 2, kernel_size=(3, 7), stride=(2, 2))
-    with pytest.raises(ValueError, match="stride"):
-        PitchConvTranspose2d(2, 2, kernel_size=(3, 7), stride=(2, 2))
-
-
-def _grads(params):
-    return [p.grad.detach().clone() for p in params]
-
-
-@pytest.mark.parametrize("preset", ["seed", "improved"])
-def test_fast_edges_same_outputs_and_gradients_in_networks(preset):
-    torch.manual_seed(3)
-    g, d = build(preset)
-    g, d = g.double(), d.double()
-    with torch.no_grad():  # non-trivial attention
-        for m in (g, d):
-            for p in m.parameters():
-                if p.numel() == 1 and p.abs().sum() == 0:
-                    p.fill_(0.7)
-    g.eval(), d.eval()  # dropout off so the two passes see the same network
-    z = torch.randn(5, 128, dtype=torch.double)
-    outs, grads = [], []
-    for fast in (True, False):
-        g.set_fast_edges(fast), d.set_fast_edges(fast)
-        g.zero_grad(), d.zero_grad()
-        fake = g(z)
-        score = d(fake)
-        (score * torch.arange(1.0, 6.0, dtype=torch.double).view(5, 1)).sum().backward()
-        outs.append((fake.detach(), score.detach()))
-        grads.append(_grads(list(g.parameters()) + list(d.parameters())))
-    torch.testing.assert_close(outs[0], outs[1])
-    torch.testing.assert_close(grads[0], grads[1])
-
-
-def test_fast_edges_same_double_backward_through_critic_penalty():
-    torch.manual_seed(4)
-    d = DiscConvNet(CriticConfig(norm="layer", dropout=0.0)).double()
-    real = (torch.rand(6, 17, 64, 72) > 0.8).double()
-    fake = torch.rand(6, 17, 64, 72, dtype=torch.double)
-    eps = torch.rand(6, dtype=torch.double)
-    results = []
-    for fast in (True, False):
-        d.set_fast_edges(fast)
-        d.zero_grad()
-        loss, stats = critic_loss(d, real, fake, lambda_gp=10.0, eps=eps)
-        loss.backward()  # goes through grad-of-grad of the edge layer
-        results.append((loss.detach(), stats["penalty"], _grads(d.parameters())))
-    torch.testing.assert_close(results[0], results[1])
-    assert results[0][1] > 0
-
-
-def test_fast_and_plain_networks_share_state_dicts():
-    g_fast, d_fast = build("seed", fast_edges=True)
-    g_plain, d_plain = build("seed", fast_edges=False)
-    g_plain.load_state_dict(g_fast.state_dict())
-    d_plain.load_state_dict(d_fast.state_dict())
-    assert g_plain.layers.edge.fast is False and g_fast.layers.edge.fast is True
-
-
 def test_presets():
     assert set(PRESETS) >= {"seed", "improved"}
     seed = PRESETS["seed"]
@@ -184,7 +85,7 @@ def test_presets():
     _, d = build("improved")
     kinds = {type(m) for m in d.modules()}
     assert torch.nn.BatchNorm2d not in kinds and torch.nn.Dropout not in kinds
-    assert LayerNorm2d in kinds
+    assert torch.nn.GroupNorm in kinds  # layer norm as the paper writes it (b2b.fast swaps in a faster twin)
     _, d = build("seed")
     kinds = {type(m) for m in d.modules()}
     assert torch.nn.BatchNorm2d in kinds and torch.nn.Dropout in kinds
@@ -311,23 +212,3 @@ def test_binary_generator_gives_windows_of_zeros_and_ones_only_in_train_mode():
     old = get_preset("seed").to_dict()
     del old["generator"]["binary"]
     assert Preset.from_dict(old).generator.binary is False
-
-
-def test_layer_norm_2d_is_group_norm_with_one_group():
-    # the independent method: torch's own GroupNorm(1, C) with the same parameters; values and
-    # the double backward the penalty takes agree
-    torch.manual_seed(0)
-    ours, ref = LayerNorm2d(6), torch.nn.GroupNorm(1, 6)
-    with torch.no_grad():
-        ours.weight.uniform_(0.5, 1.5), ours.bias.uniform_(-0.5, 0.5)
-    ref.load_state_dict(ours.state_dict())
-    x = torch.randn(3, 6, 5, 2) * torch.arange(1.0, 4.0).view(3, 1, 1, 1)  # samples of different scale
-    grads = []
-    for m in (ours, ref):
-        xi = x.clone().requires_grad_(True)
-        (g,) = torch.autograd.grad((m(xi) * x.flip(0)).square().sum(), xi, create_graph=True)
-        m.zero_grad()
-        g.norm().backward()
-        grads.append((m(x), g, m.weight.grad.clone(), m.bias.grad.clone()))
-    for a, b in zip(*grads):
-        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
