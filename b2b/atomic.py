@@ -191,6 +191,14 @@ def read_json(path: str | os.PathLike, expect: type | tuple[type, ...] = dict, *
             raw = f.read(max_bytes + 1)
     except OSError as e:
         raise _with_path(e, path) from None
+    return parse_json(raw, expect, max_bytes=max_bytes, max_depth=max_depth, what=name)
+
+
+def parse_json(raw: bytes, expect: type | tuple[type, ...] = dict, *, max_bytes: int = JSON_MAX_BYTES,
+               max_depth: int = JSON_MAX_DEPTH, what: str = "JSON") -> Any:
+    """:func:`read_json`'s checks on bytes already in memory (e.g. ``info.json`` inside an LPD
+    ``.npz``): size, UTF-8, nesting depth and top-level type; ValueError naming ``what``."""
+    name = what
     if len(raw) > max_bytes:
         raise ValueError(f"{name}: larger than {max_bytes:,} bytes; not a file b2b wrote")
     try:

@@ -56,7 +56,6 @@ Windows
 from __future__ import annotations
 
 import importlib.resources
-import json
 import os
 import zipfile
 from pathlib import Path
@@ -64,7 +63,7 @@ from typing import Any
 
 import numpy as np
 
-from b2b.atomic import atomic_path
+from b2b.atomic import atomic_path, parse_json
 from b2b.geometry import (  # noqa: F401  (re-exported: the geometry as b2b.data names it)
     BEATS_PER_BAR, LOWEST_PITCH, N_BARS, N_PITCHES, N_STEPS, N_TRACKS, SAMPLE_SHAPE, STEPS_PER_BAR,
     STEPS_PER_BEAT, TRACKS, Track, binarize, track_family,
@@ -84,6 +83,7 @@ __all__ = [
 
 DEFAULT_MIN_ONSETS = 8
 DEFAULT_MIN_ACTIVE_BARS = 3
+INFO_MAX_BYTES = 2**20  # an LPD song's info.json: 17 tracks' names and programs take a few kB
 
 
 class DataError(ValueError):
@@ -127,8 +127,9 @@ def load_lpd(path: str | os.PathLike) -> "pypianoroll.Multitrack":  # noqa: F821
             if "info.json" not in files:
                 raise DataError(f"{path}: not an LPD file: no info.json in the archive")
             raw = f["info.json"]
-            info = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw.tobytes())
-            if not isinstance(info, dict) or "beat_resolution" not in info:
+            info = parse_json(raw if isinstance(raw, bytes) else raw.tobytes(), dict, max_bytes=INFO_MAX_BYTES,
+                              what="info.json")  # bounded: size, depth, an object
+            if "beat_resolution" not in info:
                 raise DataError(f"{path}: info.json has no 'beat_resolution' (pypianoroll 0.3.0 layout expected)")
             resolution = int(info["beat_resolution"])
             if resolution <= 0:
@@ -162,8 +163,7 @@ def load_lpd(path: str | os.PathLike) -> "pypianoroll.Multitrack":  # noqa: F821
                              int(ti.get("program", 0)), bool(ti.get("is_drum", False))))
     except DataError:
         raise
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError, UnicodeDecodeError,
-            json.JSONDecodeError) as e:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as e:  # parse_json's refusals are ValueErrors
         raise DataError(f"{path}: not a readable LPD .npz file ({type(e).__name__}: {e})") from None
 
     length = max([len(tempo)] + [r.shape[0] for r in rolls] + ([len(downbeat)] if downbeat is not None else []))

@@ -258,6 +258,26 @@ def test_lpd_bad_files(tmp_path, lpd_file, lpd_npz_writer):
         data.load_lpd(bad)
 
 
+@pytest.mark.parametrize("info, why", [
+    ("[" * 5000 + "]" * 5000, "nested 5000 levels"),  # Python's parser alone ends in RecursionError
+    ("[1, 2]", "an array, expected an object"),
+    ('{"x": "' + "a" * (2**20) + '"}', "larger than"),
+])
+def test_hostile_info_json_is_one_line(tmp_path, lpd_file, info, why):
+    """info.json is read bounded (size, depth, an object) before any of its fields is used."""
+    import zipfile
+
+    src = dict(np.load(lpd_file))
+    src.pop("info.json")
+    bad = tmp_path / "hostile.npz"
+    np.savez(bad, **src)
+    with zipfile.ZipFile(bad, "a") as z:
+        z.writestr("info.json", info)
+    with pytest.raises(DataError, match=f"hostile.npz.*info.json.*{why}") as e:
+        data.load_lpd(bad)
+    assert "\n" not in str(e.value)
+
+
 def test_song_shorter_than_window(tmp_path, lpd_npz_writer):
     path = lpd_npz_writer(tmp_path / "short.npz", {1: [(60, 0, 96, 80)]}, 192)
     with pytest.raises(DataError, match=r"short.npz.*shorter than one window"):
