@@ -1,4 +1,5 @@
-"""Test helpers for ``b2b.lpd``: tiny archives in the exact LPD-17 layout and a loopback server.
+"""Test helpers for ``b2b.lpd`` and ``b2b.fetch``: tiny archives in the exact LPD-17 layout and a
+loopback server; the fixtures and helpers test_lpd.py and test_fetch.py share (below).
 
 * :func:`write_lpd_npz` writes one song the way pypianoroll 0.3.0 ``Multitrack.save`` did for
   LPD: ``tempo.npy``, ``downbeat.npy``, ``pianoroll_{i}_csc_{data,indices,indptr,shape}.npy``
@@ -19,6 +20,10 @@
   or ignore ``Range``; it counts requests, refuses more than
   ``max_requests``, and shuts itself down after ``lifetime_s``.
 * :func:`realistic_song` makes a song the size of a real LPD song (for the speed measurement).
+* The pytest fixtures ``src``, ``server``, ``fast_network`` (lowers b2b.fetch's network
+  settings) and ``data_command``, the command helpers :func:`b2b_lpd17` and :func:`error_line`,
+  and an independent reference conversion :func:`ref_song_roll` (numpy/scipy only) with
+  :func:`expected_windows`, imported by name into both test files.
 """
 
 from __future__ import annotations
@@ -34,7 +39,10 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from scipy.sparse import csc_matrix
+
+from b2b import cli, datasets, fetch
 
 RES = 24  # LPD steps per beat
 TRACKS = [  # (name, program, is_drum) in LPD-17 file order
@@ -499,7 +507,7 @@ def measure(n_songs: int = 40, workers: tuple[int, ...] = (1, 2), out: Path | No
 
     Writes the songs in the LPD layout, packs them as ``lpd_17_cleansed.tar.gz`` (top folder
     ``lpd_17/``), extracts it
-    with :func:`b2b.lpd.extract_archive`, then converts the songs with
+    with :func:`b2b.fetch.extract_archive`, then converts the songs with
     :func:`b2b.lpd.convert_songs` into a store with each number of ``workers`` (pool start-up
     included, as a user sees it). Run ``python tests/lpd_fixtures.py [N_SONGS]``.
     """
@@ -527,7 +535,7 @@ def measure(n_songs: int = 40, workers: tuple[int, ...] = (1, 2), out: Path | No
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(src / TOP, arcname=TOP)
     t1 = time.perf_counter()
-    stats = lpd.extract_archive(archive, tmp / "extracted", progress=False)
+    stats = fetch.extract_archive(archive, tmp / "extracted", progress=False)
     extract_s = time.perf_counter() - t1
     paths = [str(tmp / "extracted" / n) for n in names]
     res: dict = {
@@ -561,6 +569,150 @@ def measure(n_songs: int = 40, workers: tuple[int, ...] = (1, 2), out: Path | No
         res["store_bytes_per_song"] = size / n_songs
         res["windows_per_song"] = len(datasets.open_dataset(store)) / n_songs
     return res
+
+
+# ------------------------------------ shared by test_lpd.py and test_fetch.py: the command --
+
+ARCHIVE, IDS, LABELS = "lpd_17_cleansed.tar.gz", "cleansed_ids.txt", "labels.tar.gz"
+REGISTERED = cli.COMMANDS.get("data", ("",))[0] == "b2b.data"  # `b2b data` in the CLI registry
+
+
+# ------------------------------------------------------------------------------- fixtures --
+
+
+@pytest.fixture(scope="module")
+def src(tmp_path_factory):
+    """The three downloads for 9 songs (tagtraum/Rock = songs 0, 1, 3, 4, 6, 7)."""
+    return build_lpd(tmp_path_factory.mktemp("lpd-src"), 9)
+
+
+@pytest.fixture(autouse=True)
+def fast_network(monkeypatch):
+    monkeypatch.setattr(fetch, "RETRY_WAIT_S", 0.0)
+    monkeypatch.setattr(fetch, "TIMEOUT_S", 10.0)
+    monkeypatch.setattr(fetch, "RETRIES", 3)
+
+
+@pytest.fixture
+def server(src):
+    with LoopbackServer(src["bytes"]) as s:
+        yield s
+
+
+@pytest.fixture(autouse=True)
+def data_command(monkeypatch):
+    """`b2b data` as the CLI registers it (added here only if the registry lacks it)."""
+    if "data" not in cli.COMMANDS:
+        monkeypatch.setitem(cli.COMMANDS, "data", ("b2b.data", "Prepare a dataset."))
+
+
+def url_args(server, archive=ARCHIVE, ids=IDS, labels=LABELS) -> list[str]:
+    return ["--archive-url", server.url(archive), "--ids-url", server.url(ids),
+            "--labels-url", server.url(labels)]
+
+
+def b2b_lpd17(root, server, *extra, urls=None) -> int:
+    argv = ["data", "lpd17", "--root", str(root), "--no-progress", "--workers", "1"]
+    argv += urls if urls is not None else url_args(server)
+    return cli.main(argv + [str(x) for x in extra])
+
+
+def error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err, "expected an error message"
+    assert "Traceback" not in "\n".join(err)
+    return err[-1]
+
+
+def files_under(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*")}
+
+
+# ------------------------------------------------------------- an independent reference --
+
+
+def ref_song_roll(path: Path) -> np.ndarray:
+    """The song roll (17, T, 72) of an LPD file, computed from the rules of ``b2b.data``
+    with numpy/scipy only: notes are runs of nonzero steps; onset/offset × 4/24 rounded half up;
+    drums keep the onset step; pitches folded by octaves into 24..95 (drums out of range
+    dropped); a note is cut one step before the next onset of the same pitch when that onset is
+    at or before its end; the song is cut to whole bars, keeping a partial bar with a note."""
+    z = np.load(path)
+    with zipfile.ZipFile(path) as zf:
+        info = json.loads(zf.read("info.json"))
+    res = info["beat_resolution"]
+    assert res == 24
+    assert np.flatnonzero(z["downbeat"])[0] == 0  # the fixtures start on a bar line
+    T24 = len(z["tempo"])
+    notes: dict[tuple[int, int], list[list[int]]] = {}
+    for i in range(17):
+        shape = tuple(z[f"pianoroll_{i}_csc_shape"])
+        if shape[0] == 0:
+            continue
+        roll = csc_matrix((z[f"pianoroll_{i}_csc_data"], z[f"pianoroll_{i}_csc_indices"],
+                           z[f"pianoroll_{i}_csc_indptr"]), shape=shape).toarray()
+        drum = info[str(i)]["is_drum"]
+        padded = np.zeros((shape[0] + 2, 128), np.int8)
+        padded[1:-1] = roll > 0
+        for p in np.flatnonzero(padded.any(axis=0)):
+            edges = np.flatnonzero(padded[1:, p] != padded[:-1, p])  # run t..u-1 -> t, u
+            for t, u in zip(edges[0::2], edges[1::2]):
+                on = int(np.floor(t * 4 / 24 + 0.5 + 1e-9))
+                off = int(np.floor(u * 4 / 24 + 0.5 + 1e-9))
+                off = on + 1 if drum else max(off, on + 1)
+                q = int(p)
+                if not drum:
+                    while q < 24:
+                        q += 12
+                    while q > 95:
+                        q -= 12
+                if 24 <= q <= 95:
+                    notes.setdefault((i, q - 24), []).append([on, off])
+    n = int(np.floor(T24 * 4 / 24 + 0.5 + 1e-9))
+    end = max([off for ns in notes.values() for _, off in ns], default=0)
+    T = max(n // 16 * 16, -(-end // 16) * 16)
+    out = np.zeros((17, T, 72), bool)
+    for (i, q), ns in notes.items():
+        merged: dict[int, int] = {}
+        for on, off in ns:  # same onset: one note, the longest
+            merged[on] = max(off, merged.get(on, 0))
+        ons = sorted(merged)
+        for a, b in zip(ons, ons[1:] + [None]):
+            off = merged[a]
+            if b is not None and b <= off:
+                off = max(a + 1, b - 1)
+            out[i, a:min(off, T), q] = True
+    return out
+
+
+def ref_windows(roll: np.ndarray, hop_bars: int = 1) -> list[np.ndarray]:
+    """4-bar windows every ``hop_bars`` bars with >= 8 onsets and >= 3 bars with notes."""
+    out = []
+    T = roll.shape[1]
+    for s in range(0, T - 64 + 1, 16 * hop_bars):
+        w = roll[:, s:s + 64]
+        prev = np.zeros_like(w)
+        prev[:, 1:] = w[:, :-1]
+        onsets = int((w & ~prev).sum())
+        active = sum(bool(w[:, 16 * b:16 * b + 16].any()) for b in range(4))
+        if onsets >= 8 and active >= 3:
+            out.append(w)
+    return out
+
+
+def store_windows(root: Path) -> tuple[list[str], np.ndarray]:
+    ds = datasets.open_dataset("lpd17", root=root)
+    return ds.songs, np.stack([ds.window(i) for i in range(len(ds))]) if len(ds) else np.zeros(
+        (0, 17, 64, 72), bool)
+
+
+def expected_windows(src, chosen_ks: list[int], hop_bars: int = 1) -> np.ndarray:
+    ws = [w for k in chosen_ks for w in ref_windows(ref_song_roll(src["npz"][k]), hop_bars)]
+    return np.stack(ws)
+
+
+def k_of(src) -> dict[str, int]:
+    return {msd: k for k, (msd, _) in src["songs"].items()}
 
 
 if __name__ == "__main__":
