@@ -61,6 +61,10 @@ LOCK_NAME = ".b2b-lpd17.lock"
 #: Longest song (time steps at the file's resolution, 24 per beat in LPD: about 45 minutes at
 #: 120 bpm) and most array bytes per declared byte a song file may hold, checked before it is read.
 SONG_MAX_STEPS = 2**17
+#: Bytes an array of a song file may declare beyond MAX_EXPANSION times its compressed bytes: one
+#: float64 per step of the longest song. A constant array (LPD's tempo, one bpm per step) deflates
+#: far beyond MAX_EXPANSION to one and must still pass.
+SONG_ARRAY_SLACK_BYTES = 8 * SONG_MAX_STEPS
 #: Most worker processes ``--workers`` may ask for (fewer start: at most one per song and core).
 MAX_WORKERS = 256
 #: Bounds on reading the small files (upstream: 21,425 id lines; about 80 members and
@@ -263,7 +267,8 @@ def select_songs(genre_ids: list[str], id_map: dict[str, str], extracted: Path |
 def check_song_sizes(path: str | os.PathLike) -> None:
     """DataError naming ``path`` if its arrays declare more than a song can hold, before any of
     them is read: a track or tempo longer than :data:`SONG_MAX_STEPS` steps, or an array that
-    declares more than :data:`b2b.store.MAX_EXPANSION` times the bytes its member holds."""
+    declares more than :data:`b2b.store.MAX_EXPANSION` times the bytes its member holds plus
+    :data:`SONG_ARRAY_SLACK_BYTES`."""
     path = Path(path)
     try:
         with zipfile.ZipFile(path) as zf:
@@ -274,7 +279,7 @@ def check_song_sizes(path: str | os.PathLike) -> None:
                     continue
                 shape, dtype = npy_member_header(zf, info)
                 declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
-                if declared > MAX_EXPANSION * max(info.compress_size, 1) + 4096:
+                if declared > MAX_EXPANSION * max(info.compress_size, 1) + SONG_ARRAY_SLACK_BYTES:
                     raise DataError(f"{path}: {info.filename} declares {declared:,} bytes in "
                                     f"{info.compress_size:,} compressed ones; not an LPD file")
                 steps = None

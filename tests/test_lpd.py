@@ -9,6 +9,7 @@ only), and against ``b2b.data`` itself. Downloading and extracting are tested in
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -22,6 +23,7 @@ import pytest
 
 import lpd_fixtures as F
 from b2b import cli, fetch, lpd
+from b2b.data import DataError
 from lpd_fixtures import (  # noqa: F401 - fixtures and helpers shared with test_fetch.py
     ARCHIVE, IDS, LABELS, REGISTERED, b2b_lpd17, data_command, error_line, expected_windows,
     fast_network, files_under, k_of, ref_song_roll, server, src, store_windows, url_args)
@@ -383,6 +385,40 @@ def test_a_song_declaring_an_absurd_length_is_refused_before_reading(tmp_path, m
     ok = tmp_path / "ok.npz"
     F.write_lpd_npz(ok, {1: np.zeros((96, 128), np.uint8)}, 96)
     lpd.check_song_sizes(ok)  # a real song passes
+
+
+def test_a_long_song_with_one_tempo_is_converted(tmp_path):
+    # a 4-minute song at 24 steps per beat (120 bpm): 11,520 steps, its tempo one constant value
+    # per step (92,160 bytes that deflate to a few hundred: more than MAX_EXPANSION to one)
+    n = 4 * 60 * 2 * 24
+    path = tmp_path / "long.npz"
+    notes = np.zeros((n, 128), np.uint8)
+    notes[0:96, 60] = 100
+    F.write_lpd_npz(path, {1: notes}, n)
+    with zipfile.ZipFile(path) as z:
+        tempo = z.getinfo("tempo.npy")
+    assert tempo.file_size > 256 * tempo.compress_size + 4096  # beyond the store's bound
+    lpd.check_song_sizes(path)
+    roll, err = lpd._convert_one(str(path))
+    assert err is None and roll.shape == (17, n * 4 // 24, 72)
+    assert roll[1, :16, 60 - 24].all() and roll.sum() == 16  # one note of 96/6 = 16 steps
+
+
+def test_an_array_declaring_far_more_than_it_holds_is_refused_before_reading(tmp_path):
+    path = tmp_path / "bomb.npz"
+    F.write_lpd_npz(path, {1: np.zeros((96, 128), np.uint8)}, 96)
+    with zipfile.ZipFile(path) as z:
+        members = {i.filename: z.read(i) for i in z.infolist()}
+    header = io.BytesIO()  # a header declaring 16 MiB of velocities followed by 16 bytes
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "|u1", "fortran_order": False, "shape": (16 * 2**20,)})
+    members["pianoroll_1_csc_data.npy"] = header.getvalue() + bytes(16)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    with pytest.raises(DataError, match=r"pianoroll_1_csc_data.npy declares 16,777,216 bytes in "
+                                        r"\d+ compressed ones; not an LPD file"):
+        lpd.check_song_sizes(path)
 
 
 def _npy(a: np.ndarray) -> bytes:
