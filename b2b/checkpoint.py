@@ -13,10 +13,41 @@ Two kinds of file share one format family (``torch.save`` of plain dicts, loaded
 Both carry ``version`` :data:`FORMAT_VERSION` and, since 2026-12-03, ``digest``: the SHA-256 of
 every tensor in the file (:func:`tensor_digest`), which loading verifies (torch does not check
 its archive's CRCs, so a damaged file would otherwise load silently); files without it (the
-shipped ``data/pretrained/generator.pt``, ``data/ablations/``) load as before. Both carry :func:`load_checkpoint` checks any of them and
+shipped ``data/pretrained/generator.pt``, ``data/ablations/``) load as before. :func:`load_checkpoint` checks any of them and
 :func:`load_generator` builds the generator of either. What a training checkpoint needs to be
 exact is here too: :func:`rng_state` / :func:`set_rng_state` (every random state a run draws
 from) and :func:`data_fingerprint` (a resume on other data is refused).
+
+Training checkpoint (``<out>/checkpoint_<step:08d>.pt``, written atomically by
+:meth:`b2b.train.Trainer.save_checkpoint`, the last ``keep`` kept), a dict:
+
+=================  ==========================================================================
+``format``         ``"b2b-checkpoint"``; ``version``: ``1``
+``step``           completed generator steps (int)
+``config``         :class:`b2b.train.TrainerConfig` as a plain dict (the run's settings)
+``preset``         :meth:`b2b.networks.Preset.to_dict`: the networks, the training hyper-parameters
+                   (``training``) and the sampling threshold; files written before 2026-11-29
+                   kept the hyper-parameters in ``config`` (:func:`preset_of` reads both)
+``generator``      generator ``state_dict`` (plain module, not DDP-wrapped)
+``critic``         critic ``state_dict``
+``opt_g/opt_d``    Adam ``state_dict`` of each
+``sched_g/d``      StepLR ``state_dict`` of each
+``sampler``        ``{"perm": int64 tensor (n,), "cursor": int}`` the batch-index permutation
+``rng``            one entry per rank: ``{"torch": uint8 tensor, "cuda": uint8 tensor or None,
+                   "batch": uint8 tensor (the sampler's Generator), "numpy": {...}, "python":
+                   {...}}`` (:func:`rng_state`)
+``data``           ``{"name": str, "n": int, "shape": [17, 64, 72], "fingerprint": "sha256:..."}``
+                   (:func:`data_fingerprint` of the windows; a resume on other data is refused)
+``history``        list of dict rows (:data:`b2b.train.HISTORY_FIELDS`)
+``elapsed``        training wall time so far (s)
+``digest``         ``"sha256:..."`` of every tensor above (:func:`tensor_digest`), added by
+                   :func:`atomic_torch_save` and verified on loading
+=================  ==========================================================================
+
+:func:`load_checkpoint` loads only tensors and plain data and checks the fields above, so a file
+that is not a b2b checkpoint, truncated, damaged (its digest does not match), of an unknown
+version or malformed (a sampler that is not a permutation of the data, history rows that are not
+numbers, a preset the weights do not fit) gives one line, before a resume writes anything.
 """
 
 from __future__ import annotations
@@ -30,6 +61,7 @@ import pickle
 import random
 import re
 import stat
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -39,10 +71,11 @@ import torch
 from torch import Tensor
 
 from b2b.atomic import atomic_write
+from b2b.geometry import SAMPLE_SHAPE
 from b2b.networks import DiscConvNet, GenConvNet, Preset, TrainingConfig
 
 __all__ = ["CHECKPOINT_FORMAT", "GENERATOR_FORMAT", "FORMAT_VERSION", "resolve_device", "atomic_torch_save",
-           "latest_checkpoint", "checkpoints", "load_checkpoint", "tensor_digest", "load_generator", "preset_of", "data_fingerprint",
+           "latest_checkpoint", "checkpoints", "load_checkpoint", "check_resumable", "tensor_digest", "load_generator", "preset_of", "data_fingerprint",
            "rng_state", "set_rng_state"]
 
 CHECKPOINT_FORMAT = "b2b-checkpoint"
@@ -225,6 +258,48 @@ def preset_of(ckpt: dict[str, Any]) -> Preset:
     config = ckpt.get("config") if isinstance(ckpt.get("config"), dict) else {}
     legacy = {f.name: config[f.name] for f in dataclasses.fields(TrainingConfig) if config.get(f.name) is not None}
     return preset.with_training(**legacy) if legacy else preset
+
+
+def check_resumable(ckpt: dict[str, Any], preset: Preset, seed: int, n: int, fingerprint: str, *,
+                    data_name: str = "", source: Any = "checkpoint", warn: bool = True) -> None:
+    """Refuse a checkpoint that a run cannot continue: ValueError naming ``source`` and the difference.
+
+    The run has ``preset`` (its networks and hyper-parameters must match; its name, description
+    and sampling threshold need not), ``seed``, and ``n`` windows whose :func:`data_fingerprint`
+    is ``fingerprint``. A checkpoint that predates fingerprints is accepted with a warning on
+    stderr (when ``warn``).
+    """
+    if ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{source}: not a training checkpoint (format {ckpt.get('format')!r}); cannot resume")
+    # the networks, hyper-parameters and seed must match; the preset's name, description and
+    # sampling threshold need not (a run found under one name may be continued under the name
+    # it was given later); fields added since the checkpoint was written take their defaults
+    try:
+        theirs = preset_of(ckpt).to_dict()
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{source}: malformed preset in checkpoint: {e}") from None
+    mine = preset.to_dict()
+    diff = [f"{part}.{k} is {theirs[part][k]!r} there, {mine[part][k]!r} here"
+            for part in ("generator", "critic", "training") for k in mine[part] if theirs[part].get(k) != mine[part][k]]
+    if ckpt["config"].get("seed") != seed:
+        diff.append(f"seed is {ckpt['config'].get('seed')!r} there, {seed!r} here")
+    if diff:
+        raise ValueError(f"{source}: the checkpoint was trained with other settings (preset "
+                         f"{ckpt['preset'].get('name')!r}, this run {preset.name!r}): {'; '.join(diff)}; "
+                         "resume with the run's own settings (e.g. the same --preset, --batch, --seed)")
+    data = ckpt.get("data", {})
+    if data.get("n") != n or list(data.get("shape", [])) != list(SAMPLE_SHAPE):
+        raise ValueError(f"{source}: checkpoint was trained on {data.get('n')} windows of shape "
+                         f"{data.get('shape')}, the dataset has {n} of shape {list(SAMPLE_SHAPE)}")
+    if "fingerprint" not in data:
+        if warn:
+            print(f"b2b: warning: {source} predates data fingerprints; cannot check that the data is the "
+                  "same as the run's", file=sys.stderr)
+    elif data["fingerprint"] != fingerprint:
+        raise ValueError(f"{source}: checkpoint was trained on other data ({data.get('name') or 'unnamed'}, "
+                         f"{str(data['fingerprint'])[:19]}...) than this dataset "
+                         f"({data_name or 'unnamed'}, {fingerprint[:19]}...), "
+                         "though of the same size; resume with the run's --data")
 
 
 def data_fingerprint(x: Tensor) -> str:

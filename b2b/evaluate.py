@@ -41,7 +41,7 @@ from b2b.atomic import (FolderLock, NotARegularFile, atomic_write, claim_output,
                         write_text)
 from b2b.checkpoint import load_generator, resolve_device
 from b2b.datasets import open_dataset
-from b2b.generate import check_threshold, describe_threshold, iter_generate, latent_size, resolve_threshold
+from b2b.generate import describe_threshold, explicit_threshold, iter_generate, latent_size, resolve_threshold
 from b2b.geometry import TRACKS, binarize
 from b2b.plot import STYLE
 from b2b.twosample import classifier_two_sample_test
@@ -823,10 +823,7 @@ def open_generator(checkpoint: str | os.PathLike, threshold: Any = None,
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} not found")
     gen, info = load_generator(str(path), device=device)
-    if threshold is None or threshold == "auto":
-        t, source = resolve_threshold(None, info)
-    else:
-        t, source = check_threshold(threshold, "--threshold"), "argument"
+    t, source = resolve_threshold(threshold, info)
     return gen, t, source, dict(info)
 
 
@@ -997,8 +994,7 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.n <= MAX_N:
         raise ValueError(f"--n must be >= 1 and <= {MAX_N} (windows per set; the features of both sets "
                          f"are kept in memory), got {args.n}")
-    explicit = None if args.threshold is None or str(args.threshold).strip().lower() == "auto" else \
-        check_threshold(args.threshold, "--threshold")
+    explicit = explicit_threshold(args.threshold)  # before any work
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a folder")

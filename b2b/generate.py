@@ -66,6 +66,7 @@ __all__ = [
     "note_density",
     "calibrate_threshold",
     "resolve_threshold",
+    "explicit_threshold",
     "describe_threshold",
     "write_samples",
     "estimate_bytes",
@@ -297,10 +298,19 @@ def resolve_threshold(threshold: Any, info: dict[str, Any], name: str = "--thres
     ``"auto"``: the threshold stored in the generator file (``"calibrated"``) when there is one,
     else its preset's (``"preset"``), as :func:`b2b.checkpoint.load_generator` reports in ``info``.
     """
+    explicit = explicit_threshold(threshold, name)
+    if explicit is None:  # b2b.checkpoint.load_generator checked the stored one when it read the file
+        return float(info["threshold"]), str(info.get("threshold_source", "preset"))
+    return explicit, "argument"
+
+
+def explicit_threshold(threshold: Any, name: str = "--threshold") -> float | None:
+    """An explicit ``threshold`` checked by :func:`check_threshold`, or None for ``None`` / ``"auto"``
+    (the file's or preset's then decides, :func:`resolve_threshold`). Commands call it before
+    loading anything, so a bad ``--threshold`` is one line at once."""
     if threshold is None or (isinstance(threshold, str) and threshold.strip().lower() == "auto"):
-        return check_threshold(info["threshold"], "threshold stored in the checkpoint"), \
-            str(info.get("threshold_source", "preset"))
-    return check_threshold(threshold, name), "argument"
+        return None
+    return check_threshold(threshold, name)
 
 
 def describe_threshold(threshold: float, source: str, info: dict[str, Any] | None = None) -> str:
@@ -606,9 +616,7 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.n <= MAX_SAMPLES:
         raise ValueError(f"--n must be at least 1 and at most {MAX_SAMPLES} (one MIDI and one WAV file per "
                         f"sample), got {args.n}")
-    explicit = None if str(args.threshold).strip().lower() == "auto" else args.threshold
-    if explicit is not None:
-        check_threshold(explicit, "--threshold")
+    explicit = explicit_threshold(args.threshold)  # before the checkpoint is loaded
     check_tempo(args.tempo, "--tempo")
     if not 1000 <= args.sample_rate <= 192000:
         raise ValueError(f"--sample-rate must be in [1000, 192000] Hz, got {args.sample_rate}")

@@ -55,56 +55,23 @@ Distributed (``torchrun --nproc_per_node N -m b2b train ...``)
     shared file system): every rank reads the checkpoint when resuming. A run resumed with a
     different number of processes keeps the batch order but reseeds noise and dropout.
 
-Checkpoint format (``<out>/checkpoint_<step:08d>.pt``, written atomically, last ``keep`` kept;
-loadable with ``torch.load(path, weights_only=True)``), a dict:
-
-=================  ==========================================================================
-``format``         ``"b2b-checkpoint"``; ``version``: ``1``
-``step``           completed generator steps (int)
-``config``         :class:`TrainerConfig` as a plain dict (the run's settings)
-``preset``         :meth:`b2b.networks.Preset.to_dict`: the networks, the training hyper-parameters
-                   (``training``) and the sampling threshold; files written before 2026-11-29
-                   kept the hyper-parameters in ``config`` (:func:`b2b.checkpoint.preset_of`
-                   reads both)
-``generator``      generator ``state_dict`` (plain module, not DDP-wrapped)
-``critic``         critic ``state_dict``
-``opt_g/opt_d``    Adam ``state_dict`` of each
-``sched_g/d``      StepLR ``state_dict`` of each
-``sampler``        ``{"perm": int64 tensor (n,), "cursor": int}`` the batch-index permutation
-``rng``            one entry per rank: ``{"torch": uint8 tensor, "cuda": uint8 tensor or None,
-                   "batch": uint8 tensor (the sampler's Generator), "numpy": {...}, "python":
-                   {...}}``
-``data``           ``{"name": str, "n": int, "shape": [17, 64, 72], "fingerprint": "sha256:..."}``
-                   (:func:`b2b.checkpoint.data_fingerprint` of the windows; a resume on other
-                   data is refused)
-``history``        list of dict rows (see below)
-``elapsed``        training wall time so far (s)
-``digest``         ``"sha256:..."`` of every tensor above (:func:`b2b.checkpoint.tensor_digest`),
-                   added by :func:`b2b.checkpoint.atomic_torch_save` and verified on loading
-=================  ==========================================================================
-
-:func:`load_checkpoint` loads only tensors and plain data and checks the fields above, so a file
-that is not a b2b checkpoint, truncated, damaged (its digest does not match), of an unknown
-version or malformed (a sampler that is not a permutation of the data, history rows that are not
-numbers, a preset the weights do not fit) gives one line, before ``--resume`` writes anything.
+Checkpoints (``<out>/checkpoint_<step:08d>.pt``, the last ``keep`` kept) hold everything a
+resume needs; their format, and what loading checks before ``--resume`` writes anything, are
+described in :mod:`b2b.checkpoint`, where the format lives.
 
 The output folder
-    One run at a time: ``<out>/.lock`` is locked (:class:`b2b.atomic.FolderLock`) while a run
-    writes there, and a second run is refused with the holder's pid, host and start time. A lock
-    left by a killed run does not block; the temporaries such a run left are removed. A resume
-    whose newest checkpoint is unreadable falls back to the newest readable one (the bad file is
-    renamed ``*.unreadable``). A failed write (full disk, read-only folder) is an OSError naming
-    the file; the previous checkpoint is untouched. :func:`check_batch_memory` refuses, before
-    allocating, a batch whose step cannot fit in memory.
-
-:func:`export_generator` writes a small ``"b2b-generator"`` file (``generator``, ``preset``,
-``config``, ``step``); :func:`load_generator` reads both kinds.
+    One run at a time, and what keeps it safe lives in :mod:`b2b.runfolder`: ``b2b train`` and
+    the Trainer take the folder through one call (:func:`b2b.runfolder.claim_run_folder`: the
+    lock, the leftovers of killed runs); a resume continues from the newest readable checkpoint;
+    a batch whose step cannot fit in memory is refused before allocating. A failed write (full
+    disk, read-only folder) is an OSError naming the file; the previous checkpoint is untouched.
 
 History (``history.csv`` and ``history.json``, rewritten atomically at each checkpoint and at the
-end) has one row per logged step: ``step``, ``epoch``, ``loss_d`` (critic loss incl. penalty),
-``loss_g``, ``wasserstein`` (mean D(real) - mean D(fake)), ``penalty`` (without lambda),
-``grad_norm`` (mean critic gradient norm on the interpolates), ``lr_g``, ``lr_d``, ``time``
-(training wall time in seconds); critic values are means over the step's ``n_critic`` updates.
+end) has one row per logged step: ``step``, ``epoch`` (after the step), ``loss_d`` (critic loss
+incl. penalty), ``loss_g``, ``wasserstein`` (mean D(real) - mean D(fake)), ``penalty`` (without
+lambda), ``grad_norm`` (mean critic gradient norm on the interpolates), ``lr_g``, ``lr_d`` (the
+rates the step trained with), ``time`` (training wall time in seconds); critic values are means
+over the step's ``n_critic`` updates.
 """
 
 from __future__ import annotations
@@ -113,13 +80,11 @@ import argparse
 import contextlib
 import csv
 import dataclasses
-import errno
 import io
 import json
 import math
 import os
 import random
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -132,15 +97,16 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from b2b.atomic import FolderLock, atomic_write, remove_leftovers
-from b2b.checkpoint import (CHECKPOINT_FORMAT, FORMAT_VERSION, atomic_torch_save, checkpoints, data_fingerprint,
-                            latest_checkpoint, load_checkpoint, preset_of, resolve_device, rng_state, set_rng_state)
+from b2b.atomic import FolderLock, atomic_write
+from b2b.checkpoint import (CHECKPOINT_FORMAT, FORMAT_VERSION, atomic_torch_save, check_resumable, checkpoints,
+                            data_fingerprint, latest_checkpoint, resolve_device, rng_state, set_rng_state)
 from b2b.cudagraph import GraphedStep
 from b2b.datasets import open_dataset
 from b2b.generate import generate
 from b2b.geometry import SAMPLE_SHAPE
 from b2b.networks import MAX_BATCH, DiscConvNet, GenConvNet, Preset, build, get_preset
 from b2b.plot import sample_grid
+from b2b.runfolder import check_batch_memory, claim_run_folder, default_threads, newest_readable_checkpoint, step_bytes
 from b2b.step import wgan_gp_iteration
 
 __all__ = [
@@ -157,14 +123,6 @@ __all__ = [
 READ_EVERY = 25
 HISTORY_FIELDS = ["step", "epoch", "loss_d", "loss_g", "wasserstein", "penalty", "grad_norm",
                   "lr_g", "lr_d", "time"]
-# temporaries of b2b.atomic writers in an out folder (``.<name>.<8 hex>.tmp``), left by killed runs
-_LEFTOVER_RE = re.compile(r"\.(checkpoint_\d+\.pt|history\.(json|csv)|samples_\d+\.(npy|png)|generator\.pt)"
-                          r"\.[0-9a-f]{8}\.tmp")
-# Peak memory of one training step per sample of the (per-process) batch: measured on the CPU in
-# float32 (peak RSS of a step at batch 32 and 256, seed and improved presets: 2.99 MiB and 3.00
-# MiB per sample), rounded up. bf16 autocast on CUDA needs less, so this errs on the safe side.
-STEP_BYTES_PER_SAMPLE = int(3.2 * 2**20)
-STEP_BYTES_FIXED = 256 * 2**20  # networks, optimizers, allocator slack
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -257,60 +215,6 @@ class TrainerConfig:
 
 
 # --------------------------------------------------------------------------- helpers
-def available_memory(device: torch.device) -> int | None:
-    """Bytes a new allocation can get on ``device``: free CUDA memory, or ``MemAvailable`` (Linux).
-
-    None when unknown (then no memory check is made).
-    """
-    if device.type == "cuda":
-        try:
-            free, _ = torch.cuda.mem_get_info(device)
-            return int(free)
-        except (RuntimeError, AssertionError):
-            return None
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def check_batch_memory(batch: int, device: torch.device, available: int | None = None) -> int:
-    """Refuse a per-process ``batch`` whose training step cannot fit in memory, before allocating.
-
-    Parameters
-    ----------
-    batch : int
-        Samples per process and step.
-    device : torch.device
-        Where the step runs.
-    available : int, optional
-        Free bytes (default :func:`available_memory`).
-
-    Returns
-    -------
-    int
-        The estimated peak bytes of one step: ``STEP_BYTES_FIXED + batch * STEP_BYTES_PER_SAMPLE``.
-
-    Raises
-    ------
-    ValueError
-        Naming ``--batch``, the estimate, what is available and the largest batch that fits.
-    """
-    need = STEP_BYTES_FIXED + int(batch) * STEP_BYTES_PER_SAMPLE
-    free = available_memory(device) if available is None else available
-    if free is not None and need > free:
-        fits = max(0, (free - STEP_BYTES_FIXED) // STEP_BYTES_PER_SAMPLE)
-        raise ValueError(
-            f"batch (--batch) {batch} needs about {need / 2**30:.1f} GiB for one training step "
-            f"({STEP_BYTES_PER_SAMPLE / 2**20:.1f} MiB per sample) but {device.type} has "
-            f"{free / 2**30:.1f} GiB available; use --batch {fits} or less")
-    return need
-
-
 def _as_window_tensor(dataset: Any) -> Tensor:
     """All windows of ``dataset`` as one ``(n, 17, 64, 72)`` CPU tensor."""
     if hasattr(dataset, "tensor") and callable(dataset.tensor):
@@ -348,16 +252,16 @@ class Trainer:
         ``<name>.unreadable`` and the fallback is reported on stderr. When False and
         ``config.out`` already holds checkpoints, ValueError (never mix two runs).
     lock : FolderLock, optional
-        A lock on ``config.out`` the caller already holds (``b2b train`` takes it before loading
-        the data); the Trainer then leaves releasing it to the caller.
+        The held lock of :func:`b2b.runfolder.claim_run_folder` on ``config.out`` (``b2b train``
+        takes it before loading the data); the Trainer then leaves releasing it to the caller.
 
     Notes
     -----
-    The output folder is locked (:class:`b2b.atomic.FolderLock` on ``<out>/.lock``) from
-    construction until :meth:`train` returns, and again during each later :meth:`train`: a
-    second Trainer (in any process) on the same folder meanwhile gets :class:`FolderLocked`
-    naming the holder. Temporaries left in the folder by killed runs are removed when the lock is
-    taken. :meth:`close` releases the lock of a Trainer that is not going to train.
+    Without ``lock`` the Trainer claims the folder itself (:func:`b2b.runfolder.claim_run_folder`)
+    from construction until :meth:`train` returns, and again during each later :meth:`train`: a
+    second Trainer (in any process) on the same folder meanwhile gets
+    :class:`b2b.atomic.FolderLocked` naming the holder. :meth:`close` releases the lock of a
+    Trainer that is not going to train.
 
     Under ``torch.distributed`` (initialised by the caller, e.g. :func:`run` under torchrun)
     both networks are wrapped in DistributedDataParallel. ``self.generator`` / ``self.critic``
@@ -372,12 +276,10 @@ class Trainer:
         self.out = Path(cfg.out)
         self.distributed = dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank() if self.distributed else 0
-        if self.rank == 0:
-            if lock is not None and lock.folder.resolve() != self.out.resolve():
-                raise ValueError(f"lock: it locks {lock.folder}, not the out folder {self.out}")
-            self._lock = lock
-            if not self._take_lock():
-                self._remove_leftovers()  # the caller's lock: clean up here too
+        if self.rank == 0:  # the one writer holds the folder (b2b.runfolder)
+            if lock is not None and (lock.folder.resolve() != self.out.resolve() or not lock.held):
+                raise ValueError(f"lock: expected a held lock on the out folder {self.out}, got {lock.folder}")
+            self._lock = lock or claim_run_folder(self.out, f"out folder {self.out}")
         try:
             self._init(cfg, dataset, resume)
         except BaseException:
@@ -399,7 +301,7 @@ class Trainer:
         if hp.batch % self.world:
             raise ValueError(f"batch {hp.batch} must be divisible by the number of processes ({self.world})")
         self.local_batch = hp.batch // self.world
-        check_batch_memory(self.local_batch, self.device)  # before anything big is allocated
+        check_batch_memory(self.local_batch, self.device)  # before anything big is allocated (b2b.runfolder)
         self.amp = cfg.precision == "bf16" or (cfg.precision == "auto" and native_bf16(self.device))
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
@@ -431,9 +333,8 @@ class Trainer:
             self.G, self.D = self.generator, self.critic
         self.graphed = cfg.cuda_graph and self._can_graph()
         # fused Adam: one kernel for all of a network's parameters instead of a dozen per tensor
-        # (on 2 CPU cores a critic update's Adam went from 884 ATen calls and 2.3 ms to 240 and
-        # 0.3 ms); for a graph it is capturable, with its step count on the device and its lr a
-        # device tensor that the schedule updates in place
+        # (benchmarks/README.md, "Fused Adam"); for a graph it is capturable, with its
+        # step count on the device and its lr a device tensor that the schedule updates in place
         lr_g, lr_d = (torch.tensor(v, device=self.device) if self.graphed else v for v in (hp.lr_g, hp.lr_d))
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=lr_g, betas=hp.betas, fused=True,
                                       capturable=self.graphed)
@@ -462,62 +363,14 @@ class Trainer:
         self.last_checkpoint: Path | None = None
         existing = latest_checkpoint(self.out)
         if resume:
-            if existing is None:
-                raise FileNotFoundError(f"--resume: no checkpoint_*.pt in {self.out} to resume from")
-            path, ckpt = self._newest_readable_checkpoint()
+            path, ckpt = newest_readable_checkpoint(self.out, report=self.rank == 0)
             self.load_state(ckpt, source=path)
             self.last_checkpoint = path
         elif existing is not None:
             raise ValueError(f"out folder {self.out} already holds checkpoints ({existing.name}); "
                              "resume it (--resume) or choose another --out")
 
-    def _newest_readable_checkpoint(self) -> tuple[Path, dict[str, Any]]:
-        """The newest checkpoint in ``out`` that loads; newer unreadable ones are moved aside."""
-        bad: list[tuple[Path, str]] = []
-        for path in reversed(checkpoints(self.out)):
-            try:
-                ckpt = load_checkpoint(path)
-            except (ValueError, FileNotFoundError) as e:
-                bad.append((path, str(e)))
-                continue
-            if bad and self.rank == 0:
-                for b, why in bad:
-                    aside = b.with_name(b.name + ".unreadable")
-                    with contextlib.suppress(OSError):
-                        os.replace(b, aside)
-                    print(f"b2b: {why}; renamed it {aside.name}", file=sys.stderr)
-                print(f"b2b: resuming from {path.name}, the newest readable checkpoint in {self.out}",
-                      file=sys.stderr)
-            return path, ckpt
-        raise ValueError(f"--resume: no readable checkpoint in {self.out}; the newest: {bad[0][1]}")
-
     # ----------------------------------------------------------------- the out folder
-    def _take_lock(self) -> bool:
-        """Lock ``out`` (rank 0) and clear what killed runs left; True if this call took it."""
-        if self.rank != 0 or (self._lock is not None and self._lock.held):
-            return False
-        if self.out.exists() and not self.out.is_dir():
-            raise NotADirectoryError(errno.ENOTDIR, "--out exists and is not a folder", str(self.out))
-        if self._lock is None:
-            self._lock = FolderLock(self.out, what=f"out folder {self.out}")
-        try:
-            self._lock.acquire()
-        except OSError as e:
-            if type(e).__name__ == "FolderLocked":
-                raise type(e)(e.errno, f"{e.strerror}; wait for it to finish or choose another --out") from None
-            raise
-        self._remove_leftovers()
-        return True
-
-    def _remove_leftovers(self) -> None:
-        """Remove the temporaries killed runs left in ``out`` (only while holding its lock)."""
-        if self._lock is None or not self._lock.held:
-            return
-        removed = remove_leftovers(self.out, _LEFTOVER_RE, older_than=self._lock.since)
-        if removed:
-            print(f"b2b: removed {len(removed)} temporary file(s) left in {self.out} by an interrupted run "
-                  f"({', '.join(p.name for p in removed[:3])}{', ...' if len(removed) > 3 else ''})", file=sys.stderr)
-
     def close(self) -> None:
         """Release the lock on the out folder (if this Trainer took it). Training re-takes it."""
         if self._lock is not None and self._own_lock:
@@ -535,8 +388,7 @@ class Trainer:
             return x.contiguous()
         free, _ = torch.cuda.mem_get_info(self.device)
         size = x.numel() * x.element_size()
-        step = STEP_BYTES_FIXED + self.local_batch * STEP_BYTES_PER_SAMPLE
-        if size < free // 2 and free - size >= step:  # on the GPU only if the step still fits
+        if size < free // 2 and free - size >= step_bytes(self.local_batch):  # on the GPU only if the step still fits
             return x.to(self.device)
         return x.pin_memory()
 
@@ -625,16 +477,64 @@ class Trainer:
         """
         cfg = self.config
         total = cfg.iterations if iterations is None else iterations
-        if self._take_lock():  # released after the previous train(): check nobody wrote since
+        self._claim()  # the out folder, again if an earlier train() released it
+        bar = self._progress_bar(total)
+        t0 = time.perf_counter() - self.elapsed
+        pending: list[tuple[int, Tensor, float, Any, Any]] = []  # steps whose statistics are not read yet
+        try:
+            while self.step < total:
+                stats = self.train_step()  # b2b.step.wgan_gp_iteration on the next real batches
+                if self.distributed:
+                    dist.all_reduce(stats)
+                lrs = self._learning_rates()  # the rates this step used, before the schedule advances
+                self.step += 1
+                self._advance_schedulers()
+                self.elapsed = time.perf_counter() - t0
+                pending.append((self.step, stats, self.elapsed, *lrs))
+                last = self.step == total
+                sample = bool(cfg.sample_every) and (self.step % cfg.sample_every == 0 or last) and self.rank == 0
+                checkpoint = self.step % cfg.checkpoint_every == 0 or last
+                if len(pending) >= self.read_every or sample or checkpoint or last:
+                    self._read(pending, total, bar)  # the one wait for the device; raises on a non-finite loss
+                    pending.clear()
+                if bar is not None:
+                    bar.update(1)
+                if sample:
+                    self.save_samples()
+                if checkpoint:
+                    self.save_checkpoint()
+        finally:
+            if bar is not None:
+                bar.close()
+            self.close()
+        return self.history
+
+    def _claim(self) -> None:
+        """Hold the out folder (rank 0): re-claim it if an earlier :meth:`train` released it, and
+        then refuse if another run wrote a checkpoint meanwhile."""
+        if self.rank != 0:
+            return
+        if not self._lock.held:
+            self._lock = claim_run_folder(self.out, f"out folder {self.out}")
             latest = latest_checkpoint(self.out)
             if latest is not None and latest != self.last_checkpoint:
                 self.close()
                 raise ValueError(f"out folder {self.out} now holds {latest.name}, written by another run "
                                  "since this Trainer last saved; choose another --out")
-        try:
-            return self._train(total)
-        finally:
-            self.close()
+        self.out.mkdir(parents=True, exist_ok=True)
+
+    def _progress_bar(self, total: int) -> Any:
+        """A tqdm bar from the current step to ``total`` (rank 0, ``config.progress``), or None."""
+        if not (self.config.progress and self.rank == 0 and self.step < total):
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, initial=self.step, desc="train", unit="it", dynamic_ncols=True)
+
+    def _learning_rates(self) -> list[Any]:
+        """The optimizers' current rates ``[lr_g, lr_d]`` (copies of device tensors under a graph)."""
+        lrs = [opt.param_groups[0]["lr"] for opt in (self.opt_g, self.opt_d)]
+        return [lr.clone() if isinstance(lr, Tensor) else lr for lr in lrs]
 
     def _read(self, pending: list[tuple[int, Tensor, float, Any, Any]], total: int, bar: Any) -> None:
         """Read the statistics of the ``pending`` steps at once and log them; TrainingDiverged at
@@ -662,46 +562,6 @@ class Trainer:
             last = self.history[-1]
             bar.set_postfix(W=f"{last['wasserstein']:.3f}", D=f"{last['loss_d']:.3f}", G=f"{last['loss_g']:.3f}",
                             refresh=False)
-
-    def _train(self, total: int) -> list[dict[str, float]]:
-        cfg = self.config
-        if self.rank == 0:
-            self.out.mkdir(parents=True, exist_ok=True)
-        bar = None
-        if cfg.progress and self.rank == 0 and self.step < total:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=total, initial=self.step, desc="train", unit="it", dynamic_ncols=True)
-        t0 = time.perf_counter() - self.elapsed
-        pending: list[tuple[int, Tensor, float, Any, Any]] = []  # steps whose statistics are not read yet
-        try:
-            while self.step < total:
-                stats = self.train_step()
-                if self.distributed:
-                    dist.all_reduce(stats)
-                # the rates this step used, read before the schedule advances (device tensors under a graph)
-                lrs = [opt.param_groups[0]["lr"] for opt in (self.opt_g, self.opt_d)]
-                lrs = [lr.clone() if isinstance(lr, Tensor) else lr for lr in lrs]
-                self.step += 1
-                self._advance_schedulers()
-                self.elapsed = time.perf_counter() - t0
-                pending.append((self.step, stats, self.elapsed, *lrs))
-                last = self.step == total
-                sample = bool(cfg.sample_every) and (self.step % cfg.sample_every == 0 or last) and self.rank == 0
-                checkpoint = self.step % cfg.checkpoint_every == 0 or last
-                if len(pending) >= self.read_every or sample or checkpoint or last:
-                    self._read(pending, total, bar)  # the one wait for the device; raises on a non-finite loss
-                    pending.clear()
-                if bar is not None:
-                    bar.update(1)
-                if sample:
-                    self.save_samples()
-                if checkpoint:
-                    self.save_checkpoint()
-        finally:
-            if bar is not None:
-                bar.close()
-        return self.history
 
     # ----------------------------------------------------------------- outputs
     def sample(self, z: Tensor | None = None) -> Tensor:
@@ -735,7 +595,7 @@ class Trainer:
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
-        """The checkpoint dict (see the module docstring). Collective under DDP: call on all ranks."""
+        """The checkpoint dict (its format: :mod:`b2b.checkpoint`). Collective under DDP: call on all ranks."""
         rng = rng_state(self.device, self.batch_gen)
         if self.distributed:
             ranks: list[Any] = [None] * self.world
@@ -781,37 +641,8 @@ class Trainer:
 
     def load_state(self, ckpt: dict[str, Any], source: Any = "checkpoint") -> None:
         """Restore everything from a checkpoint dict; ValueError if it does not fit this run."""
-        if ckpt.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{source}: not a training checkpoint (format {ckpt.get('format')!r}); cannot resume")
-        # the networks, hyper-parameters and seed must match; the preset's name, description and
-        # sampling threshold need not (a run found under one name may be continued under the name
-        # it was given later); fields added since the checkpoint was written take their defaults
-        try:
-            theirs = preset_of(ckpt).to_dict()
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{source}: malformed preset in checkpoint: {e}") from None
-        mine = self.preset.to_dict()
-        diff = [f"{part}.{k} is {theirs[part][k]!r} there, {mine[part][k]!r} here"
-                for part in ("generator", "critic", "training") for k in mine[part] if theirs[part].get(k) != mine[part][k]]
-        if ckpt["config"].get("seed") != self.config.seed:
-            diff.append(f"seed is {ckpt['config'].get('seed')!r} there, {self.config.seed!r} here")
-        if diff:
-            raise ValueError(f"{source}: the checkpoint was trained with other settings (preset "
-                             f"{ckpt['preset'].get('name')!r}, this run {self.preset.name!r}): {'; '.join(diff)}; "
-                             "resume with the run's own settings (e.g. the same --preset, --batch, --seed)")
-        data = ckpt.get("data", {})
-        if data.get("n") != self.n or list(data.get("shape", [])) != list(SAMPLE_SHAPE):
-            raise ValueError(f"{source}: checkpoint was trained on {data.get('n')} windows of shape "
-                             f"{data.get('shape')}, the dataset has {self.n} of shape {list(SAMPLE_SHAPE)}")
-        if "fingerprint" not in data:
-            if self.rank == 0:
-                print(f"b2b: warning: {source} predates data fingerprints; cannot check that the data is the "
-                      "same as the run's", file=sys.stderr)
-        elif data["fingerprint"] != self.data_fingerprint:
-            raise ValueError(f"{source}: checkpoint was trained on other data ({data.get('name') or 'unnamed'}, "
-                             f"{str(data['fingerprint'])[:19]}...) than this dataset "
-                             f"({self.config.data_name or 'unnamed'}, {self.data_fingerprint[:19]}...), "
-                             "though of the same size; resume with the run's --data")
+        check_resumable(ckpt, self.preset, self.config.seed, self.n, self.data_fingerprint,
+                        data_name=self.config.data_name, source=source, warn=self.rank == 0)
         try:
             self._restore(ckpt)
         except ValueError as e:
@@ -869,7 +700,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-every", type=int, default=1, help="steps between history rows (default: 1)")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="CPU threads for torch (default: one per idle core, 1..4; torch's own default, a thread "
-                             "per core, ran 7-13x slower per iteration than one thread on a busy 2-core machine)")
+                             "per core, runs several times slower on a busy machine)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--plain-edges", action="store_true", help="edge layers as convolutions (slower)")
 
@@ -883,75 +714,55 @@ def _init_distributed(device: str) -> bool:
     return True
 
 
-def default_threads() -> int:
-    """The default of ``b2b train --threads``: one thread per idle core, at most 4, at least 1.
+def _config(args: argparse.Namespace) -> TrainerConfig:
+    """The run's settings from the command line, checked by their homes (:meth:`TrainerConfig.check`,
+    :class:`b2b.networks.TrainingConfig`) before anything is loaded; an error names the option."""
+    try:
+        preset = get_preset(args.preset)
+        if args.batch is not None:
+            preset = preset.with_training(batch=args.batch)
+        return TrainerConfig(
+            preset=preset, iterations=args.iterations, seed=args.seed, device=args.device,
+            precision=args.precision, out=str(args.out or f"runs/{args.preset}"),
+            checkpoint_every=args.checkpoint_every, keep=args.keep, sample_every=args.sample_every,
+            log_every=args.log_every, progress=not args.no_progress, fast_edges=not args.plain_edges,
+            cuda_graph=args.cuda_graph, data_name=str(args.data)).check()
+    except ValueError as e:  # the config names its field; the option is the field with dashes
+        field = str(e).split(" ", 1)[0]
+        if field in _FIELDS:
+            raise ValueError(f"--{field.replace('_', '-')}: {e}") from None
+        raise
 
-    Idle cores are the cores this process may use minus the 1-minute load average. torch's own
-    default (a thread per core) spins its threads at every operation; when other processes keep
-    those cores busy the threads wait for each other (measured under load: 9-17 s per iteration
-    with torch's default against 1.3 s with one thread). Beyond 4 threads the small convolutions
-    of these networks gain little.
-    """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    try:
-        busy = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        busy = 0.0
-    return int(max(1, min(4, cores - math.floor(busy + 0.5))))
+
+_FIELDS = {f.name for f in dataclasses.fields(TrainerConfig)} | {"batch"}
 
 
 def run(args: argparse.Namespace) -> int:
     """``b2b train``: train on ``--data`` and write checkpoints, samples and history to ``--out``."""
-    get_preset(args.preset)  # unknown preset: clear error before loading data
-    resolve_device(args.device)
-    for name in ("iterations", "checkpoint_every", "keep", "log_every"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}"
-                            + (" (0 would train nothing)" if name == "iterations" else ""))
-    if args.batch is not None and not 1 <= args.batch <= MAX_BATCH:
-        raise ValueError(f"--batch must be 1..{MAX_BATCH}, got {args.batch}")
-    if args.sample_every < 0:
-        raise ValueError(f"--sample-every must be >= 0, got {args.sample_every}")
+    config = _config(args)
+    resolve_device(args.device)  # an unusable --device: one line before the data is loaded
+    # checked here, each naming its option before the data is loaded, because no config holds them:
+    # 0 iterations is a valid Trainer (it trains nothing) but a mistake on the command line
+    if args.iterations < 1:
+        raise ValueError(f"--iterations must be >= 1, got {args.iterations} (0 would train nothing)")
     threads = default_threads() if args.threads is None else args.threads
     if not 1 <= threads <= 1024:
         raise ValueError(f"--threads must be 1..1024, got {threads}")
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _run(args, threads)
+        return _run(args, config, threads)
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _run(args: argparse.Namespace, threads: int) -> int:
-    out = Path(args.out or f"runs/{args.preset}")
-    rank0 = int(os.environ.get("RANK", "0")) == 0
+def _run(args: argparse.Namespace, config: TrainerConfig, threads: int) -> int:
+    out = Path(config.out)
     existed = out.exists()
-    lock = None
-    if rank0:  # before the data is loaded: a second run into the same folder stops at once
-        if out.exists() and not out.is_dir():
-            raise NotADirectoryError(errno.ENOTDIR, "--out exists and is not a folder", str(out))
-        lock = FolderLock(out, what=f"--out {out}")
-        try:
-            lock.acquire()
-        except OSError as e:
-            if type(e).__name__ == "FolderLocked":
-                raise type(e)(e.errno, f"{e.strerror}; wait for it to finish or choose another --out") from None
-            raise
+    # before the data is loaded: a second run into the same folder stops at once (rank 0 writes)
+    lock = claim_run_folder(out, f"--out {out}") if int(os.environ.get("RANK", "0")) == 0 else None
     try:
         dataset = open_dataset(args.data)
-        preset = get_preset(args.preset)
-        if args.batch is not None:
-            preset = preset.with_training(batch=args.batch)
-        config = TrainerConfig(
-            preset=preset, iterations=args.iterations, seed=args.seed, device=args.device,
-            precision=args.precision, out=str(out), checkpoint_every=args.checkpoint_every,
-            keep=args.keep, sample_every=args.sample_every, log_every=args.log_every, progress=not args.no_progress,
-            fast_edges=not args.plain_edges, cuda_graph=args.cuda_graph, data_name=str(args.data),
-        )
         started = _init_distributed(args.device)
         try:
             trainer = Trainer(config, dataset, resume=args.resume, lock=lock)

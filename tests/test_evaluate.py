@@ -407,6 +407,19 @@ def test_cli_refuses_n_beyond_the_bound_before_work(tmp_path, capsys, monkeypatc
     assert not (tmp_path / "o").exists()
 
 
+def test_open_generator_reads_auto_as_generate_does(tmp_path):
+    # one rule (b2b.generate.resolve_threshold): "auto" in any case and spacing, or None, is the
+    # stored threshold; a number is the caller's; anything else is one error naming --threshold
+    path = _generator_file(tmp_path, threshold=0.5012)
+    for auto in (None, "auto", " AUTO "):
+        _, t, source, _ = E.open_generator(path, auto)
+        assert (t, source) == (0.5012, "calibrated")
+    _, t, source, _ = E.open_generator(path, "0.25")
+    assert (t, source) == (0.25, "argument")
+    with pytest.raises(ValueError, match="--threshold: expected a number strictly between 0 and 1, got 'high'"):
+        E.open_generator(path, "high")
+
+
 def test_cli_threshold_auto_uses_the_stored_one(tmp_path, capsys):
     path = _generator_file(tmp_path, threshold=0.5012)
     real = tmp_path / "real.npy"

@@ -369,6 +369,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 
 from b2b import atomic as batomic  # noqa: E402
+from b2b import runfolder  # noqa: E402
 from b2b.atomic import FolderLock, FolderLocked  # noqa: E402
 
 
@@ -452,17 +453,17 @@ def test_batch_memory_is_checked_before_allocating(tmp_path, monkeypatch, capsys
     mib = 2**20
     # 256 MiB fixed + 64 x 3.2 MiB = 460.8 MiB > 400 MiB; (400 - 256) / 3.2 = 45 samples fit
     with pytest.raises(ValueError, match=r"--batch\) 64 needs about 0\.4 GiB.*use --batch 45 or less"):
-        btrain.check_batch_memory(64, torch.device("cpu"), available=400 * mib)
-    assert btrain.check_batch_memory(45, torch.device("cpu"), available=400 * mib) == pytest.approx(
+        runfolder.check_batch_memory(64, torch.device("cpu"), available=400 * mib)
+    assert runfolder.check_batch_memory(45, torch.device("cpu"), available=400 * mib) == pytest.approx(
         (256 + 45 * 3.2) * mib, abs=64)
     with pytest.raises(ValueError, match="use --batch 45 or less"):
-        btrain.check_batch_memory(46, torch.device("cpu"), available=400 * mib)
+        runfolder.check_batch_memory(46, torch.device("cpu"), available=400 * mib)
 
     class Untouchable:
         def tensor(self, dtype=None):
             raise AssertionError("the data was loaded before the batch was checked")
 
-    monkeypatch.setattr(btrain, "available_memory", lambda device: 300 * mib)
+    monkeypatch.setattr(runfolder, "available_memory", lambda device: 300 * mib)
     with pytest.raises(ValueError, match="--batch"):
         Trainer(cfg(tmp_path / "a", batch=64), Untouchable())
     with pytest.raises(ValueError, match=r"batch 100000 is beyond"):
@@ -472,8 +473,8 @@ def test_batch_memory_is_checked_before_allocating(tmp_path, monkeypatch, capsys
     args = _cli(tmp_path / "c")
     args[args.index("--batch") + 1] = "100000"
     assert cli_main(args) == 2
-    assert "--batch must be 1..65536, got 100000" in _one_line_error(capsys)
-    monkeypatch.setattr(btrain, "available_memory", lambda device: 300 * mib)
+    assert "--batch: batch 100000 is beyond any sensible batch size (at most 65536" in _one_line_error(capsys)
+    monkeypatch.setattr(runfolder, "available_memory", lambda device: 300 * mib)
     args[args.index("--batch") + 1] = "64"
     assert cli_main(args) == 2
     assert "batch (--batch) 64 needs about" in _one_line_error(capsys)
@@ -684,13 +685,13 @@ def test_cli_iterations_zero_and_nothing_left_to_train(tmp_path, monkeypatch, ca
 
 
 def test_threads(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(btrain.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
-    monkeypatch.setattr(btrain.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
-    assert btrain.default_threads() == 4  # 8 idle cores: capped at 4
-    monkeypatch.setattr(btrain.os, "getloadavg", lambda: (5.6, 0.0, 0.0))
-    assert btrain.default_threads() == 2  # 8 cores, about 6 busy
-    monkeypatch.setattr(btrain.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    assert btrain.default_threads() == 1  # 2 cores, both busy: one thread, never zero
+    monkeypatch.setattr(runfolder.os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setattr(runfolder.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    assert runfolder.default_threads() == 4  # 8 idle cores: capped at 4
+    monkeypatch.setattr(runfolder.os, "getloadavg", lambda: (5.6, 0.0, 0.0))
+    assert runfolder.default_threads() == 2  # 8 cores, about 6 busy
+    monkeypatch.setattr(runfolder.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert runfolder.default_threads() == 1  # 2 cores, both busy: one thread, never zero
     _fake_data(monkeypatch, windows(6))
     before = torch.get_num_threads()
     assert cli_main(_cli(tmp_path / "a")[:-2] + ["--threads", "2"]) == 0
