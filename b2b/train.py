@@ -236,6 +236,32 @@ def _as_window_tensor(dataset: Any) -> Tensor:
     return x
 
 
+def write_history(out: Path, history: list[dict[str, float]]) -> None:
+    """Write ``history.json`` and ``history.csv`` (columns :data:`HISTORY_FIELDS`) into ``out`` atomically."""
+    out.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(history, indent=0)
+    atomic_write(out / "history.json", lambda f: f.write(text), mode="w")
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(history)
+    atomic_write(out / "history.csv", lambda f: f.write(buf.getvalue()), mode="w")
+
+
+def save_samples(out: Path, step: int, probs: Tensor, threshold: float) -> Path:
+    """Write ``samples_<step:08d>.npy`` (generator probabilities ``(n, 17, 64, 72)`` as float16)
+    and a PNG grid of them binarized at ``threshold``; returns the ``.npy`` path."""
+    x = probs.numpy().astype(np.float16)
+    path = out / f"samples_{step:08d}.npy"
+    atomic_write(path, lambda f: np.save(f, x))
+    fig = sample_grid(x.astype(np.float32), threshold=threshold)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    plt.close(fig)
+    atomic_write(path.with_suffix(".png"), lambda f: f.write(buf.getvalue()))
+    return path
+
+
 # --------------------------------------------------------------------------- trainer
 class Trainer:
     """Trains a generator and a critic with WGAN-GP.
@@ -500,7 +526,7 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                 if sample:
-                    self.save_samples()
+                    save_samples(self.out, self.step, self.sample(), self.preset.threshold)
                 if checkpoint:
                     self.save_checkpoint()
         finally:
@@ -548,7 +574,7 @@ class Trainer:
                     else "no checkpoint was written yet"
                 self.step = step - 1  # the last good step (the networks in memory may be further on)
                 if self.rank == 0:
-                    self.write_history()
+                    write_history(self.out, self.history)
                 raise TrainingDiverged(
                     f"training diverged at step {step}: non-finite loss ("
                     + ", ".join(f"{k}={v:.4g}" for k, v in zip(names, vals))
@@ -569,29 +595,6 @@ class Trainer:
         (default: the run's fixed noise), drawn by :func:`b2b.generate.generate` (eval mode)."""
         z = self.fixed_noise if z is None else z
         return generate(self.generator, len(z), latent=z)
-
-    def save_samples(self) -> Path:
-        """Write ``samples_<step:08d>.npy`` (float16 probabilities) and a PNG grid of them."""
-        x = self.sample().numpy().astype(np.float16)
-        path = self.out / f"samples_{self.step:08d}.npy"
-        atomic_write(path, lambda f: np.save(f, x))
-        fig = sample_grid(x.astype(np.float32), threshold=self.preset.threshold)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=80)
-        plt.close(fig)
-        atomic_write(path.with_suffix(".png"), lambda f: f.write(buf.getvalue()))
-        return path
-
-    def write_history(self) -> None:
-        """Write ``history.json`` and ``history.csv`` atomically (rank 0)."""
-        self.out.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self.history, indent=0)
-        atomic_write(self.out / "history.json", lambda f: f.write(text), mode="w")
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, lineterminator="\n")
-        w.writeheader()
-        w.writerows(self.history)
-        atomic_write(self.out / "history.csv", lambda f: f.write(buf.getvalue()), mode="w")
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -636,7 +639,7 @@ class Trainer:
         for old in checkpoints(self.out)[:-self.config.keep]:
             with contextlib.suppress(FileNotFoundError):
                 old.unlink()
-        self.write_history()
+        write_history(self.out, self.history)
         return path
 
     def load_state(self, ckpt: dict[str, Any], source: Any = "checkpoint") -> None:
