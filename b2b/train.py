@@ -717,6 +717,10 @@ def _init_distributed(device: str) -> bool:
     return True
 
 
+#: Config fields whose errors ``b2b train`` reports under the option of the same name (``--log-every``).
+_FIELDS = {f.name for f in dataclasses.fields(TrainerConfig)} | {"batch"}
+
+
 def _config(args: argparse.Namespace) -> TrainerConfig:
     """The run's settings from the command line, checked by their homes (:meth:`TrainerConfig.check`,
     :class:`b2b.networks.TrainingConfig`) before anything is loaded; an error names the option."""
@@ -735,9 +739,6 @@ def _config(args: argparse.Namespace) -> TrainerConfig:
         if field in _FIELDS:
             raise ValueError(f"--{field.replace('_', '-')}: {e}") from None
         raise
-
-
-_FIELDS = {f.name for f in dataclasses.fields(TrainerConfig)} | {"batch"}
 
 
 def run(args: argparse.Namespace) -> int:
