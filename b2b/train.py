@@ -329,6 +329,11 @@ class Trainer:
         self.local_batch = hp.batch // self.world
         check_batch_memory(self.local_batch, self.device)  # before anything big is allocated (b2b.runfolder)
         self.amp = cfg.precision == "bf16" or (cfg.precision == "auto" and native_bf16(self.device))
+        if self.amp and self.device.type == "cpu" and not cfg.fast_edges:
+            # torch's CPU bf16 convolution gets the gradient of these full-pitch-width layers wrong
+            # (a quarter off, and NaN in the penalty's double backward: tests/test_train.py)
+            raise ValueError("--precision bf16 on the CPU needs the fast edge layers: drop --plain-edges "
+                             "(or train in fp32)")
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
 

@@ -19,6 +19,7 @@ from b2b.networks import CriticConfig, DiscConvNet, TrainingConfig, get_preset
 from b2b import checkpoint as bckpt
 from b2b.checkpoint import load_generator
 from b2b.export import export_generator
+from b2b.fast import speed_up
 from b2b.train import Trainer, TrainerConfig, TrainingDiverged
 
 
@@ -240,7 +241,7 @@ def test_sample_snapshots(tmp_path):
 
 def test_bf16_autocast_penalty_matches_fp32_on_cpu():
     torch.manual_seed(5)
-    d = DiscConvNet(CriticConfig(norm="layer", dropout=0.0))
+    d = speed_up(DiscConvNet(CriticConfig(norm="layer", dropout=0.0)))  # as the Trainer runs it
     with torch.no_grad():  # attention switched on
         d.layers.attention.gamma.fill_(0.5)
     real = (torch.rand(8, 17, 64, 72) > 0.9).float()
@@ -260,6 +261,25 @@ def test_bf16_autocast_penalty_matches_fp32_on_cpu():
     assert s16["grad_norm"].item() == pytest.approx(s32["grad_norm"].item(), rel=0.02)
     g32, g16 = out["fp32"][1], out["bf16"][1]
     assert torch.nn.functional.cosine_similarity(g32, g16, dim=0) > 0.98
+
+
+def test_cpu_bf16_convolution_edge_is_why_bf16_needs_the_fast_edges(tmp_path):
+    """torch's CPU bf16 Conv2d over the full pitch width gets its input gradient a quarter wrong
+    (the fast edge, a matrix product, does not), so the Trainer refuses bf16 with plain edges."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(17, 16, (2, 72), stride=(2, 2))
+    fast = speed_up(torch.nn.Sequential(conv))[0]
+    x = torch.rand(4, 17, 64, 72, requires_grad=True)
+    norms = {}
+    for name, layer in (("conv", conv), ("fast", fast)):
+        for bf in (False, True):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf):
+                (g,) = torch.autograd.grad(layer(x).float().square().sum(), x)
+            norms[name, bf] = g.float().norm().item()
+    assert norms["fast", True] == pytest.approx(norms["fast", False], rel=0.02)
+    assert abs(norms["conv", True] / norms["conv", False] - 1) > 0.1  # if this fails, torch fixed it
+    with pytest.raises(ValueError, match="bf16 on the CPU needs the fast edge layers"):
+        Trainer(cfg(tmp_path, iterations=1, precision="bf16", fast_edges=False), windows())
 
 
 def test_bf16_trainer_step_on_cpu(tmp_path):
