@@ -179,10 +179,12 @@ def trajectory(run: Path, out: Path, data: str, n_eval: int, every: int) -> list
            "budget": {"iterations": max(r["steps"] for r in rows), "batch": "as trained", "seeds": [run.name],
                       "n_eval": n_eval, "every": every},
            "candidates": {}, "runs": rows, "decision": ""}
-    if rows:  # the checkpoint b2b.scorecard.rank_key picks: most targets met, then the lowest C2ST accuracy
+    if rows:  # the checkpoint b2b.scorecard.rank_key picks: varied first, then the lowest C2ST accuracy, then targets met
         best = min(rows, key=lambda r: r["rank"])
-        res["decision"] = (f"Chosen by b2b.scorecard.rank_key: {best['label']} ({-best['rank'][0]} of "
-                           f"{len(best['headline']['scorecard'])} targets met, two-sample accuracy {best['rank'][1]:.3f}).")
+        res["decision"] = (f"Chosen by b2b.scorecard.rank_key: {best['label']} "
+                           f"({'as varied as real windows' if not best['rank'][0] else 'no checkpoint as varied as real windows'}, "
+                           f"two-sample accuracy {best['rank'][1]:.3f}, {-best['rank'][2]} of "
+                           f"{len(best['headline']['scorecard'])} targets met).")
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "trajectory.json", json.dumps(res, indent=1, default=list))
     write_text(out / "trajectory.md", render_markdown(res).replace("# Recipe search", "# Checkpoints of one run", 1))

@@ -61,9 +61,11 @@ def test_each_target_fails_just_past_its_bound(change, line):
     assert [i for i, l in enumerate(lines) if not l.ok] == [line]
 
 
-def test_rank_prefers_more_targets_then_lower_accuracy():
-    a, b, c = (copy.deepcopy(_report()) for _ in range(3))
-    b["sets"]["two_sample"].update(accuracy=0.8)  # same targets, lower accuracy: better
-    c["sets"]["within_ratio"] = 3.0  # one target fewer, lowest accuracy: still worst
+def test_rank_prefers_varied_then_lower_accuracy_then_more_targets():
+    a, b, c, d = (copy.deepcopy(_report()) for _ in range(4))
+    b["sets"]["two_sample"].update(accuracy=0.8)  # lower accuracy: better than a
+    c["sets"]["within_ratio"] = 3.0  # collapsing: worst, whatever its accuracy
     c["sets"]["two_sample"].update(accuracy=0.6)
-    assert sorted(["a", "b", "c"], key=lambda k: rank_key({"a": a, "b": b, "c": c}[k])) == ["b", "a", "c"]
+    d["rows"][3].update(generated_mean=0.5)  # one target fewer at a's accuracy: just after a
+    runs = {"a": a, "b": b, "c": c, "d": d}
+    assert sorted(runs, key=lambda k: rank_key(runs[k])) == ["b", "a", "d", "c"]
