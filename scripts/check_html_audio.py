@@ -268,6 +268,20 @@ async def open_page(port: int, url: str, timeout: float) -> Page | None:
     return page
 
 
+def request_problems(page, url: str) -> tuple[dict[str, str], list[str], list[str], list[str]]:
+    """From a page's recorded network events: every request's URL by id, the URLs requested from
+    outside the site at ``url`` (``data:`` and ``blob:`` are inside), the requests that failed and
+    the responses with an HTTP error (a missing favicon aside)."""
+    urls = {e["params"]["requestId"]: e["params"]["request"]["url"] for e in page.events
+            if e["method"] == "Network.requestWillBeSent"}
+    origin = url.split("/", 3)[:3]
+    outside = sorted({u for u in urls.values() if u.split("/", 3)[:3] != origin and not u.startswith(("data:", "blob:"))})
+    failed = [urls.get(e["params"]["requestId"], "?") for e in page.events if e["method"] == "Network.loadingFailed"]
+    bad = [e["params"]["response"]["url"] for e in page.events if e["method"] == "Network.responseReceived"
+           and e["params"]["response"]["status"] >= 400 and not e["params"]["response"]["url"].endswith("/favicon.ico")]
+    return urls, outside, failed, bad
+
+
 def page_errors(page: Page) -> list[str]:
     """JavaScript exceptions thrown in the page, except the theme's known duplicate inline script
     (Jupyter Book 1.x writes the sphinx-thebe/togglebutton scripts twice into every page)."""

@@ -40,7 +40,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_html_audio import browser_or_none, open_page, page_errors, reporter, run_check, wait_for  # noqa: E402
+from check_html_audio import (browser_or_none, open_page, page_errors, reporter, request_problems,  # noqa: E402
+                              run_check, wait_for)
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTER = ROOT / "book" / "08_lpd17_gpu.ipynb"
@@ -209,13 +210,7 @@ async def check(url: str, port: int, generator: Path, seed: int, shots: Path | N
     for e in errors:
         print("  JavaScript exception:", e[:300])
     expect(not errors, "no JavaScript exceptions")
-    urls = {e["params"]["requestId"]: e["params"]["request"]["url"] for e in page.events
-            if e["method"] == "Network.requestWillBeSent"}
-    origin = url.split("/", 3)[:3]
-    outside = sorted({u for u in urls.values() if u.split("/", 3)[:3] != origin and not u.startswith(("data:", "blob:"))})
-    failed = [urls.get(e["params"]["requestId"], "?") for e in page.events if e["method"] == "Network.loadingFailed"]
-    bad = [e["params"]["response"]["url"] for e in page.events if e["method"] == "Network.responseReceived"
-           and e["params"]["response"]["status"] >= 400 and not e["params"]["response"]["url"].endswith("/favicon.ico")]
+    urls, outside, failed, bad = request_problems(page, url)
     expect(not outside, f"nothing is requested from outside the site ({outside[:3]})")
     expect(not failed and not bad, f"every request succeeds (failed {failed[:3]}, HTTP errors {bad[:3]})")
     sizes = {urls.get(e["params"]["requestId"], "?"): e["params"]["encodedDataLength"] for e in page.events

@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from check_html_audio import browser_or_none, open_page, page_errors, reporter, run_check, wait_for  # noqa: E402
+from check_html_audio import (browser_or_none, open_page, page_errors, reporter, request_problems,  # noqa: E402
+                              run_check, wait_for)
 from check_html_generator import click  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -212,13 +213,9 @@ async def check(url: str, port: int, html: Path, key: tuple[bool, ...] | None, s
     for e in errors:
         print("  JavaScript exception:", e[:300])
     expect(not errors, "no JavaScript exceptions")
-    urls = {e["params"]["requestId"]: e["params"]["request"]["url"] for e in page.events
-            if e["method"] == "Network.requestWillBeSent"}
-    origin = url.split("/", 3)[:3]
-    outside = sorted({u for u in urls.values() if u.split("/", 3)[:3] != origin and not u.startswith(("data:", "blob:"))})
-    failed = [urls.get(e["params"]["requestId"], "?") for e in page.events if e["method"] == "Network.loadingFailed"]
+    _, outside, failed, bad = request_problems(page, url)
     expect(not outside, f"nothing is requested from outside the site ({outside[:3]})")
-    expect(not failed, f"every request succeeds ({failed[:3]})")
+    expect(not failed and not bad, f"every request succeeds (failed {failed[:3]}, HTTP errors {bad[:3]})")
     page.reader.cancel()
     page.ws.close()
     return failures
