@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+from b2b.networks import get_preset
+from b2b.train import Trainer, TrainerConfig
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _one_thread():
@@ -102,3 +105,16 @@ def read_only_mkdir(monkeypatch):
         return real_mkdir(self, *a, **k)
 
     monkeypatch.setattr(Path, "mkdir", read_only)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A real training checkpoint (with a digest): one step of the Trainer on 6 synthetic windows
+    (test_generate and test_outputs)."""
+    out = tmp_path_factory.mktemp("run")
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(6, 17, 64, 72, generator=g) < 0.03).float()
+    cfg = TrainerConfig(preset=get_preset("seed").with_training(batch=3, n_critic=1), iterations=1, out=str(out),
+                        progress=False, checkpoint_every=1000, sample_every=0, device="cpu", seed=4)
+    Trainer(cfg, x).train()
+    return out / "checkpoint_00000001.pt"

@@ -21,21 +21,6 @@ from b2b.generate import (CALIBRATION_SEED, MAX_SAMPLES, calibrate_threshold, ge
                           iter_generate, note_density, write_samples)
 from b2b.checkpoint import load_generator
 from b2b.export import export_generator
-from b2b.networks import get_preset
-from b2b.train import Trainer, TrainerConfig
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    """A real training checkpoint: one step of the Trainer on 6 synthetic windows."""
-    out = tmp_path_factory.mktemp("run")
-    g = torch.Generator().manual_seed(0)
-    x = (torch.rand(6, 17, 64, 72, generator=g) < 0.03).float()
-    cfg = TrainerConfig(preset=get_preset("seed").with_training(batch=3, n_critic=1), iterations=1, out=str(out),
-                        progress=False,
-                        checkpoint_every=1000, sample_every=0, device="cpu", seed=4)
-    Trainer(cfg, x).train()
-    return out / "checkpoint_00000001.pt"
 
 
 # --------------------------------------------------------------------------- generate

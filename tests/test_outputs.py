@@ -15,23 +15,9 @@ from b2b import checkpoint as bckpt
 from b2b.atomic import check_output, read_json
 from b2b.checkpoint import load_checkpoint, load_generator, tensor_digest
 from b2b.cli import main as cli_main
-from b2b.networks import get_preset
-from b2b.train import Trainer, TrainerConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 PRETRAINED = ROOT / "data" / "pretrained" / "generator.pt"
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    """A real training checkpoint (with a digest): one step of the Trainer on 6 windows."""
-    out = tmp_path_factory.mktemp("run")
-    g = torch.Generator().manual_seed(0)
-    x = (torch.rand(6, 17, 64, 72, generator=g) < 0.03).float()
-    cfg = TrainerConfig(preset=get_preset("seed").with_training(batch=3, n_critic=1), iterations=1, out=str(out),
-                        progress=False, checkpoint_every=1000, sample_every=0, device="cpu", seed=4)
-    Trainer(cfg, x).train()
-    return out / "checkpoint_00000001.pt"
 
 
 def one_line(capsys) -> str:
