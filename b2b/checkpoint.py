@@ -19,7 +19,8 @@ exact is here too: :func:`rng_state` / :func:`set_rng_state` (every random state
 from) and :func:`data_fingerprint` (a resume on other data is refused).
 
 Training checkpoint (``<out>/checkpoint_<step:08d>.pt``, written atomically by
-:meth:`b2b.train.Trainer.save_checkpoint`, the last ``keep`` kept), a dict:
+:func:`save_training_checkpoint` for :meth:`b2b.train.Trainer.save_checkpoint`, the last ``keep``
+kept; :func:`restore_training` loads it back into a run), a dict:
 
 =================  ==========================================================================
 ``format``         ``"b2b-checkpoint"``; ``version``: ``1``
@@ -52,6 +53,7 @@ numbers, a preset the weights do not fit) gives one line, before a resume writes
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import hashlib
@@ -68,15 +70,17 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
 from b2b.atomic import atomic_write
-from b2b.geometry import SAMPLE_SHAPE
+from b2b.geometry import SAMPLE_SHAPE, check_threshold
 from b2b.networks import DiscConvNet, GenConvNet, Preset, TrainingConfig
 
 __all__ = ["CHECKPOINT_FORMAT", "GENERATOR_FORMAT", "FORMAT_VERSION", "resolve_device", "atomic_torch_save",
-           "latest_checkpoint", "checkpoints", "load_checkpoint", "check_resumable", "tensor_digest", "load_generator", "preset_of", "data_fingerprint",
-           "rng_state", "set_rng_state"]
+           "latest_checkpoint", "checkpoints", "load_checkpoint", "check_resumable", "save_training_checkpoint",
+           "restore_training", "tensor_digest", "load_generator", "preset_of", "data_fingerprint",
+           "seed_rng", "rng_state", "gathered_rng_states", "set_rng_state"]
 
 CHECKPOINT_FORMAT = "b2b-checkpoint"
 GENERATOR_FORMAT = "b2b-generator"
@@ -302,6 +306,76 @@ def check_resumable(ckpt: dict[str, Any], preset: Preset, seed: int, n: int, fin
                          "though of the same size; resume with the run's --data")
 
 
+def save_training_checkpoint(state: dict[str, Any], out: Path, keep: int, last_good: Path | None) -> Path:
+    """Write ``state`` as ``<out>/checkpoint_<step:08d>.pt`` atomically, keep the last ``keep``; the path.
+
+    A failed write (full disk, read-only folder) is an OSError naming the file, the step and the
+    last good checkpoint (``last_good``), which is untouched.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"checkpoint_{state['step']:08d}.pt"
+    try:
+        atomic_torch_save(state, path)
+    except OSError as e:
+        if e.errno is None:
+            raise
+        kept = f"the last good checkpoint is {last_good.name}" if last_good else "no checkpoint was written yet"
+        raise OSError(e.errno, f"{e.strerror}; step {state['step']} was not saved ({kept})",
+                      e.filename if e.filename is not None else str(path)) from e
+    for old in checkpoints(out)[:-keep]:
+        with contextlib.suppress(FileNotFoundError):
+            old.unlink()
+    return path
+
+
+def restore_training(ckpt: dict[str, Any], source: Any, networks: tuple[torch.nn.Module, ...],
+                     optimizers: tuple[torch.optim.Optimizer, ...], schedulers: tuple[Any, ...],
+                     batch_gen: torch.Generator, device: torch.device, *, rank: int = 0, world: int = 1,
+                     seed: int = 0) -> tuple[int, Tensor, int, list[dict[str, float]], float]:
+    """Load a training checkpoint into a run; returns its ``(step, perm, cursor, history, elapsed)``.
+
+    ``networks`` are (generator, critic), ``optimizers`` (opt_g, opt_d) and ``schedulers``
+    (sched_g, sched_d) in that order. An optimizer gets the file's state (moments, steps) and
+    settings, but how it runs stays the run's (fused, capturable, its learning rate a device tensor
+    or a float). The random states are this ``rank``'s when the file has ``world`` of them; with a
+    different number of processes the batch order is kept and torch is reseeded with
+    ``seed + 1 + rank + 1000 * step``. ValueError naming ``source`` for anything that does not fit.
+    """
+    try:
+        return _restore(ckpt, networks, optimizers, schedulers, batch_gen, device, rank, world, seed)
+    except ValueError as e:
+        raise ValueError(f"{source}: {str(e).splitlines()[0] if str(e) else 'malformed checkpoint'}") from e
+    except (KeyError, TypeError, IndexError, RuntimeError, AttributeError) as e:
+        raise ValueError(f"{source}: malformed checkpoint: {type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''}") from e
+
+
+def _restore(ckpt: dict[str, Any], networks: tuple[torch.nn.Module, ...], optimizers: tuple[torch.optim.Optimizer, ...],
+             schedulers: tuple[Any, ...], batch_gen: torch.Generator, device: torch.device, rank: int, world: int,
+             seed: int) -> tuple[int, Tensor, int, list[dict[str, float]], float]:
+    try:
+        for net, key in zip(networks, ("generator", "critic")):
+            net.load_state_dict(ckpt[key])
+    except RuntimeError as e:
+        raise ValueError(f"network weights do not fit: {str(e).splitlines()[0]}") from e
+    for opt, key in zip(optimizers, ("opt_g", "opt_d")):
+        own = [{k: group[k] for k in ("fused", "capturable", "foreach", "lr")} for group in opt.param_groups]
+        opt.load_state_dict(ckpt[key])
+        for group, mine in zip(opt.param_groups, own):  # the file's rate, in the run's form
+            lr = float(group["lr"])
+            group.update(mine, lr=torch.tensor(lr, device=mine["lr"].device) if isinstance(mine["lr"], Tensor) else lr)
+    for sched, key in zip(schedulers, ("sched_g", "sched_d")):
+        sched.load_state_dict(ckpt[key])
+    step, rngs = int(ckpt["step"]), ckpt["rng"]
+    perm, cursor = ckpt["sampler"]["perm"].clone(), int(ckpt["sampler"]["cursor"])
+    if len(rngs) == world:
+        set_rng_state(rngs[rank], device, batch_gen)
+    else:  # a different number of processes: keep the batch order, reseed the rest per rank
+        batch_gen.set_state(rngs[0]["batch"])
+        torch.manual_seed(seed + 1 + rank + 1000 * step)
+    return step, perm, cursor, list(ckpt.get("history", [])), float(ckpt.get("elapsed", 0.0))
+
+
 def data_fingerprint(x: Tensor) -> str:
     """SHA-256 of a window tensor's dtype, shape and values: ``"sha256:<hex>"``.
 
@@ -315,12 +389,29 @@ def data_fingerprint(x: Tensor) -> str:
     return "sha256:" + h.hexdigest()
 
 
+def seed_rng(seed: int) -> None:
+    """Seed torch's (and every CUDA device's), numpy's and Python's generators with ``seed``."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
 def rng_state(device: torch.device, batch_gen: torch.Generator) -> dict[str, Any]:
     """Every random state a run draws from, as plain tensors and numbers (``weights_only`` safe):
     torch's (and CUDA's on a CUDA ``device``), the batch sampler's ``batch_gen``, numpy's, Python's."""
     cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
     return {"torch": torch.get_rng_state(), "cuda": cuda, "batch": batch_gen.get_state(),
             "numpy": _numpy_rng_state(), "python": _python_rng_state()}
+
+
+def gathered_rng_states(device: torch.device, batch_gen: torch.Generator) -> list[dict[str, Any]]:
+    """Every process's :func:`rng_state`, by rank (one entry without DDP; a collective under DDP)."""
+    rng = rng_state(device, batch_gen)
+    if not (dist.is_available() and dist.is_initialized()):
+        return [rng]
+    ranks: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(ranks, rng)
+    return ranks
 
 
 def set_rng_state(s: dict[str, Any], device: torch.device, batch_gen: torch.Generator) -> None:
@@ -478,10 +569,8 @@ def load_generator(checkpoint_path: str | Path, device: str | torch.device = "cp
     preset_threshold = float(preset.threshold)
     threshold, source, calibration = preset_threshold, "preset", None
     if ckpt.get("threshold") is not None:  # stored by export_generator (optional key: older files lack it)
-        t = ckpt["threshold"]
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 < float(t) < 1.0:
-            raise ValueError(f"checkpoint {checkpoint_path}: stored threshold {t!r} is not a number in (0, 1)")
-        threshold, source = float(t), "calibrated"
+        threshold = check_threshold(ckpt["threshold"], f"checkpoint {checkpoint_path}: stored threshold", text=False)
+        source = "calibrated"
         calibration = ckpt.get("calibration") if isinstance(ckpt.get("calibration"), dict) else {}
     info = {"preset": preset, "config": ckpt.get("config", {}), "step": int(ckpt.get("step", 0)),
             "latent": preset.generator.latent, "threshold": threshold, "threshold_source": source,

@@ -13,17 +13,22 @@ input is a small integer tensor (the batch indices into a dataset already on the
 The step must be capturable: no host synchronisation (``.item()``, printing tensors), random
 numbers from the device generator, optimizers with ``capturable=True`` and their learning rates
 as device tensors, autocast without its weight cache. If capture fails, :attr:`GraphedStep.error`
-says why and every call from then on runs the step eagerly.
+says why, one line on stderr says so, and every call from then on runs the step eagerly.
+
+What a training run needs to use it lives here too: :func:`can_graph` (when a run cannot:
+no CUDA, several processes, the dataset off the GPU) and :func:`adam` (the optimizer a captured
+step can run: capturable, its learning rate a device tensor that the schedule updates in place).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor
 
-__all__ = ["GRAPH_WARMUP", "GraphedStep"]
+__all__ = ["GRAPH_WARMUP", "GraphedStep", "can_graph", "adam"]
 
 #: Eager calls before the capture (on a side stream, as capture requires).
 GRAPH_WARMUP = 3
@@ -41,6 +46,8 @@ class GraphedStep:
         The CUDA device the step runs on.
     warmup : int
         Eager calls before the capture.
+    report : bool
+        Print one line on stderr when the capture fails (the process that reports, e.g. rank 0).
 
     Attributes
     ----------
@@ -50,8 +57,9 @@ class GraphedStep:
         Why the capture failed (the step then runs eagerly), else None.
     """
 
-    def __init__(self, step: Callable[[Tensor], Tensor], device: torch.device, warmup: int = GRAPH_WARMUP) -> None:
-        self.step, self.device, self.warmup = step, torch.device(device), int(warmup)
+    def __init__(self, step: Callable[[Tensor], Tensor], device: torch.device, warmup: int = GRAPH_WARMUP,
+                 report: bool = True) -> None:
+        self.step, self.device, self.warmup, self.report = step, torch.device(device), int(warmup), report
         self.calls = self.replays = 0
         self.error: str | None = None
         self._graph: torch.cuda.CUDAGraph | None = None
@@ -86,9 +94,32 @@ class GraphedStep:
                     self._stats = self.step(self._indices)  # recorded, not run
             except Exception as e:  # noqa: BLE001  (capture fails for many reasons: say which, go on)
                 self.error = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
+                if self.report:
+                    print(f"b2b: CUDA graph capture failed ({self.error}); training eagerly", file=sys.stderr)
                 torch.cuda.synchronize(self.device)
                 return self.step(self._indices)
             self._graph = graph
         self._graph.replay()
         self.replays += 1
         return self._stats.clone()
+
+
+def can_graph(device: torch.device, distributed: bool, data_device: torch.device, report: bool = True) -> bool:
+    """Whether a training run on ``device`` can replay its step as a graph: it needs CUDA, one
+    process (not DDP) and the dataset on that GPU (the batch indices are the step's only input).
+    When it cannot and ``report``, one line on stderr says why."""
+    why = ("it needs CUDA" if device.type != "cuda" else
+           "it needs one process (not DDP)" if distributed else
+           "the dataset is not on the GPU" if data_device != device else "")
+    if why and report:
+        print(f"b2b: --cuda-graph: {why}; training eagerly", file=sys.stderr)
+    return not why
+
+
+def adam(params: Iterable[Tensor], lr: float, betas: tuple[float, float], device: torch.device,
+         capturable: bool) -> torch.optim.Adam:
+    """Fused Adam (one kernel for all of a network's parameters: benchmarks/README.md, "Fused Adam");
+    ``capturable`` for a graph, with its step count on the device and ``lr`` a device tensor that
+    the schedule updates in place."""
+    rate = torch.tensor(lr, device=device) if capturable else lr
+    return torch.optim.Adam(params, lr=rate, betas=betas, fused=True, capturable=capturable)

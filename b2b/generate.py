@@ -52,7 +52,7 @@ from b2b.audio import TAIL, check_tempo, write_wav
 from b2b.checkpoint import load_generator, resolve_device
 from b2b.data import write_midi
 from b2b.datasets import open_dataset
-from b2b.geometry import SAMPLE_SHAPE, as_windows
+from b2b.geometry import SAMPLE_SHAPE, as_windows, check_threshold
 from b2b.plot import sample_grid
 
 __all__ = [
@@ -70,7 +70,6 @@ __all__ = [
     "describe_threshold",
     "write_samples",
     "estimate_bytes",
-    "check_threshold",
     "add_arguments",
     "run",
 ]
@@ -305,7 +304,7 @@ def resolve_threshold(threshold: Any, info: dict[str, Any], name: str = "--thres
 
 
 def explicit_threshold(threshold: Any, name: str = "--threshold") -> float | None:
-    """An explicit ``threshold`` checked by :func:`check_threshold`, or None for ``None`` / ``"auto"``
+    """An explicit ``threshold`` checked by :func:`b2b.geometry.check_threshold`, or None for ``None`` / ``"auto"``
     (the file's or preset's then decides, :func:`resolve_threshold`). Commands call it before
     loading anything, so a bad ``--threshold`` is one line at once."""
     if threshold is None or (isinstance(threshold, str) and threshold.strip().lower() == "auto"):
@@ -383,17 +382,6 @@ def interpolate_latents(z0: Tensor, z1: Tensor, steps: int, *, method: str = "sl
 
 
 # --------------------------------------------------------------------------- writing
-def check_threshold(threshold: Any, name: str = "threshold") -> float:
-    """``threshold`` as a float strictly between 0 and 1; ValueError otherwise."""
-    try:
-        t = float(threshold)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a number strictly between 0 and 1, got {threshold!r}") from None
-    if not 0.0 < t < 1.0:
-        raise ValueError(f"{name}: expected a number strictly between 0 and 1, got {threshold!r}")
-    return t
-
-
 def _as_samples(samples: Any) -> np.ndarray:
     """Probabilities or notes ``(n, 17, 64, 72)``, ``n >= 1``, as float32 (checked by
     :func:`b2b.geometry.as_windows`)."""

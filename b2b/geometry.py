@@ -11,7 +11,8 @@ with :func:`binarize`, so the rules and the messages are the same everywhere:
   rolls of any length ``(17, T, 72)`` / ``(n, 17, T, 72)``;
 * values are bools, or real numbers in [0, 1] with no NaN or infinity (probabilities: apply the
   generator's sigmoid first);
-* a cell is a note when ``value >= threshold``; without a threshold only 0 and 1 are accepted.
+* a cell is a note when ``value >= threshold``; without a threshold only 0 and 1 are accepted; a
+  threshold is a number strictly between 0 and 1 (:func:`check_threshold`).
 
 This module needs only numpy.
 """
@@ -26,7 +27,7 @@ import numpy as np
 __all__ = [
     "N_TRACKS", "STEPS_PER_BEAT", "BEATS_PER_BAR", "STEPS_PER_BAR", "N_BARS", "N_STEPS",
     "LOWEST_PITCH", "N_PITCHES", "SAMPLE_SHAPE", "Track", "TRACKS", "track_family",
-    "as_windows", "binarize",
+    "as_windows", "binarize", "check_threshold",
 ]
 
 N_TRACKS = 17
@@ -143,3 +144,21 @@ def binarize(x: Any, threshold: float | None = None, *, name: str = "x", song: b
                              "(--threshold on the command line) to binarize them")
         return arr != 0
     return arr >= threshold
+
+
+def check_threshold(threshold: Any, name: str = "threshold", *, text: bool = True) -> float:
+    """``threshold`` as a float strictly between 0 and 1; ValueError naming ``name`` otherwise.
+
+    With ``text`` a number written as text (``"0.5"``, as a command line gives it) is accepted;
+    without, only an int or float is (a value read from a file).
+    """
+    problem = ValueError(f"{name}: expected a number strictly between 0 and 1, got {threshold!r}")
+    if not text and not isinstance(threshold, (int, float)):
+        raise problem
+    try:
+        t = float(threshold)
+    except (TypeError, ValueError):
+        raise problem from None
+    if not 0.0 < t < 1.0:
+        raise problem
+    return t

@@ -7,7 +7,10 @@ Everything that keeps a run safe and is not the training loop lives here, so tha
   is a file, locks ``<out>/.lock`` (:class:`b2b.atomic.FolderLock`; a second run gets
   :class:`b2b.atomic.FolderLocked` naming the holder's pid, host and start time; a lock left by
   a killed run does not block) and removes the temporaries that killed runs left
-  (:data:`LEFTOVER_RE`).
+  (:data:`LEFTOVER_RE`). :func:`hold_run_folder` is the Trainer's way to it (the caller's
+  lock or its own claim), :func:`reclaim_run_folder` takes it again for a Trainer that trains on
+  after releasing it (refused if another run wrote a checkpoint there meanwhile), and
+  :func:`check_unused` refuses a new run in a folder that holds checkpoints.
 - :func:`newest_readable_checkpoint`: what ``--resume`` continues from. Newer checkpoints that
   do not load (truncated by a crash, damaged) are renamed ``*.unreadable`` and reported.
 - :func:`check_batch_memory`: refuses, before anything big is allocated, a batch whose step
@@ -28,9 +31,10 @@ from typing import Any
 import torch
 
 from b2b.atomic import FolderLock, FolderLocked, remove_leftovers
-from b2b.checkpoint import checkpoints, load_checkpoint
+from b2b.checkpoint import checkpoints, latest_checkpoint, load_checkpoint
 
-__all__ = ["LEFTOVER_RE", "STEP_BYTES_PER_SAMPLE", "STEP_BYTES_FIXED", "claim_run_folder",
+__all__ = ["LEFTOVER_RE", "STEP_BYTES_PER_SAMPLE", "STEP_BYTES_FIXED", "claim_run_folder", "hold_run_folder",
+           "reclaim_run_folder", "check_unused",
            "newest_readable_checkpoint", "step_bytes", "available_memory", "check_batch_memory",
            "default_threads"]
 
@@ -82,6 +86,39 @@ def claim_run_folder(out: str | os.PathLike, what: str) -> FolderLock:
     if removed:
         print(f"b2b: removed {len(removed)} temporary file(s) left in {out} by an interrupted run "
               f"({', '.join(p.name for p in removed[:3])}{', ...' if len(removed) > 3 else ''})", file=sys.stderr)
+    return lock
+
+
+def hold_run_folder(out: str | os.PathLike, lock: FolderLock | None) -> FolderLock:
+    """The lock on ``out`` for a Trainer: ``lock`` when given (ValueError unless it is held on
+    ``out``), else a new :func:`claim_run_folder`."""
+    out = Path(out)
+    if lock is None:
+        return claim_run_folder(out, f"out folder {out}")
+    if lock.folder.resolve() != out.resolve() or not lock.held:
+        raise ValueError(f"lock: expected a held lock on the out folder {out}, got {lock.folder}")
+    return lock
+
+
+def check_unused(out: str | os.PathLike) -> None:
+    """ValueError if ``out`` already holds checkpoints: a new run never mixes with an old one."""
+    existing = latest_checkpoint(Path(out))
+    if existing is not None:
+        raise ValueError(f"out folder {out} already holds checkpoints ({existing.name}); "
+                         "resume it (--resume) or choose another --out")
+
+
+def reclaim_run_folder(out: str | os.PathLike, last_saved: Path | None) -> FolderLock:
+    """Claim ``out`` again (:func:`claim_run_folder`) for a run whose newest checkpoint there is
+    ``last_saved`` (None: it has written none); ValueError, the lock released, if another run wrote
+    a newer one since."""
+    out = Path(out)
+    lock = claim_run_folder(out, f"out folder {out}")
+    latest = latest_checkpoint(out)
+    if latest is not None and latest != last_saved:
+        lock.release()
+        raise ValueError(f"out folder {out} now holds {latest.name}, written by another run "
+                         "since this Trainer last saved; choose another --out")
     return lock
 
 

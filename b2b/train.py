@@ -22,17 +22,10 @@ Precision
     no loss scaling; the penalty's gradient norms are computed in float32 by :mod:`b2b.losses`
     and the double backward runs through the autocast graph.
 CUDA graphs (``cuda_graph=True``, ``b2b train --cuda-graph``; off by default)
-    A step is a few thousand small kernels, so on a GPU launching them costs more than running
-    them. With ``cuda_graph`` the whole step (:func:`b2b.step.wgan_gp_iteration`: the critic
-    updates with the penalty's double backward, then the generator update) is captured once in
-    a CUDA graph and replayed: the step's batch indices are drawn on the CPU as always and
-    copied into a static device buffer before each replay; noise, penalty interpolation and
-    dropout use the device generator, which graphs support; Adam runs with ``capturable=True``
-    and its learning rate as a device tensor that the schedule updates in place; autocast runs
-    without its weight cache. The first :data:`b2b.cudagraph.GRAPH_WARMUP` steps run eagerly on
-    a side stream (as capture requires), later ones replay (:class:`b2b.cudagraph.GraphedStep`).
-    It needs CUDA, one process and the dataset on the GPU; otherwise, or when capture fails,
-    training continues eagerly after a one-line message.
+    The whole step is captured once in a CUDA graph and replayed (:mod:`b2b.cudagraph`, which
+    also says what a captured step needs); the step's batch indices are drawn on the CPU as
+    always and are the graph's only input. It needs CUDA, one process and the dataset on the
+    GPU; otherwise, or when capture fails, training continues eagerly after a one-line message.
     Checkpoints are the same either way, so a run may be resumed with or without graphs.
 Reading the statistics
     Each step returns its statistics as one small tensor on the device. Reading it makes the CPU
@@ -84,7 +77,6 @@ import io
 import json
 import math
 import os
-import random
 import sys
 import time
 from dataclasses import dataclass
@@ -98,15 +90,16 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from b2b.atomic import FolderLock, atomic_write
-from b2b.checkpoint import (CHECKPOINT_FORMAT, FORMAT_VERSION, atomic_torch_save, check_resumable, checkpoints,
-                            data_fingerprint, latest_checkpoint, resolve_device, rng_state, set_rng_state)
-from b2b.cudagraph import GraphedStep
+from b2b.checkpoint import (CHECKPOINT_FORMAT, FORMAT_VERSION, check_resumable, data_fingerprint, gathered_rng_states,
+                            resolve_device, restore_training, save_training_checkpoint, seed_rng)
+from b2b.cudagraph import GraphedStep, adam, can_graph
 from b2b.datasets import open_dataset
 from b2b.generate import generate
 from b2b.geometry import SAMPLE_SHAPE
 from b2b.networks import MAX_BATCH, DiscConvNet, GenConvNet, Preset, build, get_preset
 from b2b.plot import sample_grid
-from b2b.runfolder import check_batch_memory, claim_run_folder, default_threads, newest_readable_checkpoint, step_bytes
+from b2b.runfolder import (check_batch_memory, check_unused, claim_run_folder, default_threads, hold_run_folder,
+                           newest_readable_checkpoint, reclaim_run_folder, step_bytes)
 from b2b.step import wgan_gp_iteration
 
 __all__ = [
@@ -215,8 +208,8 @@ class TrainerConfig:
 
 
 # --------------------------------------------------------------------------- helpers
-def _as_window_tensor(dataset: Any) -> Tensor:
-    """All windows of ``dataset`` as one ``(n, 17, 64, 72)`` CPU tensor."""
+def window_tensor(dataset: Any) -> Tensor:
+    """All windows of ``dataset`` as one ``(n, 17, 64, 72)`` CPU tensor, ``bool`` when binary."""
     if hasattr(dataset, "tensor") and callable(dataset.tensor):
         try:  # b2b.store.WindowDataset: ask for bools (a quarter of float32's memory)
             x = dataset.tensor(dtype=torch.bool)
@@ -233,7 +226,93 @@ def _as_window_tensor(dataset: Any) -> Tensor:
     if x.dim() != 4 or tuple(x.shape[1:]) != SAMPLE_SHAPE or x.shape[0] < 1:
         raise ValueError(f"dataset: expected windows of shape (n, {', '.join(map(str, SAMPLE_SHAPE))}) with n >= 1, "
                          f"got {tuple(x.shape)}")
+    if x.dtype != torch.bool:
+        x = x.float()
+        if bool(((x == 0) | (x == 1)).all()):
+            x = x.bool()
     return x
+
+
+def place_data(x: Tensor, device: torch.device, batch: int) -> Tensor:
+    """The dataset where training reads it: on the GPU when it takes under half of the free memory
+    and a step of ``batch`` still fits beside it, else in pinned CPU memory (on the CPU: as is)."""
+    if device.type != "cuda":
+        return x.contiguous()
+    free, _ = torch.cuda.mem_get_info(device)
+    size = x.numel() * x.element_size()
+    return x.to(device) if size < free // 2 and free - size >= step_bytes(batch) else x.pin_memory()
+
+
+def training_device(cfg: TrainerConfig, distributed: bool, rank: int) -> torch.device:
+    """The device of ``cfg.device`` (under DDP on CUDA: this process's GPU, ``LOCAL_RANK``); on CUDA
+    ``cudnn.benchmark`` is turned on."""
+    device = resolve_device(cfg.device)
+    if distributed and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank % max(1, torch.cuda.device_count()))))
+        torch.cuda.set_device(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    if cfg.sync_bn and device.type != "cuda":
+        raise ValueError("sync_bn: SyncBatchNorm needs CUDA; on the CPU batch norm stays per process")
+    return device
+
+
+def use_bf16(cfg: TrainerConfig, device: torch.device) -> bool:
+    """Whether to train under bfloat16 autocast (``cfg.precision``; ``"auto"``: :func:`native_bf16`)."""
+    amp = cfg.precision == "bf16" or (cfg.precision == "auto" and native_bf16(device))
+    if amp and device.type == "cpu" and not cfg.fast_edges:
+        # torch's CPU bf16 convolution gets the gradient of these full-pitch-width layers wrong
+        # (a quarter off, and NaN in the penalty's double backward: tests/test_train.py)
+        raise ValueError("--precision bf16 on the CPU needs the fast edge layers: drop --plain-edges "
+                         "(or train in fp32)")
+    return amp
+
+
+#: A step not yet read: (step, its statistics tensor, elapsed time, lr_g, lr_d).
+Pending = tuple[int, Tensor, float, Any, Any]
+
+
+def learning_rates(*optimizers: torch.optim.Optimizer) -> list[Any]:
+    """Each optimizer's current rate (a copy when it is a device tensor, as under a CUDA graph)."""
+    lrs = [opt.param_groups[0]["lr"] for opt in optimizers]
+    return [lr.clone() if isinstance(lr, Tensor) else lr for lr in lrs]
+
+
+def read_statistics(pending: list[Pending], log_every: int, total: int,
+                    epoch_at: Any) -> tuple[list[dict[str, float]], tuple[int, list[float]] | None]:
+    """The history rows of the ``pending`` steps, read from the device in one copy, and the first
+    step whose losses are not finite with its values (None if all are); rows stop before it."""
+    values = torch.stack([p[1] for p in pending]).cpu()  # (steps, 6): sums and their count
+    rows = []
+    for (step, _, elapsed, lr_g, lr_d), vals in zip(pending, (values[:, :5] / values[:, 5:]).tolist()):
+        if not all(math.isfinite(v) for v in vals):
+            return rows, (step, vals)
+        if step % log_every == 0 or step == total:
+            rows.append({"step": step, "epoch": epoch_at(step), **dict(zip(HISTORY_FIELDS[2:7], vals)),
+                         "lr_g": float(lr_g), "lr_d": float(lr_d), "time": elapsed})
+    return rows, None
+
+
+def diverged(step: int, values: list[float], last_checkpoint: Path | None) -> TrainingDiverged:
+    """The error for a non-finite loss at ``step``, naming the values and the last good checkpoint."""
+    where = f"last good checkpoint: {last_checkpoint}" if last_checkpoint else "no checkpoint was written yet"
+    return TrainingDiverged(f"training diverged at step {step}: non-finite loss ("
+                            + ", ".join(f"{k}={v:.4g}" for k, v in zip(HISTORY_FIELDS[2:7], values))
+                            + f"); stopped without saving this step; {where}")
+
+
+def progress_bar(show: bool, step: int, total: int) -> Any:
+    """A tqdm bar from ``step`` to ``total``, or None when not ``show`` or nothing is left."""
+    if not (show and step < total):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=step, desc="train", unit="it", dynamic_ncols=True)
+
+
+def show_losses(bar: Any, row: dict[str, float]) -> None:
+    """Show a history row's losses beside the progress bar."""
+    bar.set_postfix(W=f"{row['wasserstein']:.3f}", D=f"{row['loss_d']:.3f}", G=f"{row['loss_g']:.3f}", refresh=False)
 
 
 def write_history(out: Path, history: list[dict[str, float]]) -> None:
@@ -273,39 +352,26 @@ class Trainer:
     dataset : WindowDataset, Tensor or ndarray
         Windows ``(n, 17, 64, 72)`` in {0, 1}; anything with ``.tensor()`` works.
     resume : bool
-        Continue from the latest readable checkpoint in ``config.out`` (FileNotFoundError if
-        none). Unreadable newer checkpoints (e.g. truncated by a crash) are renamed
-        ``<name>.unreadable`` and the fallback is reported on stderr. When False and
-        ``config.out`` already holds checkpoints, ValueError (never mix two runs).
+        Continue from the newest readable checkpoint in ``config.out`` (FileNotFoundError if none);
+        when False, a folder that holds checkpoints is refused (never mix two runs).
     lock : FolderLock, optional
-        The held lock of :func:`b2b.runfolder.claim_run_folder` on ``config.out`` (``b2b train``
-        takes it before loading the data); the Trainer then leaves releasing it to the caller.
+        ``b2b train``'s held lock on ``config.out``, released by the caller. Without it the Trainer
+        holds the folder from construction until :meth:`train` returns (:meth:`close` releases it).
 
-    Notes
-    -----
-    Without ``lock`` the Trainer claims the folder itself (:func:`b2b.runfolder.claim_run_folder`)
-    from construction until :meth:`train` returns, and again during each later :meth:`train`: a
-    second Trainer (in any process) on the same folder meanwhile gets
-    :class:`b2b.atomic.FolderLocked` naming the holder. :meth:`close` releases the lock of a
-    Trainer that is not going to train.
-
-    Under ``torch.distributed`` (initialised by the caller, e.g. :func:`run` under torchrun)
-    both networks are wrapped in DistributedDataParallel. ``self.generator`` / ``self.critic``
-    are always the plain modules.
+    ``self.G`` / ``self.D`` are the networks as trained (DDP-wrapped under ``torch.distributed``),
+    ``self.generator`` / ``self.critic`` always the plain modules.
     """
 
     def __init__(self, config: TrainerConfig, dataset: Any, resume: bool = False, *,
                  lock: FolderLock | None = None) -> None:
-        self._lock: FolderLock | None = None
-        self._own_lock = lock is None
+        self._lock, self._own_lock = None, lock is None
         self.config = cfg = dataclasses.replace(config).check()
         self.out = Path(cfg.out)
         self.distributed = dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank() if self.distributed else 0
+        self.world = dist.get_world_size() if self.distributed else 1
         if self.rank == 0:  # the one writer holds the folder (b2b.runfolder)
-            if lock is not None and (lock.folder.resolve() != self.out.resolve() or not lock.held):
-                raise ValueError(f"lock: expected a held lock on the out folder {self.out}, got {lock.folder}")
-            self._lock = lock or claim_run_folder(self.out, f"out folder {self.out}")
+            self._lock = hold_run_folder(self.out, lock)
         try:
             self._init(cfg, dataset, resume)
         except BaseException:
@@ -316,38 +382,29 @@ class Trainer:
     def _init(self, cfg: TrainerConfig, dataset: Any, resume: bool) -> None:
         self.preset = get_preset(cfg.preset)
         self.hyper = hp = self.preset.training  # the hyper-parameters (b2b.networks.TrainingConfig)
-        self.world = dist.get_world_size() if self.distributed else 1
-        self.device = resolve_device(cfg.device)
-        if self.distributed and self.device.type == "cuda":
-            local = int(os.environ.get("LOCAL_RANK", self.rank % max(1, torch.cuda.device_count())))
-            self.device = torch.device("cuda", local)
-            torch.cuda.set_device(self.device)
-        if cfg.sync_bn and self.device.type != "cuda":
-            raise ValueError("sync_bn: SyncBatchNorm needs CUDA; on the CPU batch norm stays per process")
+        self.device = training_device(cfg, self.distributed, self.rank)
         if hp.batch % self.world:
             raise ValueError(f"batch {hp.batch} must be divisible by the number of processes ({self.world})")
         self.local_batch = hp.batch // self.world
         check_batch_memory(self.local_batch, self.device)  # before anything big is allocated (b2b.runfolder)
-        self.amp = cfg.precision == "bf16" or (cfg.precision == "auto" and native_bf16(self.device))
-        if self.amp and self.device.type == "cpu" and not cfg.fast_edges:
-            # torch's CPU bf16 convolution gets the gradient of these full-pitch-width layers wrong
-            # (a quarter off, and NaN in the penalty's double backward: tests/test_train.py)
-            raise ValueError("--precision bf16 on the CPU needs the fast edge layers: drop --plain-edges "
-                             "(or train in fp32)")
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
+        self.amp = use_bf16(cfg, self.device)
+        x = window_tensor(dataset)
+        self.n, self.data_fingerprint = x.shape[0], data_fingerprint(x)
+        self.data = place_data(x, self.device, self.local_batch)
+        self._build(x)
+        self._seed()
+        self.read_every = 1 if self.device.type == "cpu" else READ_EVERY  # steps between waits for the device
+        self.step, self.history, self.elapsed, self.last_checkpoint = 0, [], 0.0, None
+        if not resume:
+            check_unused(self.out)
+            return
+        path, ckpt = newest_readable_checkpoint(self.out, report=self.rank == 0)
+        self.load_state(ckpt, source=path)
+        self.last_checkpoint = path
 
-        # data: one tensor on the device (bool when binary)
-        x = _as_window_tensor(dataset)
-        if x.dtype != torch.bool:
-            x = x.float()
-            if bool(((x == 0) | (x == 1)).all()):
-                x = x.bool()
-        self.n = x.shape[0]
-        self.data_fingerprint = data_fingerprint(x)
-        self.data = self._place(x)
-
-        # networks: same initialisation on every rank
+    def _build(self, x: Tensor) -> None:
+        """The networks (initialised alike on every rank), their optimizers and schedules."""
+        cfg, hp = self.config, self.hyper
         torch.manual_seed(cfg.seed)
         g, d = build(self.preset, fast_edges=cfg.fast_edges)
         if self.preset.generator.prior:  # the output bias starts at the data's log-odds (a resume overwrites it)
@@ -356,50 +413,25 @@ class Trainer:
             g = nn.SyncBatchNorm.convert_sync_batchnorm(g)
         self.generator: GenConvNet = g.to(self.device)
         self.critic: DiscConvNet = d.to(self.device)
-        if self.distributed:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.G: nn.Module = nn.parallel.DistributedDataParallel(self.generator, device_ids=ids)
-            self.D: nn.Module = nn.parallel.DistributedDataParallel(self.critic, device_ids=ids)
-        else:
-            self.G, self.D = self.generator, self.critic
-        self.graphed = cfg.cuda_graph and self._can_graph()
-        # fused Adam: one kernel for all of a network's parameters instead of a dozen per tensor
-        # (benchmarks/README.md, "Fused Adam"); for a graph it is capturable, with its
-        # step count on the device and its lr a device tensor that the schedule updates in place
-        lr_g, lr_d = (torch.tensor(v, device=self.device) if self.graphed else v for v in (hp.lr_g, hp.lr_d))
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=lr_g, betas=hp.betas, fused=True,
-                                      capturable=self.graphed)
-        self.opt_d = torch.optim.Adam(self.critic.parameters(), lr=lr_d, betas=hp.betas, fused=True,
-                                      capturable=self.graphed)
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        self.G, self.D = (nn.parallel.DistributedDataParallel(m, device_ids=ids) if self.distributed else m
+                          for m in (self.generator, self.critic))
+        self.graphed = cfg.cuda_graph and can_graph(self.device, self.distributed, self.data.device, self.rank == 0)
+        self.opt_g = adam(self.generator.parameters(), hp.lr_g, hp.betas, self.device, capturable=self.graphed)
+        self.opt_d = adam(self.critic.parameters(), hp.lr_d, hp.betas, self.device, capturable=self.graphed)
         self.sched_g = torch.optim.lr_scheduler.StepLR(self.opt_g, hp.lr_step_epochs, hp.lr_gamma)
         self.sched_d = torch.optim.lr_scheduler.StepLR(self.opt_d, hp.lr_step_epochs, hp.lr_gamma)
-        # statistics are read (a wait for the device) every read_every steps and before any output
-        self.read_every = 1 if self.device.type == "cpu" else READ_EVERY
         # the step replayed as a CUDA graph (b2b.cudagraph), or None: eager
-        self.graph = GraphedStep(self._iteration, self.device) if self.graphed else None
+        self.graph = GraphedStep(self._iteration, self.device, report=self.rank == 0) if self.graphed else None
 
-        # randomness: batch order shared by all ranks; noise/dropout/eps per rank
-        self.batch_gen = torch.Generator().manual_seed(cfg.seed)
-        self.perm = torch.randperm(self.n, generator=self.batch_gen)
-        self.cursor = 0
-        torch.manual_seed(cfg.seed + 1 + self.rank)
-        np.random.seed((cfg.seed + 1 + self.rank) % 2**32)
-        random.seed(cfg.seed + 1 + self.rank)
-        fixed = torch.Generator().manual_seed(cfg.seed + 7919)
-        self.fixed_noise = torch.randn(cfg.n_samples, self.generator.latent, generator=fixed).to(self.device)
-
-        self.step = 0
-        self.history: list[dict[str, float]] = []
-        self.elapsed = 0.0
-        self.last_checkpoint: Path | None = None
-        existing = latest_checkpoint(self.out)
-        if resume:
-            path, ckpt = newest_readable_checkpoint(self.out, report=self.rank == 0)
-            self.load_state(ckpt, source=path)
-            self.last_checkpoint = path
-        elif existing is not None:
-            raise ValueError(f"out folder {self.out} already holds checkpoints ({existing.name}); "
-                             "resume it (--resume) or choose another --out")
+    def _seed(self) -> None:
+        """Randomness: the batch order shared by all ranks, noise and dropout per rank, fixed noise."""
+        seed = self.config.seed
+        self.batch_gen = torch.Generator().manual_seed(seed)
+        self.perm, self.cursor = torch.randperm(self.n, generator=self.batch_gen), 0
+        seed_rng(seed + 1 + self.rank)
+        fixed = torch.Generator().manual_seed(seed + 7919)
+        self.fixed_noise = torch.randn(self.config.n_samples, self.generator.latent, generator=fixed).to(self.device)
 
     # ----------------------------------------------------------------- the out folder
     def close(self) -> None:
@@ -414,29 +446,17 @@ class Trainer:
         self.close()
 
     # ----------------------------------------------------------------- data
-    def _place(self, x: Tensor) -> Tensor:
-        if self.device.type != "cuda":
-            return x.contiguous()
-        free, _ = torch.cuda.mem_get_info(self.device)
-        size = x.numel() * x.element_size()
-        if size < free // 2 and free - size >= step_bytes(self.local_batch):  # on the GPU only if the step still fits
-            return x.to(self.device)
-        return x.pin_memory()
-
     def _next_indices(self) -> Tensor:
         """This rank's slice of the next global batch of dataset indices."""
-        b = self.hyper.batch
-        parts, need = [], b
+        parts, need = [], self.hyper.batch
         while need:
             if self.cursor >= self.n:
-                self.perm = torch.randperm(self.n, generator=self.batch_gen)
-                self.cursor = 0
+                self.perm, self.cursor = torch.randperm(self.n, generator=self.batch_gen), 0
             take = min(need, self.n - self.cursor)
             parts.append(self.perm[self.cursor:self.cursor + take])
             self.cursor += take
             need -= take
-        idx = torch.cat(parts)
-        return idx[self.rank * self.local_batch:(self.rank + 1) * self.local_batch]
+        return torch.cat(parts)[self.rank * self.local_batch:(self.rank + 1) * self.local_batch]
 
     def next_batch(self) -> Tensor:
         """The next real batch ``(batch / world, 17, 64, 72)`` float32 on the device."""
@@ -460,38 +480,24 @@ class Trainer:
 
     def _iteration(self, indices: Tensor) -> Tensor:
         """:func:`b2b.step.wgan_gp_iteration` with the real batches at ``indices`` ``(n_critic, B)``."""
-        rows = iter(range(indices.shape[0]))
-        latent = self.generator.latent
+        rows = iter(indices)
         return wgan_gp_iteration(
-            self.G, self.D, self.opt_g, self.opt_d, lambda: self._batch(indices[next(rows)]),
-            lambda: torch.randn(self.local_batch, latent, device=self.device),
+            self.G, self.D, self.opt_g, self.opt_d, lambda: self._batch(next(rows)),
+            lambda: torch.randn(self.local_batch, self.generator.latent, device=self.device),
             n_critic=self.hyper.n_critic, lambda_gp=self.hyper.lambda_gp, autocast=self._autocast,
             joint=self.critic.scores_apart(self.local_batch))
 
     def train_step(self) -> Tensor:
-        """One generator iteration: :func:`b2b.step.wgan_gp_iteration` on this run's networks,
-        optimizers, data and noise, eagerly or by replaying its CUDA graph. Returns its ``(6,)``
-        statistics tensor (on the device)."""
+        """One generator iteration on the next real batches, eagerly or by replaying its CUDA
+        graph; returns its ``(6,)`` statistics tensor (on the device)."""
         self.G.train(), self.D.train()
         # the step's batches, drawn up front (the same indices, in the same order, as one by one)
         indices = torch.stack([self._next_indices() for _ in range(self.hyper.n_critic)])
         if self.graph is None:
             return self._iteration(indices)
         stats = self.graph(indices)
-        if self.graph.error is not None and self.graphed:  # the capture failed: eager from now on
-            self.graphed = False
-            if self.rank == 0:
-                print(f"b2b: CUDA graph capture failed ({self.graph.error}); training eagerly", file=sys.stderr)
+        self.graphed = self.graphed and self.graph.error is None  # a failed capture: eager from now on
         return stats
-
-    def _can_graph(self) -> bool:
-        """Whether this run can use a CUDA graph; prints why not (rank 0) when it cannot."""
-        why = ("it needs CUDA" if self.device.type != "cuda" else
-               "it needs one process (not DDP)" if self.distributed else
-               "the dataset is not on the GPU" if self.data.device != self.device else "")
-        if why and self.rank == 0:
-            print(f"b2b: --cuda-graph: {why}; training eagerly", file=sys.stderr)
-        return not why
 
     def _advance_schedulers(self) -> None:
         done = math.floor(self.epoch_at(self.step))
@@ -509,15 +515,15 @@ class Trainer:
         cfg = self.config
         total = cfg.iterations if iterations is None else iterations
         self._claim()  # the out folder, again if an earlier train() released it
-        bar = self._progress_bar(total)
+        bar = progress_bar(cfg.progress and self.rank == 0, self.step, total)
         t0 = time.perf_counter() - self.elapsed
-        pending: list[tuple[int, Tensor, float, Any, Any]] = []  # steps whose statistics are not read yet
+        pending: list[Pending] = []  # steps whose statistics are not read yet
         try:
             while self.step < total:
                 stats = self.train_step()  # b2b.step.wgan_gp_iteration on the next real batches
                 if self.distributed:
                     dist.all_reduce(stats)
-                lrs = self._learning_rates()  # the rates this step used, before the schedule advances
+                lrs = learning_rates(self.opt_g, self.opt_d)  # the rates this step used
                 self.step += 1
                 self._advance_schedulers()
                 self.elapsed = time.perf_counter() - t0
@@ -541,75 +547,34 @@ class Trainer:
         return self.history
 
     def _claim(self) -> None:
-        """Hold the out folder (rank 0): re-claim it if an earlier :meth:`train` released it, and
-        then refuse if another run wrote a checkpoint meanwhile."""
+        """Hold the out folder (rank 0): an earlier :meth:`train` released it? This Trainer re-takes it."""
         if self.rank != 0:
             return
         if not self._lock.held:
-            self._lock = claim_run_folder(self.out, f"out folder {self.out}")
-            latest = latest_checkpoint(self.out)
-            if latest is not None and latest != self.last_checkpoint:
-                self.close()
-                raise ValueError(f"out folder {self.out} now holds {latest.name}, written by another run "
-                                 "since this Trainer last saved; choose another --out")
+            self._lock, self._own_lock = reclaim_run_folder(self.out, self.last_checkpoint), True
         self.out.mkdir(parents=True, exist_ok=True)
 
-    def _progress_bar(self, total: int) -> Any:
-        """A tqdm bar from the current step to ``total`` (rank 0, ``config.progress``), or None."""
-        if not (self.config.progress and self.rank == 0 and self.step < total):
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, initial=self.step, desc="train", unit="it", dynamic_ncols=True)
-
-    def _learning_rates(self) -> list[Any]:
-        """The optimizers' current rates ``[lr_g, lr_d]`` (copies of device tensors under a graph)."""
-        lrs = [opt.param_groups[0]["lr"] for opt in (self.opt_g, self.opt_d)]
-        return [lr.clone() if isinstance(lr, Tensor) else lr for lr in lrs]
-
-    def _read(self, pending: list[tuple[int, Tensor, float, Any, Any]], total: int, bar: Any) -> None:
-        """Read the statistics of the ``pending`` steps at once and log them; TrainingDiverged at
-        the first step whose losses are not finite (nothing of it or later is saved)."""
-        values = torch.stack([p[1] for p in pending]).cpu()  # (steps, 6): one copy from the device
-        values = (values[:, :5] / values[:, 5:]).tolist()
-        for (step, _, elapsed, lr_g, lr_d), vals in zip(pending, values):
-            if not all(math.isfinite(v) for v in vals):
-                names = ["loss_d", "loss_g", "wasserstein", "penalty", "grad_norm"]
-                where = f"last good checkpoint: {self.last_checkpoint}" if self.last_checkpoint \
-                    else "no checkpoint was written yet"
-                self.step = step - 1  # the last good step (the networks in memory may be further on)
-                if self.rank == 0:
-                    write_history(self.out, self.history)
-                raise TrainingDiverged(
-                    f"training diverged at step {step}: non-finite loss ("
-                    + ", ".join(f"{k}={v:.4g}" for k, v in zip(names, vals))
-                    + f"); stopped without saving this step; {where}")
-            if step % self.config.log_every == 0 or step == total:
-                self.history.append({
-                    "step": step, "epoch": self.epoch_at(step), "loss_d": vals[0], "loss_g": vals[1],
-                    "wasserstein": vals[2], "penalty": vals[3], "grad_norm": vals[4],
-                    "lr_g": float(lr_g), "lr_d": float(lr_d), "time": elapsed})
+    def _read(self, pending: list[Pending], total: int, bar: Any) -> None:
+        """Log the ``pending`` steps' statistics; TrainingDiverged at the first non-finite one."""
+        rows, bad = read_statistics(pending, self.config.log_every, total, self.epoch_at)
+        self.history += rows
+        if bad is not None:
+            self.step = bad[0] - 1  # the last good step (the networks in memory may be further on)
+            if self.rank == 0:
+                write_history(self.out, self.history)
+            raise diverged(*bad, self.last_checkpoint)
         if bar is not None and self.history:
-            last = self.history[-1]
-            bar.set_postfix(W=f"{last['wasserstein']:.3f}", D=f"{last['loss_d']:.3f}", G=f"{last['loss_g']:.3f}",
-                            refresh=False)
+            show_losses(bar, self.history[-1])
 
-    # ----------------------------------------------------------------- outputs
+    # ----------------------------------------------------------------- outputs and state
     def sample(self, z: Tensor | None = None) -> Tensor:
         """Generator probabilities ``(n, 17, 64, 72)`` on the CPU for noise ``z`` ``(n, latent)``
         (default: the run's fixed noise), drawn by :func:`b2b.generate.generate` (eval mode)."""
         z = self.fixed_noise if z is None else z
         return generate(self.generator, len(z), latent=z)
 
-    # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
         """The checkpoint dict (its format: :mod:`b2b.checkpoint`). Collective under DDP: call on all ranks."""
-        rng = rng_state(self.device, self.batch_gen)
-        if self.distributed:
-            ranks: list[Any] = [None] * self.world
-            dist.all_gather_object(ranks, rng)
-        else:
-            ranks = [rng]
         return {
             "format": CHECKPOINT_FORMAT, "version": FORMAT_VERSION, "step": self.step,
             "config": self.config.to_dict(), "preset": self.preset.to_dict(),
@@ -617,73 +582,29 @@ class Trainer:
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict(),
             "sampler": {"perm": self.perm.clone(), "cursor": self.cursor},
-            "rng": ranks,
+            "rng": gathered_rng_states(self.device, self.batch_gen),
             "data": {"name": self.config.data_name, "n": self.n, "shape": list(SAMPLE_SHAPE),
                      "fingerprint": self.data_fingerprint},
             "history": list(self.history), "elapsed": self.elapsed,
         }
 
     def save_checkpoint(self) -> Path | None:
-        """Write ``checkpoint_<step>.pt`` atomically, drop all but the last ``keep``, write the
+        """Write ``checkpoint_<step>.pt`` (:func:`b2b.checkpoint.save_training_checkpoint`) and the
         history. Collective under DDP; returns the path on rank 0, else None."""
         state = self.state_dict()
         if self.rank != 0:
             return None
-        self.out.mkdir(parents=True, exist_ok=True)
-        path = self.out / f"checkpoint_{self.step:08d}.pt"
-        try:
-            atomic_torch_save(state, path)
-        except OSError as e:
-            if e.errno is None:
-                raise
-            kept = f"the last good checkpoint is {self.last_checkpoint.name}" if self.last_checkpoint \
-                else "no checkpoint was written yet"
-            raise OSError(e.errno, f"{e.strerror}; step {self.step} was not saved ({kept})",
-                          e.filename if e.filename is not None else str(path)) from e
-        self.last_checkpoint = path
-        for old in checkpoints(self.out)[:-self.config.keep]:
-            with contextlib.suppress(FileNotFoundError):
-                old.unlink()
+        self.last_checkpoint = save_training_checkpoint(state, self.out, self.config.keep, self.last_checkpoint)
         write_history(self.out, self.history)
-        return path
+        return self.last_checkpoint
 
     def load_state(self, ckpt: dict[str, Any], source: Any = "checkpoint") -> None:
         """Restore everything from a checkpoint dict; ValueError if it does not fit this run."""
         check_resumable(ckpt, self.preset, self.config.seed, self.n, self.data_fingerprint,
                         data_name=self.config.data_name, source=source, warn=self.rank == 0)
-        try:
-            self._restore(ckpt)
-        except ValueError as e:
-            raise ValueError(f"{source}: {str(e).splitlines()[0] if str(e) else 'malformed checkpoint'}") from e
-        except (KeyError, TypeError, IndexError, RuntimeError, AttributeError) as e:
-            raise ValueError(f"{source}: malformed checkpoint: {type(e).__name__}: "
-                             f"{str(e).splitlines()[0] if str(e) else ''}") from e
-
-    def _restore(self, ckpt: dict[str, Any]) -> None:
-        try:
-            self.generator.load_state_dict(ckpt["generator"])
-            self.critic.load_state_dict(ckpt["critic"])
-        except RuntimeError as e:
-            raise ValueError(f"network weights do not fit: {str(e).splitlines()[0]}") from e
-        for opt, key in ((self.opt_g, "opt_g"), (self.opt_d, "opt_d")):
-            opt.load_state_dict(ckpt[key])  # the state (moments, steps) and the saved groups' settings,
-            for group in opt.param_groups:  # but how to run is this run's: fused, capturable for a graph
-                group.update(fused=True, capturable=self.graphed, foreach=None)
-                lr = float(group["lr"])  # a device tensor for a graph (the schedule fills it in place)
-                group["lr"] = torch.tensor(lr, device=self.device) if self.graphed else lr
-        self.sched_g.load_state_dict(ckpt["sched_g"])
-        self.sched_d.load_state_dict(ckpt["sched_d"])
-        self.perm = ckpt["sampler"]["perm"].clone()
-        self.cursor = int(ckpt["sampler"]["cursor"])
-        rngs = ckpt["rng"]
-        if len(rngs) == self.world:
-            set_rng_state(rngs[self.rank], self.device, self.batch_gen)
-        else:  # a different number of processes: keep the batch order, reseed the rest per rank
-            self.batch_gen.set_state(rngs[0]["batch"])
-            torch.manual_seed(self.config.seed + 1 + self.rank + 1000 * int(ckpt["step"]))
-        self.step = int(ckpt["step"])
-        self.history = list(ckpt.get("history", []))
-        self.elapsed = float(ckpt.get("elapsed", 0.0))
+        self.step, self.perm, self.cursor, self.history, self.elapsed = restore_training(
+            ckpt, source, (self.generator, self.critic), (self.opt_g, self.opt_d), (self.sched_g, self.sched_d),
+            self.batch_gen, self.device, rank=self.rank, world=self.world, seed=self.config.seed)
 
 
 # --------------------------------------------------------------------------- CLI
