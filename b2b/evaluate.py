@@ -52,7 +52,7 @@ TRACK_NAMES: tuple[str, ...] = tuple(t.name for t in TRACKS)
 #: Order of the metrics in the report.
 METRIC_ORDER: tuple[str, ...] = (
     "note_count", "off_track_notes", "polyphony", "polyphony_pooled", "polyphonic_rate", "polyphonic_rate_all", "empty_bar_rate",
-    "used_pitch_classes", "qualified_note_rate", "drum_pattern_rate", "pitch_class_entropy",
+    "used_pitch_classes", "qualified_note_rate", "mean_pitch", "drum_pattern_rate", "pitch_class_entropy",
     "pitch_class_entropy_pooled", "scale_consistency", "tonal_distance", "structure", "held_pitch",
     "nearest_train_overlap",
 )  # fmt: skip

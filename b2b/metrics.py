@@ -297,6 +297,20 @@ def qualified_note_rate(
     return _pitched_only(out)
 
 
+def mean_pitch(x: Any, threshold: float | None = None) -> np.ndarray:
+    """The register of each track: mean MIDI pitch of its on cells, ``(n, 17)``.
+
+    Weighted by time (a note held 4 steps counts 4 times), so a note cut into fragments has the
+    register of the held note. NaN for tracks without notes and for drums (their rows are drum
+    kinds, not pitches).
+    """
+    r = as_rolls(x, threshold)
+    pitch = LOWEST_PITCH + np.arange(r.shape[-1], dtype=float)
+    cells = r.sum(axis=2, dtype=np.int64)                     # (n, 17, 72): steps on per pitch
+    out = _div((cells * pitch).sum(axis=-1), cells.sum(axis=-1))
+    return _pitched_only(out)
+
+
 def drum_pattern_rate(x: Any, threshold: float | None = None) -> np.ndarray:
     """Share of drum hits on the 8th-note grid (MuseGAN's DP, adapted), ``(n,)``.
 
@@ -547,6 +561,7 @@ DEFINITIONS: dict[str, str] = {
     "empty_bar_rate": "share of the 4 bars in which the track has no pitch on",
     "used_pitch_classes": "pitch classes (octave classes) used per bar, mean over the track's non-empty bars",
     "qualified_note_rate": "share of the track's notes lasting >= 2 steps (an 8th note)",
+    "mean_pitch": "register: mean MIDI pitch of the track's on cells (weighted by time)",
     "drum_pattern_rate": "share of drum hits (on cells of the drum track) at even steps (8th-note grid)",
     "pitch_class_entropy": "Shannon entropy (bits) of the track's note pitch-class histogram",
     "pitch_class_entropy_pooled": "Shannon entropy (bits) of the note pitch-class histogram of all pitched tracks",
@@ -559,7 +574,7 @@ DEFINITIONS: dict[str, str] = {
 #: Features with one value per track, ``(n, 17)``; the others are ``(n,)`` except tonal_distance.
 PER_TRACK_FEATURES = (
     "note_count", "polyphony", "polyphonic_rate", "polyphonic_rate_all", "empty_bar_rate", "used_pitch_classes",
-    "qualified_note_rate", "pitch_class_entropy",
+    "qualified_note_rate", "mean_pitch", "pitch_class_entropy",
 )
 #: Features with one value per pair of tracks, ``(n, 17, 17)``.
 PAIR_FEATURES = ("tonal_distance",)
@@ -589,6 +604,7 @@ def feature_table(x: Any, threshold: float | None = None) -> dict[str, np.ndarra
         "empty_bar_rate": empty_bar_rate(r),
         "used_pitch_classes": used_pitch_classes(r),
         "qualified_note_rate": qualified_note_rate(r),
+        "mean_pitch": mean_pitch(r),
         "drum_pattern_rate": drum_pattern_rate(r),
         "pitch_class_entropy": pitch_class_entropy(r),
         "pitch_class_entropy_pooled": pitch_class_entropy(r, per_track=False),
@@ -751,7 +767,7 @@ __all__ = [
     "N_TRACKS", "N_STEPS", "N_PITCHES", "SAMPLE_SHAPE", "DRUM_TRACK", "MIN_QUALIFIED_LENGTH",
     "DEFINITIONS", "PER_TRACK_FEATURES", "PAIR_FEATURES", "Comparison",
     "as_rolls", "onsets", "note_lengths", "pitch_classes", "note_count", "polyphony", "polyphonic_rate",
-    "bar_activity", "empty_bar_rate", "used_pitch_classes", "qualified_note_rate",
+    "bar_activity", "empty_bar_rate", "used_pitch_classes", "qualified_note_rate", "mean_pitch",
     "drum_pattern_rate", "pitch_class_histogram", "pitch_class_entropy", "scale_masks",
     "scale_consistency", "tonal_matrix", "tonal_centroid", "tonal_distance",
     "tonal_distance_matrix", "self_similarity", "similarity_by_lag", "structure_score",

@@ -8,6 +8,7 @@ its data (issue "From varied to musical"). The main track is the one with the mo
 ========================  ==========================================================  =========
 property                  statistic                                                   target
 ========================  ==========================================================  =========
+register                  mean pitch of the sounding notes, main track                +-2 semitones
 note length               share of notes an eighth or longer, main track              >= 0.80
 density                   notes per window, each track the real data uses             +-25 %
 instrumentation           share of notes on tracks the real data leaves empty         <= 2x real
@@ -18,7 +19,8 @@ diversity                 windows holding the most common held pitch            
 two-sample test           classifier accuracy, upper end of its 95 % interval         < 0.95
 ========================  ==========================================================  =========
 
-Used to pick a checkpoint by a fixed rule (:func:`rank_key`: varied first, then the two-sample
+The register target is this book's own (the issue set none: a whole tone is a shift a listener
+hears as the same voice range); the others are the issue's. Used to pick a checkpoint by a fixed rule (:func:`rank_key`: varied first, then the two-sample
 test, then the targets) rather than "the last one".
 """
 
@@ -27,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Line", "main_track", "scorecard", "passed", "rank_key"]
+__all__ = ["Line", "main_track", "scorecard", "passed", "rank_key", "table"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,11 @@ def scorecard(report: dict[str, Any]) -> list[Line]:
     """
     main, sets = main_track(report), report["sets"]
     lines = []
+
+    r = _row(report, "mean_pitch", main) or {}
+    v, real = r.get("generated_mean"), r.get("real_mean")
+    lines.append(Line("register", f"mean pitch in MIDI numbers ({main})", v, real, "within 2 semitones of real",
+                      v is not None and real is not None and abs(v - real) <= 2 + 1e-12))
 
     qn = _row(report, "qualified_note_rate", main) or {}
     v = qn.get("generated_mean")
@@ -111,3 +118,30 @@ def rank_key(report: dict[str, Any]) -> tuple[bool, float, int]:
     diverse = all(line.ok for line in card if line.prop == "diversity")
     acc = (report["sets"].get("two_sample") or {}).get("accuracy")
     return (not diverse, 1.0 if acc is None else float(acc), -sum(line.ok for line in card))
+
+
+def _cell(line: Line) -> str:
+    return "–" if line.value is None else f"{line.value:.3g} {'✓' if line.ok else '✗'}"
+
+
+def table(reports: dict[str, dict[str, Any]]) -> str:
+    """A Markdown table of the scorecards of several reports: one row per line, one column per
+    report (its value, ✓ where the target is met), beside the real value and the target.
+
+    ``reports`` maps a column name to a report (``mgeval.json`` as a dict); the real values are
+    the first report's (compare reports of the same real set). The last row counts targets met.
+    """
+    cards = {name: scorecard(r) for name, r in reports.items()}
+    first = next(iter(cards.values()))
+    if any([(line.prop, line.statistic) for line in card] != [(line.prop, line.statistic) for line in first]
+           for card in cards.values()):
+        raise ValueError("reports: their scorecards have different lines (a different main or active track)")
+    rows = ["| property | statistic | real | " + " | ".join(cards) + " | target |",
+            "| --- | --- | ---: |" + " ---: |" * len(cards) + " --- |"]
+    for i, line in enumerate(first):
+        real = "–" if line.real is None else f"{line.real:.3g}"
+        rows.append(f"| {line.prop} | {line.statistic} | {real} | "
+                    + " | ".join(_cell(card[i]) for card in cards.values()) + f" | {line.target} |")
+    rows.append("| **targets met** | | | " + " | ".join(f"**{sum(line.ok for line in card)} of {len(card)}**"
+                                                    for card in cards.values()) + " | |")
+    return "\n".join(rows)

@@ -63,6 +63,10 @@ CANDIDATES: dict[str, dict[str, dict[str, Any]]] = {
                         "critic": {"norm": "layer", "dropout": 0.0, "channels": 64, "minibatch_std": True,
                                    "streams": 32},
                         "training": {"lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.0, 0.9), "lr_gamma": 1.0}},
+    "streams_prior": {"generator": {"binary": True, "prior": True},
+                      "critic": {"norm": "layer", "dropout": 0.0, "channels": 64, "minibatch_std": True,
+                                 "streams": 32},
+                      "training": {"lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.0, 0.9), "lr_gamma": 1.0}},
     "full": {"generator": {"binary": True, "refiner": 2, "prior": True},
              "critic": {"norm": "layer", "dropout": 0.0, "channels": 64, "minibatch_std": True, "streams": 32},
              "training": {"lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.0, 0.9), "lr_gamma": 1.0}},
@@ -83,6 +87,9 @@ DESCRIPTIONS = {
     "streams_refiner": "streams with a refining generator stage (b2b.refiner): two residual units of "
                        "per-track convolutions along time (5 steps) after the last layer, across the seams "
                        "between the pairs of steps each hidden vector makes",
+    "streams_prior": "streams with an output bias per track and pitch that starts at the training data's log-odds "
+                     "(GeneratorConfig.prior), without the refiner: does the prior alone keep the unused tracks "
+                     "silent, and does it keep the windows varied?",
     "full": "streams_refiner with an output bias per track and pitch that starts at the training data's "
             "log-odds (GeneratorConfig.prior: tracks the data never uses start silent)",
 }

@@ -58,6 +58,21 @@ def test_note_count():
     assert c[1].tolist() == [0, 0, 0, 0, 4] + [0] * 12
 
 
+def test_mean_pitch_is_the_time_weighted_register():
+    r = m.mean_pitch(X)
+    assert r.shape == (2, 17)
+    # piano: C E G (MIDI 24, 28, 31) 4 steps each, C36 4 steps, D26 1 + 2 steps, B95 1 step
+    close(r[0, 1], (4 * (24 + 28 + 31) + 4 * 36 + 3 * 26 + 95) / 20)
+    # bass: C24 16 steps, G31 16 steps, D#27 2 steps
+    close(r[0, 5], (16 * 24 + 16 * 31 + 2 * 27) / 34)
+    close(r[1, 4], (36 + 48 + 25 + 26) / 4)               # guitar, window 1: 2 steps each
+    assert np.isnan(r[0, 0]) and np.isnan(r[0, 4]) and np.isnan(r[1, 1])  # drums, empty tracks
+    # a note cut into fragments has the register of the held note
+    held, cut = make([(0, 1, 10, 0, 8)]), make([(0, 1, 10, t, t + 1) for t in range(0, 8, 2)])
+    close(m.mean_pitch(held)[0, 1], 34)
+    close(m.mean_pitch(cut)[0, 1], 34)
+
+
 def test_polyphony_per_track():
     p = m.polyphony(X)
     assert p.shape == (2, 17)

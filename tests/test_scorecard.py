@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from b2b.scorecard import main_track, passed, rank_key, scorecard
+from b2b.scorecard import main_track, passed, rank_key, scorecard, table
 
 
 def _row(metric, track, real, gen):
@@ -20,6 +20,8 @@ def _report():
             _row("note_count", "Ensemble", 68.0, 51.0),  # -25%
             _row("note_count", "Drums", 0.0, 0.0),
             _row("qualified_note_rate", "Ensemble", 0.95, 0.80),
+            _row("mean_pitch", "Ensemble", 62.5, 60.5),  # 2 semitones lower: the bound
+            _row("mean_pitch", "Organ", 50.0, 70.0),  # not the main track: ignored
             _row("qualified_note_rate", "Organ", 0.90, 0.10),  # not the main track: ignored
             _row("off_track_notes", "all", 0.004, 0.008),  # 2x
             _row("used_pitch_classes", "Ensemble", 7.0, 8.05),  # +15%
@@ -36,23 +38,26 @@ def test_main_track_is_the_one_with_most_real_notes():
 
 def test_every_target_met_at_its_bound():
     lines = scorecard(_report())
-    assert [l.prop for l in lines] == ["note length", "density", "density", "instrumentation", "key", "key",
+    assert [l.prop for l in lines] == ["register", "note length", "density", "density", "instrumentation", "key", "key",
                                        "diversity", "diversity", "two-sample test"]
     assert all(l.ok for l in lines), [l for l in lines if not l.ok]
-    assert passed(_report()) == 9
+    assert passed(_report()) == 10
 
 
 @pytest.mark.parametrize("change, line", [
-    (lambda r: r["rows"][3].update(generated_mean=0.79), 0),
-    (lambda r: r["rows"][0].update(generated_mean=5.01), 1),
-    (lambda r: r["rows"][1].update(generated_mean=50.9), 2),
-    (lambda r: r["rows"][5].update(generated_mean=0.0081), 3),
-    (lambda r: r["rows"][6].update(generated_mean=8.06), 4),
-    (lambda r: r["rows"][7].update(generated_mean=0.89), 5),
-    (lambda r: r["sets"].update(within_ratio=1.51), 6),
-    (lambda r: r["sets"].update(drone_generated=0.177), 7),
-    (lambda r: r["sets"]["two_sample"].update(high=0.95), 8),
-    (lambda r: r["rows"].pop(3), 0),  # note length undefined: fails
+    (lambda r: r["rows"][4].update(generated_mean=60.49), 0),
+    (lambda r: r["rows"][4].update(generated_mean=64.51), 0),
+    (lambda r: r["rows"][3].update(generated_mean=0.79), 1),
+    (lambda r: r["rows"][0].update(generated_mean=5.01), 2),
+    (lambda r: r["rows"][1].update(generated_mean=50.9), 3),
+    (lambda r: r["rows"][7].update(generated_mean=0.0081), 4),
+    (lambda r: r["rows"][8].update(generated_mean=8.06), 5),
+    (lambda r: r["rows"][9].update(generated_mean=0.89), 6),
+    (lambda r: r["sets"].update(within_ratio=1.51), 7),
+    (lambda r: r["sets"].update(drone_generated=0.177), 8),
+    (lambda r: r["sets"]["two_sample"].update(high=0.95), 9),
+    (lambda r: r["rows"].pop(3), 1),  # note length undefined: fails
+    (lambda r: r["rows"].pop(4), 0),  # a report without the register (made before it existed): fails
 ])
 def test_each_target_fails_just_past_its_bound(change, line):
     r = copy.deepcopy(_report())
@@ -69,3 +74,23 @@ def test_rank_prefers_varied_then_lower_accuracy_then_more_targets():
     d["rows"][3].update(generated_mean=0.5)  # one target fewer at a's accuracy: just after a
     runs = {"a": a, "b": b, "c": c, "d": d}
     assert sorted(runs, key=lambda k: rank_key(runs[k])) == ["b", "a", "d", "c"]
+
+
+def test_table_has_a_row_per_line_and_a_column_per_report():
+    worse = copy.deepcopy(_report())
+    worse["rows"][3].update(generated_mean=0.5)  # note length missed
+    worse["sets"].update(within_ratio=3.0)  # and diversity
+    md = table({"good": _report(), "worse": worse})
+    lines = md.splitlines()
+    assert lines[0] == "| property | statistic | real | good | worse | target |"
+    assert len(lines) == 2 + 10 + 1
+    assert lines[3] == "| note length | notes an eighth or longer (Ensemble) | 0.95 | 0.8 ✓ | 0.5 ✗ | >= 0.80 |"
+    assert "| 1.5 ✓ | 3 ✗ |" in lines[9]
+    assert lines[-1] == "| **targets met** | | | **10 of 10** | **8 of 10** | |"
+
+
+def test_table_refuses_reports_with_different_lines():
+    other = copy.deepcopy(_report())
+    other["rows"][1].update(real_mean=1.0)  # Organ becomes the main track
+    with pytest.raises(ValueError, match="different lines"):
+        table({"a": _report(), "b": other})
