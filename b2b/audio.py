@@ -45,6 +45,7 @@ __all__ = [
     "to_midi",
     "render",
     "to_audio",
+    "side_by_side",
     "encode",
     "resolve_format",
     "AUDIO_FORMATS",
@@ -553,6 +554,18 @@ def to_audio(x: Any, *, format: str = "auto", **kw: Any) -> Any:
     player = Audio(data=encode(wave_, sample_rate, fmt), autoplay=False)
     player.mimetype = AUDIO_FORMATS[fmt]
     return player
+
+
+def side_by_side(clips: list[tuple[str, Any]], **kw: Any) -> Any:
+    """Players in one row, each under its name: ``clips`` are ``(name, window)`` pairs, rendered
+    by :func:`to_audio` with ``kw``; returns an :class:`IPython.display.HTML` table."""
+    from html import escape
+
+    from IPython.display import HTML
+
+    cells = "".join(f'<td style="text-align:center"><b>{escape(name)}</b><br>{to_audio(x, **kw)._repr_html_()}</td>'
+                    for name, x in clips)
+    return HTML(f"<table><tr>{cells}</tr></table>")
 
 
 def write_wav(x: Any, path: str | os.PathLike, **kw: Any) -> Path:

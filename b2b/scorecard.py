@@ -26,10 +26,13 @@ test, then the targets) rather than "the last one".
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Line", "main_track", "scorecard", "passed", "rank_key", "table"]
+import numpy as np
+
+__all__ = ["Line", "main_track", "scorecard", "passed", "rank_key", "table", "window_values", "typical"]
 
 
 @dataclass(frozen=True)
@@ -145,3 +148,31 @@ def table(reports: dict[str, dict[str, Any]]) -> str:
     rows.append("| **targets met** | | | " + " | ".join(f"**{sum(line.ok for line in card)} of {len(card)}**"
                                                     for card in cards.values()) + " | |")
     return "\n".join(rows)
+
+
+def window_values(features: Mapping[str, np.ndarray], main: int, active: Sequence[int]) -> dict[str, np.ndarray]:
+    """Per window, the statistic behind each scorecard property that one window can show, ``(n,)``
+    each (NaN where the window does not define it): to pick a window to listen to per line.
+
+    ``features`` is a :func:`b2b.metrics.feature_table` of the windows (``Report.real_features`` /
+    ``generated_features``), ``main`` the main track's index, ``active`` the tracks the real data
+    uses. Diversity and the two-sample test are properties of a set, not of a window.
+    """
+    notes = np.asarray(features["note_count"], dtype=float)
+    inactive = [k for k in range(notes.shape[1]) if k not in set(active)]
+    total = notes.sum(axis=1)
+    off = np.divide(notes[:, inactive].sum(axis=1), total, out=np.full(len(notes), np.nan), where=total > 0)
+    return {"register": np.asarray(features["mean_pitch"])[:, main],
+            "note length": np.asarray(features["qualified_note_rate"])[:, main],
+            "density": notes[:, main],
+            "key": np.asarray(features["used_pitch_classes"])[:, main],
+            "instrumentation": off}
+
+
+def typical(values: np.ndarray) -> int:
+    """Index of the window whose value is nearest the median of the defined values (the first of
+    equals): a window that shows the set as it usually is. ValueError if no value is defined."""
+    v = np.asarray(values, dtype=float)
+    if not np.isfinite(v).any():
+        raise ValueError("values: no window defines this statistic")
+    return int(np.nanargmin(np.where(np.isfinite(v), np.abs(v - np.nanmedian(v)), np.nan)))

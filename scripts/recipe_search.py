@@ -198,6 +198,38 @@ def trajectory(run: Path, out: Path, data: str, n_eval: int, every: int) -> list
     return rows
 
 
+def best(runs: list[Path], out: Path) -> dict[str, Any]:
+    """Keep the checkpoint :func:`b2b.scorecard.rank_key` picks among every evaluated checkpoint
+    of ``runs`` (those :func:`trajectory` exported and evaluated): its generator, its report and
+    a ``provenance.json`` (run names and steps only, no machine paths) go into ``out``."""
+    import torch
+
+    found = []
+    for run in runs:
+        for ev in sorted(run.glob("evaluation_*/mgeval.json")):
+            step = int(ev.parent.name.split("_")[1])
+            found.append((rank_key(json.loads(ev.read_text())), run, step))
+    if not found:
+        raise ValueError(f"--best: no evaluated checkpoint in {', '.join(str(r) for r in runs)} (run --trajectory first)")
+    key, run, step = min(found, key=lambda f: f[0])
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run / f"generator_{step:08d}.pt", out / "generator.pt")
+    for name in ("mgeval.json", "report.md"):
+        shutil.copyfile(run / f"evaluation_{step:08d}" / name, out / name)
+    ckpt = torch.load(run / f"checkpoint_{step:08d}.pt", map_location="cpu", weights_only=True)
+    prov = {"file": "generator.pt", "run": run.name, "step": step, "preset": ckpt["preset"],
+            "trainer_config": {k: v for k, v in ckpt["config"].items() if k != "out"},
+            "train_wall_s": float(ckpt["elapsed"]),
+            "chosen_by": "b2b.scorecard.rank_key (as varied as real windows first, then the lowest two-sample "
+                         "accuracy, then the most targets met) over every evaluated checkpoint of the runs",
+            "considered": [{"run": r.name, "step": s, "rank": list(k)} for k, r, s in sorted(found, key=lambda f: f[0])],
+            "command": "python scripts/recipe_search.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+            "commit": _git_commit(), "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    write_text(out / "provenance.json", json.dumps(prov, indent=1, default=list) + "\n")
+    print(f"kept {run.name} at step {step} (rank {key}) in {out}")
+    return prov
+
+
 def merge(paths: list[Path], out: Path, decision: str = "") -> dict[str, Any]:
     """One ``results.json`` (and ``results.md``) from several invocations at the same budget."""
     parts = [json.loads(p.read_text()) for p in paths]
@@ -322,6 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--decision", default="", help="text of the decision recorded in the results")
     p.add_argument("--trajectory", metavar="NAME", help="instead of training: evaluate every --every-th checkpoint "
                    "of the run <runs>/NAME (e.g. wgangp-s0) into <out>/trajectory.json/.md")
+    p.add_argument("--best", nargs="+", metavar="NAME", help="instead of training: copy the checkpoint "
+                   "b2b.scorecard.rank_key picks among the evaluated checkpoints of the runs <runs>/NAME... (run "
+                   "--trajectory on each first) into <out>: generator.pt, mgeval.json, report.md, provenance.json")
     p.add_argument("--every", type=int, default=500, help="checkpoint spacing for --trajectory (default 500)")
     p.add_argument("--n-eval", type=int, help="windows per set in each evaluation (default 1000; --quick 40)")
     p.add_argument("--merge", nargs="+", metavar="RESULTS", help="instead of training: merge the results.json "
@@ -329,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.merge:
         merge([Path(m) for m in args.merge], Path(args.out), args.decision)
+        return 0
+    if args.best:
+        best([Path(args.runs) / name for name in args.best], Path(args.out))
         return 0
     if args.trajectory:
         trajectory(Path(args.runs) / args.trajectory, Path(args.out), args.data,

@@ -97,7 +97,7 @@ echo "[$(date -u +%H:%M:%S)] $EVAL_CMD"
 $EVAL_CMD > "$EVAL.log"
 echo "[$(date -u +%H:%M:%S)] $EVAL_PRESET_CMD"
 $EVAL_PRESET_CMD > "$EVAL-preset-threshold.log"
-cp "$EVAL/report.md" "$EVAL/report.csv" "$DEST/"
+cp "$EVAL/report.md" "$EVAL/report.csv" "$EVAL/mgeval.json" "$DEST/"
 cp "$EVAL-preset-threshold/report.md" "$DEST/report_preset_threshold.md"
 cp "$EVAL-preset-threshold/report.csv" "$DEST/report_preset_threshold.csv"
 if [ -z "$REEXPORT" ]; then

@@ -237,6 +237,18 @@ def test_to_audio_does_not_autoplay_or_loop():
         assert f.getnframes() == int(np.ceil((8.0 + audio.TAIL) * SR))
 
 
+def test_side_by_side_puts_each_player_under_its_name():
+    a, b = window(("Reed", 0, 8, 70)), window(("Bass", 4, 6, 30))
+    html = audio.side_by_side([("Bach <real>", a), ("generated", b)], backend="numpy", sample_rate=SR,
+                              format="wav").data
+    assert html.count("<td") == 2 and html.count("<audio") == 2
+    assert html.index("Bach &lt;real&gt;") < html.index("<audio") < html.index("generated")
+    # each player is the one to_audio makes of its window
+    for x in (a, b):
+        player = audio.to_audio(x, backend="numpy", sample_rate=SR, format="wav")._repr_html_()
+        assert player in html
+
+
 def test_encode_wav_round_trips_to_16_bit():
     w = np.linspace(-1.2, 1.2, 1001).astype(np.float32)  # clipped at the ends
     with wave.open(io.BytesIO(audio.encode(w, 8000, "wav")), "rb") as f:

@@ -76,3 +76,16 @@ def test_quick_run_reports_every_headline_metric_and_diversity(rs, tmp_path):
     finally:
         rs._b2b = real_b2b
     assert json.loads((tmp_path / "traj" / "trajectory.json").read_text())["runs"][2]["steps"] == 3
+
+    # --best keeps the checkpoint rank_key picks, with provenance free of machine paths
+    reports = {k: json.loads((tmp_path / "runs" / "wgangp-s0" / f"evaluation_{k:08d}" / "mgeval.json").read_text())
+               for k in (1, 2, 3)}
+    pick = min(reports, key=lambda k: rs.rank_key(reports[k]))
+    prov = rs.best([tmp_path / "runs" / "wgangp-s0"], tmp_path / "best")
+    assert prov["step"] == pick and prov["run"] == "wgangp-s0"
+    assert (tmp_path / "best" / "generator.pt").read_bytes() == \
+        (tmp_path / "runs" / "wgangp-s0" / f"generator_{pick:08d}.pt").read_bytes()
+    assert json.loads((tmp_path / "best" / "mgeval.json").read_text()) == reports[pick]
+    assert str(tmp_path) not in (tmp_path / "best" / "provenance.json").read_text()
+    with pytest.raises(ValueError, match="no evaluated checkpoint"):
+        rs.best([tmp_path / "runs" / "nothing"], tmp_path / "best2")

@@ -4,7 +4,10 @@ import copy
 
 import pytest
 
-from b2b.scorecard import main_track, passed, rank_key, scorecard, table
+import numpy as np
+
+from b2b import metrics
+from b2b.scorecard import main_track, passed, rank_key, scorecard, table, typical, window_values
 
 
 def _row(metric, track, real, gen):
@@ -94,3 +97,23 @@ def test_table_refuses_reports_with_different_lines():
     other["rows"][1].update(real_mean=1.0)  # Organ becomes the main track
     with pytest.raises(ValueError, match="different lines"):
         table({"a": _report(), "b": other})
+
+
+def test_window_values_per_property_on_a_hand_made_pair_of_windows():
+    x = np.zeros((2, 17, 64, 72), dtype=bool)
+    x[0, 1, 0:8, 10] = True          # piano (main): one note of 8 steps, MIDI 34
+    x[0, 6, 0:1, 20] = True          # strings (unused by the "real data" here): one blip
+    x[1, 1, 0:1, 12] = x[1, 1, 2:3, 12] = x[1, 1, 4:6, 19] = True  # piano: 2 blips of MIDI 36, one 8th of 43
+    v = window_values(metrics.feature_table(x), main=1, active=[1, 5])
+    np.testing.assert_allclose(v["register"], [34, (36 + 36 + 43 + 43) / 4])
+    np.testing.assert_allclose(v["note length"], [1, 1 / 3])
+    np.testing.assert_allclose(v["density"], [1, 3])
+    np.testing.assert_allclose(v["key"], [1, 2])  # pitch classes per non-empty bar
+    np.testing.assert_allclose(v["instrumentation"], [1 / 2, 0])  # 1 of window 0's 2 notes is off-track
+
+
+def test_typical_is_the_window_nearest_the_median():
+    assert typical(np.array([5.0, np.nan, 1.0, 3.2, 9.0])) == 3  # median 4.1 of the defined values
+    assert typical(np.array([2.0, 1.0, 2.0])) == 0  # the first of equals
+    with pytest.raises(ValueError, match="no window"):
+        typical(np.array([np.nan, np.nan]))
