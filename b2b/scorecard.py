@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Line", "main_track", "scorecard", "passed", "rank_key", "table", "window_values", "typical"]
+__all__ = ["Line", "main_track", "scorecard", "passed", "rank_key", "table", "WINDOW_STATISTICS", "window_values",
+           "typical"]
 
 
 @dataclass(frozen=True)
@@ -72,37 +73,37 @@ def scorecard(report: dict[str, Any]) -> list[Line]:
 
     r = _row(report, "mean_pitch", main) or {}
     v, real = r.get("generated_mean"), r.get("real_mean")
-    lines.append(Line("register", f"mean pitch in MIDI numbers ({main})", v, real, "within 2 semitones of real",
+    lines.append(Line("register", f"mean pitch in MIDI numbers ({main})", v, real, "real ± 2 semitones",
                       v is not None and real is not None and abs(v - real) <= 2 + 1e-12))
 
     qn = _row(report, "qualified_note_rate", main) or {}
     v = qn.get("generated_mean")
-    lines.append(Line("note length", f"notes an eighth or longer ({main})", v, qn.get("real_mean"), ">= 0.80",
+    lines.append(Line("note length", f"notes an eighth or longer ({main})", v, qn.get("real_mean"), "≥ 0.80",
                       v is not None and v >= 0.80))
     for track in report.get("active_tracks", []):
         r = _row(report, "note_count", track) or {}
         v, real = r.get("generated_mean"), r.get("real_mean")
-        lines.append(Line("density", f"notes per window ({track})", v, real, "within 25% of real",
+        lines.append(Line("density", f"notes per window ({track})", v, real, "real ± 25%",
                           _within(v, real, 0.25)))
     r = _row(report, "off_track_notes", "all") or {}
     v, real = r.get("generated_mean"), r.get("real_mean")
     lines.append(Line("instrumentation", "share of notes on tracks the real data leaves empty", v, real,
-                      "at most 2x real", v is not None and real is not None and v <= 2 * real))
+                      "≤ 2 × real", v is not None and real is not None and v <= 2 * real))
     for metric, track, label, rel in (("used_pitch_classes", main, f"pitch classes per bar ({main})", 0.15),
                                       ("scale_consistency", "all", "scale consistency", 0.05)):
         r = _row(report, metric, track) or {}
         v, real = r.get("generated_mean"), r.get("real_mean")
-        lines.append(Line("key", label, v, real, f"within {rel:.0%} of real", _within(v, real, rel)))
+        lines.append(Line("key", label, v, real, f"real ± {rel:.0%}", _within(v, real, rel)))
     v = sets.get("within_ratio")
-    lines.append(Line("diversity", "within-set overlap, generated / real", v, 1.0, "at most 1.5",
+    lines.append(Line("diversity", "within-set overlap, generated / real", v, 1.0, "≤ 1.5",
                       v is not None and v <= 1.5))
     v, real = sets.get("drone_generated"), sets.get("drone_real")
-    lines.append(Line("diversity", "windows holding the most common held pitch", v, real, "at most 2x real",
+    lines.append(Line("diversity", "windows holding the most common held pitch", v, real, "≤ 2 × real",
                       v is not None and real is not None and v <= 2 * real))
     ts = sets.get("two_sample") or {}
     v = ts.get("high")
     lines.append(Line("two-sample test", "classifier accuracy, upper end of the 95% interval", v, 0.5,
-                      "below 0.95", v is not None and v < 0.95))
+                      "< 0.95", v is not None and v < 0.95))
     return lines
 
 
@@ -139,15 +140,21 @@ def table(reports: dict[str, dict[str, Any]]) -> str:
     if any([(line.prop, line.statistic) for line in card] != [(line.prop, line.statistic) for line in first]
            for card in cards.values()):
         raise ValueError("reports: their scorecards have different lines (a different main or active track)")
-    rows = ["| property | statistic | real | " + " | ".join(cards) + " | target |",
-            "| --- | --- | ---: |" + " ---: |" * len(cards) + " --- |"]
+    rows = ["| property: statistic | target | real | " + " | ".join(cards) + " |",
+            "| --- | --- | ---: |" + " ---: |" * len(cards)]
     for i, line in enumerate(first):
         real = "–" if line.real is None else f"{line.real:.3g}"
-        rows.append(f"| {line.prop} | {line.statistic} | {real} | "
-                    + " | ".join(_cell(card[i]) for card in cards.values()) + f" | {line.target} |")
+        rows.append(f"| **{line.prop}**: {line.statistic} | {line.target} | {real} | "
+                    + " | ".join(_cell(card[i]) for card in cards.values()) + " |")
     rows.append("| **targets met** | | | " + " | ".join(f"**{sum(line.ok for line in card)} of {len(card)}**"
-                                                    for card in cards.values()) + " | |")
+                                                    for card in cards.values()) + " |")
     return "\n".join(rows)
+
+
+#: What :func:`window_values` measures per window, by property (the main track's, except instrumentation).
+WINDOW_STATISTICS = {"register": "mean pitch in MIDI numbers", "note length": "share of notes an eighth or longer",
+                     "density": "notes", "key": "pitch classes per bar",
+                     "instrumentation": "share of notes on tracks the real data leaves empty"}
 
 
 def window_values(features: Mapping[str, np.ndarray], main: int, active: Sequence[int]) -> dict[str, np.ndarray]:

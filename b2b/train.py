@@ -358,6 +358,8 @@ class Trainer:
         ``b2b train``'s held lock on ``config.out``, released by the caller. Without it the Trainer
         holds the folder from construction until :meth:`train` returns (:meth:`close` releases it).
 
+    Notes
+    -----
     ``self.G`` / ``self.D`` are the networks as trained (DDP-wrapped under ``torch.distributed``),
     ``self.generator`` / ``self.critic`` always the plain modules.
     """

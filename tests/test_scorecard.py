@@ -7,6 +7,7 @@ import pytest
 import numpy as np
 
 from b2b import metrics
+from b2b import scorecard as scorecard_module
 from b2b.scorecard import main_track, passed, rank_key, scorecard, table, typical, window_values
 
 
@@ -85,11 +86,11 @@ def test_table_has_a_row_per_line_and_a_column_per_report():
     worse["sets"].update(within_ratio=3.0)  # and diversity
     md = table({"good": _report(), "worse": worse})
     lines = md.splitlines()
-    assert lines[0] == "| property | statistic | real | good | worse | target |"
+    assert lines[0] == "| property: statistic | target | real | good | worse |"
     assert len(lines) == 2 + 10 + 1
-    assert lines[3] == "| note length | notes an eighth or longer (Ensemble) | 0.95 | 0.8 ✓ | 0.5 ✗ | >= 0.80 |"
-    assert "| 1.5 ✓ | 3 ✗ |" in lines[9]
-    assert lines[-1] == "| **targets met** | | | **10 of 10** | **8 of 10** | |"
+    assert lines[3] == "| **note length**: notes an eighth or longer (Ensemble) | ≥ 0.80 | 0.95 | 0.8 ✓ | 0.5 ✗ |"
+    assert lines[9].endswith("| 1.5 ✓ | 3 ✗ |")
+    assert lines[-1] == "| **targets met** | | | **10 of 10** | **8 of 10** |"
 
 
 def test_table_refuses_reports_with_different_lines():
@@ -110,6 +111,7 @@ def test_window_values_per_property_on_a_hand_made_pair_of_windows():
     np.testing.assert_allclose(v["density"], [1, 3])
     np.testing.assert_allclose(v["key"], [1, 2])  # pitch classes per non-empty bar
     np.testing.assert_allclose(v["instrumentation"], [1 / 2, 0])  # 1 of window 0's 2 notes is off-track
+    assert set(v) == set(scorecard_module.WINDOW_STATISTICS)
 
 
 def test_typical_is_the_window_nearest_the_median():
