@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from provenance import git_commit  # noqa: E402
+from provenance import ROOT, git_commit  # noqa: E402
 
 from b2b.atomic import write_text
 import dataclasses
@@ -179,7 +179,7 @@ def trajectory(run: Path, out: Path, data: str, n_eval: int, every: int) -> list
                      "train_wall_s": float(torch.load(ckpt, map_location="cpu", weights_only=True)["elapsed"]),
                      "headline": headline({"report": report}), "rank": list(rank_key(report))})
         print(f"{run.name} step {step}: within ratio {rows[-1]['headline']['sets'].get('within_ratio'):.2f}", flush=True)
-    res = {"provenance": {"command": "python scripts/recipe_search.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    res = {"provenance": {"command": command_line(sys.argv[1:]),
                           "commit": _git_commit(), "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                           "machine": f"{os.cpu_count()} shared CPU cores ({platform.machine()}), no GPU",
                           "torch": torch.__version__},
@@ -223,7 +223,7 @@ def best(runs: list[Path], out: Path) -> dict[str, Any]:
             "chosen_by": "b2b.scorecard.rank_key (as varied as real windows first, then the lowest two-sample "
                          "accuracy, then the most targets met) over every evaluated checkpoint of the runs",
             "considered": [{"run": r.name, "step": s, "rank": list(k)} for k, r, s in sorted(found, key=lambda f: f[0])],
-            "command": "python scripts/recipe_search.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+            "command": command_line(sys.argv[1:]),
             "commit": _git_commit(), "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     write_text(out / "provenance.json", json.dumps(prov, indent=1, default=list) + "\n")
     print(f"kept {run.name} at step {step} (rank {key}) in {out}")
@@ -245,7 +245,7 @@ def merge(paths: list[Path], out: Path, decision: str = "") -> dict[str, Any]:
                           "command": " && ".join(r["provenance"]["command"] for r in parts),
                           "commit": ", ".join(dict.fromkeys(r["provenance"]["commit"] for r in parts)),
                           "date": ", ".join(dict.fromkeys(r["provenance"]["date"] for r in parts)),
-                          "merged_from": [str(p) for p in paths]},
+                          "merged_from": [portable(p) for p in paths]},
            "budget": {**parts[0]["budget"], "seeds": sorted({s for r in parts for s in r["budget"]["seeds"]})},
            "candidates": {k: v for r in parts for k, v in r["candidates"].items()},
            "runs": [run for r in parts for run in r["runs"]],
@@ -259,6 +259,24 @@ def merge(paths: list[Path], out: Path, decision: str = "") -> dict[str, Any]:
     write_text(out / "results.json", json.dumps(res, indent=1, default=list))
     write_text(out / "results.md", render_markdown(res))
     return res
+
+
+def portable(path: str | Path) -> str:
+    """``path`` as a record may show it: relative to the repository when inside it, else only its
+    last part under ``<outside>/`` (a machine's folders say nothing to a reader and leak its layout)."""
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(ROOT))
+    except ValueError:
+        return f"<outside>/{p.name}"
+
+
+def command_line(argv: list[str]) -> str:
+    """The command that ran, with every path argument made :func:`portable`."""
+    out = []
+    for a in argv:
+        out.append(portable(a) if not a.startswith("-") and ("/" in a or Path(a).exists()) else a)
+    return "python scripts/recipe_search.py " + " ".join(shlex.quote(a) for a in out)
 
 
 def _git_commit() -> str:
@@ -395,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copyfile(Path(r["run"]) / "history.csv", d / "history.csv")
         cmd = list(argv if argv is not None else sys.argv[1:])
         res = {
-            "provenance": {"command": "python scripts/recipe_search.py " + " ".join(shlex.quote(a) for a in cmd),
+            "provenance": {"command": command_line(cmd),
                            "commit": commit, "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                            "machine": f"{os.cpu_count()} shared CPU cores ({platform.machine()}), no GPU, one torch "
                                       f"thread per process, {budget['jobs']} processes in parallel",

@@ -104,7 +104,9 @@ if [ -z "$REEXPORT" ]; then
     cp "$RUN/history.csv" "$DEST/history.csv"      # the training curves (one row per step)
 fi
 
-python - "$SOURCE" "$DEST" "$TRAIN_CMD" "$EXPORT_CMD" "$EVAL_CMD" "$EVAL_PRESET_CMD" "$TRAIN_COMMIT" "$TRAIN_DIRTY" \
+# the record names the run folder <run>: a machine's folders say nothing to a reader
+rec() { printf '%s' "${1//"$RUN"/<run>}"; }
+python - "$SOURCE" "$DEST" "$(rec "$TRAIN_CMD")" "$(rec "$EXPORT_CMD")" "$(rec "$EVAL_CMD")" "$(rec "$EVAL_PRESET_CMD")" "$TRAIN_COMMIT" "$TRAIN_DIRTY" \
     "$TRAIN_STARTED" "$GIT_COMMIT" "$SHA_AFTER" "$REEXPORT" "$STARTED" "$RESUMED_FROM" "$RESUME_NOTE" <<'PY'
 import datetime, json, os, platform, sys
 from pathlib import Path
@@ -184,7 +186,7 @@ else:
         "started_utc": started,
         "preset": ckpt["preset"]["name"],
         "preset_config": ckpt["preset"],
-        "trainer_config": ckpt["config"],
+        "trainer_config": {**ckpt["config"], "out": "<run>"},
         "data": {"name": "bach", "windows": len(ds), "pieces": len(meta.get("pieces", {})),
                  "window_rule": meta.get("window_rule"),
                  "summary": bach.summary(ds).replace(str(ds.path), "<data root>/bach")},

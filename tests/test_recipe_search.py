@@ -89,3 +89,13 @@ def test_quick_run_reports_every_headline_metric_and_diversity(rs, tmp_path):
     assert str(tmp_path) not in (tmp_path / "best" / "provenance.json").read_text()
     with pytest.raises(ValueError, match="no evaluated checkpoint"):
         rs.best([tmp_path / "runs" / "nothing"], tmp_path / "best2")
+
+
+def test_recorded_commands_hold_no_machine_paths(rs, tmp_path):
+    inside = rs.ROOT / "data" / "ablations" / "streams"
+    cmd = rs.command_line(["--best", "streams-s0", "--runs", str(tmp_path / "runs"), "--out", str(inside),
+                           "--every", "250"])
+    assert cmd == ("python scripts/recipe_search.py --best streams-s0 --runs '<outside>/runs' "
+                   "--out data/ablations/streams --every 250")
+    assert str(tmp_path) not in cmd
+    assert rs.portable(tmp_path / "out" / "results.json") == "<outside>/results.json"
