@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from b2b.audio import AUDIO_FORMATS, check_tempo, encode, render, resolve_format
-from b2b.geometry import binarize
+from b2b.geometry import binarize, check_threshold
 
 __all__ = ["MAX_PAIRS", "ListeningQuiz", "listening_quiz", "p_at_least", "key_hash", "answer_key"]
 
@@ -182,7 +182,7 @@ def listening_quiz(
         Seed (>= 0) of the order within the pairs and of the encoded answers; the same seed and
         windows give the same page, byte for byte.
     threshold : float
-        Values ``>= threshold`` are notes (the generator's own calibrated threshold).
+        Values ``>= threshold`` are notes, strictly between 0 and 1 (the generator's own calibrated threshold).
     tempo : float
         Beats per minute: a clip lasts ``960 / tempo`` seconds plus :data:`b2b.audio.TAIL` (a
         window that sounds to its end renders a little longer: every clip is padded with silence
@@ -205,8 +205,7 @@ def listening_quiz(
         A one-line message naming the argument: wrong shapes, different numbers of windows, too
         many pairs, a bad seed, a window without notes.
     """
-    if not (isinstance(threshold, (int, float, np.floating)) and not isinstance(threshold, bool) and 0.0 < threshold <= 1.0):
-        raise ValueError(f"threshold: expected a number in (0, 1], got {threshold!r}")
+    threshold = check_threshold(threshold, "threshold", text=False)
     real_w = binarize(real, threshold, name="real")
     gen_w = binarize(generated, threshold, name="generated")
     if len(real_w) != len(gen_w):

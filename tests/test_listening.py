@@ -165,8 +165,8 @@ def test_bad_input_gets_one_line_errors():
     refused(r"^generated: values in \[0, 1.4\]", real, gen * 2)
     for seed in (-1, 1.5, True, "0"):
         refused(r"^seed: expected a non-negative integer", real, gen, seed=seed)
-    for thr in (0, 1.5, float("nan"), True):
-        refused(r"^threshold: expected a number in \(0, 1\]", real, gen, threshold=thr)
+    for thr in (0, 1, 1.5, float("nan"), True, "0.5"):
+        refused(r"^threshold: expected a number strictly between 0 and 1", real, gen, threshold=thr)
     refused(r"^tempo:", real, gen, tempo=1000)
     refused(r"^generated: window 1 has no note at threshold 0.5", real, np.where(np.arange(3)[:, None, None, None] == 1, 0.3, gen))
     refused(r"^generated: window 0 has no note at threshold 0.9", real, gen, threshold=0.9)  # 0.7 < 0.9
