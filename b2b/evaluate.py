@@ -219,13 +219,6 @@ def _effect(real: float, sd: float, generated: float) -> float:
     return (generated - real) / sd
 
 
-def _share(part: np.ndarray, total: np.ndarray) -> np.ndarray:
-    """``part / total`` as float, NaN where ``total`` is 0."""
-    out = np.full(np.shape(total), np.nan)
-    np.divide(part, total, out=out, where=np.asarray(total) != 0)
-    return out
-
-
 def _features(x: Any, threshold: float | None, name: str) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """Features and (when given windows) the boolean windows themselves."""
     if isinstance(x, Mapping):
@@ -261,8 +254,7 @@ def _series(
         if metric == "off_track_notes":
             if not inactive:
                 continue
-            a, b = (_share(f["note_count"][:, inactive].sum(axis=1), f["note_count"].sum(axis=1))
-                    for f in (real, gen))
+            a, b = (M.off_track_share(f["note_count"], active) for f in (real, gen))
         elif metric not in real or metric not in gen:  # e.g. nearest_train_overlap, computed by the command
             continue
         else:

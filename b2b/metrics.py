@@ -311,6 +311,15 @@ def mean_pitch(x: Any, threshold: float | None = None) -> np.ndarray:
     return _pitched_only(out)
 
 
+def off_track_share(note_count: np.ndarray, active: Any) -> np.ndarray:
+    """Per window, the share of its notes (drum hits included) on the tracks not in ``active``,
+    ``(n,)``; NaN for a window without notes. ``note_count`` is :func:`note_count`'s ``(n, 17)``,
+    ``active`` the indices of the tracks the real data uses."""
+    counts = np.asarray(note_count, dtype=float)
+    inactive = [k for k in range(counts.shape[1]) if k not in set(active)]
+    return _div(counts[:, inactive].sum(axis=1), counts.sum(axis=1))
+
+
 def drum_pattern_rate(x: Any, threshold: float | None = None) -> np.ndarray:
     """Share of drum hits on the 8th-note grid (MuseGAN's DP, adapted), ``(n,)``.
 
@@ -767,7 +776,7 @@ __all__ = [
     "N_TRACKS", "N_STEPS", "N_PITCHES", "SAMPLE_SHAPE", "DRUM_TRACK", "MIN_QUALIFIED_LENGTH",
     "DEFINITIONS", "PER_TRACK_FEATURES", "PAIR_FEATURES", "Comparison",
     "as_rolls", "onsets", "note_lengths", "pitch_classes", "note_count", "polyphony", "polyphonic_rate",
-    "bar_activity", "empty_bar_rate", "used_pitch_classes", "qualified_note_rate", "mean_pitch",
+    "bar_activity", "empty_bar_rate", "used_pitch_classes", "qualified_note_rate", "mean_pitch", "off_track_share",
     "drum_pattern_rate", "pitch_class_histogram", "pitch_class_entropy", "scale_masks",
     "scale_consistency", "tonal_matrix", "tonal_centroid", "tonal_distance",
     "tonal_distance_matrix", "self_similarity", "similarity_by_lag", "structure_score",

@@ -115,8 +115,7 @@ class GeneratorConfig:
         _check_common("generator", self.norm, self.attention, self.channels)
         if self.latent < 1:
             raise ValueError(f"generator latent must be >= 1, got {self.latent}")
-        if isinstance(self.refiner, bool) or not isinstance(self.refiner, int) or self.refiner < 0:
-            raise ValueError(f"generator refiner must be a number of units >= 0, got {self.refiner!r}")
+        _check_count("generator", "refiner", self.refiner, "units")
 
 
 @dataclass(frozen=True)
@@ -156,8 +155,7 @@ class CriticConfig:
         _check_common("critic", self.norm, self.attention, self.channels)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"critic dropout must be in [0, 1), got {self.dropout}")
-        if isinstance(self.streams, bool) or not isinstance(self.streams, int) or self.streams < 0:
-            raise ValueError(f"critic streams must be a number of channels >= 0, got {self.streams!r}")
+        _check_count("critic", "streams", self.streams, "channels")
 
 
 @dataclass(frozen=True)
@@ -271,6 +269,11 @@ def _check_common(net: str, norm: str, attention: int | None, channels: int) -> 
         raise ValueError(f"{net} attention must be None or a block number 1..{N_BLOCKS}, got {attention}")
     if channels < 1:
         raise ValueError(f"{net} channels must be >= 1, got {channels}")
+
+
+def _check_count(net: str, name: str, value: Any, unit: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{net} {name} must be a number of {unit} >= 0, got {value!r}")
 
 
 # The one place where presets live. ``seed`` is the original model; ``improved`` is the recipe

@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from b2b.metrics import off_track_share
+
 __all__ = ["Line", "main_track", "scorecard", "passed", "rank_key", "table", "WINDOW_STATISTICS", "window_values",
            "typical"]
 
@@ -166,14 +168,11 @@ def window_values(features: Mapping[str, np.ndarray], main: int, active: Sequenc
     uses. Diversity and the two-sample test are properties of a set, not of a window.
     """
     notes = np.asarray(features["note_count"], dtype=float)
-    inactive = [k for k in range(notes.shape[1]) if k not in set(active)]
-    total = notes.sum(axis=1)
-    off = np.divide(notes[:, inactive].sum(axis=1), total, out=np.full(len(notes), np.nan), where=total > 0)
     return {"register": np.asarray(features["mean_pitch"])[:, main],
             "note length": np.asarray(features["qualified_note_rate"])[:, main],
             "density": notes[:, main],
             "key": np.asarray(features["used_pitch_classes"])[:, main],
-            "instrumentation": off}
+            "instrumentation": off_track_share(notes, active)}
 
 
 def typical(values: np.ndarray) -> int:

@@ -73,6 +73,13 @@ def test_mean_pitch_is_the_time_weighted_register():
     close(m.mean_pitch(cut)[0, 1], 34)
 
 
+def test_off_track_share_counts_notes_off_the_active_tracks():
+    counts = m.note_count(X)  # window 0: drums 9, piano 7, bass 3; window 1: guitar 4
+    close(m.off_track_share(counts, active=[1, 5]), [9 / 19, 1.0])  # drum hits count as notes
+    close(m.off_track_share(counts, active=[0, 1, 4, 5]), [0.0, 0.0])
+    assert np.isnan(m.off_track_share(m.note_count(make([], n=1)), active=[1]))[0]  # no notes: undefined
+
+
 def test_polyphony_per_track():
     p = m.polyphony(X)
     assert p.shape == (2, 17)

@@ -11,6 +11,16 @@ from b2b.networks import (PRESETS, CriticConfig, DiscConvNet, GenConvNet, Genera
                           count_parameters, get_preset)
 
 
+def _walk(layers, x, expected):
+    """Run ``x`` through ``layers`` one child at a time; each output has its expected shape, in order."""
+    seen = []
+    for name, layer in layers.named_children():
+        x = layer(x)
+        assert tuple(x.shape) == expected[name], name
+        seen.append(name)
+    assert seen == list(expected)
+
+
 def test_generator_shapes_after_each_layer():
     torch.manual_seed(0)
     g = GenConvNet()
@@ -21,12 +31,7 @@ def test_generator_shapes_after_each_layer():
         "block4": (3, 64, 16, 1), "attention": (3, 64, 16, 1), "block5": (3, 64, 32, 1),
         "edge": (3, 17, 64, 72), "output": (3, 17, 64, 72),
     }
-    seen = []
-    for name, layer in g.layers.named_children():
-        x = layer(x)
-        assert tuple(x.shape) == expected[name], name
-        seen.append(name)
-    assert seen == list(expected)
+    _walk(g.layers, x, expected)
     y = g(torch.randn(3, 128))
     assert y.shape == (3, 17, 64, 72) and 0 <= y.min() and y.max() <= 1
 
@@ -41,12 +46,7 @@ def test_critic_shapes_after_each_layer():
         "attention": (3, 16, 8, 1), "block4": (3, 16, 4, 1), "block5": (3, 16, 2, 1),
         "flatten": (3, 32), "linear": (3, 1),
     }
-    seen = []
-    for name, layer in d.layers.named_children():
-        x = layer(x)
-        assert tuple(x.shape) == expected[name], name
-        seen.append(name)
-    assert seen == list(expected)
+    _walk(d.layers, x, expected)
 
 
 def test_parameter_counts_by_hand():
