@@ -30,6 +30,9 @@ kept; :func:`restore_training` loads it back into a run), a dict:
                    (``training``) and the sampling threshold; files written before 2026-11-29
                    kept the hyper-parameters in ``config`` (:func:`preset_of` reads both)
 ``generator``      generator ``state_dict`` (plain module, not DDP-wrapped)
+``generator_ema``  only when the preset's ``training.ema`` > 0: the moving average of the
+                   generator's weights (:mod:`b2b.ema`), which :func:`load_generator` and
+                   export take instead of ``generator``
 ``critic``         critic ``state_dict``
 ``opt_g/opt_d``    Adam ``state_dict`` of each
 ``sched_g/d``      StepLR ``state_dict`` of each
@@ -331,7 +334,7 @@ def save_training_checkpoint(state: dict[str, Any], out: Path, keep: int, last_g
 def restore_training(ckpt: dict[str, Any], source: Any, networks: tuple[torch.nn.Module, ...],
                      optimizers: tuple[torch.optim.Optimizer, ...], schedulers: tuple[Any, ...],
                      batch_gen: torch.Generator, device: torch.device, *, rank: int = 0, world: int = 1,
-                     seed: int = 0) -> tuple[int, Tensor, int, list[dict[str, float]], float]:
+                     seed: int = 0, ema: torch.nn.Module | None = None) -> tuple[int, Tensor, int, list[dict[str, float]], float]:
     """Load a training checkpoint into a run; returns its ``(step, perm, cursor, history, elapsed)``.
 
     ``networks`` are (generator, critic), ``optimizers`` (opt_g, opt_d) and ``schedulers``
@@ -339,9 +342,14 @@ def restore_training(ckpt: dict[str, Any], source: Any, networks: tuple[torch.nn
     settings, but how it runs stays the run's (fused, capturable, its learning rate a device tensor
     or a float). The random states are this ``rank``'s when the file has ``world`` of them; with a
     different number of processes the batch order is kept and torch is reseeded with
-    ``seed + 1 + rank + 1000 * step``. ValueError naming ``source`` for anything that does not fit.
+    ``seed + 1 + rank + 1000 * step``. ``ema``, the run's moving-average generator (:mod:`b2b.ema`),
+    gets ``generator_ema``. ValueError naming ``source`` for anything that does not fit.
     """
     try:
+        if ema is not None:
+            if "generator_ema" not in ckpt:
+                raise ValueError("no 'generator_ema' (the moving average of the generator) for a run that keeps one")
+            networks = (*networks, ema)
         return _restore(ckpt, networks, optimizers, schedulers, batch_gen, device, rank, world, seed)
     except ValueError as e:
         raise ValueError(f"{source}: {str(e).splitlines()[0] if str(e) else 'malformed checkpoint'}") from e
@@ -354,7 +362,7 @@ def _restore(ckpt: dict[str, Any], networks: tuple[torch.nn.Module, ...], optimi
              schedulers: tuple[Any, ...], batch_gen: torch.Generator, device: torch.device, rank: int, world: int,
              seed: int) -> tuple[int, Tensor, int, list[dict[str, float]], float]:
     try:
-        for net, key in zip(networks, ("generator", "critic")):
+        for net, key in zip(networks, ("generator", "critic", "generator_ema")):
             net.load_state_dict(ckpt[key])
     except RuntimeError as e:
         raise ValueError(f"network weights do not fit: {str(e).splitlines()[0]}") from e
@@ -457,6 +465,12 @@ def _checkpoint_problem(ckpt: dict[str, Any]) -> str | None:
     problem = _fits(GenConvNet, preset.generator, ckpt["generator"], "generator", preset.name)
     if problem:
         return problem
+    if "generator_ema" in ckpt:
+        if not _is_state_dict(ckpt["generator_ema"]):
+            return "'generator_ema' is not a state dict of tensors"
+        problem = _fits(GenConvNet, preset.generator, ckpt["generator_ema"], "generator_ema", preset.name)
+        if problem:
+            return problem
     step = ckpt.get("step")
     if not isinstance(step, int) or isinstance(step, bool) or step < 0:
         return f"'step' is {step!r}, expected an integer >= 0"
@@ -557,8 +571,9 @@ def load_generator(checkpoint_path: str | Path, device: str | torch.device = "cp
             raise ValueError(f"checkpoint {checkpoint_path} has no {key!r} entry: is it a complete b2b checkpoint?")
     preset = preset_of(ckpt)
     g = GenConvNet(preset.generator)
+    weights = "generator_ema" if isinstance(ckpt.get("generator_ema"), dict) else "generator"
     try:
-        g.load_state_dict(ckpt["generator"])
+        g.load_state_dict(ckpt[weights])
     except RuntimeError as e:
         raise ValueError(f"checkpoint {checkpoint_path}: generator weights do not fit preset {preset.name!r}: {e}") from e
     bad = [k for k, v in g.state_dict().items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
@@ -574,5 +589,6 @@ def load_generator(checkpoint_path: str | Path, device: str | torch.device = "cp
         calibration = ckpt.get("calibration") if isinstance(ckpt.get("calibration"), dict) else {}
     info = {"preset": preset, "config": ckpt.get("config", {}), "step": int(ckpt.get("step", 0)),
             "latent": preset.generator.latent, "threshold": threshold, "threshold_source": source,
-            "preset_threshold": preset_threshold, "calibration": calibration}
+            "preset_threshold": preset_threshold, "calibration": calibration,
+            "weights": "ema" if weights == "generator_ema" or ckpt.get("weights") == "ema" else "trained"}
     return g, info

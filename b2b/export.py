@@ -69,8 +69,10 @@ def export_generator(checkpoint_path: str | Path, out_path: str | Path, *, data:
     check_output(out_path)  # a symlink, device node or FIFO is never replaced (before any work)
     ckpt = load_checkpoint(checkpoint_path)
     small = {"format": GENERATOR_FORMAT, "version": FORMAT_VERSION, "step": ckpt.get("step", 0),
-             "config": ckpt.get("config", {}), "preset": ckpt.get("preset"), "generator": ckpt.get("generator"),
-             "data": ckpt.get("data", {})}
+             "config": ckpt.get("config", {}), "preset": ckpt.get("preset"), "data": ckpt.get("data", {}),
+             # the moving average of the generator's weights when the run kept one (b2b.ema)
+             "generator": ckpt.get("generator_ema", ckpt.get("generator")),
+             "weights": "ema" if "generator_ema" in ckpt else ckpt.get("weights", "trained")}
     if data is not None and density is not None:
         raise ValueError("export: give the training data or its density, not both")
     if data is not None or density is not None:

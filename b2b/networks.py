@@ -65,6 +65,7 @@ __all__ = [
     "MinibatchStd",
     "StraightThrough",
     "OutputBias",
+    "TrackMask",
     "get_preset",
     "build",
     "count_parameters",
@@ -101,6 +102,9 @@ class GeneratorConfig:
         the trainer starts at the training data's log-odds (:meth:`GenConvNet.set_prior`), so a
         new generator's probabilities already follow the data's share of each track and pitch
         and a track the data never uses starts near silent.
+    silent_tracks : bool
+        End with a :class:`TrackMask`: the trainer records which tracks the training data uses
+        (:meth:`GenConvNet.set_active_tracks`) and the generator's other tracks output silence.
     """
 
     latent: int = 128
@@ -110,6 +114,7 @@ class GeneratorConfig:
     binary: bool = False
     refiner: int = 0
     prior: bool = False
+    silent_tracks: bool = False
 
     def __post_init__(self) -> None:
         _check_common("generator", self.norm, self.attention, self.channels)
@@ -178,6 +183,9 @@ class TrainingConfig:
         Gradient-penalty weight.
     batch : int
         Batch size (global, over all processes), 1..:data:`MAX_BATCH`.
+    ema : float
+        Decay of the moving average of the generator's weights (:mod:`b2b.ema`) that checkpoints
+        export and sample; 0 (the original) keeps no average.
     """
 
     lr_g: float = 3e-4
@@ -188,9 +196,12 @@ class TrainingConfig:
     n_critic: int = 5
     lambda_gp: float = 10.0
     batch: int = 64
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", (float(self.betas[0]), float(self.betas[1])))
+        if not (self.ema == 0 or 0 < self.ema < 1):
+            raise ValueError(f"ema must be 0 (none) or a decay in (0, 1), got {self.ema!r}")
         for name in ("lr_step_epochs", "n_critic", "batch"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -295,6 +306,39 @@ PRESETS: dict[str, Preset] = {
                     "a layer-norm critic of 64 channels with a minibatch standard deviation channel and no "
                     "dropout, and WGAN-GP's optimizer settings (Adam 1e-4, betas (0, 0.9), constant rate)",
     ),
+    "streams": Preset(
+        "streams",
+        generator=GeneratorConfig(binary=True),
+        critic=CriticConfig(norm="layer", dropout=0.0, channels=64, minibatch_std=True, streams=32),
+        training=TrainingConfig(lr_g=1e-4, lr_d=1e-4, betas=(0.0, 0.9), lr_gamma=1.0),
+        threshold=0.5,
+        description="improved with BinaryMuseGAN's two extra critic streams (b2b.streams): onsets/offsets per "
+                    "track and step, and chroma per track and beat, 32 channels each (data/ablations/streams/)",
+    ),
+    # The two budget candidates of issue 31: the streams networks, the data's unused tracks silenced,
+    # fewer and smaller critic steps per generator step, and a moving average of the generator.
+    "lean": Preset(
+        "lean",
+        generator=GeneratorConfig(binary=True, silent_tracks=True),
+        critic=CriticConfig(norm="layer", dropout=0.0, channels=64, minibatch_std=True, streams=32),
+        training=TrainingConfig(lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.9), lr_gamma=1.0, n_critic=2, batch=32,
+                                ema=0.999),
+        threshold=0.5,
+        description="streams at about a quarter of the work per generator step: 2 critic steps at batch 32, "
+                    "Adam 2e-4, betas (0.5, 0.9), a moving average of the generator (decay 0.999), and the "
+                    "tracks the data never uses silenced",
+    ),
+    "economy": Preset(
+        "economy",
+        generator=GeneratorConfig(binary=True, silent_tracks=True),
+        critic=CriticConfig(norm="layer", dropout=0.0, channels=64, minibatch_std=True, streams=32),
+        training=TrainingConfig(lr_g=3e-4, lr_d=3e-4, betas=(0.5, 0.9), lr_gamma=1.0, n_critic=1, batch=16,
+                                ema=0.999),
+        threshold=0.5,
+        description="streams at the ISMIR 2019 tutorial's economy (1 critic step at batch 16) with a third of "
+                    "its learning rate (Adam 3e-4, betas (0.5, 0.9); at 1e-3 it degraded), a moving average "
+                    "of the generator (decay 0.999), and the tracks the data never uses silenced",
+    ),
 }
 
 
@@ -354,6 +398,7 @@ class GenConvNet(nn.Module):
             *([("refiner", Refiner(config.refiner))] if config.refiner else []),  # -> (B, 17, 64, 72)
             *([("prior", OutputBias())] if config.prior else []),      # -> (B, 17, 64, 72)
             ("output", StraightThrough() if config.binary else nn.Sigmoid()),  # probabilities (or notes)
+            *([("mask", TrackMask())] if config.silent_tracks else []),  # unused tracks -> 0
         ]
         self.layers = nn.Sequential(OrderedDict(layers))
 
@@ -383,6 +428,21 @@ class GenConvNet(nn.Module):
         bias.copy_(torch.log(p / (1 - p)).to(bias).view_as(bias))
         return self
 
+    @torch.no_grad()
+    def set_active_tracks(self, windows: Tensor) -> "GenConvNet":
+        """Record which tracks ``windows`` ``(N, 17, 64, 72)`` use: the others output silence.
+
+        ValueError if the generator has no track mask (``GeneratorConfig(silent_tracks=True)``).
+        """
+        if not self.config.silent_tracks:
+            raise ValueError("set_active_tracks: this generator has no track mask (GeneratorConfig(silent_tracks=True))")
+        used = torch.zeros(N_TRACKS, dtype=torch.bool)
+        for chunk in windows.split(256):  # (n, 17, 64, 72), bounded memory
+            used |= chunk.to(torch.bool).any(dim=3).any(dim=2).any(dim=0).cpu()
+        mask = self.layers.mask.active
+        mask.copy_(used.to(mask).view_as(mask))
+        return self
+
     def noise(self, n: int, generator: torch.Generator | None = None, device: Any = None) -> Tensor:
         """Standard normal noise ``(n, latent)`` on ``device`` (default: the network's)."""
         if device is None:
@@ -409,6 +469,24 @@ class OutputBias(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``x + bias``, the bias broadcast over batch and time."""
         return x + self.bias
+
+
+class TrackMask(nn.Module):
+    """Silence on the tracks the training data never uses: ``(B, 17, 64, 72)`` -> same shape.
+
+    ``active`` is a buffer ``(1, 17, 1, 1)`` of 0/1 (all 1 until
+    :meth:`GenConvNet.set_active_tracks` records the data's tracks); the output is ``x * active``.
+    A stated rule, not a learned one: a critic sees an unused track sound only as one more way to
+    tell fakes apart, and the generator learns to silence it slowly (chapter 7's off-track share).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("active", torch.ones(1, N_TRACKS, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x * active``, broadcast over batch, time and pitch."""
+        return x * self.active
 
 
 class StraightThrough(nn.Module):

@@ -95,6 +95,7 @@ from b2b.checkpoint import (CHECKPOINT_FORMAT, FORMAT_VERSION, check_resumable, 
 from b2b.cudagraph import GraphedStep, adam, can_graph
 from b2b.datasets import open_dataset
 from b2b.generate import generate
+from b2b.ema import EMA
 from b2b.geometry import SAMPLE_SHAPE
 from b2b.networks import MAX_BATCH, DiscConvNet, GenConvNet, Preset, build, get_preset
 from b2b.plot import sample_grid
@@ -261,8 +262,9 @@ def use_bf16(cfg: TrainerConfig, device: torch.device) -> bool:
     """Whether to train under bfloat16 autocast (``cfg.precision``; ``"auto"``: :func:`native_bf16`)."""
     amp = cfg.precision == "bf16" or (cfg.precision == "auto" and native_bf16(device))
     if amp and device.type == "cpu" and not cfg.fast_edges:
-        # torch's CPU bf16 convolution gets the gradient of these full-pitch-width layers wrong
-        # (a quarter off, and NaN in the penalty's double backward: tests/test_train.py)
+        # on some CPUs torch's bf16 convolution gets the gradient of these full-pitch-width layers
+        # wrong (a quarter off, NaN in the penalty's double backward), on others it is right: the
+        # fast edges (matrix products) are right on every CPU, so bf16 on the CPU always uses them
         raise ValueError("--precision bf16 on the CPU needs the fast edge layers: drop --plain-edges "
                          "(or train in fp32)")
     return amp
@@ -411,10 +413,14 @@ class Trainer:
         g, d = build(self.preset, fast_edges=cfg.fast_edges)
         if self.preset.generator.prior:  # the output bias starts at the data's log-odds (a resume overwrites it)
             g.set_prior(x)
+        if self.preset.generator.silent_tracks:  # the tracks the data never uses stay silent
+            g.set_active_tracks(x)
         if self.distributed and cfg.sync_bn:
             g = nn.SyncBatchNorm.convert_sync_batchnorm(g)
         self.generator: GenConvNet = g.to(self.device)
         self.critic: DiscConvNet = d.to(self.device)
+        # the moving average of the generator's weights (b2b.ema), what checkpoints export; or None
+        self.ema = EMA(self.generator, hp.ema) if hp.ema else None
         ids = [self.device.index] if self.device.type == "cuda" else None
         self.G, self.D = (nn.parallel.DistributedDataParallel(m, device_ids=ids) if self.distributed else m
                           for m in (self.generator, self.critic))
@@ -523,6 +529,8 @@ class Trainer:
         try:
             while self.step < total:
                 stats = self.train_step()  # b2b.step.wgan_gp_iteration on the next real batches
+                if self.ema is not None:
+                    self.ema.update(self.generator, self.step + 1)
                 if self.distributed:
                     dist.all_reduce(stats)
                 lrs = learning_rates(self.opt_g, self.opt_d)  # the rates this step used
@@ -571,9 +579,10 @@ class Trainer:
     # ----------------------------------------------------------------- outputs and state
     def sample(self, z: Tensor | None = None) -> Tensor:
         """Generator probabilities ``(n, 17, 64, 72)`` on the CPU for noise ``z`` ``(n, latent)``
-        (default: the run's fixed noise), drawn by :func:`b2b.generate.generate` (eval mode)."""
+        (default: the run's fixed noise), drawn by :func:`b2b.generate.generate` (eval mode) from the
+        moving average of the generator's weights when the preset keeps one, else the generator."""
         z = self.fixed_noise if z is None else z
-        return generate(self.generator, len(z), latent=z)
+        return generate(self.generator if self.ema is None else self.ema.model, len(z), latent=z)
 
     def state_dict(self) -> dict[str, Any]:
         """The checkpoint dict (its format: :mod:`b2b.checkpoint`). Collective under DDP: call on all ranks."""
@@ -581,6 +590,7 @@ class Trainer:
             "format": CHECKPOINT_FORMAT, "version": FORMAT_VERSION, "step": self.step,
             "config": self.config.to_dict(), "preset": self.preset.to_dict(),
             "generator": self.generator.state_dict(), "critic": self.critic.state_dict(),
+            **({"generator_ema": self.ema.model.state_dict()} if self.ema is not None else {}),
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "sched_g": self.sched_g.state_dict(), "sched_d": self.sched_d.state_dict(),
             "sampler": {"perm": self.perm.clone(), "cursor": self.cursor},
@@ -606,7 +616,8 @@ class Trainer:
                         data_name=self.config.data_name, source=source, warn=self.rank == 0)
         self.step, self.perm, self.cursor, self.history, self.elapsed = restore_training(
             ckpt, source, (self.generator, self.critic), (self.opt_g, self.opt_d), (self.sched_g, self.sched_d),
-            self.batch_gen, self.device, rank=self.rank, world=self.world, seed=self.config.seed)
+            self.batch_gen, self.device, rank=self.rank, world=self.world, seed=self.config.seed,
+            ema=None if self.ema is None else self.ema.model)
 
 
 # --------------------------------------------------------------------------- CLI

@@ -263,23 +263,28 @@ def test_bf16_autocast_penalty_matches_fp32_on_cpu():
     assert torch.nn.functional.cosine_similarity(g32, g16, dim=0) > 0.98
 
 
-def test_cpu_bf16_convolution_edge_is_why_bf16_needs_the_fast_edges(tmp_path):
-    """torch's CPU bf16 Conv2d over the full pitch width gets its input gradient a quarter wrong
-    (the fast edge, a matrix product, does not), so the Trainer refuses bf16 with plain edges."""
+def test_cpu_bf16_trains_with_the_fast_edges_only(tmp_path):
+    """On the CPU, bf16 trains through the fast edge (a matrix product, whose bf16 gradient is the
+    fp32 one up to bf16 rounding) and refuses the plain convolution edge. Whether torch's CPU bf16
+    Conv2d gets this layer's input gradient right depends on the processor's kernels (a quarter
+    off on one machine, right to 1e-4 on one with avx512_bf16), so the Trainer takes the path
+    that is right on every CPU instead of asking the machine; nothing here measures the conv."""
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(17, 16, (2, 72), stride=(2, 2))
     fast = speed_up(torch.nn.Sequential(conv))[0]
     x = torch.rand(4, 17, 64, 72, requires_grad=True)
-    norms = {}
-    for name, layer in (("conv", conv), ("fast", fast)):
-        for bf in (False, True):
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf):
-                (g,) = torch.autograd.grad(layer(x).float().square().sum(), x)
-            norms[name, bf] = g.float().norm().item()
-    assert norms["fast", True] == pytest.approx(norms["fast", False], rel=0.02)
-    assert abs(norms["conv", True] / norms["conv", False] - 1) > 0.1  # if this fails, torch fixed it
+    grads = {}
+    for bf in (False, True):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf):
+            (g,) = torch.autograd.grad(fast(x).float().square().sum(), x)
+        grads[bf] = g.float()
+    assert grads[True].norm().item() == pytest.approx(grads[False].norm().item(), rel=0.02)
+    assert torch.nn.functional.cosine_similarity(grads[True].flatten(), grads[False].flatten(), dim=0) > 0.999
     with pytest.raises(ValueError, match="bf16 on the CPU needs the fast edge layers"):
         Trainer(cfg(tmp_path, iterations=1, precision="bf16", fast_edges=False), windows())
+    t = Trainer(cfg(tmp_path / "fast", iterations=1, precision="bf16"), windows())
+    assert t.amp
+    t.close()
 
 
 def test_bf16_trainer_step_on_cpu(tmp_path):
