@@ -97,7 +97,7 @@ from b2b.datasets import open_dataset
 from b2b.generate import generate
 from b2b.ema import EMA
 from b2b.geometry import SAMPLE_SHAPE
-from b2b.networks import MAX_BATCH, DiscConvNet, GenConvNet, Preset, build, get_preset
+from b2b.networks import MAX_BATCH, PRESETS, DiscConvNet, GenConvNet, Preset, build, get_preset
 from b2b.plot import sample_grid
 from b2b.runfolder import (check_batch_memory, check_unused, claim_run_folder, default_threads, hold_run_folder,
                            newest_readable_checkpoint, reclaim_run_folder, step_bytes)
@@ -624,10 +624,10 @@ class Trainer:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``b2b train``."""
     parser.add_argument("--data", default="bach", help="dataset: bach, lpd17 or a path (default: bach)")
-    parser.add_argument("--preset", default="seed", help="network preset: seed or improved (default: seed)")
+    parser.add_argument("--preset", default="seed", help=f"network preset: {', '.join(PRESETS)} (default: seed)")
     parser.add_argument("--iterations", type=int, default=1000, help="generator steps in total, >= 1 (default: 1000)")
     parser.add_argument("--batch", type=int, default=None,
-                        help=f"global batch size, 1..{MAX_BATCH} and small enough for memory (default: the preset's, 64)")
+                        help=f"global batch size, 1..{MAX_BATCH} and small enough for memory (default: the preset's)")
     parser.add_argument("--out", default=None, help="output folder (default: runs/<preset>)")
     parser.add_argument("--resume", action="store_true", help="continue from the newest readable checkpoint in --out (with the same --data)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")

@@ -1,8 +1,10 @@
 """Search for a training recipe that does not collapse, at equal budget, on the Bach chorales.
 
-Each candidate is the ``seed`` preset with the overrides in ``CANDIDATES``. Every (candidate,
-seed) is trained with :class:`b2b.train.Trainer` for the same number of generator iterations
-and batch, keeping its checkpoints in ``<runs>/<candidate>-s<seed>/``; its last checkpoint is
+Each candidate is the ``seed`` preset with the overrides in ``CANDIDATES``, or one of b2b's own
+presets (``PRESET_CANDIDATES``: ``streams`` and the budget candidates ``lean`` and ``economy``).
+Every (candidate, seed) is trained with :class:`b2b.train.Trainer` for the same number of
+generator iterations and batch, or (``--cpu-budget SECONDS``) for the same CPU time, each reaching
+the steps its recipe affords, keeping its checkpoints in ``<runs>/<candidate>-s<seed>/``; its last checkpoint is
 then exported with a density-calibrated threshold (``b2b export``) and evaluated with
 ``b2b evaluate`` (every metric of the report, within-set overlap, nearest-training overlap,
 held pitches and the classifier two-sample test) exactly as a reader would run them. A run
@@ -56,9 +58,6 @@ CANDIDATES: dict[str, dict[str, dict[str, Any]]] = {
     "binary": {"generator": {"binary": True},
                "critic": {"norm": "layer", "dropout": 0.0, "channels": 64, "minibatch_std": True},
                "training": {"lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.0, 0.9), "lr_gamma": 1.0}},
-    "streams": {"generator": {"binary": True},
-                "critic": {"norm": "layer", "dropout": 0.0, "channels": 64, "minibatch_std": True, "streams": 32},
-                "training": {"lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.0, 0.9), "lr_gamma": 1.0}},
     "streams_refiner": {"generator": {"binary": True, "refiner": 2},
                         "critic": {"norm": "layer", "dropout": 0.0, "channels": 64, "minibatch_std": True,
                                    "streams": 32},
@@ -81,9 +80,6 @@ DESCRIPTIONS = {
               "critic of 64 channels, no dropout, and a minibatch standard deviation channel",
     "binary": "wgangp with a binary generator output: the critic sees 0/1 windows like the real ones "
               "(straight-through sigmoid, BinaryMuseGAN's deterministic binary neurons)",
-    "streams": "binary with BinaryMuseGAN's two extra critic streams (b2b.streams): onsets/offsets per "
-               "track and step, and chroma per track and beat, 32 channels each, so the critic sees note "
-               "lengths and harmony directly",
     "streams_refiner": "streams with a refining generator stage (b2b.refiner): two residual units of "
                        "per-track convolutions along time (5 steps) after the last layer, across the seams "
                        "between the pairs of steps each hidden vector makes",
@@ -96,15 +92,36 @@ DESCRIPTIONS = {
 #: the headline metrics of the evaluation report (rows on all tracks)
 HEADLINE = ("polyphony", "polyphonic_rate", "used_pitch_classes", "qualified_note_rate",
             "pitch_class_entropy", "scale_consistency", "note_count", "empty_bar_rate")
+#: candidates that are presets of b2b (``b2b train --preset NAME`` trains them; their description is
+#: the preset's): the streams recipe and the two budget candidates of issue 31
+PRESET_CANDIDATES = ("streams", "lean", "economy")
+ALL_CANDIDATES = [*CANDIDATES, *PRESET_CANDIDATES]
 QUICK = dict(iterations=2, batch=8, seeds=[0], n_eval=40, jobs=1, checkpoint_every=1)
 FULL = dict(iterations=1500, batch=64, seeds=[0, 1], n_eval=1000, jobs=2, checkpoint_every=250)
 
 
 def candidate_preset(name: str) -> Any:
-    """The :class:`b2b.networks.Preset` of candidate ``name``: ``seed`` with the overrides."""
+    """The :class:`b2b.networks.Preset` of candidate ``name``: the preset of that name
+    (:data:`PRESET_CANDIDATES`), or ``seed`` with the overrides in :data:`CANDIDATES`."""
     from b2b.networks import get_preset
 
+    if name in PRESET_CANDIDATES:
+        return get_preset(name)
     return get_preset("seed").with_overrides(CANDIDATES[name], name, DESCRIPTIONS[name])
+
+
+def train_for(trainer: Any, iterations: int, cpu_budget: float | None, chunk: int) -> float:
+    """Train ``trainer`` to ``iterations`` steps or, with ``cpu_budget``, until this process has
+    spent that many CPU seconds training (checked every ``chunk`` steps, each chunk ending with a
+    checkpoint); returns the CPU seconds spent. Comparing recipes at equal CPU time, not equal
+    steps, is what a fixed machine cares about: a cheaper step buys more of them."""
+    t0 = time.process_time()
+    if cpu_budget is None:
+        trainer.train(iterations)
+    else:
+        while time.process_time() - t0 < cpu_budget:
+            trainer.train(trainer.step + chunk)
+    return time.process_time() - t0
 
 
 def _b2b(*args: str) -> None:
@@ -125,17 +142,21 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
 
     name, seed = task["candidate"], task["seed"]
     run = Path(task["runs"]) / f"{name}-s{seed}"
-    cfg = TrainerConfig(preset=candidate_preset(name).with_training(batch=task["batch"]), iterations=task["iterations"],
+    preset = candidate_preset(name)
+    if task.get("batch"):
+        preset = preset.with_training(batch=task["batch"])
+    cfg = TrainerConfig(preset=preset, iterations=task["iterations"],
                         seed=seed, device="cpu", out=str(run), progress=False, sample_every=0,
                         checkpoint_every=task["checkpoint_every"], keep=100, log_every=1)
     resume = any(run.glob("checkpoint_*.pt"))
     t0 = time.perf_counter()
     tr = Trainer(cfg, open_dataset(task["data"]), resume=resume)
     start = tr.step
-    tr.train()
+    cpu_s = train_for(tr, task["iterations"], task.get("cpu_budget"), task["checkpoint_every"])
     train_s = time.perf_counter() - t0
     last = tr.history[-10:]
     history = {k: sum(r[k] for r in last) / len(last) for k in ("wasserstein", "penalty", "grad_norm")}
+    tr_steps = tr.step
     del tr
     ckpt = sorted(run.glob("checkpoint_*.pt"))[-1]
     gen = run / "generator.pt"
@@ -147,8 +168,8 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
     eval_s = time.perf_counter() - t1
     report = json.loads((ev / "mgeval.json").read_text())
     meta = torch.load(gen, map_location="cpu", weights_only=True)
-    return {"candidate": name, "seed": seed, "steps": task["iterations"], "resumed_from": start,
-            "train_wall_s": train_s, "eval_wall_s": eval_s, "threshold": meta.get("threshold"),
+    return {"candidate": name, "seed": seed, "steps": tr_steps, "resumed_from": start,
+            "train_wall_s": train_s, "train_cpu_s": cpu_s, "eval_wall_s": eval_s, "threshold": meta.get("threshold"),
             "history_last10": history, "report": report, "run": str(run)}
 
 
@@ -252,7 +273,7 @@ def merge(paths: list[Path], out: Path, decision: str = "") -> dict[str, Any]:
            "decision": decision or parts[0].get("decision", ""),
            "complete": all(r.get("complete") for r in parts),
            "wall_s": sum(r.get("wall_s", 0) for r in parts)}
-    order = list(CANDIDATES)
+    order = ALL_CANDIDATES
     res["runs"].sort(key=lambda r: (order.index(r["candidate"]), r["seed"]))
     res["candidates"] = {c: res["candidates"][c] for c in order if c in res["candidates"]}
     out.mkdir(parents=True, exist_ok=True)
@@ -360,10 +381,14 @@ def render_markdown(res: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--candidates", nargs="+", choices=list(CANDIDATES), default=list(CANDIDATES))
+    p.add_argument("--candidates", nargs="+", choices=ALL_CANDIDATES, default=list(CANDIDATES))
     p.add_argument("--seeds", type=int, nargs="+")
     p.add_argument("--iterations", type=int)
-    p.add_argument("--batch", type=int)
+    p.add_argument("--batch", type=int, help="batch for every candidate (default: 64, or a preset candidate's own)")
+    p.add_argument("--cpu-budget", type=float, metavar="SECONDS",
+                   help="train each (candidate, seed) for this many CPU seconds instead of --iterations (which then "
+                        "only caps the steps); checked every --checkpoint-every steps")
+    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default 250)")
     p.add_argument("--jobs", type=int)
     p.add_argument("--data", default="bach")
     p.add_argument("--runs", required=True, help="folder for the training runs (checkpoints; not committed)")
@@ -391,9 +416,12 @@ def main(argv: list[str] | None = None) -> int:
                    args.n_eval or (QUICK if args.quick else FULL)["n_eval"], args.every)
         return 0
     budget = dict(QUICK if args.quick else FULL)
-    for k in ("iterations", "batch", "seeds", "jobs", "n_eval"):
+    for k in ("iterations", "batch", "seeds", "jobs", "n_eval", "checkpoint_every"):
         if getattr(args, k) is not None:
             budget[k] = getattr(args, k)
+    if any(c in PRESET_CANDIDATES for c in args.candidates) and args.batch is None and not args.quick:
+        budget["batch"] = None  # the presets' own batches (the budget candidates differ in batch)
+    budget["cpu_budget"] = args.cpu_budget
     import torch
 
     out = Path(args.out)
@@ -418,8 +446,8 @@ def main(argv: list[str] | None = None) -> int:
                            "machine": f"{os.cpu_count()} shared CPU cores ({platform.machine()}), no GPU, one torch "
                                       f"thread per process, {budget['jobs']} processes in parallel",
                            "torch": torch.__version__, "python": platform.python_version(), "data": args.data},
-            "budget": {k: budget[k] for k in ("iterations", "batch", "seeds", "n_eval", "checkpoint_every")},
-            "candidates": {c: {"description": DESCRIPTIONS[c], "overrides": CANDIDATES[c],
+            "budget": {k: budget[k] for k in ("iterations", "batch", "seeds", "n_eval", "checkpoint_every", "cpu_budget")},
+            "candidates": {c: {"description": candidate_preset(c).description, "overrides": CANDIDATES.get(c, {}),
                                "preset": candidate_preset(c).to_dict()} for c in args.candidates},
             "runs": [{**{k: v for k, v in r.items() if k not in ("report", "run")}, "headline": headline(r)}
                      for r in rs],
@@ -430,7 +458,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def done(r: dict[str, Any]) -> None:
         results.append(r)
-        print(f"{r['candidate']} seed {r['seed']}: {r['steps']} steps, train {r['train_wall_s']:.0f} s, "
+        print(f"{r['candidate']} seed {r['seed']}: {r['steps']} steps, train {r['train_wall_s']:.0f} s "
+              f"({r['train_cpu_s']:.0f} CPU s), "
               f"eval {r['eval_wall_s']:.0f} s", flush=True)
         write()
 

@@ -27,6 +27,19 @@ def test_candidates_change_only_their_overrides(rs):
             assert changed == {k for k, v in over.get(part, {}).items() if base[k] != v}, (name, part)
 
 
+def test_preset_candidates_are_the_presets_and_train_for_a_cpu_budget(rs, tmp_path):
+    from b2b.networks import get_preset
+
+    assert rs.candidate_preset("lean") == get_preset("lean")
+    out = tmp_path / "out"
+    assert rs.main(["--quick", "--candidates", "economy", "--cpu-budget", "0.01", "--checkpoint-every", "2",
+                    "--iterations", "100", "--runs", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    run = json.loads((out / "results.json").read_text())["runs"][0]
+    assert run["steps"] == 2  # one chunk of --checkpoint-every steps spends more than 0.01 CPU s
+    assert run["train_cpu_s"] > 0.01
+    assert json.loads((out / "results.json").read_text())["budget"]["cpu_budget"] == 0.01
+
+
 def test_quick_run_reports_every_headline_metric_and_diversity(rs, tmp_path):
     out = tmp_path / "out"
     assert rs.main(["--quick", "--candidates", "wgangp", "--runs", str(tmp_path / "runs"), "--out", str(out)]) == 0
