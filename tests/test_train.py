@@ -526,17 +526,24 @@ def test_out_that_is_a_file_or_not_writable(tmp_path, monkeypatch, capsys):
     assert f"{tmp_path / 'ro' / '.lock'}: cannot write here (Read-only file system)" in _one_line_error(capsys)
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root ignores folder permissions")
-def test_out_without_permission(tmp_path, monkeypatch, capsys):
+def test_out_without_permission(unprivileged, monkeypatch, capsys):
+    """As a user whom permissions bind (dropped from root in a child where the tests run as root,
+    as in CI): --out inside a folder without write permission is one line and exit code 2."""
     _fake_data(monkeypatch, windows(6))
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    try:
-        assert cli_main(_cli(locked / "run")) == 2
-        assert "Permission denied" in _one_line_error(capsys)
-    finally:
-        locked.chmod(0o700)
+    locked = unprivileged.folder / "locked"
+
+    def check():
+        locked.mkdir()
+        locked.chmod(0o500)
+        capsys.readouterr()
+        rc = cli_main(_cli(locked / "run"))
+        return rc, capsys.readouterr().err
+
+    rc, err = unprivileged.run(check)
+    assert rc == 2, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert f"{locked / 'run'}" in err and "Permission denied" in err, err
+    assert not (locked / "run").exists()
 
 
 def test_full_disk_while_saving_a_checkpoint(tmp_path, monkeypatch, capsys):
