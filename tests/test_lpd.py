@@ -439,7 +439,10 @@ def _npy(a: np.ndarray) -> bytes:
 
 
 def test_workers_are_bounded_by_the_songs_and_the_machine(monkeypatch, tmp_path, server, capsys):
-    assert lpd.usable_workers(40, 3) == min(3, os.cpu_count() or 1)
+    monkeypatch.setattr(lpd.os, "cpu_count", lambda: 16)  # machines of each kind, on every machine
+    assert lpd.usable_workers(40, 3) == 3 and lpd.usable_workers(2, 3) == 2
+    monkeypatch.setattr(lpd.os, "cpu_count", lambda: None)  # unknown: one
+    assert lpd.usable_workers(40, 3) == 1
     monkeypatch.setattr(lpd.os, "cpu_count", lambda: 2)
     assert lpd.usable_workers(40, 3) == 2 and lpd.usable_workers(1, 3) == 1 and lpd.usable_workers(5, 0) == 1
     started = []

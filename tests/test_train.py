@@ -295,12 +295,13 @@ def test_bf16_trainer_step_on_cpu(tmp_path):
     assert all(p.dtype == torch.float32 for p in t.generator.parameters())
 
 
-def test_resolve_device():
+def test_resolve_device(monkeypatch):
     assert bckpt.resolve_device("cpu").type == "cpu"
-    assert bckpt.resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="CUDA is not available"):
-            bckpt.resolve_device("cuda")
+    for cuda in (True, False):  # both kinds of machine, on every machine
+        monkeypatch.setattr(torch.cuda, "is_available", lambda cuda=cuda: cuda)
+        assert bckpt.resolve_device("auto").type == ("cuda" if cuda else "cpu")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        bckpt.resolve_device("cuda")
     with pytest.raises(ValueError, match="unknown device"):
         bckpt.resolve_device("tpu9")
 
@@ -322,13 +323,13 @@ def test_the_hyper_parameters_live_on_the_preset_only():
 
 
 # ----------------------------------------------------------------------------- CLI
-def test_cli_errors(capsys, tmp_path):
+def test_cli_errors(capsys, tmp_path, monkeypatch):
     assert cli_main(["train", "--preset", "nope", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "unknown preset 'nope'" in err and "seed" in err and len(err.strip().splitlines()) == 1
-    if not torch.cuda.is_available():
-        assert cli_main(["train", "--device", "cuda", "--out", str(tmp_path)]) == 2
-        assert "CUDA is not available" in capsys.readouterr().err
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a machine without CUDA, on every machine
+    assert cli_main(["train", "--device", "cuda", "--out", str(tmp_path)]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
 
 
 def test_cli_trains_on_a_dataset(tmp_path, monkeypatch, capsys):
