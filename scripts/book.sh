@@ -13,8 +13,8 @@ start=$SECONDS
 source scripts/setup.sh
 setup_s=$((SECONDS - start))
 mkdir -p _build
-key=$(find b2b data requirements.txt pyproject.toml -type f -not -path '*/__pycache__/*' -not -name '*.pyc' \
-      -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+inputs=(b2b data requirements.txt pyproject.toml)   # what the chapters run besides their cells
+key=$(find "${inputs[@]}" -type f -not -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum)
 if [ ! -f _build/.b2b-execution-key ] || [ "$(cat _build/.b2b-execution-key)" != "$key" ]; then
     [ -d _build/.jupyter_cache ] && echo "== b2b/, data/ or the pins changed: every chapter runs again"
     rm -rf _build/.jupyter_cache
