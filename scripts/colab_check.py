@@ -111,6 +111,8 @@ _DRIVER = textwrap.dedent(r"""
             result["error"] = re.sub(r"\x1b\[[0-9;]*m", "", str(e))[-3000:]
         except Exception as e:  # timeouts, dead kernels
             result["error"] = f"{type(e).__name__}: {e}"[-3000:]
+        # the chapter's code cells that ran (cell 0 is the injected one)
+        result["cells"] = sum(1 for c in nb.cells[1:] if c.cell_type == "code" and c.get("execution_count"))
         for i, c in enumerate(nb.cells):
             errs = [o for o in c.get("outputs", []) if o.get("output_type") == "error"]
             if errs:
@@ -261,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=2, help="chapters run at once (default: 2)")
     p.add_argument("--timeout", type=int, default=600, help="seconds one cell may take (default: 600)")
     p.add_argument("--no-bad-url", action="store_true", help="skip running the install cell with a bad URL")
+    p.add_argument("--summary", type=Path, help="also write the counts and seconds as JSON here (scripts/test.sh)")
     p.add_argument("--no-compiler", action="store_true",
                    help="no C/C++ compiler for pip (CC=CXX=false, no cache): a package without a wheel fails to build")
     args = p.parse_args(argv)
@@ -301,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"colab: {len(notebooks)} chapter(s), b2b from {url}, {args.jobs} at once; Python "
           f"{_python_version(venv)}, Colab's packages from {CONSTRAINTS.relative_to(ROOT)}; "
           f"torch {before.get('torch')} {torch_from}, not Colab's {COLAB_TORCH}", flush=True)
-    failed, total = 0, len(notebooks) + (not args.no_bad_url)
+    t0 = time.perf_counter()
+    failed, total, cells, chapters_failed = 0, len(notebooks) + (not args.no_bad_url), 0, 0
     if not args.no_bad_url:
         problem = install_fails_loudly(notebooks[0], venv, pip_cache, args.timeout)
         print(f"colab: {'ok  ' if problem is None else 'FAIL'} the install cell fails itself, with its message, "
@@ -322,7 +326,14 @@ def main(argv: list[str] | None = None) -> int:
                 where = f"cell {r['cell'] - 1} of the copy" if r.get("cell") else "(no cell output)"
                 print(textwrap.indent(f"{where}:\n{r['source']}\n---\n{r['error']}", "    "), flush=True)
             failed += not ok
-    print(f"colab: {total - failed} passed, {failed} failed")
+            chapters_failed += not ok
+            cells += r.get("cells") or 0
+    seconds = time.perf_counter() - t0
+    print(f"colab: {total - failed} passed, {failed} failed: {len(notebooks) - chapters_failed} of {len(notebooks)} "
+          f"chapters ({cells} code cells) ran the Colab way in {seconds:.0f} s")
+    if args.summary:
+        args.summary.write_text(json.dumps({"chapters": len(notebooks), "chapters_failed": chapters_failed,
+                                            "cells": cells, "checks_failed": failed, "seconds": seconds}))
     return 1 if failed else 0
 
 

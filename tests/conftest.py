@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -82,6 +83,94 @@ def write_lpd_npz(path, notes, n_ticks, *, resolution=24, downbeats=(0,), bar_ti
 def lpd_npz_writer():
     """The :func:`write_lpd_npz` helper (tests of b2b.data, b2b.lpd)."""
     return write_lpd_npz
+
+
+# --- folder permissions: tests that need a user whom permissions bind (test_train, test_lpd) ---
+
+#: The unprivileged user a root test process drops to ('nobody' on Debian and most Linux systems).
+NOBODY = 65534
+
+
+class Unprivileged:
+    """Runs a check as a user whom folder permissions bind, also when the tests run as root (as CI
+    does: root ignores ``chmod``). As root, :meth:`run` forks a child that drops to uid/gid
+    :data:`NOBODY` and runs the check there; otherwise it runs the check in this process.
+    ``folder`` is an empty folder that user owns."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.root = os.geteuid() == 0
+
+    def run(self, check):
+        """Call ``check()`` as the unprivileged user and return what it returns; an exception it
+        raises (a failed assert included) fails the test with the child's traceback."""
+        if not self.root:
+            return check()
+        import pickle
+        import traceback
+
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into pytest
+            os.close(read)
+            try:
+                os.setgroups([])
+                os.setgid(NOBODY)
+                os.setuid(NOBODY)
+                outcome = ("ok", check())
+            except BaseException:  # noqa: BLE001 - everything goes back to the parent
+                outcome = ("error", traceback.format_exc())
+            try:
+                data = pickle.dumps(outcome)
+            except Exception:  # noqa: BLE001
+                data = pickle.dumps(("error", f"the check's result cannot be pickled: {outcome[1]!r}"))
+            with os.fdopen(write, "wb") as f:
+                f.write(data)
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as f:
+            data = f.read()
+        _, status = os.waitpid(pid, 0)
+        if not data:
+            pytest.fail(f"the unprivileged child died (wait status {status}) before it reported")
+        kind, value = pickle.loads(data)
+        if kind == "error":
+            pytest.fail(f"as uid {NOBODY} (dropped from root):\n{value}", pytrace=False)
+        return value
+
+
+@pytest.fixture
+def unprivileged():
+    """An :class:`Unprivileged` runner and its folder; skips (saying why) where no user whom
+    permissions bind can be had: not POSIX, or root without the right to change user."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    if os.name != "posix" or not hasattr(os, "fork"):
+        pytest.skip("folder permissions need POSIX users and os.fork")
+    # in /tmp (which everyone may cross), not under pytest's 0700 base: uid 65534 must reach it
+    base = Path(tempfile.mkdtemp(prefix="b2b-unprivileged-"))
+    try:
+        base.chmod(0o711)
+        folder = base / "work"
+        folder.mkdir()
+        runner = Unprivileged(folder)
+        if runner.root:
+            try:
+                os.chown(folder, NOBODY, NOBODY)
+            except PermissionError:
+                pytest.skip(f"root without the right to give a folder to uid {NOBODY} (a user namespace?)")
+            try:
+                assert runner.run(lambda: os.access(folder, os.W_OK) and os.getuid() == NOBODY)
+            except (pytest.fail.Exception, AssertionError) as e:
+                pytest.skip(f"root cannot drop to uid {NOBODY} and write in its own folder here: {str(e)[-300:]}")
+        yield runner
+    finally:
+        for p in [base, *base.rglob("*")]:  # the checks may leave folders without permissions
+            if p.is_dir() and not p.is_symlink():
+                p.chmod(0o700)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 # --- b2b.generate / b2b.evaluate: a read-only output folder -----------------------------------

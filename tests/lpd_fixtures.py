@@ -290,7 +290,7 @@ def build_lpd(out: Path, n_songs: int = 9, *, genres: dict[str, list[int]] | Non
 # --------------------------------------------------------------------------- bad archives --
 
 
-def evil_archive(path: Path, kind: str, good_npz: bytes = b"x") -> Path:
+def evil_archive(path: Path, kind: str, good_npz: bytes = b"x", absolute: str = "/tmp/b2b-evil-absolute.txt") -> Path:
     """An LPD-looking archive with one unsafe member: ``kind`` is ``dotdot``, ``absolute``,
     ``symlink`` (to ``../../../../outside``), ``abs-symlink``, ``hardlink`` (to ``../x``) or
     ``device`` (a character device)."""
@@ -302,7 +302,7 @@ def evil_archive(path: Path, kind: str, good_npz: bytes = b"x") -> Path:
             _add_bytes(tar, "lpd_17_cleansed/../../evil.txt", b"pwned")
             return path
         if kind == "absolute":
-            _add_bytes(tar, "/tmp/b2b-evil-absolute.txt", b"pwned")
+            _add_bytes(tar, absolute, b"pwned")
             return path
         if kind == "symlink":
             ti.type, ti.linkname = tarfile.SYMTYPE, "../../../../outside"

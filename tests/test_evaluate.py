@@ -576,9 +576,14 @@ def test_one_sampler_evaluate_sees_what_generate_makes():
 
     torch.manual_seed(0)
     g = GenConvNet(GeneratorConfig(latent=16, channels=8)).eval()
-    want = (generate(g, 7, seed=3) >= 0.5).numpy()
+    probabilities = generate(g, 7, seed=3)
+    want = (probabilities >= 0.5).numpy()
+    # another batch size may take another CPU kernel, whose last bit differs on some processors:
+    # cells within 1e-5 of the threshold may go either way, every other cell must agree
+    clear = ((probabilities - 0.5).abs() > 1e-5).numpy()
+    assert clear.mean() > 0.99
     for batch in (2, 7, 100):
         got = np.concatenate(list(E.iter_generated(g, 16, 7, 3, 0.5, batch=batch)))
-        assert np.array_equal(got, want), batch
+        assert got.shape == want.shape and np.array_equal(got[clear], want[clear]), batch
     with pytest.raises(ValueError, match="noise of size 16, not 8"):
         list(E.iter_generated(g, 8, 7, 3, 0.5))

@@ -112,13 +112,28 @@ def test_speed_up_swaps_in_place_with_the_same_parameters():
     assert type(d.layers.block1[1]) is LayerNorm2d
 
 
-def test_fast_and_plain_networks_share_state_dicts():
-    g_fast, d_fast = build("seed", fast_edges=True)
-    g_plain, d_plain = build("seed", fast_edges=False)
+def test_a_fast_networks_state_dict_computes_the_same_in_the_plain_network():
+    """What a checkpoint relies on: the weights a fast-edged run saves, loaded into networks built
+    with plain edges (``--plain-edges``), give the same windows and scores, and back again."""
+    torch.manual_seed(5)
+    g_fast, d_fast = (m.double() for m in build("seed", fast_edges=True))
+    with torch.no_grad():  # every parameter and running statistic non-trivial and different
+        for m in (g_fast, d_fast):
+            for q in list(m.parameters()) + [b for b in m.buffers() if b.is_floating_point()]:
+                q.uniform_(0.5, 1.5)
+    g_plain, d_plain = (m.double() for m in build("seed", fast_edges=False))
     g_plain.load_state_dict(g_fast.state_dict())
     d_plain.load_state_dict(d_fast.state_dict())
-    g_fast.load_state_dict(g_plain.state_dict())
     assert type(g_plain.layers.edge) is torch.nn.ConvTranspose2d and type(g_fast.layers.edge) is PitchConvTranspose2d
+    for m in (g_fast, d_fast, g_plain, d_plain):
+        m.eval()  # running statistics, no dropout: one function each
+    z = torch.randn(3, 128, dtype=torch.double)
+    windows = g_fast(z)
+    torch.testing.assert_close(g_plain(z), windows)
+    torch.testing.assert_close(d_plain(windows), d_fast(windows))
+    g_back = build("seed", fast_edges=True)[0].double().eval()
+    g_back.load_state_dict(g_plain.state_dict())
+    torch.testing.assert_close(g_back(z), windows)
 
 
 def test_layer_norm_2d_is_group_norm_with_one_group():

@@ -166,7 +166,9 @@ def test_reused_download_is_verified(tmp_path, server, capsys):
     ("device", "device file"),
 ])
 def test_unsafe_archive_is_refused(tmp_path, src, capsys, kind, reason):
-    evil = F.evil_archive(tmp_path / "evil.tar.gz", kind).read_bytes()
+    # the absolute member aims into this test's own folder: a machine's /tmp may hold anything
+    absolute = tmp_path / "outside" / "evil-absolute.txt"
+    evil = F.evil_archive(tmp_path / "evil.tar.gz", kind, absolute=str(absolute)).read_bytes()
     with F.LoopbackServer({**src["bytes"], ARCHIVE: evil}) as server:
         root = tmp_path / "data"
         assert b2b_lpd17(root, server) == 2
@@ -177,7 +179,7 @@ def test_unsafe_archive_is_refused(tmp_path, src, capsys, kind, reason):
     assert not (raw / ARCHIVE).exists()  # deleted, not left looking valid
     man = fetch.read_manifest(root)
     assert "extracted" not in man and "archive" not in man.get("downloads", {})
-    assert not (tmp_path / "evil.txt").exists() and not Path("/tmp/b2b-evil-absolute.txt").exists()
+    assert not (tmp_path / "evil.txt").exists() and not absolute.exists()
 
 
 @pytest.mark.parametrize("damage", ["truncated", "corrupted"])

@@ -175,12 +175,6 @@ def test_bad_input_gets_one_line_errors():
     refused(r"^real: window 2 has no note", quiet, gen)
 
 
-def test_chapter_7_builds_its_quiz_with_the_package():
-    nb = json.loads((ROOT / "book" / "07_evaluation.ipynb").read_text())
-    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
-    assert any("listening.listening_quiz(" in c for c in code)
-
-
 def _chromium() -> str | None:
     from conftest import load_script
 

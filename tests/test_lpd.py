@@ -281,18 +281,27 @@ def test_root_without_write_permission(tmp_path, server, capsys, monkeypatch):
     assert server.count() == 0 and list(root.iterdir()) == []
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
-                    reason="root ignores folder permissions")
-def test_root_without_write_permission_for_real(tmp_path, server, capsys):
-    root = tmp_path / "data"
-    root.mkdir(mode=0o500)
-    try:
-        assert b2b_lpd17(root, server) == 2
-        assert "no permission to write in this folder" in error_line(capsys)
-        assert b2b_lpd17(root / "sub", server) == 2
-        assert "cannot create the folder (Permission denied)" in error_line(capsys)
-    finally:
-        root.chmod(0o700)
+def test_root_without_write_permission_for_real(unprivileged, server, capsys):
+    """As a user whom permissions bind (dropped from root in a child where the tests run as root,
+    as in CI): a --root without write permission, and one that cannot be created, are refused
+    with one line each before anything is downloaded."""
+    root = unprivileged.folder / "data"
+
+    def check():
+        root.mkdir(mode=0o500)
+        capsys.readouterr()
+        results = []
+        for where in (root, root / "sub"):
+            rc = b2b_lpd17(where, server)
+            results.append((rc, capsys.readouterr().err))
+        return results
+
+    (rc, err), (rc_sub, err_sub) = unprivileged.run(check)
+    assert rc == 2 and "Traceback" not in err, err
+    assert f"--root {root}: no permission to write in this folder" in err.strip().splitlines()[-1], err
+    assert rc_sub == 2 and "Traceback" not in err_sub, err_sub
+    assert "cannot create the folder (Permission denied)" in err_sub.strip().splitlines()[-1], err_sub
+    assert server.count() == 0 and list(root.iterdir()) == []
 
 
 def test_os_errors_are_one_line(tmp_path, server, capsys, monkeypatch):
@@ -430,7 +439,10 @@ def _npy(a: np.ndarray) -> bytes:
 
 
 def test_workers_are_bounded_by_the_songs_and_the_machine(monkeypatch, tmp_path, server, capsys):
-    assert lpd.usable_workers(40, 3) == min(3, os.cpu_count() or 1)
+    monkeypatch.setattr(lpd.os, "cpu_count", lambda: 16)  # machines of each kind, on every machine
+    assert lpd.usable_workers(40, 3) == 3 and lpd.usable_workers(2, 3) == 2
+    monkeypatch.setattr(lpd.os, "cpu_count", lambda: None)  # unknown: one
+    assert lpd.usable_workers(40, 3) == 1
     monkeypatch.setattr(lpd.os, "cpu_count", lambda: 2)
     assert lpd.usable_workers(40, 3) == 2 and lpd.usable_workers(1, 3) == 1 and lpd.usable_workers(5, 0) == 1
     started = []

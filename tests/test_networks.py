@@ -72,24 +72,60 @@ def test_parameter_counts_by_hand():
     assert count_parameters(GenConvNet(latent=64)) == g_expected - 64 * 64 * 2
 
 
-def test_presets():
-    assert set(PRESETS) >= {"seed", "improved"}
-    seed = PRESETS["seed"]
-    assert seed.critic.norm == "batch" and seed.critic.dropout == 0.5
-    assert seed.generator.attention == 4 and seed.critic.attention == 3
-    t = seed.training
-    assert (t.lr_g, t.lr_d, t.betas, t.lr_step_epochs, t.lr_gamma) == (3e-4, 6e-4, (0.5, 0.9), 25, 0.75)
-    assert (t.n_critic, t.lambda_gp, t.batch, seed.threshold) == (5, 10.0, 64, 0.9)
-    imp = PRESETS["improved"]
-    assert imp.critic.norm == "layer" and imp.critic.dropout == 0.0
-    _, d = build("improved")
-    kinds = {type(m) for m in d.modules()}
-    assert torch.nn.BatchNorm2d not in kinds and torch.nn.Dropout not in kinds
-    assert torch.nn.GroupNorm in kinds  # layer norm as the paper writes it (b2b.fast swaps in a faster twin)
+def _batch(n: int = 8) -> torch.Tensor:
+    g = torch.Generator().manual_seed(7)  # windows of different density and scale
+    return (torch.rand(n, 17, 64, 72, generator=g) > 0.9).float() * torch.arange(1.0, n + 1).view(n, 1, 1, 1)
+
+
+def _critic_scores(preset: str, batch: torch.Tensor, part: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The training-mode critic of ``preset`` on ``batch`` twice and on its first ``part`` windows alone."""
+    torch.manual_seed(6)
+    _, d = build(preset)
+    d.train()
+    with torch.no_grad():
+        return d(batch), d(batch), d(batch[:part])
+
+
+def test_the_improved_critic_scores_each_group_alone_as_the_penalty_needs():
+    """WGAN-GP's penalty takes the gradient of the scores with respect to the windows scored: the
+    ``improved`` critic (layer norm, no dropout) gives the same scores on every call while
+    training, and couples a window only with its group of 4 (the minibatch standard deviation),
+    not with the rest of the batch."""
+    batch = _batch(8)
+    twice, again, first_group = _critic_scores("improved", batch, 4)
+    assert twice.shape == (8, 1)
+    torch.testing.assert_close(twice, again)
+    torch.testing.assert_close(twice[:4], first_group, rtol=1e-5, atol=1e-6)
+    torch.manual_seed(6)
+    _, d = build(get_preset("improved").with_overrides({"critic": {"minibatch_std": False}}, name="alone"))
+    d.train()
+    with torch.no_grad():
+        torch.testing.assert_close(d(batch)[:1], d(batch[:1]), rtol=1e-5, atol=1e-6)
+
+
+def test_the_seed_critic_is_the_originals_batch_norm_and_dropout_critic():
+    """The ``seed`` preset keeps the original's critic: while training, a window's score depends on
+    the rest of its batch (batch norm) and changes from call to call (dropout); in eval mode it is
+    one function. Its networks and training settings survive the checkpoint's dict."""
+    batch = _batch(4)
+    twice, again, _ = _critic_scores("seed", batch, 1)
+    assert not torch.allclose(twice, again)
+    torch.manual_seed(6)
+    _, d = build(get_preset("seed").with_overrides({"critic": {"dropout": 0.0}}, name="no-dropout"))
+    d.train()
+    with torch.no_grad():
+        assert not torch.allclose(d(batch)[:1], d(batch[:1]))  # batch norm: the rest of the batch counts
+    torch.manual_seed(6)
     _, d = build("seed")
-    kinds = {type(m) for m in d.modules()}
-    assert torch.nn.BatchNorm2d in kinds and torch.nn.Dropout in kinds
-    assert Preset.from_dict(imp.to_dict()) == imp
+    d.train()
+    with torch.no_grad():
+        d(batch)  # running statistics from one batch
+    d.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(d(batch)[:1], d(batch[:1]))
+        torch.testing.assert_close(d(batch), d(batch))
+    for preset in PRESETS.values():
+        assert Preset.from_dict(preset.to_dict()) == preset, preset.name
 
 
 def test_unknown_preset_lists_known_ones():
