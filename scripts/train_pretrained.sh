@@ -22,6 +22,14 @@
 #
 #     REEXPORT=1 bash scripts/train_pretrained.sh
 #
+# CHECKPOINT=<a training checkpoint> ships that checkpoint instead of training (steps 2-4 only): how a
+# checkpoint of a long run (scripts/long_run.py) becomes the shipped generator. TRAIN_NOTE says how it
+# was trained (recorded as the command); the run folder's history.csv is copied; an EMA run exports
+# its moving average (b2b.ema). PRESET names the preset the run trained (default improved).
+#
+#     CHECKPOINT=runs/longrun/lean-s0/checkpoint_00010000.pt PRESET=lean \
+#         TRAIN_NOTE="python scripts/long_run.py start --name lean-s0 --preset lean" bash scripts/train_pretrained.sh
+#
 # ITERATIONS and RUN can be overridden from the environment; provenance.json records the values used.
 # RESUME=1 continues the run already in RUN (`b2b train --resume`, which accepts a checkpoint of the
 # same networks and hyper-parameters under another preset name), e.g. a run of
@@ -30,7 +38,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PRESET=improved
+PRESET=${PRESET:-improved}
+CHECKPOINT=${CHECKPOINT:-}
 SEED=0
 ITERATIONS=${ITERATIONS:-1500}
 RUN=${RUN:-/tmp/b2b-pretrained/run}
@@ -54,7 +63,15 @@ mkdir -p "$(dirname "$RUN")" "$DEST"
 GIT_COMMIT=$(git rev-parse HEAD)
 GIT_DIRTY=$(git status --porcelain -- b2b | wc -l)
 STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-if [ -n "$REEXPORT" ]; then
+if [ -n "$CHECKPOINT" ]; then
+    SOURCE=$CHECKPOINT
+    RUN=$(dirname "$CHECKPOINT")
+    TRAIN_CMD=${TRAIN_NOTE:-"b2b train --preset $PRESET --out $RUN"}
+    EVAL=/tmp/b2b-pretrained/$(basename "$RUN")-evaluation
+    mkdir -p /tmp/b2b-pretrained
+    echo "[$STARTED] shipping $SOURCE (no training)"
+    TRAIN_COMMIT=${TRAIN_COMMIT:-$GIT_COMMIT} TRAIN_DIRTY=0 TRAIN_STARTED=-
+elif [ -n "$REEXPORT" ]; then
     SOURCE=$DEST/generator.pt
     echo "[$STARTED] re-exporting $SOURCE (no training)"
     TRAIN_COMMIT=- TRAIN_DIRTY=0 TRAIN_STARTED=-
@@ -74,7 +91,8 @@ weights_sha() {  # SHA-256 of the generator's weights: every tensor's name, dtyp
     python - "$1" <<'PY'
 import hashlib, sys
 import torch
-sd = torch.load(sys.argv[1], map_location="cpu", weights_only=True)["generator"]
+ckpt = torch.load(sys.argv[1], map_location="cpu", weights_only=True)
+sd = ckpt.get("generator_ema", ckpt["generator"])  # what export ships: the moving average when the run kept one
 h = hashlib.sha256()
 for k in sorted(sd):
     v = sd[k].contiguous()
@@ -191,7 +209,8 @@ else:
                  "window_rule": meta.get("window_rule"),
                  "summary": bach.summary(ds).replace(str(ds.path), "<data root>/bach")},
         "iterations": int(ckpt["step"]),
-        "epochs": ckpt["step"] * ckpt["config"]["n_critic"] * ckpt["config"]["batch"] / len(ds),
+        "epochs": ckpt["step"] * ckpt["preset"]["training"]["n_critic"] * ckpt["preset"]["training"]["batch"] / len(ds),
+        "weights": "moving average of the generator (b2b.ema)" if "generator_ema" in ckpt else "the trained generator",
         "wall_seconds": float(ckpt["elapsed"]),
         "device": f"cpu ({platform.machine()}, {os.cpu_count()} cores shared with other jobs, "
                   f"{os.environ.get('OMP_NUM_THREADS')} torch thread)",
