@@ -1,4 +1,4 @@
-"""b2b.runfolder: the one path by which ``b2b train`` and the Trainer take a run folder."""
+"""b2b.training.runfolder: the one path by which ``b2b train`` and the Trainer take a run folder."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import os
 import pytest
 import torch
 
-from b2b import atomic as batomic
-from b2b import runfolder
-from b2b import train as btrain
-from b2b.atomic import FolderLock, FolderLocked
+from b2b.files import atomic as batomic
+from b2b.training import runfolder
+from b2b.training import trainer as btrain
+from b2b.files.atomic import FolderLock, FolderLocked
 from b2b.cli import main as cli_main
-from b2b.train import Trainer, TrainerConfig
-from b2b.networks import get_preset
+from b2b.training.trainer import Trainer, TrainerConfig
+from b2b.model.networks import get_preset
 
 
 def _cfg(out, **kw):

@@ -1,4 +1,4 @@
-"""The critic's extra streams (b2b.streams) and the generator's refiner (b2b.refiner), on
+"""The critic's extra streams (b2b.model.streams) and the generator's refiner (b2b.model.refiner), on
 hand-made windows whose expected values are worked out by hand in the comments."""
 
 import dataclasses
@@ -6,10 +6,10 @@ import dataclasses
 import pytest
 import torch
 
-from b2b.losses import critic_loss
-from b2b.networks import CriticConfig, DiscConvNet, GenConvNet, GeneratorConfig, Preset, get_preset
-from b2b.refiner import Refiner
-from b2b.streams import ChromaStream, OnsetStream, chroma, onsets_offsets
+from b2b.gan.losses import critic_loss
+from b2b.model.networks import CriticConfig, DiscConvNet, GenConvNet, GeneratorConfig, Preset, get_preset
+from b2b.model.refiner import Refiner
+from b2b.model.streams import ChromaStream, OnsetStream, chroma, onsets_offsets
 
 
 def _window() -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Tests for b2b.train: steps, resume, NaN guard, checkpoints, precision, DDP, CLI."""
+"""Tests for b2b.training.trainer: steps, resume, NaN guard, checkpoints, precision, DDP, CLI."""
 
 from __future__ import annotations
 
@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-from b2b import train as btrain
+from b2b.training import trainer as btrain
 from b2b.cli import main as cli_main
-from b2b.losses import critic_loss
-from b2b.networks import CriticConfig, DiscConvNet, TrainingConfig, get_preset
-from b2b import checkpoint as bckpt
-from b2b.checkpoint import load_generator
-from b2b.export import export_generator
-from b2b.fast import speed_up
-from b2b.train import Trainer, TrainerConfig, TrainingDiverged
+from b2b.gan.losses import critic_loss
+from b2b.model.networks import CriticConfig, DiscConvNet, TrainingConfig, get_preset
+from b2b.model import checkpoint as bckpt
+from b2b.model.checkpoint import load_generator
+from b2b.sampling.export import export_generator
+from b2b.model.fast import speed_up
+from b2b.training.trainer import Trainer, TrainerConfig, TrainingDiverged
 
 
 def windows(n: int = 10, seed: int = 0, density: float = 0.05) -> torch.Tensor:
@@ -233,7 +233,7 @@ def test_sample_snapshots(tmp_path):
     assert x.shape == (3, 17, 64, 72) and x.dtype == np.float16
     assert 0 <= x.min() and x.max() <= 1
     try:
-        import b2b.plot  # noqa: F401
+        import b2b.music.plot  # noqa: F401
     except ImportError:
         return
     assert (tmp_path / "samples_00000002.png").read_bytes()[:4] == b"\x89PNG"
@@ -377,7 +377,7 @@ def test_ddp_two_gloo_processes_keep_identical_replicas(tmp_path):
     assert torch.equal(torch.cat([r0["first"], r1["first"]]), perm[:4])
     for k, v in r0["final"].items():
         if "running" in k or "num_batches" in k:
-            continue  # batch-norm statistics are per rank (see b2b.train)
+            continue  # batch-norm statistics are per rank (see b2b.training.trainer)
         assert torch.equal(v, r1["final"][k]), k
     assert any(not torch.equal(r0["init"][k], r0["final"][k]) for k in r0["init"])
     # logged statistics are averaged over the ranks
@@ -393,9 +393,9 @@ import os  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 
-from b2b import atomic as batomic  # noqa: E402
-from b2b import runfolder  # noqa: E402
-from b2b.atomic import FolderLock, FolderLocked  # noqa: E402
+from b2b.files import atomic as batomic  # noqa: E402
+from b2b.training import runfolder  # noqa: E402
+from b2b.files.atomic import FolderLock, FolderLocked  # noqa: E402
 
 
 def _fake_data(monkeypatch, x):
@@ -445,7 +445,7 @@ def test_train_refuses_to_mix_with_a_run_that_wrote_meanwhile(tmp_path):
 
 def test_lock_held_by_another_process_and_stale_after_kill(tmp_path):
     out = tmp_path / "run"
-    code = ("import sys, time; from b2b.atomic import FolderLock; lock = FolderLock(sys.argv[1]).acquire(); "
+    code = ("import sys, time; from b2b.files.atomic import FolderLock; lock = FolderLock(sys.argv[1]).acquire(); "
             "print('held', flush=True); time.sleep(60)")
     env = dict(os.environ, PYTHONPATH=str(Path(btrain.__file__).parents[1]))
     holder = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True, env=env)
@@ -586,7 +586,7 @@ def test_full_disk_while_saving_a_checkpoint(tmp_path, monkeypatch, capsys):
 
 
 def _gen_dict(**over):
-    from b2b.networks import GenConvNet, get_preset
+    from b2b.model.networks import GenConvNet, get_preset
 
     preset = get_preset("seed")
     d = {"format": "b2b-generator", "version": 1, "step": 0, "config": {}, "preset": preset.to_dict(),
@@ -746,7 +746,7 @@ def test_a_checkpoint_written_with_hyper_parameters_in_its_config_resumes(tmp_pa
 def test_step_with_batches_drawn_up_front_is_the_step_drawn_batch_by_batch(tmp_path):
     # train_step draws the step's n_critic batches before the iteration (what a CUDA graph needs:
     # indices copied into a static buffer); that must change nothing on the CPU
-    from b2b.step import wgan_gp_iteration
+    from b2b.gan.step import wgan_gp_iteration
 
     data = windows(10)
     a = Trainer(cfg(tmp_path / "a", n_critic=3), data)  # each Trainer seeds the global RNG: one at a time
@@ -778,7 +778,7 @@ def test_cuda_graph_falls_back_to_eager_with_one_line_where_it_cannot_run(tmp_pa
 
 
 def test_bf16_only_where_the_gpu_computes_it_natively(monkeypatch):
-    from b2b import train as T
+    from b2b.training import trainer as T
 
     assert not T.native_bf16(torch.device("cpu"))
     for capability, native in (((7, 5), False), ((8, 0), True), ((9, 0), True)):  # T4, A100, H100/H200
@@ -789,7 +789,7 @@ def test_bf16_only_where_the_gpu_computes_it_natively(monkeypatch):
 def test_cli_accepts_cuda_graph():
     import argparse
 
-    from b2b import train as T
+    from b2b.training import trainer as T
 
     p = argparse.ArgumentParser()
     T.add_arguments(p)
