@@ -3,7 +3,7 @@
 Works offline: music21 ships 371 chorale entries (350 unique files, listed by
 ``music21.corpus.chorales.Iterator``). Each chorale is parsed with music21 (in ``workers``
 processes, using music21's own parse cache) and its notes are placed straight on the window grid
-with :func:`b2b.data.notes_to_roll` (no MIDI round trip), so the rules of :mod:`b2b.data`
+with :func:`b2b.music.data.notes_to_roll` (no MIDI round trip), so the rules of :mod:`b2b.music.data`
 (rounding, repeated notes, pitch folding, whole bars) apply unchanged.
 
 Rules
@@ -30,12 +30,12 @@ Track mapping
     trumpets, cornets, trombones → Brass. Unnamed parts (three chorales encoded from Humdrum
     spines) are the four voices → Ensemble. Parts of one family are merged into one track.
 Windows
-    One-bar hop (``hop_bars=1``) and the window rule of :mod:`b2b.data`. Optional transposition
+    One-bar hop (``hop_bars=1``) and the window rule of :mod:`b2b.music.data`. Optional transposition
     augmentation (``transpose=k``: each piece also transposed by −k … +k semitones, k at most
     :data:`MAX_TRANSPOSE` = 6, which already reaches every key) is off by default.
 Building
     The first build parses every chorale (about a minute on two cores) and shows a progress bar
-    on stderr (also when :func:`b2b.datasets.open_dataset` builds it from a notebook). One process
+    on stderr (also when :func:`b2b.datasets.catalog.open_dataset` builds it from a notebook). One process
     builds at a time: the data root is locked (``<root>/.bach.lock``; another build waits), and
     temporaries left by a killed build are removed.
 """
@@ -217,7 +217,7 @@ def build(root: str | os.PathLike | None = None, workers: int = 2, force: bool =
     Parameters
     ----------
     root : path, optional
-        Data root (default :func:`b2b.store.default_root`).
+        Data root (default :func:`b2b.datasets.store.default_root`).
     workers : int
         Processes parsing chorales (1: parse in this process); at most one per chorale and one
         per CPU core are started.
@@ -241,7 +241,7 @@ def build(root: str | os.PathLike | None = None, workers: int = 2, force: bool =
     Returns
     -------
     Path
-        ``<root>/bach``, a store readable by :class:`b2b.store.WindowDataset`.
+        ``<root>/bach``, a store readable by :class:`b2b.datasets.store.WindowDataset`.
     """
     if isinstance(transpose, bool) or not isinstance(transpose, (int, np.integer)) \
             or not 0 <= int(transpose) <= MAX_TRANSPOSE:

@@ -1,8 +1,8 @@
 """Datasets by name, and the ``b2b data`` command that prepares them.
 
 :func:`open_dataset` opens ``"bach"`` (the embedded Bach chorales, installed on first use by
-:mod:`b2b.bach`), ``"lpd17"`` (prepared by ``b2b data lpd17``, :mod:`b2b.lpd`) or a store folder
-(:mod:`b2b.store`). This module sits above the two sources, so neither imports it.
+:mod:`b2b.datasets.bach`), ``"lpd17"`` (prepared by ``b2b data lpd17``, :mod:`b2b.datasets.lpd`) or a store folder
+(:mod:`b2b.datasets.store`). This module sits above the two sources, so neither imports it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def open_dataset(name_or_path: str | os.PathLike, root: str | os.PathLike | None
     Parameters
     ----------
     name_or_path : str or path
-        ``"bach"`` → ``<root>/bach`` (if missing, :func:`b2b.bach.install` copies the prebuilt
+        ``"bach"`` → ``<root>/bach`` (if missing, :func:`b2b.datasets.bach.install` copies the prebuilt
         store that ships with b2b, or builds it);
         ``"lpd17"`` → ``<root>/lpd17`` (prepare it with ``b2b data lpd17``); anything else is
         the path of a store folder.

@@ -1,6 +1,6 @@
 """Getting LPD-17-cleansed onto disk: download, verify, extract safely (steps 1-2 of ``b2b data lpd17``).
 
-:mod:`b2b.lpd` chooses and converts songs; this module only brings the three upstream files into
+:mod:`b2b.datasets.lpd` chooses and converts songs; this module only brings the three upstream files into
 ``<root>/lpd17-raw`` and the archive's songs into ``<root>/lpd17-raw/extracted``, and knows
 nothing about pianorolls:
 
@@ -162,7 +162,7 @@ def read_manifest(root: str | os.PathLike) -> dict:
     return _read_whole_manifest(Path(root)).get(MANIFEST_KEY, {})
 
 
-#: What each entry of the manifest's LPD-17 section must be (see :func:`b2b.atomic.json_problem`).
+#: What each entry of the manifest's LPD-17 section must be (see :func:`b2b.files.atomic.json_problem`).
 _MANIFEST_SCHEMA = {"format?": int, "downloads?": dict, "extracted?": dict, "selection?": dict, "store?": dict}
 _MANIFEST_PARTS = {
     "extracted": {"url?": str, "archive_sha256?": str, "cleansed_dir?": str},

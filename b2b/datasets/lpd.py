@@ -2,7 +2,7 @@
 
 The original model trained on 1,000 rock songs of LPD-17-cleansed (the Lakh Pianoroll Dataset,
 Dong et al. 2018, CC BY 4.0, derived from the Lakh MIDI Dataset, Raffel 2016, CC BY 4.0). The
-command gets such a subset reproducibly and can be re-run safely. :mod:`b2b.fetch` does steps
+command gets such a subset reproducibly and can be re-run safely. :mod:`b2b.datasets.fetch` does steps
 1 and 2 (download and verify the archive, the id list and the genre labels; extract the archive
 safely); this module does the rest:
 
@@ -11,7 +11,7 @@ safely); this module does the rest:
    sorted list, and map them to files ``lpd_17_cleansed/<A>/<B>/<C>/<MSD_ID>/<md5>.npz``
    through ``cleansed_ids.txt``.
 4. **Preprocess** the chosen songs over ``--workers`` processes into the compact store
-   ``<root>/lpd17`` (see :mod:`b2b.store`). A re-run with the same arguments does nothing.
+   ``<root>/lpd17`` (see :mod:`b2b.datasets.store`). A re-run with the same arguments does nothing.
 
 One run at a time works in a data root (a lock on ``<root>/.b2b-lpd17.lock``, released when the
 process ends, however it ends); each run first removes the temporary files and folders that a
@@ -267,7 +267,7 @@ def select_songs(genre_ids: list[str], id_map: dict[str, str], extracted: Path |
 def check_song_sizes(path: str | os.PathLike) -> None:
     """DataError naming ``path`` if its arrays declare more than a song can hold, before any of
     them is read: a track or tempo longer than :data:`SONG_MAX_STEPS` steps, or an array that
-    declares more than :data:`b2b.store.MAX_EXPANSION` times the bytes its member holds plus
+    declares more than :data:`b2b.datasets.store.MAX_EXPANSION` times the bytes its member holds plus
     :data:`SONG_ARRAY_SLACK_BYTES`."""
     path = Path(path)
     try:
@@ -334,8 +334,8 @@ def usable_workers(workers: int, jobs: int) -> int:
 def convert_songs(paths: list[str], workers: int = 1, progress: bool = True) -> Iterator:
     """Yield ``(index, roll or None, error or None)`` for each path, in order.
 
-    Rolls are ``bool (17, T, 72)`` at 4 steps per beat (``b2b.data.multitrack_to_roll`` of
-    ``b2b.data.load_lpd``), computed over ``workers`` processes (in this process when 1; see
+    Rolls are ``bool (17, T, 72)`` at 4 steps per beat (``b2b.music.data.multitrack_to_roll`` of
+    ``b2b.music.data.load_lpd``), computed over ``workers`` processes (in this process when 1; see
     :func:`_pool_context` for how they start).
     """
     pool = None

@@ -1,10 +1,10 @@
 """Compare generated music with real music: a table of every metric, figures, MGEval statistics.
 
-:func:`evaluate` computes :func:`b2b.metrics.feature_table` for a real and a generated set of
+:func:`evaluate` computes :func:`b2b.evaluation.metrics.feature_table` for a real and a generated set of
 windows ``(n, 17, 64, 72)`` and builds a :class:`Report`: one :class:`Row` per metric and track
 (only tracks active in the real data) or track pair, with mean ± sd of both sets, the relative
 gap ``(generated - real) / |real|``, and the MGEval overlap and KL divergence of the feature
-(:func:`b2b.metrics.compare`). With ``out_dir`` it writes
+(:func:`b2b.evaluation.metrics.compare`). With ``out_dir`` it writes
 
 - ``report.md`` (:func:`render_markdown`) and ``report.csv`` (:func:`render_csv`),
 - ``mgeval.json``: every row's comparison (intra/inter distance statistics, overlap, KL),
@@ -46,7 +46,7 @@ from b2b.music.geometry import TRACKS, binarize
 from b2b.music.plot import STYLE
 from b2b.evaluation.twosample import classifier_two_sample_test
 
-#: LPD-17 track names in file order (``b2b.data.TRACKS``' names).
+#: LPD-17 track names in file order (``b2b.music.data.TRACKS``' names).
 TRACK_NAMES: tuple[str, ...] = tuple(t.name for t in TRACKS)
 
 #: Order of the metrics in the report.
@@ -57,7 +57,7 @@ METRIC_ORDER: tuple[str, ...] = (
     "nearest_train_overlap",
 )  # fmt: skip
 
-#: Metrics the report adds to :data:`b2b.metrics.DEFINITIONS` (they depend on the real set).
+#: Metrics the report adds to :data:`b2b.evaluation.metrics.DEFINITIONS` (they depend on the real set).
 REPORT_DEFINITIONS: dict[str, str] = {
     "off_track_notes": "share of the window's notes (drum hits included) on tracks inactive in the real data",
     "nearest_train_overlap": ("note overlap (Jaccard index of on cells) with the most similar training window; "
@@ -101,7 +101,7 @@ class Row:
     mean is 0 or either is undefined); ``effect`` is ``(generated_mean - real_mean) / real_sd``,
     the difference in units of the real spread (readable where the real mean is near 0; NaN
     when ``real_sd`` is 0 and the means differ);
-    ``overlap`` and ``kl`` are MGEval's (see :class:`b2b.metrics.Comparison`).
+    ``overlap`` and ``kl`` are MGEval's (see :class:`b2b.evaluation.metrics.Comparison`).
     """
 
     metric: str
@@ -131,9 +131,9 @@ class Report:
     ----------
     rows : list of Row
     comparisons : dict
-        Row key -> :class:`b2b.metrics.Comparison` (MGEval statistics and density curves).
+        Row key -> :class:`b2b.evaluation.metrics.Comparison` (MGEval statistics and density curves).
     real_features, generated_features : dict
-        :func:`b2b.metrics.feature_table` of each set.
+        :func:`b2b.evaluation.metrics.feature_table` of each set.
     n_real, n_generated : int
         Number of windows.
     active_tracks : list of int
@@ -224,7 +224,7 @@ def _features(x: Any, threshold: float | None, name: str) -> tuple[dict[str, np.
     if isinstance(x, Mapping):
         missing = set(M.DEFINITIONS) - set(x)
         if missing:
-            raise ValueError(f"{name} features lack {sorted(missing)} (expected b2b.metrics.feature_table output)")
+            raise ValueError(f"{name} features lack {sorted(missing)} (expected b2b.evaluation.metrics.feature_table output)")
         return {k: np.asarray(x[k]) for k in M.DEFINITIONS}, None
     rolls = M.as_rolls(x, threshold, name=name)
     if rolls.shape[0] < 1:
@@ -292,7 +292,7 @@ def evaluate(
     ----------
     real, generated : array ``(n, 17, 64, 72)`` or dict
         Windows (bool, 0/1 numbers, or probabilities with a threshold; numpy or torch), or
-        precomputed :func:`b2b.metrics.feature_table` dicts (to reuse the real set's features
+        precomputed :func:`b2b.evaluation.metrics.feature_table` dicts (to reuse the real set's features
         over several generated sets; no self-similarity figure then).
     out_dir : path, optional
         Where to write the report files and figures (created if needed); nothing is written
@@ -430,7 +430,7 @@ def _every(n: int, k: int) -> int:
 
 
 class _DatasetWindows:
-    """A dataset's windows as a sliceable sequence of bool arrays (for :func:`b2b.metrics.nearest_overlap`)."""
+    """A dataset's windows as a sliceable sequence of bool arrays (for :func:`b2b.evaluation.metrics.nearest_overlap`)."""
 
     def __init__(self, ds: Any) -> None:
         self.ds = ds
@@ -453,22 +453,22 @@ def set_statistics(
     real, generated : bool arrays ``(n, 17, 64, 72)``, ``(m, 17, 64, 72)``
     reference : sequence of windows, optional
         The training windows (sliceable, e.g. an array): each window's overlap with its
-        nearest training window (:func:`b2b.metrics.nearest_overlap`) measures copying.
+        nearest training window (:func:`b2b.evaluation.metrics.nearest_overlap`) measures copying.
     real_groups, reference_groups : arrays ``(n,)``, ``(len(reference),)``, optional
         Song labels: a real window is compared only with other songs' training windows (it is
         itself a training window, and windows of one song share bars). Also used to split the
         real windows of the two-sample test by song.
     two_sample : bool
-        Run :func:`b2b.twosample.classifier_two_sample_test` (about a minute on 2 CPU cores).
+        Run :func:`b2b.evaluation.twosample.classifier_two_sample_test` (about a minute on 2 CPU cores).
     seed : int
 
     Returns
     -------
     sets : dict
-        :func:`b2b.metrics.diversity`, ``n_real``, ``n_generated``; with ``reference``:
+        :func:`b2b.evaluation.metrics.diversity`, ``n_real``, ``n_generated``; with ``reference``:
         ``nearest_real``, ``nearest_generated`` (means) and ``copies_real``,
         ``copies_generated`` (share of windows with an overlap >= 0.9); with ``two_sample``:
-        ``two_sample`` (:class:`b2b.twosample.TwoSampleResult` as a dict).
+        ``two_sample`` (:class:`b2b.evaluation.twosample.TwoSampleResult` as a dict).
     nearest_real, nearest_generated : np.ndarray or None
         The per-window nearest-training overlaps.
     """
@@ -627,7 +627,7 @@ def write_report(
     """Write the report's files into ``out_dir`` (see the module docstring); returns name -> path.
 
     One writer at a time: ``lock`` is the caller's held lock of ``out_dir`` (from
-    :func:`b2b.atomic.claim_output`, as ``b2b evaluate`` takes it before computing anything);
+    :func:`b2b.files.atomic.claim_output`, as ``b2b evaluate`` takes it before computing anything);
     without one this call takes it. Either way the temporaries of killed runs are removed and
     only regular files are written (a symlink, device or FIFO at a name is refused).
 
@@ -720,7 +720,7 @@ def _open_samples(path: str | os.PathLike) -> np.ndarray:
 
 
 def _binarize(x: np.ndarray, threshold: float | None, path: Any) -> np.ndarray:
-    """Check and binarize a chunk of a samples file (:func:`b2b.geometry.binarize`'s rules)."""
+    """Check and binarize a chunk of a samples file (:func:`b2b.music.geometry.binarize`'s rules)."""
     return binarize(x, threshold, name=str(path))
 
 
@@ -767,7 +767,7 @@ def iter_real(data: str, n: int, seed: int, chunk: int = CHUNK,
               dataset: Any = None) -> tuple[int, Iterator[np.ndarray]]:
     """``min(n, size)`` windows drawn with ``seed`` from a dataset, in chunks (see :func:`load_real`).
 
-    ``dataset`` is ``data`` already opened (:func:`b2b.datasets.open_dataset`), to open it only once.
+    ``dataset`` is ``data`` already opened (:func:`b2b.datasets.catalog.open_dataset`), to open it only once.
 
     Returns ``(count, chunks)``: chunks are bool arrays ``(c, 17, 64, 72)``, ``c <= chunk``.
     """
@@ -782,7 +782,7 @@ def iter_real(data: str, n: int, seed: int, chunk: int = CHUNK,
         return len(idx), from_file()
     ds = open_dataset(data) if dataset is None else dataset
     idx = sample_indices(len(ds), n, seed)
-    window = getattr(ds, "window", None)  # b2b.store.WindowDataset: bool (17, 64, 72) per window
+    window = getattr(ds, "window", None)  # b2b.datasets.store.WindowDataset: bool (17, 64, 72) per window
 
     def from_dataset() -> Iterator[np.ndarray]:
         for i in range(0, len(idx), chunk):
@@ -809,7 +809,7 @@ def open_generator(checkpoint: str | os.PathLike, threshold: Any = None,
 
     ``threshold``: a number wins (source ``"argument"``); ``None`` or ``"auto"`` take the
     threshold stored in the file (``"calibrated"``) or the preset's (``"preset"``), see
-    :func:`b2b.checkpoint.load_generator`. Returns ``(generator, threshold, source, info)``.
+    :func:`b2b.model.checkpoint.load_generator`. Returns ``(generator, threshold, source, info)``.
     """
     path = Path(checkpoint)
     if not path.is_file():
@@ -823,7 +823,7 @@ def iter_generated(gen: Any, latent: int, n: int, seed: int, threshold: float,
                    batch: int = CHUNK) -> Iterator[np.ndarray]:
     """``n`` binarized windows from ``gen``, ``batch`` at a time (bool ``(c, 17, 64, 72)``).
 
-    The book's one sampler, :func:`b2b.generate.iter_generate`, binarized at ``p >= threshold``:
+    The book's one sampler, :func:`b2b.sampling.generate.iter_generate`, binarized at ``p >= threshold``:
     the noise ``(n, latent)`` is drawn up front from a ``torch.Generator`` seeded with ``seed``,
     so the windows are those of ``b2b generate --seed`` and do not depend on ``batch``; they are
     made where the generator's parameters are. ``latent`` must be the generator's. ValueError if
@@ -851,7 +851,7 @@ def generate_samples(
 
 def features_of_chunks(chunks: Iterable[np.ndarray], examples: int = 4,
                        every: int = 1) -> tuple[dict[str, np.ndarray], np.ndarray, dict[str, int]]:
-    """:func:`b2b.metrics.feature_table` of a set given in chunks, never holding the whole set.
+    """:func:`b2b.evaluation.metrics.feature_table` of a set given in chunks, never holding the whole set.
 
     Parameters
     ----------

@@ -8,7 +8,7 @@ pair is Bach, then shows the score and how a coin would have done (:func:`p_at_l
 runs no Python: everything after the build happens in the reader's browser.
 
 The name says what the module is about: a *listening* test, the human counterpart of the
-classifier two-sample test of :mod:`b2b.twosample`; the quiz is its form in a page.
+classifier two-sample test of :mod:`b2b.evaluation.twosample`; the quiz is its form in a page.
 
 Which clip of a pair is Bach is drawn with a fixed seed at build time, so the build is
 reproducible. It is balanced (Bach comes first in half the pairs, so always picking the first
@@ -184,15 +184,15 @@ def listening_quiz(
     threshold : float
         Values ``>= threshold`` are notes, strictly between 0 and 1 (the generator's own calibrated threshold).
     tempo : float
-        Beats per minute: a clip lasts ``960 / tempo`` seconds plus :data:`b2b.audio.TAIL` (a
+        Beats per minute: a clip lasts ``960 / tempo`` seconds plus :data:`b2b.music.audio.TAIL` (a
         window that sounds to its end renders a little longer: every clip is padded with silence
         to the longest, so no length tells real from generated).
     sample_rate : int
         Samples per second of the clips.
     format : {"auto", "wav", "mp3"}
-        Audio file format (:func:`b2b.audio.encode`); MP3 is about ten times smaller.
+        Audio file format (:func:`b2b.music.audio.encode`); MP3 is about ten times smaller.
     backend : {"auto", "soundfont", "numpy"}
-        Synthesizer (:func:`b2b.audio.render`).
+        Synthesizer (:func:`b2b.music.audio.render`).
 
     Returns
     -------

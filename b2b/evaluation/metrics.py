@@ -1,8 +1,8 @@
 """Music metrics for batches of 4-bar windows, and an MGEval-style comparison of two sets.
 
 Every metric takes a batch of windows ``(n, 17, 64, 72)`` (tracks x time steps x pitches, the
-geometry of :mod:`b2b.data`): boolean pianorolls, or probabilities/velocities together with a
-``threshold`` (a cell is *on* where ``value >= threshold``, as in :mod:`b2b.generate`). numpy
+geometry of :mod:`b2b.music.data`): boolean pianorolls, or probabilities/velocities together with a
+``threshold`` (a cell is *on* where ``value >= threshold``, as in :mod:`b2b.sampling.generate`). numpy
 arrays and torch tensors are both accepted. Per-track metrics return ``(n, 17)`` arrays, per-window metrics ``(n,)``; a value
 that is undefined (an empty track, no notes, a drum track for a pitch metric) is **NaN**, so
 aggregate with ``np.nanmean``.
@@ -73,10 +73,10 @@ def as_rolls(x: Any, threshold: float | None = None, name: str = "x") -> np.ndar
     ----------
     x : array-like or torch.Tensor
         ``(n, 17, 64, 72)`` (or one window ``(17, 64, 72)``): bool, or numbers in [0, 1]. Without
-        ``threshold`` numbers must all be 0 or 1. The rules are :func:`b2b.geometry.binarize`'s.
+        ``threshold`` numbers must all be 0 or 1. The rules are :func:`b2b.music.geometry.binarize`'s.
     threshold : float, optional
         Cells with ``value >= threshold`` are on (e.g. 0.9 for generator probabilities), the
-        project's convention (:mod:`b2b.data`, :mod:`b2b.generate`).
+        project's convention (:mod:`b2b.music.data`, :mod:`b2b.sampling.generate`).
     name : str
         Name used in error messages.
 

@@ -1,6 +1,6 @@
 """A scorecard of generated music against the real data: one line per property, each with a target.
 
-It reads the report that :func:`b2b.evaluate.evaluate` writes (``mgeval.json``: per-metric rows
+It reads the report that :func:`b2b.evaluation.evaluate.evaluate` writes (``mgeval.json``: per-metric rows
 and the set statistics) and checks the targets this project set for a generator that sounds like
 its data (issue "From varied to musical"). The main track is the one with the most real notes
 (Ensemble for the Bach chorales: all four voices).
@@ -163,7 +163,7 @@ def window_values(features: Mapping[str, np.ndarray], main: int, active: Sequenc
     """Per window, the statistic behind each scorecard property that one window can show, ``(n,)``
     each (NaN where the window does not define it): to pick a window to listen to per line.
 
-    ``features`` is a :func:`b2b.metrics.feature_table` of the windows (``Report.real_features`` /
+    ``features`` is a :func:`b2b.evaluation.metrics.feature_table` of the windows (``Report.real_features`` /
     ``generated_features``), ``main`` the main track's index, ``active`` the tracks the real data
     uses. Diversity and the two-sample test are properties of a set, not of a window.
     """

@@ -125,7 +125,7 @@ def critic_loss(
     joint : bool
         Score ``real`` and ``fake`` in one forward pass of ``(2B, ...)``: the same loss with a
         third fewer calls into the critic, valid only for a critic that scores each sample on
-        its own (no batch norm; see :meth:`b2b.networks.DiscConvNet.scores_apart`).
+        its own (no batch norm; see :meth:`b2b.model.networks.DiscConvNet.scores_apart`).
 
     Returns
     -------

@@ -3,8 +3,8 @@
 :func:`wgan_gp_iteration` is the whole algorithm of Gulrajani et al. (2017, Algorithm 1):
 ``n_critic`` critic updates on real batches and fresh noise, each minimising
 ``D(fake) - D(real) + lambda * (||grad D(x_hat)|| - 1)^2``, then one generator update
-minimising ``-D(G(z))``. :class:`b2b.train.Trainer` is the bookkeeping around it (data on the
-device, the schedule, checkpoints, history, DDP); :mod:`b2b.toy` trains chapter 3's toy WGANs
+minimising ``-D(G(z))``. :class:`b2b.training.trainer.Trainer` is the bookkeeping around it (data on the
+device, the schedule, checkpoints, history, DDP); :mod:`b2b.gan.toy` trains chapter 3's toy WGANs
 with it too.
 """
 
@@ -53,7 +53,7 @@ def wgan_gp_iteration(
     autocast : callable
         A context manager factory for mixed precision (e.g. bf16 autocast on CUDA).
     joint : bool
-        Score real and fake batches in one critic pass (:func:`b2b.losses.critic_loss`).
+        Score real and fake batches in one critic pass (:func:`b2b.gan.losses.critic_loss`).
 
     Returns
     -------

@@ -13,7 +13,7 @@ schedule, seed) and one evaluation:
 - :func:`train_gan`: the original GAN, with the minimax or the non-saturating generator loss
   (its own five-line step: one discriminator step, one generator step);
 - :func:`train_wgan_gp`: WGAN with the gradient penalty (Gulrajani et al. 2017), trained by
-  :func:`b2b.step.wgan_gp_iteration`, the step the music model trains with;
+  :func:`b2b.gan.step.wgan_gp_iteration`, the step the music model trains with;
 - :func:`train_wgan_clip`: WGAN with weight clipping (Arjovsky et al. 2017), the same step with
   ``lambda_gp=0`` and the clamp as a hook after each critic optimizer step.
 
@@ -533,7 +533,7 @@ def train_gan(
 
 
 def _wgan(n_critic: int, lambda_gp: float) -> _Iteration:
-    """One generator step of a WGAN: :func:`b2b.step.wgan_gp_iteration`, the model's own step."""
+    """One generator step of a WGAN: :func:`b2b.gan.step.wgan_gp_iteration`, the model's own step."""
     if isinstance(n_critic, bool) or not isinstance(n_critic, int) or n_critic < 1:
         raise ValueError(f"n_critic must be an integer >= 1, got {n_critic!r}")
 
@@ -561,7 +561,7 @@ def _clipping(opt: Optimizer, critic: nn.Module, clip: float) -> Optimizer:
 def train_wgan_clip(config: ToyConfig | None = None, n_critic: int = 5, clip: float = 0.01) -> ToyRun:
     """Train a WGAN with weight clipping (Arjovsky et al. 2017) on the ring of Gaussians.
 
-    :func:`b2b.step.wgan_gp_iteration` with ``lambda_gp=0``: the critic minimises
+    :func:`b2b.gan.step.wgan_gp_iteration` with ``lambda_gp=0``: the critic minimises
     ``mean f(fake) - mean f(real)`` for ``n_critic`` steps per generator step, and a hook on its
     optimizer clips every critic parameter to ``[-clip, clip]`` after each step; the generator
     minimises ``-mean f(fake)``. RMSprop at ``config.lr``, as in the paper (which used 5e-5).
@@ -584,10 +584,10 @@ def train_wgan_gp(
 ) -> ToyRun:
     """Train a WGAN-GP (Gulrajani et al. 2017) on the ring of Gaussians.
 
-    :func:`b2b.step.wgan_gp_iteration`, the step the music model trains with: the critic minimises
-    :func:`b2b.losses.critic_loss` (``mean f(fake) - mean f(real) + lambda_gp * mean
+    :func:`b2b.gan.step.wgan_gp_iteration`, the step the music model trains with: the critic minimises
+    :func:`b2b.gan.losses.critic_loss` (``mean f(fake) - mean f(real) + lambda_gp * mean
     (||grad f(x_hat)|| - 1)^2``) for ``n_critic`` steps per generator step; the generator
-    minimises :func:`b2b.losses.generator_loss`. Adam with ``betas`` for both, at ``config.lr``.
+    minimises :func:`b2b.gan.losses.generator_loss`. Adam with ``betas`` for both, at ``config.lr``.
     """
     config = config or ToyConfig()
     if not lambda_gp >= 0:

@@ -4,10 +4,10 @@ Two kinds of file share one format family (``torch.save`` of plain dicts, loaded
 ``torch.load(weights_only=True)``):
 
 - a **training checkpoint** (``format`` ``"b2b-checkpoint"``), written by
-  :class:`b2b.train.Trainer` as ``checkpoint_<step:08d>.pt``: both networks, optimizers,
+  :class:`b2b.training.trainer.Trainer` as ``checkpoint_<step:08d>.pt``: both networks, optimizers,
   schedulers, random states, history, the run's config and preset, and a fingerprint of its data;
 - an **exported generator** (``format`` ``"b2b-generator"``), written by
-  :func:`b2b.export.export_generator`: the generator's weights, its preset and, when calibrated,
+  :func:`b2b.sampling.export.export_generator`: the generator's weights, its preset and, when calibrated,
   its binarization threshold.
 
 Both carry ``version`` :data:`FORMAT_VERSION` and, since 2026-12-03, ``digest``: the SHA-256 of
@@ -19,19 +19,19 @@ exact is here too: :func:`rng_state` / :func:`set_rng_state` (every random state
 from) and :func:`data_fingerprint` (a resume on other data is refused).
 
 Training checkpoint (``<out>/checkpoint_<step:08d>.pt``, written atomically by
-:func:`save_training_checkpoint` for :meth:`b2b.train.Trainer.save_checkpoint`, the last ``keep``
+:func:`save_training_checkpoint` for :meth:`b2b.training.trainer.Trainer.save_checkpoint`, the last ``keep``
 kept; :func:`restore_training` loads it back into a run), a dict:
 
 =================  ==========================================================================
 ``format``         ``"b2b-checkpoint"``; ``version``: ``1``
 ``step``           completed generator steps (int)
-``config``         :class:`b2b.train.TrainerConfig` as a plain dict (the run's settings)
-``preset``         :meth:`b2b.networks.Preset.to_dict`: the networks, the training hyper-parameters
+``config``         :class:`b2b.training.trainer.TrainerConfig` as a plain dict (the run's settings)
+``preset``         :meth:`b2b.model.networks.Preset.to_dict`: the networks, the training hyper-parameters
                    (``training``) and the sampling threshold; files written before 2026-11-29
                    kept the hyper-parameters in ``config`` (:func:`preset_of` reads both)
 ``generator``      generator ``state_dict`` (plain module, not DDP-wrapped)
 ``generator_ema``  only when the preset's ``training.ema`` > 0: the moving average of the
-                   generator's weights (:mod:`b2b.ema`), which :func:`load_generator` and
+                   generator's weights (:mod:`b2b.training.ema`), which :func:`load_generator` and
                    export take instead of ``generator``
 ``critic``         critic ``state_dict``
 ``opt_g/opt_d``    Adam ``state_dict`` of each
@@ -42,7 +42,7 @@ kept; :func:`restore_training` loads it back into a run), a dict:
                    {...}}`` (:func:`rng_state`)
 ``data``           ``{"name": str, "n": int, "shape": [17, 64, 72], "fingerprint": "sha256:..."}``
                    (:func:`data_fingerprint` of the windows; a resume on other data is refused)
-``history``        list of dict rows (:data:`b2b.train.HISTORY_FIELDS`)
+``history``        list of dict rows (:data:`b2b.training.trainer.HISTORY_FIELDS`)
 ``elapsed``        training wall time so far (s)
 ``digest``         ``"sha256:..."`` of every tensor above (:func:`tensor_digest`), added by
                    :func:`atomic_torch_save` and verified on loading
@@ -342,7 +342,7 @@ def restore_training(ckpt: dict[str, Any], source: Any, networks: tuple[torch.nn
     settings, but how it runs stays the run's (fused, capturable, its learning rate a device tensor
     or a float). The random states are this ``rank``'s when the file has ``world`` of them; with a
     different number of processes the batch order is kept and torch is reseeded with
-    ``seed + 1 + rank + 1000 * step``. ``ema``, the run's moving-average generator (:mod:`b2b.ema`),
+    ``seed + 1 + rank + 1000 * step``. ``ema``, the run's moving-average generator (:mod:`b2b.training.ema`),
     gets ``generator_ema``. ValueError naming ``source`` for anything that does not fit.
     """
     try:
@@ -553,7 +553,7 @@ def load_generator(checkpoint_path: str | Path, device: str | torch.device = "cp
     generator : GenConvNet
         Maps noise ``(B, latent)`` to probabilities ``(B, 17, 64, 72)``.
     info : dict
-        ``preset`` (:class:`b2b.networks.Preset`), ``config`` (the TrainerConfig dict), ``step``,
+        ``preset`` (:class:`b2b.model.networks.Preset`), ``config`` (the TrainerConfig dict), ``step``,
         ``latent``, ``threshold`` (the binarization threshold to use by default: the calibrated
         one stored by :func:`export_generator` when the file has one, else the preset's),
         ``threshold_source`` (``"calibrated"`` or ``"preset"``), ``preset_threshold``, and

@@ -1,6 +1,6 @@
 """Speed-ups for the networks: layers with the same parameters that compute the same function faster.
 
-:mod:`b2b.networks` writes the generator and the critic with PyTorch's own layers, as the paper
+:mod:`b2b.model.networks` writes the generator and the critic with PyTorch's own layers, as the paper
 and chapter 5's tables do. Three of those layers have a faster form on this model's shapes, and
 :func:`speed_up` swaps them in, keeping every parameter (so state dicts, optimizers and
 checkpoints do not change):

@@ -33,7 +33,7 @@ original README: "self-attention mechanism after the third convolutional layer")
 
 Every layer is PyTorch's own (``nn.ConvTranspose2d``, ``nn.Conv2d``, ``nn.GroupNorm``, ...), one
 line per block with its output shape, as chapter 5's tables write them. The faster forms of the
-two full-pitch-width *edge* layers and of the layer norm live in :mod:`b2b.fast`, which swaps
+two full-pitch-width *edge* layers and of the layer norm live in :mod:`b2b.model.fast`, which swaps
 them in with the same parameters (``build(preset, fast_edges=True)``, as the trainer does).
 """
 
@@ -95,7 +95,7 @@ class GeneratorConfig:
         End with :class:`StraightThrough` instead of a plain sigmoid: in train mode the critic
         then sees 0/1 windows, like real ones (BinaryMuseGAN's deterministic binary neurons).
     refiner : int
-        Residual units of a :class:`b2b.refiner.Refiner` between the edge layer and the output
+        Residual units of a :class:`b2b.model.refiner.Refiner` between the edge layer and the output
         (time-overlapping, per track); 0 for none (the original).
     prior : bool
         Add a learned bias per track and pitch to the output logits (:class:`OutputBias`), which
@@ -144,7 +144,7 @@ class CriticConfig:
         more channel before the linear layer, so the critic can see how alike the windows of a
         batch are: a generator that collapses onto one window is then easy to tell apart.
     streams : int
-        Channels of each of BinaryMuseGAN's two extra streams (:mod:`b2b.streams`: onsets/offsets
+        Channels of each of BinaryMuseGAN's two extra streams (:mod:`b2b.model.streams`: onsets/offsets
         and chroma per beat), whose features join the main path's before the linear layer; 0 for
         none (the original).
     """
@@ -165,7 +165,7 @@ class CriticConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """The training hyper-parameters: their one list (a preset's ``training``; used by ``b2b.train``).
+    """The training hyper-parameters: their one list (a preset's ``training``; used by ``b2b.training.trainer``).
 
     Attributes
     ----------
@@ -184,7 +184,7 @@ class TrainingConfig:
     batch : int
         Batch size (global, over all processes), 1..:data:`MAX_BATCH`.
     ema : float
-        Decay of the moving average of the generator's weights (:mod:`b2b.ema`) that checkpoints
+        Decay of the moving average of the generator's weights (:mod:`b2b.training.ema`) that checkpoints
         export and sample; 0 (the original) keeps no average.
     """
 
@@ -220,7 +220,7 @@ class TrainingConfig:
 class Preset:
     """A named model: both networks' configs, the training hyper-parameters and the threshold.
 
-    ``threshold`` turns generated probabilities into notes (:func:`b2b.geometry.binarize`); it is
+    ``threshold`` turns generated probabilities into notes (:func:`b2b.music.geometry.binarize`); it is
     a sampling setting, used when a generator file states no calibrated threshold of its own.
     """
 
@@ -263,7 +263,7 @@ class Preset:
         t = dict(d["training"])
         threshold = d.get("threshold", t.pop("threshold", 0.9))  # older files kept it in training
         g, c = dict(d["generator"]), dict(d["critic"])
-        g.pop("fast_edges", None), c.pop("fast_edges", None)  # files written before b2b.fast said how they ran
+        g.pop("fast_edges", None), c.pop("fast_edges", None)  # files written before b2b.model.fast said how they ran
         # files written before the output option was removed say "sigmoid" (its only real choice)
         if g.pop("output", "sigmoid") != "sigmoid":
             raise ValueError(f"preset {d.get('name')!r}: generator output {d['generator']['output']!r} is no "
@@ -312,7 +312,7 @@ PRESETS: dict[str, Preset] = {
         critic=CriticConfig(norm="layer", dropout=0.0, channels=64, minibatch_std=True, streams=32),
         training=TrainingConfig(lr_g=1e-4, lr_d=1e-4, betas=(0.0, 0.9), lr_gamma=1.0),
         threshold=0.5,
-        description="improved with BinaryMuseGAN's two extra critic streams (b2b.streams): onsets/offsets per "
+        description="improved with BinaryMuseGAN's two extra critic streams (b2b.model.streams): onsets/offsets per "
                     "track and step, and chroma per track and beat, 32 channels each (data/ablations/streams/)",
     ),
     # The two budget candidates of issue 31: the streams networks, the data's unused tracks silenced,
@@ -540,8 +540,8 @@ class DiscConvNet(nn.Module):
 
     ``self.layers`` is an ``nn.Sequential`` (``block1`` .. ``block5``, ``attention``,
     ``minibatch_std`` if configured, ``flatten``, ``linear``). With ``streams > 0``,
-    ``self.streams`` holds an :class:`~b2b.streams.OnsetStream` and a
-    :class:`~b2b.streams.ChromaStream` whose features are concatenated with the flattened main
+    ``self.streams`` holds an :class:`~b2b.model.streams.OnsetStream` and a
+    :class:`~b2b.model.streams.ChromaStream` whose features are concatenated with the flattened main
     path before ``linear``.
     """
 
@@ -579,7 +579,7 @@ class DiscConvNet(nn.Module):
 
         True without batch norm (which normalizes over the whole batch) when the minibatch
         standard deviation's groups do not straddle the two halves; then
-        :func:`b2b.losses.critic_loss` may score real and fake windows together (``joint``).
+        :func:`b2b.gan.losses.critic_loss` may score real and fake windows together (``joint``).
         """
         mbstd = getattr(self.layers, "minibatch_std", None)
         return self.config.norm != "batch" and (mbstd is None or mbstd.groups_within(batch))
@@ -603,7 +603,7 @@ def build(preset: str | Preset = "seed", fast_edges: bool = False) -> tuple[GenC
     preset : str or Preset
         A name in :data:`PRESETS` or a :class:`Preset`.
     fast_edges : bool
-        Swap in :mod:`b2b.fast`'s faster layers (same parameters, same function), as the
+        Swap in :mod:`b2b.model.fast`'s faster layers (same parameters, same function), as the
         trainer does; False gives the networks exactly as written here.
 
     Returns

@@ -1,6 +1,6 @@
 """A refining last stage for the generator: residual units along time, one set per track.
 
-The generator's last layer (:class:`b2b.networks.GenConvNet`'s ``edge``) turns each of 32 hidden
+The generator's last layer (:class:`b2b.model.networks.GenConvNet`'s ``edge``) turns each of 32 hidden
 vectors into two time steps of all 17 tracks and 72 pitches, with no overlap in time: neighbouring
 pairs of steps come from different vectors, and nothing lets step ``2i + 1`` see step ``2i + 2``.
 Notes then break at those seams. BinaryMuseGAN (Dong & Yang 2018) refines its generator's output

@@ -6,7 +6,7 @@ Neurons for Polyphonic Music Generation", ISMIR) gives its critic, beside the pi
 classes per beat), so that it sees note lengths and harmony directly rather than having to learn
 them from cells. This module writes both views as plain functions (:func:`onsets_offsets`,
 :func:`chroma`) and each as a small convolutional stream whose features the critic concatenates
-with its own before the last linear layer (:class:`b2b.networks.DiscConvNet` with ``streams=True``).
+with its own before the last linear layer (:class:`b2b.model.networks.DiscConvNet` with ``streams=True``).
 
 Departures from BinaryMuseGAN: onsets and offsets are two channels (the positive and negative
 parts of the time difference, each summed over pitch) instead of one signed sum, in which an

@@ -11,7 +11,7 @@ then synthesized to a mono ``float32`` waveform in [-1, 1]:
   otherwise.
 
 No audio device is used: samples are computed into arrays. MIDI export lives in
-:func:`b2b.data.write_midi`.
+:func:`b2b.music.data.write_midi`.
 
 Players in a page (:func:`to_audio`) embed the sound as a file: 16-bit WAV (32 KB per second at
 16 kHz) or, when the ``soundfile`` package is installed (it is in Colab and in the ``notebook``

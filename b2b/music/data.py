@@ -12,9 +12,9 @@ A **window** (one training sample) is a boolean array ``(17, 64, 72)``: the 17 L
 * :func:`windows_to_multitrack` and :func:`write_midi` go back from windows to music.
 * :func:`asset` finds a file shipped with b2b (the repository's ``data/``).
 
-Many songs are kept on disk by :mod:`b2b.store` (packed bits, served as tensors), and
-:func:`b2b.datasets.open_dataset` opens a prepared dataset by name. The geometry (shapes, the
-track table, the window validator) is :mod:`b2b.geometry`'s, re-exported here.
+Many songs are kept on disk by :mod:`b2b.datasets.store` (packed bits, served as tensors), and
+:func:`b2b.datasets.catalog.open_dataset` opens a prepared dataset by name. The geometry (shapes, the
+track table, the window validator) is :mod:`b2b.music.geometry`'s, re-exported here.
 
 Rules (stated once, used everywhere)
 ------------------------------------
@@ -32,7 +32,7 @@ Drums
     A drum note is a hit: the drum track keeps one step at each onset. In a Multitrack every
     active step of a drum track is read as a hit (LPD and ``pypianoroll.read`` store drums as
     one-step hits), and :func:`track_notes` turns every active drum step back into its own hit
-    (for :func:`write_midi` and :mod:`b2b.audio`), so drum rolls survive the MIDI round trip.
+    (for :func:`write_midi` and :mod:`b2b.music.audio`), so drum rolls survive the MIDI round trip.
 Pitch range
     Pitched notes outside MIDI 24–95 are folded by octaves into the range (pitch class kept);
     drum notes outside the range are dropped (General MIDI drums 35–81 all fit).
@@ -78,7 +78,7 @@ __all__ = [
     "windows_to_pretty_midi", "write_midi", "asset",
 ]
 
-# The geometry (N_TRACKS ... SAMPLE_SHAPE, Track, TRACKS, track_family) lives in b2b.geometry
+# The geometry (N_TRACKS ... SAMPLE_SHAPE, Track, TRACKS, track_family) lives in b2b.music.geometry
 # and is re-exported here, where chapter 1 meets it.
 
 DEFAULT_MIN_ONSETS = 8

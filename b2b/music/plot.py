@@ -125,7 +125,7 @@ def _levels(a: np.ndarray, threshold: float | None) -> np.ndarray:
 
 
 def _window_roll(w: Any, threshold: float | None, name: str = "x") -> _Roll:
-    """One window or song roll ``(17, T, 72)`` (checked by :func:`b2b.geometry.as_windows`)."""
+    """One window or song roll ``(17, T, 72)`` (checked by :func:`b2b.music.geometry.as_windows`)."""
     batch = geo.as_windows(w, name=name, song=True)
     if len(batch) != 1:
         raise ValueError(f"{name}: expected one window {geo.SAMPLE_SHAPE}, got a batch of shape "

@@ -2,13 +2,13 @@
 
 ``b2b export --checkpoint CKPT --data bach --out generator.pt`` copies the generator's weights
 out of a training checkpoint (or an exported file) and stores the threshold that
-:func:`b2b.generate.calibrate_threshold` finds against the data's note density, so that
+:func:`b2b.sampling.generate.calibrate_threshold` finds against the data's note density, so that
 ``b2b generate`` and ``b2b evaluate`` play it at that threshold by default (``--threshold auto``).
 :func:`export_generator` does the work (also from Python).
 
 ``b2b export --format onnx --checkpoint generator.pt --out generator.onnx`` writes the generator
 as an ONNX model for a web page, with its stored threshold and track table beside it
-(:func:`b2b.web.export_onnx`).
+(:func:`b2b.sampling.web.export_onnx`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def export_generator(checkpoint_path: str | Path, out_path: str | Path, *, data:
     The file holds ``format``, ``version``, ``step``, ``config``, ``preset``, ``generator`` (the
     weights), ``data`` and, when calibrated, ``threshold`` (float in (0, 1)) and ``calibration``
     (``rule``, ``data``, ``density_target``, ``density_at_threshold``, ``silent_share``,
-    ``n_samples``, ``seed``: see :func:`b2b.generate.calibrate_threshold`). Both are optional
+    ``n_samples``, ``seed``: see :func:`b2b.sampling.generate.calibrate_threshold`). Both are optional
     keys of format version 1: files without them still load (their preset's threshold is used),
     and everything loads with ``torch.load(weights_only=True)``. The weights are copied
     unchanged; re-exporting an exported file recalibrates its threshold.
@@ -51,13 +51,13 @@ def export_generator(checkpoint_path: str | Path, out_path: str | Path, *, data:
         The file to write (may be ``checkpoint_path`` itself).
     data : str, path, dataset or array, optional
         The training data, whose note density (share of on cells) the threshold matches
-        (:func:`b2b.generate.note_density`), e.g. ``"bach"``.
+        (:func:`b2b.sampling.generate.note_density`), e.g. ``"bach"``.
     density : float, optional
         The target density directly, instead of ``data``. Without ``data`` and ``density`` no
         threshold is stored.
     n, seed : int, optional
-        Calibration samples and noise seed (default :data:`b2b.generate.CALIBRATION_SAMPLES`,
-        :data:`b2b.generate.CALIBRATION_SEED`).
+        Calibration samples and noise seed (default :data:`b2b.sampling.generate.CALIBRATION_SAMPLES`,
+        :data:`b2b.sampling.generate.CALIBRATION_SEED`).
     device : str or torch.device
         Where to run the generator for the calibration.
 
@@ -70,7 +70,7 @@ def export_generator(checkpoint_path: str | Path, out_path: str | Path, *, data:
     ckpt = load_checkpoint(checkpoint_path)
     small = {"format": GENERATOR_FORMAT, "version": FORMAT_VERSION, "step": ckpt.get("step", 0),
              "config": ckpt.get("config", {}), "preset": ckpt.get("preset"), "data": ckpt.get("data", {}),
-             # the moving average of the generator's weights when the run kept one (b2b.ema)
+             # the moving average of the generator's weights when the run kept one (b2b.training.ema)
              "generator": ckpt.get("generator_ema", ckpt.get("generator")),
              "weights": "ema" if "generator_ema" in ckpt else ckpt.get("weights", "trained")}
     if data is not None and density is not None:

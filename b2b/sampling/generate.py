@@ -3,7 +3,7 @@
 
 The generator maps standard normal noise ``(n, latent)`` to probabilities ``(n, 17, 64, 72)``
 in [0, 1]. A *sample* becomes music by binarizing it at a threshold (``p >= threshold`` is a
-note). The threshold belongs to the generator: :func:`b2b.export.export_generator` stores the
+note). The threshold belongs to the generator: :func:`b2b.sampling.export.export_generator` stores the
 one :func:`calibrate_threshold` finds (density-matched to the training data), and
 ``--threshold auto`` (the default of ``b2b generate`` and ``b2b evaluate``) uses it; a file
 without one falls back to its preset's (the ``seed`` preset's 0.9), and an explicit
@@ -13,7 +13,7 @@ without one falls back to its preset's (the ``seed`` preset's 0.9), and an expli
 ``samples.npy``              float32 probabilities ``(n, 17, 64, 72)``
 ``samples_binary.npy``       bool ``(n, 17, 64, 72)``: ``samples >= threshold``
 ``sample_000.mid`` …         one MIDI file per sample (binarized; 4/4, constant tempo)
-``sample_000.wav`` …         one 16-bit mono WAV per sample (:func:`b2b.audio.write_wav`)
+``sample_000.wav`` …         one 16-bit mono WAV per sample (:func:`b2b.music.audio.write_wav`)
 ``samples.png``              a pianoroll grid of the first 16 binarized samples
 ``samples.json``             written last: n, threshold and its source, tempo, seed, checkpoint …
 ===========================  ====================================================================
@@ -192,7 +192,7 @@ def note_density(data: Any, *, chunk: int = 256) -> tuple[float, int]:
     Parameters
     ----------
     data : str, path, dataset or array
-        ``"bach"``, ``"lpd17"`` or a store folder (opened with :func:`b2b.datasets.open_dataset`),
+        ``"bach"``, ``"lpd17"`` or a store folder (opened with :func:`b2b.datasets.catalog.open_dataset`),
         an opened dataset with ``window(i)`` (or items ``(17, 64, 72)``), or windows
         ``(n, 17, 64, 72)`` (bool or 0/1 numbers).
     chunk : int
@@ -295,16 +295,16 @@ def resolve_threshold(threshold: Any, info: dict[str, Any], name: str = "--thres
 
     ``threshold`` is a number (an explicit choice: wins, source ``"argument"``), or ``None`` /
     ``"auto"``: the threshold stored in the generator file (``"calibrated"``) when there is one,
-    else its preset's (``"preset"``), as :func:`b2b.checkpoint.load_generator` reports in ``info``.
+    else its preset's (``"preset"``), as :func:`b2b.model.checkpoint.load_generator` reports in ``info``.
     """
     explicit = explicit_threshold(threshold, name)
-    if explicit is None:  # b2b.checkpoint.load_generator checked the stored one when it read the file
+    if explicit is None:  # b2b.model.checkpoint.load_generator checked the stored one when it read the file
         return float(info["threshold"]), str(info.get("threshold_source", "preset"))
     return explicit, "argument"
 
 
 def explicit_threshold(threshold: Any, name: str = "--threshold") -> float | None:
-    """An explicit ``threshold`` checked by :func:`b2b.geometry.check_threshold`, or None for ``None`` / ``"auto"``
+    """An explicit ``threshold`` checked by :func:`b2b.music.geometry.check_threshold`, or None for ``None`` / ``"auto"``
     (the file's or preset's then decides, :func:`resolve_threshold`). Commands call it before
     loading anything, so a bad ``--threshold`` is one line at once."""
     if threshold is None or (isinstance(threshold, str) and threshold.strip().lower() == "auto"):
@@ -384,7 +384,7 @@ def interpolate_latents(z0: Tensor, z1: Tensor, steps: int, *, method: str = "sl
 # --------------------------------------------------------------------------- writing
 def _as_samples(samples: Any) -> np.ndarray:
     """Probabilities or notes ``(n, 17, 64, 72)``, ``n >= 1``, as float32 (checked by
-    :func:`b2b.geometry.as_windows`)."""
+    :func:`b2b.music.geometry.as_windows`)."""
     x = as_windows(samples, name="samples")
     if len(x) < 1:
         raise ValueError("samples: expected windows of shape (n, 17, 64, 72) with n >= 1, got none")
@@ -455,7 +455,7 @@ def write_samples(samples: Any, out_dir: str | os.PathLike, threshold: float, *,
         symlink, device or FIFO); its message names the file. The batch is written into a
         private ``.samples.<random>.tmp`` folder inside ``out_dir`` and moved into place only once
         complete (``samples.json`` last), so a failed call leaves an earlier batch untouched.
-        :class:`b2b.atomic.FolderLocked` if another writer holds the folder (``<out>/.lock``);
+        :class:`b2b.files.atomic.FolderLocked` if another writer holds the folder (``<out>/.lock``);
         the leftovers of a killed one are removed first.
     """
     threshold = check_threshold(threshold)

@@ -51,7 +51,7 @@ WEB_FORMAT = "b2b-web-generator"
 ONNX_OPSET = 18
 #: Samples drawn (noise seed 0) to check that the generator's outputs are finite before exporting.
 OUTPUT_CHECK_SAMPLES = 8
-#: Tempo (beats per minute) the page plays at, as :func:`b2b.audio.render` by default.
+#: Tempo (beats per minute) the page plays at, as :func:`b2b.music.audio.render` by default.
 PAGE_TEMPO = 120.0
 
 _M32 = 0xFFFFFFFF
@@ -101,7 +101,7 @@ def page_metadata(checkpoint_path: str | Path) -> dict[str, Any]:
 
     Keys: ``format``, ``version``, ``latent``, ``shape`` ``[17, 64, 72]``, ``lowest_pitch``
     (MIDI number of pitch row 0), ``steps_per_beat``, ``tempo`` (beats per minute),
-    ``threshold`` and ``threshold_source`` (as :func:`b2b.checkpoint.load_generator` gives them),
+    ``threshold`` and ``threshold_source`` (as :func:`b2b.model.checkpoint.load_generator` gives them),
     ``noise`` (:data:`NOISE`), ``tracks`` (per track: ``name``, ``program``, ``is_drum`` and the
     numpy synthesizer's recipe of its General MIDI family: ``partials`` (relative amplitudes of
     harmonics 1, 2, ...), ``attack``, ``decay`` (None: held) and ``release``, in seconds) and
@@ -112,7 +112,7 @@ def page_metadata(checkpoint_path: str | Path) -> dict[str, Any]:
 
 
 def _metadata(path: Path, info: dict[str, Any]) -> dict[str, Any]:
-    """:func:`page_metadata` of the file ``path`` whose :func:`b2b.checkpoint.load_generator` info is ``info``."""
+    """:func:`page_metadata` of the file ``path`` whose :func:`b2b.model.checkpoint.load_generator` info is ``info``."""
     tracks = []
     for t in TRACKS:
         partials, attack, decay, release = synth_recipe(t.program)

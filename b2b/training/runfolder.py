@@ -1,11 +1,11 @@
 """A training run's output folder and machine: one run at a time, resumable, sized to fit.
 
 Everything that keeps a run safe and is not the training loop lives here, so that
-:class:`b2b.train.Trainer` reads as the loop and ``b2b train`` and the Trainer share one path:
+:class:`b2b.training.trainer.Trainer` reads as the loop and ``b2b train`` and the Trainer share one path:
 
 - :func:`claim_run_folder`: the one call that takes a run's folder. It refuses an ``--out`` that
-  is a file, locks ``<out>/.lock`` (:class:`b2b.atomic.FolderLock`; a second run gets
-  :class:`b2b.atomic.FolderLocked` naming the holder's pid, host and start time; a lock left by
+  is a file, locks ``<out>/.lock`` (:class:`b2b.files.atomic.FolderLock`; a second run gets
+  :class:`b2b.files.atomic.FolderLocked` naming the holder's pid, host and start time; a lock left by
   a killed run does not block) and removes the temporaries that killed runs left
   (:data:`LEFTOVER_RE`). :func:`hold_run_folder` is the Trainer's way to it (the caller's
   lock or its own claim), :func:`reclaim_run_folder` takes it again for a Trainer that trains on
@@ -38,7 +38,7 @@ __all__ = ["LEFTOVER_RE", "STEP_BYTES_PER_SAMPLE", "STEP_BYTES_FIXED", "claim_ru
            "newest_readable_checkpoint", "step_bytes", "available_memory", "check_batch_memory",
            "default_threads"]
 
-#: Temporaries of b2b.atomic writers in a run folder (``.<name>.<8 hex>.tmp``), left by killed runs.
+#: Temporaries of b2b.files.atomic writers in a run folder (``.<name>.<8 hex>.tmp``), left by killed runs.
 LEFTOVER_RE = re.compile(r"\.(checkpoint_\d+\.pt|history\.(json|csv)|samples_\d+\.(npy|png)|generator\.pt)"
                          r"\.[0-9a-f]{8}\.tmp")
 #: Peak memory of one training step per sample of the (per-process) batch, bytes: measured on the
@@ -123,7 +123,7 @@ def reclaim_run_folder(out: str | os.PathLike, last_saved: Path | None) -> Folde
 
 
 def newest_readable_checkpoint(out: str | os.PathLike, report: bool = True) -> tuple[Path, dict[str, Any]]:
-    """The newest checkpoint in ``out`` that :func:`b2b.checkpoint.load_checkpoint` accepts, and its dict.
+    """The newest checkpoint in ``out`` that :func:`b2b.model.checkpoint.load_checkpoint` accepts, and its dict.
 
     With ``report`` (the process that writes: rank 0), newer unreadable ones are renamed
     ``<name>.unreadable`` and each is named on stderr. FileNotFoundError when ``out`` holds no

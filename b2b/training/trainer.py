@@ -2,7 +2,7 @@
 
 One **step** (a generator iteration) is ``n_critic`` critic updates, each on a fresh real batch
 and fresh noise, followed by one generator update. The critic loss is built as one scalar by
-:func:`b2b.losses.critic_loss` and trained with a single ``backward()``.
+:func:`b2b.gan.losses.critic_loss` and trained with a single ``backward()``.
 
 Data
     The whole dataset is kept on the training device as one tensor (``bool`` when it is binary,
@@ -19,10 +19,10 @@ Epochs and the learning-rate schedule
 Precision
     ``precision="auto"`` uses bfloat16 autocast on GPUs that compute in bfloat16 natively
     (compute capability 8.0 and newer) and float32 elsewhere (CPUs, Colab's T4). bfloat16 needs
-    no loss scaling; the penalty's gradient norms are computed in float32 by :mod:`b2b.losses`
+    no loss scaling; the penalty's gradient norms are computed in float32 by :mod:`b2b.gan.losses`
     and the double backward runs through the autocast graph.
 CUDA graphs (``cuda_graph=True``, ``b2b train --cuda-graph``; off by default)
-    The whole step is captured once in a CUDA graph and replayed (:mod:`b2b.cudagraph`, which
+    The whole step is captured once in a CUDA graph and replayed (:mod:`b2b.training.cudagraph`, which
     also says what a captured step needs); the step's batch indices are drawn on the CPU as
     always and are the graph's only input. It needs CUDA, one process and the dataset on the
     GPU; otherwise, or when capture fails, training continues eagerly after a one-line message.
@@ -50,11 +50,11 @@ Distributed (``torchrun --nproc_per_node N -m b2b train ...``)
 
 Checkpoints (``<out>/checkpoint_<step:08d>.pt``, the last ``keep`` kept) hold everything a
 resume needs; their format, and what loading checks before ``--resume`` writes anything, are
-described in :mod:`b2b.checkpoint`, where the format lives.
+described in :mod:`b2b.model.checkpoint`, where the format lives.
 
 The output folder
-    One run at a time, and what keeps it safe lives in :mod:`b2b.runfolder`: ``b2b train`` and
-    the Trainer take the folder through one call (:func:`b2b.runfolder.claim_run_folder`: the
+    One run at a time, and what keeps it safe lives in :mod:`b2b.training.runfolder`: ``b2b train`` and
+    the Trainer take the folder through one call (:func:`b2b.training.runfolder.claim_run_folder`: the
     lock, the leftovers of killed runs); a resume continues from the newest readable checkpoint;
     a batch whose step cannot fit in memory is refused before allocating. A failed write (full
     disk, read-only folder) is an OSError naming the file; the previous checkpoint is untouched.
@@ -134,7 +134,7 @@ class TrainerConfig:
     """How to run a training: everything besides the data and the hyper-parameters.
 
     The hyper-parameters (learning rates, batch, ``n_critic``, ``lambda_gp``, schedule) are the
-    preset's :class:`b2b.networks.TrainingConfig`, their one home; change them on the preset, e.g.
+    preset's :class:`b2b.model.networks.TrainingConfig`, their one home; change them on the preset, e.g.
     ``TrainerConfig(preset=get_preset("improved").with_training(batch=16))``.
 
     Attributes
@@ -212,7 +212,7 @@ class TrainerConfig:
 def window_tensor(dataset: Any) -> Tensor:
     """All windows of ``dataset`` as one ``(n, 17, 64, 72)`` CPU tensor, ``bool`` when binary."""
     if hasattr(dataset, "tensor") and callable(dataset.tensor):
-        try:  # b2b.store.WindowDataset: ask for bools (a quarter of float32's memory)
+        try:  # b2b.datasets.store.WindowDataset: ask for bools (a quarter of float32's memory)
             x = dataset.tensor(dtype=torch.bool)
         except TypeError:
             x = dataset.tensor()
@@ -374,7 +374,7 @@ class Trainer:
         self.distributed = dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank() if self.distributed else 0
         self.world = dist.get_world_size() if self.distributed else 1
-        if self.rank == 0:  # the one writer holds the folder (b2b.runfolder)
+        if self.rank == 0:  # the one writer holds the folder (b2b.training.runfolder)
             self._lock = hold_run_folder(self.out, lock)
         try:
             self._init(cfg, dataset, resume)
@@ -385,12 +385,12 @@ class Trainer:
 
     def _init(self, cfg: TrainerConfig, dataset: Any, resume: bool) -> None:
         self.preset = get_preset(cfg.preset)
-        self.hyper = hp = self.preset.training  # the hyper-parameters (b2b.networks.TrainingConfig)
+        self.hyper = hp = self.preset.training  # the hyper-parameters (b2b.model.networks.TrainingConfig)
         self.device = training_device(cfg, self.distributed, self.rank)
         if hp.batch % self.world:
             raise ValueError(f"batch {hp.batch} must be divisible by the number of processes ({self.world})")
         self.local_batch = hp.batch // self.world
-        check_batch_memory(self.local_batch, self.device)  # before anything big is allocated (b2b.runfolder)
+        check_batch_memory(self.local_batch, self.device)  # before anything big is allocated (b2b.training.runfolder)
         self.amp = use_bf16(cfg, self.device)
         x = window_tensor(dataset)
         self.n, self.data_fingerprint = x.shape[0], data_fingerprint(x)
@@ -419,7 +419,7 @@ class Trainer:
             g = nn.SyncBatchNorm.convert_sync_batchnorm(g)
         self.generator: GenConvNet = g.to(self.device)
         self.critic: DiscConvNet = d.to(self.device)
-        # the moving average of the generator's weights (b2b.ema), what checkpoints export; or None
+        # the moving average of the generator's weights (b2b.training.ema), what checkpoints export; or None
         self.ema = EMA(self.generator, hp.ema) if hp.ema else None
         ids = [self.device.index] if self.device.type == "cuda" else None
         self.G, self.D = (nn.parallel.DistributedDataParallel(m, device_ids=ids) if self.distributed else m
@@ -429,7 +429,7 @@ class Trainer:
         self.opt_d = adam(self.critic.parameters(), hp.lr_d, hp.betas, self.device, capturable=self.graphed)
         self.sched_g = torch.optim.lr_scheduler.StepLR(self.opt_g, hp.lr_step_epochs, hp.lr_gamma)
         self.sched_d = torch.optim.lr_scheduler.StepLR(self.opt_d, hp.lr_step_epochs, hp.lr_gamma)
-        # the step replayed as a CUDA graph (b2b.cudagraph), or None: eager
+        # the step replayed as a CUDA graph (b2b.training.cudagraph), or None: eager
         self.graph = GraphedStep(self._iteration, self.device, report=self.rank == 0) if self.graphed else None
 
     def _seed(self) -> None:
@@ -487,7 +487,7 @@ class Trainer:
                               cache_enabled=not self.graphed)
 
     def _iteration(self, indices: Tensor) -> Tensor:
-        """:func:`b2b.step.wgan_gp_iteration` with the real batches at ``indices`` ``(n_critic, B)``."""
+        """:func:`b2b.gan.step.wgan_gp_iteration` with the real batches at ``indices`` ``(n_critic, B)``."""
         rows = iter(indices)
         return wgan_gp_iteration(
             self.G, self.D, self.opt_g, self.opt_d, lambda: self._batch(next(rows)),
@@ -528,7 +528,7 @@ class Trainer:
         pending: list[Pending] = []  # steps whose statistics are not read yet
         try:
             while self.step < total:
-                stats = self.train_step()  # b2b.step.wgan_gp_iteration on the next real batches
+                stats = self.train_step()  # b2b.gan.step.wgan_gp_iteration on the next real batches
                 if self.ema is not None:
                     self.ema.update(self.generator, self.step + 1)
                 if self.distributed:
@@ -579,13 +579,13 @@ class Trainer:
     # ----------------------------------------------------------------- outputs and state
     def sample(self, z: Tensor | None = None) -> Tensor:
         """Generator probabilities ``(n, 17, 64, 72)`` on the CPU for noise ``z`` ``(n, latent)``
-        (default: the run's fixed noise), drawn by :func:`b2b.generate.generate` (eval mode) from the
+        (default: the run's fixed noise), drawn by :func:`b2b.sampling.generate.generate` (eval mode) from the
         moving average of the generator's weights when the preset keeps one, else the generator."""
         z = self.fixed_noise if z is None else z
         return generate(self.generator if self.ema is None else self.ema.model, len(z), latent=z)
 
     def state_dict(self) -> dict[str, Any]:
-        """The checkpoint dict (its format: :mod:`b2b.checkpoint`). Collective under DDP: call on all ranks."""
+        """The checkpoint dict (its format: :mod:`b2b.model.checkpoint`). Collective under DDP: call on all ranks."""
         return {
             "format": CHECKPOINT_FORMAT, "version": FORMAT_VERSION, "step": self.step,
             "config": self.config.to_dict(), "preset": self.preset.to_dict(),
@@ -601,7 +601,7 @@ class Trainer:
         }
 
     def save_checkpoint(self) -> Path | None:
-        """Write ``checkpoint_<step>.pt`` (:func:`b2b.checkpoint.save_training_checkpoint`) and the
+        """Write ``checkpoint_<step>.pt`` (:func:`b2b.model.checkpoint.save_training_checkpoint`) and the
         history. Collective under DDP; returns the path on rank 0, else None."""
         state = self.state_dict()
         if self.rank != 0:
@@ -662,7 +662,7 @@ _FIELDS = {f.name for f in dataclasses.fields(TrainerConfig)} | {"batch"}
 
 def _config(args: argparse.Namespace) -> TrainerConfig:
     """The run's settings from the command line, checked by their homes (:meth:`TrainerConfig.check`,
-    :class:`b2b.networks.TrainingConfig`) before anything is loaded; an error names the option."""
+    :class:`b2b.model.networks.TrainingConfig`) before anything is loaded; an error names the option."""
     try:
         preset = get_preset(args.preset)
         if args.batch is not None:
