@@ -35,7 +35,7 @@ import time
 import torch
 
 from b2b.model.fast import LayerNorm2d
-from b2b.model.networks import get_preset
+from b2b.model.presets import get_preset
 from b2b.training.trainer import Trainer, TrainerConfig
 from bench_train import count_ops, make_windows
 

@@ -46,7 +46,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from b2b.model.networks import build, get_preset
+from b2b.model.networks import build
+
+from b2b.model.presets import get_preset
 from b2b.model.checkpoint import resolve_device
 from b2b.training.trainer import Trainer, TrainerConfig
 

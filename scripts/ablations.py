@@ -86,8 +86,8 @@ QUICK = dict(iterations=2, batch=4, seeds=[0], n_generated=16, n_real=32, n_list
 
 
 def variant_preset(name: str) -> Any:
-    """The :class:`b2b.model.networks.Preset` of variant ``name``: ``seed`` with the variant's overrides."""
-    from b2b.model.networks import get_preset
+    """The :class:`b2b.model.presets.Preset` of variant ``name``: ``seed`` with the variant's overrides."""
+    from b2b.model.presets import get_preset
 
     return get_preset("seed").with_overrides(VARIANTS[name], name, DESCRIPTIONS[name])
 
@@ -160,7 +160,9 @@ def measure_coupling(real: np.ndarray, batch: int, trials: int, seed: int = 0) -
     """:func:`coupling` of freshly initialised critics of several configs (same generator)."""
     import torch
 
-    from b2b.model.networks import CriticConfig, DiscConvNet, GenConvNet
+    from b2b.model.networks import DiscConvNet, GenConvNet
+
+    from b2b.model.presets import CriticConfig
 
     torch.manual_seed(seed)
     g = GenConvNet().eval()
@@ -421,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     from b2b.evaluation.evaluate import sample_indices
     from b2b.evaluation.metrics import feature_table
-    from b2b.model.networks import get_preset
+    from b2b.model.presets import get_preset
 
     t_start = time.perf_counter()
     out = Path(args.out)

@@ -101,8 +101,8 @@ FULL = dict(iterations=1500, batch=64, seeds=[0, 1], n_eval=1000, jobs=2, checkp
 
 
 def candidate_preset(name: str) -> Any:
-    """The :class:`b2b.model.networks.Preset` of candidate ``name``: ``seed`` with the overrides."""
-    from b2b.model.networks import get_preset
+    """The :class:`b2b.model.presets.Preset` of candidate ``name``: ``seed`` with the overrides."""
+    from b2b.model.presets import get_preset
 
     return get_preset("seed").with_overrides(CANDIDATES[name], name, DESCRIPTIONS[name])
 

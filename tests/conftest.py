@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from b2b.model.networks import get_preset
+from b2b.model.presets import get_preset
 from b2b.training.trainer import Trainer, TrainerConfig
 
 

@@ -98,7 +98,7 @@ def test_a_failed_capture_leaves_the_reason_and_runs_eagerly(fake_cuda):
 
 
 def test_the_trainer_reports_a_failed_capture_once_and_trains_on(fake_cuda, tmp_path, capsys):
-    from b2b.model.networks import get_preset
+    from b2b.model.presets import get_preset
     from b2b.training.trainer import Trainer, TrainerConfig
 
     cfg = TrainerConfig(preset=get_preset("seed").with_training(batch=2, n_critic=1), iterations=3,

@@ -306,7 +306,8 @@ def test_generate_samples_with_a_fake_checkpoint(tmp_path, monkeypatch):
 
 def test_cli_with_a_real_generator_file(tmp_path, capsys):
     """End to end through b2b.model.checkpoint.load_generator: an untrained seed-preset generator file."""
-    from b2b.model.networks import GenConvNet, get_preset
+    from b2b.model.networks import GenConvNet
+    from b2b.model.presets import get_preset
     from b2b.model.checkpoint import FORMAT_VERSION, GENERATOR_FORMAT
 
     preset = get_preset("seed")
@@ -342,7 +343,8 @@ def test_cli_with_a_real_generator_file(tmp_path, capsys):
 def _generator_file(tmp_path, name="gen.pt", threshold=None, nan=False):
     """An untrained seed-preset generator file (probabilities near 0.5), optionally with a stored
     threshold or NaN weights."""
-    from b2b.model.networks import GenConvNet, get_preset
+    from b2b.model.networks import GenConvNet
+    from b2b.model.presets import get_preset
     from b2b.model.checkpoint import FORMAT_VERSION, GENERATOR_FORMAT
 
     preset = get_preset("seed")
@@ -572,7 +574,8 @@ def test_report_renders_the_set_statistics():
 def test_one_sampler_evaluate_sees_what_generate_makes():
     # b2b evaluate's windows are b2b generate's at the same seed, whatever the chunk size
     from b2b.sampling.generate import generate
-    from b2b.model.networks import GenConvNet, GeneratorConfig
+    from b2b.model.networks import GenConvNet
+    from b2b.model.presets import GeneratorConfig
 
     torch.manual_seed(0)
     g = GenConvNet(GeneratorConfig(latent=16, channels=8)).eval()

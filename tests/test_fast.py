@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from b2b.model.fast import LayerNorm2d, PitchConv2d, PitchConvTranspose2d, speed_up
 from b2b.gan.losses import critic_loss
-from b2b.model.networks import CriticConfig, DiscConvNet, build, get_preset
+from b2b.model.networks import DiscConvNet, build
+from b2b.model.presets import CriticConfig, get_preset
 
 
 @pytest.mark.parametrize("bias", [True, False])

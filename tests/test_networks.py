@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from b2b.model.networks import (PRESETS, CriticConfig, DiscConvNet, GenConvNet, GeneratorConfig, Preset, SelfAttention, build,
-                          count_parameters, get_preset)
+from b2b.model.networks import DiscConvNet, GenConvNet, SelfAttention, build, count_parameters
+from b2b.model.presets import PRESETS, CriticConfig, GeneratorConfig, Preset, get_preset
 
 
 def _walk(layers, x, expected):
@@ -167,7 +167,8 @@ def test_minibatch_std_matches_numpy_by_groups():
 
 
 def test_critic_with_minibatch_std_sees_identical_batches():
-    from b2b.model.networks import CriticConfig, DiscConvNet, Preset
+    from b2b.model.networks import DiscConvNet
+    from b2b.model.presets import CriticConfig, Preset
 
     torch.manual_seed(0)
     d = DiscConvNet(CriticConfig(norm="layer", dropout=0.0, minibatch_std=True))
@@ -197,7 +198,7 @@ def test_straight_through_binarizes_in_training_with_the_sigmoid_gradient():
 
 
 def test_binary_generator_gives_windows_of_zeros_and_ones_only_in_train_mode():
-    from b2b.model.networks import GeneratorConfig
+    from b2b.model.presets import GeneratorConfig
 
     torch.manual_seed(0)
     g = GenConvNet(GeneratorConfig(binary=True))

@@ -19,7 +19,8 @@ import torch
 from b2b.cli import main as cli_main
 from b2b.evaluation.evaluate import CSV_COLUMNS
 from b2b.sampling.generate import CALIBRATION_SEED, generate
-from b2b.model.networks import PRESETS, GenConvNet
+from b2b.model.networks import GenConvNet
+from b2b.model.presets import PRESETS
 from b2b.model.checkpoint import load_generator
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "data" / "pretrained"

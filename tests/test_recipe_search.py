@@ -16,7 +16,7 @@ def rs():
 
 
 def test_candidates_change_only_their_overrides(rs):
-    from b2b.model.networks import get_preset
+    from b2b.model.presets import get_preset
 
     seed = get_preset("seed")
     for name, over in rs.CANDIDATES.items():

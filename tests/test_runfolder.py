@@ -14,7 +14,7 @@ from b2b.training import trainer as btrain
 from b2b.files.atomic import FolderLock, FolderLocked
 from b2b.cli import main as cli_main
 from b2b.training.trainer import Trainer, TrainerConfig
-from b2b.model.networks import get_preset
+from b2b.model.presets import get_preset
 
 
 def _cfg(out, **kw):

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from b2b.gan.losses import critic_loss
-from b2b.model.networks import CriticConfig, DiscConvNet, GenConvNet, GeneratorConfig, Preset, get_preset
+from b2b.model.networks import DiscConvNet, GenConvNet
+from b2b.model.presets import CriticConfig, GeneratorConfig, Preset, get_preset
 from b2b.model.refiner import Refiner
 from b2b.model.streams import ChromaStream, OnsetStream, chroma, onsets_offsets
 

@@ -15,7 +15,8 @@ import torch
 from b2b.training import trainer as btrain
 from b2b.cli import main as cli_main
 from b2b.gan.losses import critic_loss
-from b2b.model.networks import CriticConfig, DiscConvNet, TrainingConfig, get_preset
+from b2b.model.networks import DiscConvNet
+from b2b.model.presets import CriticConfig, TrainingConfig, get_preset
 from b2b.model import checkpoint as bckpt
 from b2b.model.checkpoint import load_generator
 from b2b.sampling.export import export_generator
@@ -586,7 +587,8 @@ def test_full_disk_while_saving_a_checkpoint(tmp_path, monkeypatch, capsys):
 
 
 def _gen_dict(**over):
-    from b2b.model.networks import GenConvNet, get_preset
+    from b2b.model.networks import GenConvNet
+    from b2b.model.presets import get_preset
 
     preset = get_preset("seed")
     d = {"format": "b2b-generator", "version": 1, "step": 0, "config": {}, "preset": preset.to_dict(),

@@ -4,7 +4,9 @@
 - :mod:`b2b.model.streams`: the critic's onset/offset and chroma views (BinaryMuseGAN);
 - :mod:`b2b.model.refiner`: the generator's optional last stage along time;
 - :mod:`b2b.model.fast`: faster twins of the edge layers (``speed_up``), same parameters;
-- :mod:`b2b.model.networks`: ``GenConvNet``, ``DiscConvNet``, presets, ``build(preset)``;
+- :mod:`b2b.model.presets`: the hyper-parameters of the networks and of training, by name
+  (``PRESETS``, ``get_preset``);
+- :mod:`b2b.model.networks`: ``GenConvNet``, ``DiscConvNet``, ``build(preset)``;
 - :mod:`b2b.model.checkpoint`: the files a model lives in (training checkpoints, generator
   files), loaded safely (``load_checkpoint``, ``load_generator``).
 """
@@ -12,8 +14,8 @@
 from b2b.model.attention import SelfAttention
 from b2b.model.checkpoint import latest_checkpoint, load_checkpoint, load_generator
 from b2b.model.fast import speed_up
-from b2b.model.networks import (PRESETS, CriticConfig, DiscConvNet, GenConvNet, GeneratorConfig, Preset, TrainingConfig,
-                                build, count_parameters, get_preset)
+from b2b.model.networks import DiscConvNet, GenConvNet, build, count_parameters
+from b2b.model.presets import PRESETS, CriticConfig, GeneratorConfig, Preset, TrainingConfig, get_preset
 
 __all__ = ["GenConvNet", "DiscConvNet", "GeneratorConfig", "CriticConfig", "TrainingConfig", "Preset", "PRESETS",
            "build", "get_preset", "count_parameters", "SelfAttention", "speed_up", "load_checkpoint",

@@ -26,7 +26,7 @@ kept; :func:`restore_training` loads it back into a run), a dict:
 ``format``         ``"b2b-checkpoint"``; ``version``: ``1``
 ``step``           completed generator steps (int)
 ``config``         :class:`b2b.training.trainer.TrainerConfig` as a plain dict (the run's settings)
-``preset``         :meth:`b2b.model.networks.Preset.to_dict`: the networks, the training hyper-parameters
+``preset``         :meth:`b2b.model.presets.Preset.to_dict`: the networks, the training hyper-parameters
                    (``training``) and the sampling threshold; files written before 2026-11-29
                    kept the hyper-parameters in ``config`` (:func:`preset_of` reads both)
 ``generator``      generator ``state_dict`` (plain module, not DDP-wrapped)
@@ -78,7 +78,8 @@ from torch import Tensor
 
 from b2b.files.atomic import atomic_write
 from b2b.music.geometry import SAMPLE_SHAPE, check_threshold
-from b2b.model.networks import DiscConvNet, GenConvNet, Preset, TrainingConfig
+from b2b.model.networks import DiscConvNet, GenConvNet
+from b2b.model.presets import Preset, TrainingConfig
 
 __all__ = ["CHECKPOINT_FORMAT", "GENERATOR_FORMAT", "FORMAT_VERSION", "resolve_device", "atomic_torch_save",
            "latest_checkpoint", "checkpoints", "load_checkpoint", "check_resumable", "save_training_checkpoint",
@@ -553,7 +554,7 @@ def load_generator(checkpoint_path: str | Path, device: str | torch.device = "cp
     generator : GenConvNet
         Maps noise ``(B, latent)`` to probabilities ``(B, 17, 64, 72)``.
     info : dict
-        ``preset`` (:class:`b2b.model.networks.Preset`), ``config`` (the TrainerConfig dict), ``step``,
+        ``preset`` (:class:`b2b.model.presets.Preset`), ``config`` (the TrainerConfig dict), ``step``,
         ``latent``, ``threshold`` (the binarization threshold to use by default: the calibrated
         one stored by :func:`export_generator` when the file has one, else the preset's),
         ``threshold_source`` (``"calibrated"`` or ``"preset"``), ``preset_threshold``, and

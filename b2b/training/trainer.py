@@ -97,7 +97,8 @@ from b2b.datasets.catalog import open_dataset
 from b2b.sampling.generate import generate
 from b2b.training.ema import EMA
 from b2b.music.geometry import SAMPLE_SHAPE
-from b2b.model.networks import MAX_BATCH, DiscConvNet, GenConvNet, Preset, build, get_preset
+from b2b.model.networks import DiscConvNet, GenConvNet, build
+from b2b.model.presets import MAX_BATCH, Preset, get_preset
 from b2b.music.plot import sample_grid
 from b2b.training.runfolder import (check_batch_memory, check_unused, claim_run_folder, default_threads, hold_run_folder,
                            newest_readable_checkpoint, reclaim_run_folder, step_bytes)
@@ -134,7 +135,7 @@ class TrainerConfig:
     """How to run a training: everything besides the data and the hyper-parameters.
 
     The hyper-parameters (learning rates, batch, ``n_critic``, ``lambda_gp``, schedule) are the
-    preset's :class:`b2b.model.networks.TrainingConfig`, their one home; change them on the preset, e.g.
+    preset's :class:`b2b.model.presets.TrainingConfig`, their one home; change them on the preset, e.g.
     ``TrainerConfig(preset=get_preset("improved").with_training(batch=16))``.
 
     Attributes
@@ -385,7 +386,7 @@ class Trainer:
 
     def _init(self, cfg: TrainerConfig, dataset: Any, resume: bool) -> None:
         self.preset = get_preset(cfg.preset)
-        self.hyper = hp = self.preset.training  # the hyper-parameters (b2b.model.networks.TrainingConfig)
+        self.hyper = hp = self.preset.training  # the hyper-parameters (b2b.model.presets.TrainingConfig)
         self.device = training_device(cfg, self.distributed, self.rank)
         if hp.batch % self.world:
             raise ValueError(f"batch {hp.batch} must be divisible by the number of processes ({self.world})")
@@ -662,7 +663,7 @@ _FIELDS = {f.name for f in dataclasses.fields(TrainerConfig)} | {"batch"}
 
 def _config(args: argparse.Namespace) -> TrainerConfig:
     """The run's settings from the command line, checked by their homes (:meth:`TrainerConfig.check`,
-    :class:`b2b.model.networks.TrainingConfig`) before anything is loaded; an error names the option."""
+    :class:`b2b.model.presets.TrainingConfig`) before anything is loaded; an error names the option."""
     try:
         preset = get_preset(args.preset)
         if args.batch is not None:
