@@ -272,6 +272,12 @@ class DiscConvNet(nn.Module):
             return nn.Conv2d(c, c, kernel_size=(2, 1), stride=(2, 2))
 
         edge = nn.Conv2d(N_TRACKS, c, kernel_size=(2, N_PITCHES), stride=(2, 2))
+        # what the linear layer reads: the main path's channels at each time left after the blocks
+        # halved it, then each stream's features (the streams are made after it: the same order of
+        # random initialisation as ever)
+        time_left = N_STEPS >> N_BLOCKS                                 # 64 -> 2
+        streams = OnsetStream.width(config.streams) + ChromaStream.width(config.streams) if config.streams else 0
+        width = (c + config.minibatch_std) * time_left + streams
         layers = [                                                      # x (B, 17, 64, 72)
             ("block1", _down(edge, c, norm, drop)), *att(1),            # -> (B, c, 32, 1)
             ("block2", _down(conv(), c, norm, drop)), *att(2),          # -> (B, c, 16, 1)
@@ -280,8 +286,7 @@ class DiscConvNet(nn.Module):
             ("block5", _down(conv(), c, norm, drop)), *att(5),          # -> (B, c,  2, 1)
             *([("minibatch_std", MinibatchStd())] if config.minibatch_std else []),  # -> (B, c + 1, 2, 1)
             ("flatten", nn.Flatten()),                                  # -> (B, 2 (c + 1 if minibatch_std))
-            ("linear", nn.Linear((c + config.minibatch_std) * (N_STEPS >> N_BLOCKS)
-                                 + 2 * config.streams * N_STEPS // 16, 1)),  # (+ the streams' 2 x 4s) -> (B, 1)
+            ("linear", nn.Linear(width, 1)),                             # -> (B, 1)
         ]
         self.layers = nn.Sequential(OrderedDict(layers))
         if config.streams:

@@ -21,12 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from b2b.music.geometry import N_PITCHES, N_STEPS, N_TRACKS
+from b2b.music.geometry import LOWEST_PITCH, N_BARS, N_PITCHES, N_STEPS, N_TRACKS, STEPS_PER_BEAT
 
-__all__ = ["onsets_offsets", "chroma", "OnsetStream", "ChromaStream", "STEPS_PER_BEAT"]
+__all__ = ["onsets_offsets", "chroma", "OnsetStream", "ChromaStream"]
 
-STEPS_PER_BEAT = 4  # the windows' time resolution: 16th notes
-N_PITCH_CLASSES = 12  # pitch index 0 is MIDI 24, a C: pitch class = index % 12
+N_PITCH_CLASSES = 12
 
 
 def onsets_offsets(x: Tensor) -> Tensor:
@@ -41,15 +40,19 @@ def onsets_offsets(x: Tensor) -> Tensor:
     return torch.cat([F.relu(d).sum(-1, keepdim=True), F.relu(-d).sum(-1, keepdim=True)], dim=1)
 
 
-def chroma(x: Tensor) -> Tensor:
+def chroma(x: Tensor, lowest: int = LOWEST_PITCH) -> Tensor:
     """Pitch-class activity per track and beat: ``(B, 17, 64, 72)`` -> ``(B, 17, 16, 12)``.
 
     Entry ``(b, k, j, c)`` sums the cells of track ``k`` in beat ``j`` (steps ``4j .. 4j+3``)
-    over every pitch of class ``c`` (C = 0, C# = 1, ...), all six octaves together.
+    over every pitch of class ``c`` (C = 0, C# = 1, ...), all six octaves together. Row ``p`` is
+    MIDI pitch ``lowest + p``, of class ``(lowest + p) % 12``, as
+    :func:`b2b.evaluation.metrics.pitch_classes` says.
     """
     b, k, t, p = x.shape
     y = x.reshape(b, k, t // STEPS_PER_BEAT, STEPS_PER_BEAT, p // N_PITCH_CLASSES, N_PITCH_CLASSES)
-    return y.sum(dim=(3, 4))
+    y = y.sum(dim=(3, 4))  # by row % 12
+    offset = lowest % N_PITCH_CLASSES  # row 0 is of this class (0 for the geometry's MIDI 24, a C)
+    return y.roll(offset, dims=-1) if offset else y
 
 
 def _block(conv: nn.Module, channels: int) -> nn.Sequential:
@@ -76,7 +79,12 @@ class OnsetStream(nn.Module):
             _block(nn.Conv2d(c, c, kernel_size=(4, 1), stride=(4, 1)), c),  # -> (B, c, 4, 1)
             nn.Flatten(),  # -> (B, 4c)
         )
-        self.features = c * N_STEPS // 16
+        self.features = self.width(c)
+
+    @staticmethod
+    def width(channels: int) -> int:
+        """Features a stream of ``channels`` gives the critic: one per channel and bar."""
+        return channels * N_BARS
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, 17, 64, 72)`` -> ``(B, channels * 4)``."""
@@ -102,8 +110,13 @@ class ChromaStream(nn.Module):
             _block(nn.Conv2d(c, c, kernel_size=(4, 1), stride=(4, 1)), c),  # -> (B, c, 4, 1)
             nn.Flatten(),  # -> (B, 4c)
         )
-        self.features = c * N_STEPS // 16
+        self.features = self.width(c)
         assert N_PITCHES % N_PITCH_CLASSES == 0 and N_STEPS % STEPS_PER_BEAT == 0
+
+    @staticmethod
+    def width(channels: int) -> int:
+        """Features a stream of ``channels`` gives the critic: one per channel and bar."""
+        return channels * N_BARS
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, 17, 64, 72)`` -> ``(B, channels * 4)``."""
