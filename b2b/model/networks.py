@@ -61,6 +61,7 @@ __all__ = [
     "StraightThrough",
     "OutputBias",
     "TrackMask",
+    "noise",
     "build",
     "count_parameters",
 ]
@@ -161,7 +162,7 @@ class GenConvNet(nn.Module):
         """Standard normal noise ``(n, latent)`` on ``device`` (default: the network's)."""
         if device is None:
             device = next(self.parameters()).device
-        return torch.randn(n, self.config.latent, generator=generator, device=device)
+        return noise(n, self.config.latent, generator=generator, device=device)
 
     def forward(self, z: Tensor) -> Tensor:
         """``(B, latent)`` noise -> ``(B, 17, 64, 72)`` probabilities."""
@@ -312,6 +313,13 @@ class DiscConvNet(nn.Module):
             return self.layers(x)
         h = self.layers[:-1](x)  # the main path up to the linear layer, (B, 2 (c + 1))
         return self.layers.linear(torch.cat([h, *(s(x) for s in self.streams.values())], dim=1))
+
+
+def noise(n: int, latent: int, generator: torch.Generator | None = None, device: Any = None) -> Tensor:
+    """The generator's input, standard normal noise ``(n, latent)`` float32 on ``device`` drawn from
+    ``generator`` (default: torch's global random state). The one place noise is drawn: the
+    Trainer's steps and fixed noise, :func:`b2b.sampling.generate.generate` and :meth:`GenConvNet.noise`."""
+    return torch.randn(n, latent, generator=generator, device=device)
 
 
 def build(preset: str | Preset = "seed", fast_edges: bool = False) -> tuple[GenConvNet, DiscConvNet]:

@@ -50,6 +50,7 @@ from torch import Tensor, nn
 from b2b.files.atomic import atomic_write, check_output, claim_output, free_bytes, read_json
 from b2b.music.audio import TAIL, check_tempo, write_wav
 from b2b.model.checkpoint import load_generator, resolve_device
+from b2b.model.networks import noise
 from b2b.music.data import write_midi
 from b2b.datasets.catalog import open_dataset
 from b2b.music.geometry import SAMPLE_SHAPE, as_windows, check_threshold
@@ -134,7 +135,7 @@ def iter_generate(generator: nn.Module, n: int, *, seed: int | None = None, devi
         z = latent.detach().float().cpu()
     else:
         gen = torch.Generator().manual_seed(int(seed)) if seed is not None else None
-        z = torch.randn(n, size, generator=gen)  # n x latent floats: small next to the samples
+        z = noise(n, size, generator=gen)  # n x latent floats: small next to the samples
     if device is not None:
         generator.to(resolve_device(device))
     dev = _module_device(generator)

@@ -97,7 +97,7 @@ from b2b.datasets.catalog import open_dataset
 from b2b.sampling.generate import generate
 from b2b.training.ema import EMA
 from b2b.music.geometry import SAMPLE_SHAPE
-from b2b.model.networks import DiscConvNet, GenConvNet, build
+from b2b.model.networks import DiscConvNet, GenConvNet, build, noise
 from b2b.model.presets import MAX_BATCH, Preset, get_preset
 from b2b.music.plot import sample_grid
 from b2b.training.runfolder import (check_batch_memory, check_unused, claim_run_folder, default_threads, hold_run_folder,
@@ -440,7 +440,7 @@ class Trainer:
         self.perm, self.cursor = torch.randperm(self.n, generator=self.batch_gen), 0
         seed_rng(seed + 1 + self.rank)
         fixed = torch.Generator().manual_seed(seed + 7919)
-        self.fixed_noise = torch.randn(self.config.n_samples, self.generator.latent, generator=fixed).to(self.device)
+        self.fixed_noise = noise(self.config.n_samples, self.generator.latent, generator=fixed).to(self.device)
 
     # ----------------------------------------------------------------- the out folder
     def close(self) -> None:
@@ -492,7 +492,7 @@ class Trainer:
         rows = iter(indices)
         return wgan_gp_iteration(
             self.G, self.D, self.opt_g, self.opt_d, lambda: self._batch(next(rows)),
-            lambda: torch.randn(self.local_batch, self.generator.latent, device=self.device),
+            lambda: noise(self.local_batch, self.generator.latent, device=self.device),
             n_critic=self.hyper.n_critic, lambda_gp=self.hyper.lambda_gp, autocast=self._autocast,
             joint=self.critic.scores_apart(self.local_batch))
 
