@@ -10,7 +10,7 @@ Nothing here knows about music: the toy GANs of chapters 2 and 3 and the music T
 (:mod:`b2b.training`) run the same step.
 """
 
-from b2b.gan.losses import critic_loss, generator_loss, gradient_penalty
+from b2b.gan.losses import critic_loss, critic_scores, generator_loss, gradient_penalty
 from b2b.gan.step import STATS, wgan_gp_iteration
 
-__all__ = ["critic_loss", "generator_loss", "gradient_penalty", "wgan_gp_iteration", "STATS"]
+__all__ = ["critic_loss", "critic_scores", "generator_loss", "gradient_penalty", "wgan_gp_iteration", "STATS"]

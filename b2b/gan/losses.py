@@ -106,11 +106,28 @@ def gradient_penalty(critic: Critic, real: Tensor, fake: Tensor, eps: Tensor | N
     return ((norms - 1) ** 2).mean(), norms
 
 
+def critic_scores(critic: Critic, real: Tensor, fake: Tensor, joint: bool = False) -> tuple[Tensor, Tensor]:
+    """The critic's mean scores ``(mean D(real), mean D(fake))``, scalars in at least float32.
+
+    ``fake`` is detached (the generator is not trained here). ``joint`` scores both batches in
+    one forward pass of ``(2B, ...)``: the same scores with a third fewer calls into the critic,
+    valid only for a critic that scores each sample on its own (no batch norm; see
+    :meth:`b2b.model.networks.DiscConvNet.scores_apart`), a speed-up and nothing else.
+    """
+    if joint:
+        scores = _at_least_float32(critic(torch.cat([real, fake.detach()])))  # (2B,) or (2B, 1)
+        return scores[:len(real)].mean(), scores[len(real):].mean()
+    return _at_least_float32(critic(real)).mean(), _at_least_float32(critic(fake.detach())).mean()
+
+
 def critic_loss(
     critic: Critic, real: Tensor, fake: Tensor, lambda_gp: float = 10.0, eps: Tensor | None = None,
     joint: bool = False,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """WGAN-GP critic loss ``mean D(fake) - mean D(real) + lambda_gp * penalty`` as one scalar.
+
+    :func:`critic_scores` and :func:`gradient_penalty` in one call, for the chapters and the toy
+    critics; :func:`b2b.gan.step.wgan_gp_iteration` writes the same sum out, term by term.
 
     Parameters
     ----------
@@ -136,12 +153,7 @@ def critic_loss(
         the Wasserstein-1 distance), ``penalty``, ``grad_norm`` (mean gradient norm on the
         interpolates), ``critic_real``, ``critic_fake``.
     """
-    if joint:
-        scores = _at_least_float32(critic(torch.cat([real, fake.detach()])))  # (2B,) or (2B, 1)
-        d_real, d_fake = scores[:len(real)].mean(), scores[len(real):].mean()
-    else:
-        d_real = _at_least_float32(critic(real)).mean()
-        d_fake = _at_least_float32(critic(fake.detach())).mean()
+    d_real, d_fake = critic_scores(critic, real, fake, joint=joint)
     wasserstein = d_real - d_fake
     loss = -wasserstein
     if lambda_gp:

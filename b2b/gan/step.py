@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from b2b.gan.losses import critic_loss, generator_loss
+from b2b.gan.losses import critic_scores, generator_loss, gradient_penalty
 
 __all__ = ["wgan_gp_iteration", "STATS"]
 
@@ -53,7 +53,8 @@ def wgan_gp_iteration(
     autocast : callable
         A context manager factory for mixed precision (e.g. bf16 autocast on CUDA).
     joint : bool
-        Score real and fake batches in one critic pass (:func:`b2b.gan.losses.critic_loss`).
+        Score real and fake batches in one critic pass (:func:`b2b.gan.losses.critic_scores`; a
+        speed-up for critics that score each window on its own, same numbers).
 
     Returns
     -------
@@ -69,11 +70,18 @@ def wgan_gp_iteration(
         with autocast():
             with torch.no_grad():
                 fake = generator(z)                             # (B, 17, 64, 72), no graph into G
-            loss_d, st = critic_loss(D, real, fake, lambda_gp=lambda_gp, joint=joint)
+            d_real, d_fake = critic_scores(D, real, fake, joint=joint)  # mean D(real), mean D(fake)
+            wasserstein = d_real - d_fake                       # the critic's estimate of W1
+            if lambda_gp:                                       # mean (||grad D(x_hat)|| - 1)^2 on interpolates
+                penalty, norms = gradient_penalty(D, real, fake)
+                loss_d = -wasserstein + lambda_gp * penalty
+            else:
+                penalty = norms = torch.zeros((), device=real.device, dtype=d_real.dtype)
+                loss_d = -wasserstein
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()                                       # through the penalty's double backward
         opt_d.step()
-        s = torch.stack([loss_d.detach().float(), st["wasserstein"], st["penalty"], st["grad_norm"]])
+        s = torch.stack([loss_d.detach().float(), wasserstein.detach(), penalty.detach(), norms.mean().detach()])
         acc = s if acc is None else acc + s
     z = noise()                                                 # 2. train the generator
     frozen = [p for p in critic.parameters() if p.requires_grad]
