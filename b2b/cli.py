@@ -16,7 +16,7 @@ import sys
 
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("b2b.training.trainer", "Train a WGAN-GP on a dataset."),
+    "train": ("b2b.training.command", "Train a WGAN-GP on a dataset."),
     "data": ("b2b.datasets.catalog", "Prepare datasets: the embedded Bach chorales or LPD-17."),
     "evaluate": ("b2b.evaluation.evaluate", "Compare generated music with real music: metrics, tables, figures."),
     "generate": ("b2b.sampling.generate", "Sample music from a trained generator checkpoint."),

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from b2b.training import command as bcommand
 from b2b.training import trainer as btrain
 from b2b.cli import main as cli_main
 from b2b.gan.losses import critic_loss
@@ -334,7 +335,7 @@ def test_cli_errors(capsys, tmp_path):
 
 def test_cli_trains_on_a_dataset(tmp_path, monkeypatch, capsys):
     x = windows(6)
-    monkeypatch.setattr(btrain, "open_dataset", lambda name, root=None: x)
+    monkeypatch.setattr(bcommand, "open_dataset", lambda name, root=None: x)
     out = tmp_path / "run"
     args = ["train", "--data", "fake", "--iterations", "2", "--batch", "2", "--out", str(out), "--no-progress",
             "--checkpoint-every", "1", "--sample-every", "0"]
@@ -342,7 +343,7 @@ def test_cli_trains_on_a_dataset(tmp_path, monkeypatch, capsys):
     assert (out / "checkpoint_00000002.pt").is_file()
     assert cli_main(args[:4] + ["3"] + args[5:] + ["--resume"]) == 0
     assert (out / "checkpoint_00000003.pt").is_file()
-    monkeypatch.setattr(btrain, "open_dataset", lambda name, root=None: torch.zeros(3, 17, 64, 70))
+    monkeypatch.setattr(bcommand, "open_dataset", lambda name, root=None: torch.zeros(3, 17, 64, 70))
     assert cli_main(["train", "--data", "bad", "--out", str(tmp_path / "bad"), "--no-progress"]) == 2
     assert "(n, 17, 64, 72)" in capsys.readouterr().err
 
@@ -406,7 +407,7 @@ def _fake_data(monkeypatch, x):
         calls.append(name)
         return x
 
-    monkeypatch.setattr(btrain, "open_dataset", fake_open)
+    monkeypatch.setattr(bcommand, "open_dataset", fake_open)
     return calls
 
 
@@ -791,10 +792,10 @@ def test_bf16_only_where_the_gpu_computes_it_natively(monkeypatch):
 def test_cli_accepts_cuda_graph():
     import argparse
 
-    from b2b.training import trainer as T
+    from b2b.training import command
 
     p = argparse.ArgumentParser()
-    T.add_arguments(p)
+    command.add_arguments(p)
     assert p.parse_args(["--cuda-graph"]).cuda_graph and not p.parse_args([]).cuda_graph
 
 

@@ -15,20 +15,21 @@ numbers from the device generator, optimizers with ``capturable=True`` and their
 as device tensors, autocast without its weight cache. If capture fails, :attr:`GraphedStep.error`
 says why, one line on stderr says so, and every call from then on runs the step eagerly.
 
-What a training run needs to use it lives here too: :func:`can_graph` (when a run cannot:
-no CUDA, several processes, the dataset off the GPU) and :func:`adam` (the optimizer a captured
-step can run: capturable, its learning rate a device tensor that the schedule updates in place).
+When a training run can use it lives here too: :func:`can_graph` (when a run cannot: no CUDA,
+several processes, the dataset off the GPU); the optimizers a captured step can run (capturable
+Adam, its learning rate a device tensor that the schedule updates in place) are built where the
+Trainer builds its optimizers (:class:`b2b.training.trainer.Trainer`).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-__all__ = ["GRAPH_WARMUP", "GraphedStep", "can_graph", "adam"]
+__all__ = ["GRAPH_WARMUP", "GraphedStep", "can_graph"]
 
 #: Eager calls before the capture (on a side stream, as capture requires).
 GRAPH_WARMUP = 3
@@ -114,12 +115,3 @@ def can_graph(device: torch.device, distributed: bool, data_device: torch.device
     if why and report:
         print(f"b2b: --cuda-graph: {why}; training eagerly", file=sys.stderr)
     return not why
-
-
-def adam(params: Iterable[Tensor], lr: float, betas: tuple[float, float], device: torch.device,
-         capturable: bool) -> torch.optim.Adam:
-    """Fused Adam (one kernel for all of a network's parameters: benchmarks/README.md, "Fused Adam");
-    ``capturable`` for a graph, with its step count on the device and ``lr`` a device tensor that
-    the schedule updates in place."""
-    rate = torch.tensor(lr, device=device) if capturable else lr
-    return torch.optim.Adam(params, lr=rate, betas=betas, fused=True, capturable=capturable)
