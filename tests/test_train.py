@@ -22,7 +22,8 @@ from b2b.model import checkpoint as bckpt
 from b2b.model.checkpoint import load_generator
 from b2b.sampling.export import export_generator
 from b2b.model.fast import speed_up
-from b2b.training.trainer import Trainer, TrainerConfig, TrainingDiverged
+from b2b.training.history import HISTORY_FIELDS, TrainingDiverged
+from b2b.training.trainer import Trainer, TrainerConfig
 
 
 def windows(n: int = 10, seed: int = 0, density: float = 0.05) -> torch.Tensor:
@@ -198,7 +199,7 @@ def test_keep_last_k_and_history_files(tmp_path):
         "checkpoint_00000003.pt", "checkpoint_00000004.pt"]
     rows = list(csv.DictReader((tmp_path / "history.csv").open()))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
-    assert list(rows[0]) == btrain.HISTORY_FIELDS
+    assert list(rows[0]) == HISTORY_FIELDS
     js = json.loads((tmp_path / "history.json").read_text())
     assert [r["step"] for r in js] == [1, 2, 3, 4]
     assert float(rows[2]["loss_d"]) == pytest.approx(js[2]["loss_d"])

@@ -42,7 +42,7 @@ kept; :func:`restore_training` loads it back into a run), a dict:
                    {...}}`` (:func:`rng_state`)
 ``data``           ``{"name": str, "n": int, "shape": [17, 64, 72], "fingerprint": "sha256:..."}``
                    (:func:`data_fingerprint` of the windows; a resume on other data is refused)
-``history``        list of dict rows (:data:`b2b.training.trainer.HISTORY_FIELDS`)
+``history``        list of dict rows (:data:`b2b.training.history.HISTORY_FIELDS`)
 ``elapsed``        training wall time so far (s)
 ``digest``         ``"sha256:..."`` of every tensor above (:func:`tensor_digest`), added by
                    :func:`atomic_torch_save` and verified on loading

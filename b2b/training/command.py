@@ -22,7 +22,8 @@ from b2b.datasets.catalog import open_dataset
 from b2b.model.checkpoint import resolve_device
 from b2b.model.presets import MAX_BATCH, get_preset
 from b2b.training.runfolder import claim_run_folder, default_threads
-from b2b.training.trainer import Trainer, TrainerConfig, TrainingDiverged
+from b2b.training.history import TrainingDiverged
+from b2b.training.trainer import Trainer, TrainerConfig
 
 __all__ = ["add_arguments", "run"]
 

@@ -59,8 +59,8 @@ The output folder
     a batch whose step cannot fit in memory is refused before allocating. A failed write (full
     disk, read-only folder) is an OSError naming the file; the previous checkpoint is untouched.
 
-History (``history.csv`` and ``history.json``, rewritten atomically at each checkpoint and at the
-end) has one row per logged step: ``step``, ``epoch`` (after the step), ``loss_d`` (critic loss
+History (``history.csv`` and ``history.json``, written by :mod:`b2b.training.history`, rewritten
+atomically at each checkpoint and at the end) has one row per logged step: ``step``, ``epoch`` (after the step), ``loss_d`` (critic loss
 incl. penalty), ``loss_g``, ``wasserstein`` (mean D(real) - mean D(fake)), ``penalty`` (without
 lambda), ``grad_norm`` (mean critic gradient norm on the interpolates), ``lr_g``, ``lr_d`` (the
 rates the step trained with), ``time`` (training wall time in seconds); critic values are means
@@ -70,10 +70,7 @@ over the step's ``n_critic`` updates.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
-import io
-import json
 import math
 import os
 import time
@@ -81,22 +78,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from b2b.files.atomic import FolderLock, atomic_write
+from b2b.files.atomic import FolderLock
 from b2b.model.checkpoint import (CHECKPOINT_FORMAT, FORMAT_VERSION, check_resumable, data_fingerprint, gathered_rng_states,
                             resolve_device, restore_training, save_training_checkpoint, seed_rng)
 from b2b.training.cudagraph import GraphedStep, can_graph
 from b2b.sampling.generate import generate
 from b2b.training.ema import EMA
+from b2b.training.history import (Pending, diverged, learning_rates, progress_bar, read_statistics, save_samples, show_losses,
+                                  write_history)
 from b2b.music.geometry import SAMPLE_SHAPE
 from b2b.model.networks import DiscConvNet, GenConvNet, build, noise
 from b2b.model.presets import Preset, get_preset
-from b2b.music.plot import sample_grid
 from b2b.training.runfolder import (check_batch_memory, check_unused, hold_run_folder,
                            newest_readable_checkpoint, reclaim_run_folder, step_bytes)
 from b2b.gan.step import wgan_gp_iteration
@@ -104,25 +101,16 @@ from b2b.gan.step import wgan_gp_iteration
 __all__ = [
     "TrainerConfig",
     "Trainer",
-    "TrainingDiverged",
     "native_bf16",
 ]
 
 #: Steps between reads of the training statistics on a GPU (each read waits for the device to
 #: finish the queued steps; on the CPU they are read every step, which costs nothing).
 READ_EVERY = 25
-HISTORY_FIELDS = ["step", "epoch", "loss_d", "loss_g", "wasserstein", "penalty", "grad_norm",
-                  "lr_g", "lr_d", "time"]
-
-
 def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes in bfloat16 natively: a CUDA GPU of compute capability >= 8.0
     (Ampere and newer). Older GPUs (Colab's T4 is 7.5) emulate it slowly; CPUs train in float32."""
     return device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 0)
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss became NaN or infinite; the message names the step and the last good checkpoint."""
 
 
 @dataclass
@@ -264,79 +252,6 @@ def use_bf16(cfg: TrainerConfig, device: torch.device) -> bool:
         raise ValueError("--precision bf16 on the CPU needs the fast edge layers: drop --plain-edges "
                          "(or train in fp32)")
     return amp
-
-
-#: A step not yet read: (step, its statistics tensor, elapsed time, lr_g, lr_d).
-Pending = tuple[int, Tensor, float, Any, Any]
-
-
-def learning_rates(*optimizers: torch.optim.Optimizer) -> list[Any]:
-    """Each optimizer's current rate (a copy when it is a device tensor, as under a CUDA graph)."""
-    lrs = [opt.param_groups[0]["lr"] for opt in optimizers]
-    return [lr.clone() if isinstance(lr, Tensor) else lr for lr in lrs]
-
-
-def read_statistics(pending: list[Pending], log_every: int, total: int,
-                    epoch_at: Any) -> tuple[list[dict[str, float]], tuple[int, list[float]] | None]:
-    """The history rows of the ``pending`` steps, read from the device in one copy, and the first
-    step whose losses are not finite with its values (None if all are); rows stop before it."""
-    values = torch.stack([p[1] for p in pending]).cpu()  # (steps, 6): sums and their count
-    rows = []
-    for (step, _, elapsed, lr_g, lr_d), vals in zip(pending, (values[:, :5] / values[:, 5:]).tolist()):
-        if not all(math.isfinite(v) for v in vals):
-            return rows, (step, vals)
-        if step % log_every == 0 or step == total:
-            rows.append({"step": step, "epoch": epoch_at(step), **dict(zip(HISTORY_FIELDS[2:7], vals)),
-                         "lr_g": float(lr_g), "lr_d": float(lr_d), "time": elapsed})
-    return rows, None
-
-
-def diverged(step: int, values: list[float], last_checkpoint: Path | None) -> TrainingDiverged:
-    """The error for a non-finite loss at ``step``, naming the values and the last good checkpoint."""
-    where = f"last good checkpoint: {last_checkpoint}" if last_checkpoint else "no checkpoint was written yet"
-    return TrainingDiverged(f"training diverged at step {step}: non-finite loss ("
-                            + ", ".join(f"{k}={v:.4g}" for k, v in zip(HISTORY_FIELDS[2:7], values))
-                            + f"); stopped without saving this step; {where}")
-
-
-def progress_bar(show: bool, step: int, total: int) -> Any:
-    """A tqdm bar from ``step`` to ``total``, or None when not ``show`` or nothing is left."""
-    if not (show and step < total):
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=step, desc="train", unit="it", dynamic_ncols=True)
-
-
-def show_losses(bar: Any, row: dict[str, float]) -> None:
-    """Show a history row's losses beside the progress bar."""
-    bar.set_postfix(W=f"{row['wasserstein']:.3f}", D=f"{row['loss_d']:.3f}", G=f"{row['loss_g']:.3f}", refresh=False)
-
-
-def write_history(out: Path, history: list[dict[str, float]]) -> None:
-    """Write ``history.json`` and ``history.csv`` (columns :data:`HISTORY_FIELDS`) into ``out`` atomically."""
-    out.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(history, indent=0)
-    atomic_write(out / "history.json", lambda f: f.write(text), mode="w")
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=HISTORY_FIELDS, lineterminator="\n")
-    w.writeheader()
-    w.writerows(history)
-    atomic_write(out / "history.csv", lambda f: f.write(buf.getvalue()), mode="w")
-
-
-def save_samples(out: Path, step: int, probs: Tensor, threshold: float) -> Path:
-    """Write ``samples_<step:08d>.npy`` (generator probabilities ``(n, 17, 64, 72)`` as float16)
-    and a PNG grid of them binarized at ``threshold``; returns the ``.npy`` path."""
-    x = probs.numpy().astype(np.float16)
-    path = out / f"samples_{step:08d}.npy"
-    atomic_write(path, lambda f: np.save(f, x))
-    fig = sample_grid(x.astype(np.float32), threshold=threshold)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    plt.close(fig)
-    atomic_write(path.with_suffix(".png"), lambda f: f.write(buf.getvalue()))
-    return path
 
 
 # --------------------------------------------------------------------------- trainer
@@ -519,7 +434,7 @@ class Trainer:
         """Train until ``iterations`` (default ``config.iterations``) steps have been done.
 
         Writes checkpoints, samples and history to ``config.out`` (rank 0). Raises
-        :class:`TrainingDiverged` at the first step whose losses are not finite, without
+        :class:`b2b.training.history.TrainingDiverged` at the first step whose losses are not finite, without
         writing anything from that step. Returns the history.
         """
         cfg = self.config
