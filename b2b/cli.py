@@ -16,11 +16,11 @@ import sys
 
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("b2b.train", "Train a WGAN-GP on a dataset."),
-    "data": ("b2b.datasets", "Prepare datasets: the embedded Bach chorales or LPD-17."),
-    "evaluate": ("b2b.evaluate", "Compare generated music with real music: metrics, tables, figures."),
-    "generate": ("b2b.generate", "Sample music from a trained generator checkpoint."),
-    "export": ("b2b.export", "Export a generator with its calibrated binarization threshold."),
+    "train": ("b2b.training.command", "Train a WGAN-GP on a dataset."),
+    "data": ("b2b.datasets.catalog", "Prepare datasets: the embedded Bach chorales or LPD-17."),
+    "evaluate": ("b2b.evaluation.evaluate", "Compare generated music with real music: metrics, tables, figures."),
+    "generate": ("b2b.sampling.generate", "Sample music from a trained generator checkpoint."),
+    "export": ("b2b.sampling.export", "Export a generator with its calibrated binarization threshold."),
 }
 
 

@@ -7,13 +7,13 @@ the number of calls is what bounds an eager step. Two changes cut them for criti
 each sample on its own (the `improved` preset; `seed`'s batch-norm critic is unchanged):
 
 * **joint scoring**: real and fake windows go through the critic in one pass of ``2B``
-  (:func:`b2b.losses.critic_loss` with ``joint=True``, chosen by
-  :meth:`b2b.networks.DiscConvNet.scores_apart`), not two;
-* **layer norm**: :class:`b2b.fast.LayerNorm2d` computes ``GroupNorm(1, C)`` with
+  (:func:`b2b.gan.losses.critic_loss` with ``joint=True``, chosen by
+  :meth:`b2b.model.networks.DiscConvNet.scores_apart`), not two;
+* **layer norm**: :class:`b2b.model.fast.LayerNorm2d` computes ``GroupNorm(1, C)`` with
   ``F.layer_norm``, whose double backward (the penalty's) takes fewer calls.
 
 Variants: **before** (``nn.GroupNorm``, separate passes), **joint** (separate → joint only),
-**after** (both, today's Trainer). Each is a :class:`b2b.train.Trainer` on the same random
+**after** (both, today's Trainer). Each is a :class:`b2b.training.trainer.Trainer` on the same random
 windows; the calls of one iteration are counted with ``torch.profiler`` (nested calls
 included) and the seconds per iteration timed in alternating rounds. The last line is the
 ratio of calls, before / after.
@@ -34,14 +34,14 @@ import time
 
 import torch
 
-from b2b.fast import LayerNorm2d
-from b2b.networks import get_preset
-from b2b.train import Trainer, TrainerConfig
+from b2b.model.fast import LayerNorm2d
+from b2b.model.presets import get_preset
+from b2b.training.trainer import Trainer, TrainerConfig
 from bench_train import count_ops, make_windows
 
 
 def _group_norms(net: torch.nn.Module) -> None:
-    """Put ``nn.GroupNorm(1, C)`` back where b2b.fast swapped in :class:`LayerNorm2d` (same parameters)."""
+    """Put ``nn.GroupNorm(1, C)`` back where b2b.model.fast swapped in :class:`LayerNorm2d` (same parameters)."""
     for name, child in list(net.named_children()):
         if type(child) is LayerNorm2d:
             gn = torch.nn.GroupNorm(1, child.num_channels, eps=child.eps)
@@ -57,7 +57,7 @@ def make(data: torch.Tensor, batch: int, group_norm: bool, joint: bool) -> Train
     cfg = TrainerConfig(preset=get_preset("improved").with_training(batch=batch), out=tempfile.mkdtemp(),
                         progress=False, sample_every=0, device="cpu")
     trainer = Trainer(cfg, data)
-    if group_norm:  # the critic as written before LayerNorm2d (b2b.fast swaps it in)
+    if group_norm:  # the critic as written before LayerNorm2d (b2b.model.fast swaps it in)
         _group_norms(trainer.critic)
     if not joint:
         trainer.critic.scores_apart = lambda b: False

@@ -23,8 +23,8 @@ import time
 
 import torch
 
-from b2b.networks import PRESETS
-from b2b.train import Trainer, TrainerConfig
+from b2b.model.presets import PRESETS
+from b2b.training.trainer import Trainer, TrainerConfig
 
 
 def cpu_per_step(trainer: Trainer, steps: int) -> float:

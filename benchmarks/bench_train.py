@@ -8,7 +8,7 @@ binary windows, in the same process:
   (``fast_edges=False``), a ``torch.utils.data.DataLoader`` over a float32 numpy array
   (shuffled, batch 64), ``.to(device)`` for every batch, float32 throughout, its own
   gradient-penalty function, critic loss as one scalar and one backward;
-* **b2b** — :class:`b2b.train.Trainer`: matrix-product edge layers, the dataset kept on the
+* **b2b** — :class:`b2b.training.trainer.Trainer`: matrix-product edge layers, the dataset kept on the
   device as one bool tensor with batches drawn by index, bfloat16 autocast on CUDA.
 
 Measurements alternate between the two (``--rounds`` rounds of ``--iterations`` timed
@@ -46,9 +46,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from b2b.networks import build, get_preset
-from b2b.checkpoint import resolve_device
-from b2b.train import Trainer, TrainerConfig
+from b2b.model.networks import build
+
+from b2b.model.presets import get_preset
+from b2b.model.checkpoint import resolve_device
+from b2b.training.trainer import Trainer, TrainerConfig
 
 BATCH, N_CRITIC, LAMBDA = 64, 5, 10.0
 

@@ -1,8 +1,8 @@
 """Ablations of the "From Bytes to Beats" model on the embedded Bach dataset.
 
 Trains several variants of the ``seed`` preset on EQUAL budgets (same generator iterations,
-batch, data, seeds) with :class:`b2b.train.Trainer`, evaluates each against real windows with
-:func:`b2b.evaluate.evaluate`, measures the batch-norm coupling of the critic directly, and
+batch, data, seeds) with :class:`b2b.training.trainer.Trainer`, evaluates each against real windows with
+:func:`b2b.evaluation.evaluate.evaluate`, measures the batch-norm coupling of the critic directly, and
 writes
 
 - ``<out>/results.json``: provenance (command, commit, date, machine, torch), budget, the
@@ -45,7 +45,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import git_commit  # noqa: E402
 
-from b2b.atomic import atomic_write, write_text
+from b2b.files.atomic import atomic_write, write_text
 
 # ----------------------------------------------------------------------------------------------
 # variants: name -> {"generator"|"critic"|"training": {field: value}} overrides of `seed`
@@ -86,8 +86,8 @@ QUICK = dict(iterations=2, batch=4, seeds=[0], n_generated=16, n_real=32, n_list
 
 
 def variant_preset(name: str) -> Any:
-    """The :class:`b2b.networks.Preset` of variant ``name``: ``seed`` with the variant's overrides."""
-    from b2b.networks import get_preset
+    """The :class:`b2b.model.presets.Preset` of variant ``name``: ``seed`` with the variant's overrides."""
+    from b2b.model.presets import get_preset
 
     return get_preset("seed").with_overrides(VARIANTS[name], name, DESCRIPTIONS[name])
 
@@ -160,7 +160,9 @@ def measure_coupling(real: np.ndarray, batch: int, trials: int, seed: int = 0) -
     """:func:`coupling` of freshly initialised critics of several configs (same generator)."""
     import torch
 
-    from b2b.networks import CriticConfig, DiscConvNet, GenConvNet
+    from b2b.model.networks import DiscConvNet, GenConvNet
+
+    from b2b.model.presets import CriticConfig
 
     torch.manual_seed(seed)
     g = GenConvNet().eval()
@@ -240,7 +242,7 @@ def per_metric(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def load_windows(data: str) -> Any:
     """All windows of ``data`` as a bool tensor ``(n, 17, 64, 72)``: a dataset name or path
-    (:func:`b2b.datasets.open_dataset`) or a ``.npy`` file of 0/1 windows (used by the tests)."""
+    (:func:`b2b.datasets.catalog.open_dataset`) or a ``.npy`` file of 0/1 windows (used by the tests)."""
     import torch
 
     if str(data).endswith(".npy"):
@@ -248,7 +250,7 @@ def load_windows(data: str) -> Any:
         if x.ndim != 4 or x.shape[1:] != (17, 64, 72):
             raise ValueError(f"--data {data}: expected windows (n, 17, 64, 72), got {x.shape}")
         return torch.as_tensor(x.astype(bool))
-    from b2b.datasets import open_dataset
+    from b2b.datasets.catalog import open_dataset
 
     return open_dataset(data).tensor(dtype=torch.bool)
 
@@ -258,8 +260,8 @@ def run_variant(task: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    from b2b.evaluate import evaluate
-    from b2b.train import Trainer, TrainerConfig
+    from b2b.evaluation.evaluate import evaluate
+    from b2b.training.trainer import Trainer, TrainerConfig
 
     name, seed = task["variant"], task["seed"]
     preset = variant_preset(name)
@@ -397,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, help="parallel worker processes (one torch thread each)")
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(MAIN_VARIANTS),
                    help=f"variants to run (default: {' '.join(MAIN_VARIANTS)})")
-    p.add_argument("--data", default="bach", help="dataset name or path (b2b.datasets.open_dataset)")
+    p.add_argument("--data", default="bach", help="dataset name or path (b2b.datasets.catalog.open_dataset)")
     p.add_argument("--decision", default="", help="text of the decision recorded in the results")
     p.add_argument("--set-decision", metavar="TEXT",
                    help="only record TEXT as the decision in an existing <out>/results.json (and .md); no training")
@@ -419,9 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    from b2b.evaluate import sample_indices
-    from b2b.metrics import feature_table
-    from b2b.networks import get_preset
+    from b2b.evaluation.evaluate import sample_indices
+    from b2b.evaluation.metrics import feature_table
+    from b2b.model.presets import get_preset
 
     t_start = time.perf_counter()
     out = Path(args.out)

@@ -38,9 +38,11 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from provenance import git_commit  # noqa: E402
 
-from b2b import atomic, data, evaluate  # noqa: E402
-from b2b.datasets import open_dataset  # noqa: E402
-from b2b.twosample import classifier_two_sample_test  # noqa: E402
+from b2b.evaluation import evaluate  # noqa: E402
+from b2b.files import atomic  # noqa: E402
+from b2b.music import data  # noqa: E402
+from b2b.datasets.catalog import open_dataset  # noqa: E402
+from b2b.evaluation.twosample import classifier_two_sample_test  # noqa: E402
 
 #: Where the chapter reads it (``b2b.data.asset(NAME)``).
 NAME = "evaluation/chapter7_sets.json"

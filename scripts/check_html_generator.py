@@ -7,7 +7,7 @@ Usage::
 
 The second form writes a small site into ``DIR`` (the component ``_static/b2b-generator.*``,
 the vendored ``_static/onnxruntime-web/``, the model exported from ``--generator`` with
-:func:`b2b.web.export_onnx`, and a page holding chapter 8's own ``b2b-generator`` markup) and
+:func:`b2b.sampling.web.export_onnx`, and a page holding chapter 8's own ``b2b-generator`` markup) and
 checks that; ``tests/test_web.py`` runs it in CI.
 
 Served over HTTP on 127.0.0.1, the page is driven over the Chrome DevTools Protocol
@@ -17,7 +17,7 @@ Served over HTTP on 127.0.0.1, the page is driven over the Chrome DevTools Proto
 2. a mouse click on "Generate this seed" (seed ``--seed``) loads onnxruntime-web and the model,
    draws a pianoroll with notes, and starts audio with a positive duration and level;
 3. that pianoroll is the Python generator's at the same seed and threshold:
-   ``generator(b2b.web.portable_noise(seed)) > threshold`` for the file the site's model was
+   ``generator(b2b.sampling.web.portable_noise(seed)) > threshold`` for the file the site's model was
    exported from (its SHA-256 must match ``--generator``), cell for cell, except cells whose
    probability is within ``1e-5`` of the threshold (float rounding; none are expected);
 4. lowering the threshold adds notes, walking toward the second seed changes the window, and a
@@ -74,7 +74,7 @@ def chapter_markup() -> str:
 
 def build_harness(folder: Path, generator: Path) -> Path:
     """A minimal site in ``folder`` with chapter 8's generator markup; its page."""
-    from b2b.web import export_onnx
+    from b2b.sampling.web import export_onnx
 
     static = folder / "_static"
     (static / "b2b").mkdir(parents=True, exist_ok=True)
@@ -96,8 +96,8 @@ def python_probs(generator: Path, seed: int) -> Any:
     """``(17 * 64 * 72,)`` probabilities of the Python generator for ``seed`` (numpy)."""
     import torch
 
-    from b2b.checkpoint import load_generator
-    from b2b.web import portable_noise
+    from b2b.model.checkpoint import load_generator
+    from b2b.sampling.web import portable_noise
 
     g, info = load_generator(generator)
     with torch.no_grad():

@@ -6,7 +6,7 @@ Usage::
     python scripts/check_html_quiz.py --harness DIR                            # without a build
 
 The second form writes a small site into ``DIR`` (``_static/b2b-listening.*`` and a page holding
-a quiz made by :func:`b2b.listening.listening_quiz` from small hand-made windows) and checks
+a quiz made by :func:`b2b.evaluation.listening.listening_quiz` from small hand-made windows) and checks
 that; ``tests/test_listening.py`` runs it in CI.
 
 Served over HTTP on 127.0.0.1, the page is driven over the Chrome DevTools Protocol
@@ -15,10 +15,10 @@ Served over HTTP on 127.0.0.1, the page is driven over the Chrome DevTools Proto
 1. the page has one quiz, its scripts replaced the "here you can only listen" note with a pick
    per pair, and every clip loads, both clips of a pair lasting equally long (to 1 ms);
 2. the page's answers are the ones Python decodes from the page's HTML
-   (:func:`b2b.listening.answer_key`), and with ``--harness`` the quiz's own answer key;
+   (:func:`b2b.evaluation.listening.answer_key`), and with ``--harness`` the quiz's own answer key;
 3. "Show my score" stays disabled until every pair has a pick (real mouse clicks, one pick
    changed on the way), then reveals each pair's answer and the score: k of n right, and the
-   coin's chance of at least k of n equal to :func:`b2b.listening.p_at_least`;
+   coin's chance of at least k of n equal to :func:`b2b.evaluation.listening.p_at_least`;
 4. after a reload, all pairs right gives the "rare for a coin" verdict when that chance is at
    most 5% (and the other verdict when it is not);
 5. no JavaScript exceptions, no failed requests, nothing requested from outside the site;
@@ -91,7 +91,7 @@ def harness_windows(n: int) -> tuple[Any, Any]:
 def build_harness(folder: Path, pairs: int, seed: int) -> tuple[Path, tuple[bool, ...]]:
     """A minimal site in ``folder``: the quiz's static files and a page with a quiz of ``pairs``
     pairs; the page and the quiz's answer key."""
-    from b2b.listening import listening_quiz
+    from b2b.evaluation.listening import listening_quiz
 
     static = folder / "_static"
     static.mkdir(parents=True, exist_ok=True)
@@ -127,7 +127,7 @@ async def reload(page: Any, url: str, timeout: float) -> bool:
 
 async def check(url: str, port: int, html: Path, key: tuple[bool, ...] | None, shots: Path | None,
                 timeout: float) -> list[str]:
-    from b2b.listening import answer_key, p_at_least
+    from b2b.evaluation.listening import answer_key, p_at_least
 
     failures: list[str] = []
     expect = reporter(failures)

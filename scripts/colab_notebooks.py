@@ -215,9 +215,13 @@ def _api_link(book: Book, role: str, target: str) -> str:
     if title is None and role.split(":")[-1] in {"func", "meth"}:
         shown += "()"
     parts = target.split(".")
-    if parts[0] == "b2b" and len(parts) > 1 and (ROOT / "book" / "api" / f"{parts[1]}.md").is_file():
-        anchor = "" if role.endswith("mod") else f"#{target}"
-        return f"[`{shown}`]({book.pages_url}book/api/{parts[1]}.html{anchor})"
+    # the module is the longest prefix that is a file of the package (b2b.model.networks.build ->
+    # b2b/model/networks.py); its page is named by its last part (book/api/networks.md)
+    for k in range(len(parts), 1, -1):
+        module = ROOT.joinpath(*parts[:k]).with_suffix(".py")
+        if parts[0] == "b2b" and module.is_file() and (ROOT / "book" / "api" / f"{parts[k - 1]}.md").is_file():
+            anchor = "" if role.endswith("mod") else f"#{target}"
+            return f"[`{shown}`]({book.pages_url}book/api/{parts[k - 1]}.html{anchor})"
     return f"`{shown}`"
 
 

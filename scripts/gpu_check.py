@@ -58,7 +58,7 @@ store folder into an ignored folder of the checkout and carry it::
 
 then call ``run`` with ``carry: [".gpu-data"]`` and ``--data .gpu-data/bach`` (the working tree
 plus carried paths must stay under 64 MiB). ``--data`` takes anything
-:func:`b2b.datasets.open_dataset` takes (a store folder; ``bach``/``lpd17`` under ``$B2B_DATA``),
+:func:`b2b.datasets.catalog.open_dataset` takes (a store folder; ``bach``/``lpd17`` under ``$B2B_DATA``),
 a ``.npy`` of windows ``(n, 17, 64, 72)`` in {0, 1}, or ``random``.
 
 A dry run on the CPU (what ``tests/test_gpu_check.py`` does)::
@@ -104,10 +104,10 @@ for _p in (ROOT, ROOT / "benchmarks", ROOT / "scripts"):  # b2b from this checko
 import numpy as np
 import torch
 
-from b2b.atomic import atomic_write, write_text
-from b2b.datasets import open_dataset
-from b2b.geometry import binarize
-from b2b.train import Trainer, TrainerConfig, native_bf16
+from b2b.files.atomic import atomic_write, write_text
+from b2b.datasets.catalog import open_dataset
+from b2b.music.geometry import binarize
+from b2b.training.trainer import Trainer, TrainerConfig, native_bf16
 from bench_train import _sync, make_windows
 
 BENCH = ROOT / "benchmarks" / "bench_train.py"
@@ -203,7 +203,7 @@ def load_data(spec: str, windows: int) -> tuple[torch.Tensor, dict[str, Any]]:
 
     ``spec`` is ``random`` (``windows`` random binary windows, about 5 % on, as
     ``benchmarks/bench_train.py`` makes them), a ``.npy`` file of windows, or anything
-    :func:`b2b.datasets.open_dataset` accepts (a store folder, ``bach``, ``lpd17``).
+    :func:`b2b.datasets.catalog.open_dataset` accepts (a store folder, ``bach``, ``lpd17``).
     """
     if spec == "random":
         if windows < 1:
@@ -367,7 +367,7 @@ def train_run(name: str, x: torch.Tensor, args: argparse.Namespace, folder: Path
         finally:
             trainer.close()
     wall = time.perf_counter() - t0
-    graph = trainer.graph  # b2b.cudagraph.GraphedStep, or None when the run is eager
+    graph = trainer.graph  # b2b.training.cudagraph.GraphedStep, or None when the run is eager
     captured = graph is not None and graph.captured
     used = captured and graph.error is None
     messages = [line for line in tee.copy.getvalue().splitlines() if line.startswith("b2b:")]

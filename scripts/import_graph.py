@@ -1,13 +1,14 @@
 """The picture of the package's imports: modules, lines, edges, circles, floors.
 
-Reads ``b2b/*.py`` with :mod:`ast` (nothing is imported) and prints, for each module, its lines
-and the b2b modules it imports; then the numbers DEVELOPERS.md and the closing notes quote:
+Reads ``b2b/**/*.py`` with :mod:`ast` (nothing is imported; a module is named by its dotted path
+under ``b2b``, ``model.networks``) and prints, for each module, its lines and the b2b modules it
+imports, and the lines of each layer (:data:`LAYERS`); then the numbers DEVELOPERS.md and the closing notes quote:
 modules, lines, edges, circles (strongly connected groups of more than one module), imports of
 b2b modules made inside functions (hidden edges), and library modules that import the CLI.
 The *floor* of a module is 0 when it imports no b2b module, else one more than the highest
 floor it imports: reading the floors from the top down reads the package from the command line
-down to the geometry. ``tests/test_package.py`` holds the package to: no circles, no hidden
-edges, no library module importing ``b2b.cli``.
+down to the geometry. ``tests/test_package.py`` holds the package to: no circles, no import from a
+lower layer to a higher one, no hidden edges, no library module importing ``b2b.cli``.
 
 Usage::
 
@@ -36,35 +37,77 @@ class Module:
     hidden: list[tuple[int, str]] = field(default_factory=list)  # (line, module) inside functions
 
 
-def _targets(node: ast.AST, package: str, modules: set[str]) -> list[str]:
-    """The package modules an ``import``/``from ... import`` node names (``b2b.x`` → ``x``)."""
+#: The package's layers from the bottom up (its subpackages, in the book's order): a module may
+#: import modules of its own layer and of layers below it, never above. Top-level modules
+#: (``cli``, ``__main__``, ``__init__``) sit above every layer.
+LAYERS = ["files", "music", "datasets", "gan", "model", "sampling", "training", "evaluation"]
+
+
+def layer(name: str, layers: list[str] = LAYERS) -> int:
+    """The layer index of module ``name`` (``"model.networks"`` → index of ``"model"``); a
+    top-level module (no layer of its own) is above them all: ``len(layers)``."""
+    head = name.split(".")[0]
+    return layers.index(head) if head in layers else len(layers)
+
+
+def _module_name(path: Path, pkg_dir: Path) -> str:
+    """``b2b/model/networks.py`` → ``"model.networks"``; ``b2b/model/__init__.py`` → ``"model"``;
+    ``b2b/__init__.py`` → ``"__init__"``."""
+    parts = list(path.relative_to(pkg_dir).with_suffix("").parts)
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _targets(node: ast.AST, package: str, modules: set[str], here: str = "") -> list[str]:
+    """The package modules an ``import``/``from ... import`` node names (``b2b.model.networks`` →
+    ``"model.networks"``; a name that is not a module, ``from b2b.model import GenConvNet``, names
+    the subpackage's ``__init__``, ``"model"``). ``here`` is the dotted package the importing file
+    sits in (for relative imports)."""
+    def longest(dotted: str) -> str | None:
+        parts = dotted.split(".")
+        for k in range(len(parts), 0, -1):
+            if ".".join(parts[:k]) in modules:
+                return ".".join(parts[:k])
+        return None
+
     out: list[str] = []
     if isinstance(node, ast.Import):
         for a in node.names:
             if a.name.startswith(package + "."):
-                out.append(a.name.split(".")[1])
+                out.append(longest(a.name[len(package) + 1:]))
     elif isinstance(node, ast.ImportFrom):
         base = node.module or ""
-        if node.level:  # relative: "from . import x" / "from .x import y"
-            base = package + ("." + base if base else "")
-        if base == package:
-            out += [a.name for a in node.names if a.name in modules]
-        elif base.startswith(package + "."):
-            out.append(base.split(".")[1])
+        if node.level:  # relative: "from . import x" / "from .x import y" / "from .. import z"
+            parent = here.split(".") if here else []
+            parent = parent[:len(parent) - (node.level - 1)] if node.level > 1 else parent
+            base = ".".join([package, *parent] + ([base] if base else []))
+        if base == package or base.startswith(package + "."):
+            inner = base[len(package) + 1:]
+            for a in node.names:
+                full = f"{inner}.{a.name}" if inner else a.name
+                if full in modules:
+                    out.append(full)
+                elif inner:
+                    out.append(longest(inner))
     return [m for m in out if m in modules]
 
 
 def read_package(package: str = "b2b", root: Path = ROOT) -> dict[str, Module]:
-    """Every module of ``root/package`` (``__init__`` and ``__main__`` included) and its imports."""
-    files = sorted((root / package).glob("*.py"))
-    names = {f.stem for f in files}
+    """Every module of ``root/package`` and its subpackages (``__init__`` and ``__main__``
+    included), named by its dotted path under the package, and its imports."""
+    pkg_dir = root / package
+    files = sorted(pkg_dir.rglob("*.py"))
+    names = {_module_name(f, pkg_dir) for f in files}
     mods: dict[str, Module] = {}
     for f in files:
-        tree = ast.parse(f.read_text(), str(f))
-        m = Module(f.stem, len(f.read_text().splitlines()))
+        text = f.read_text()
+        tree = ast.parse(text, str(f))
+        m = Module(_module_name(f, pkg_dir), len(text.splitlines()))
+        here = ".".join(f.parent.relative_to(pkg_dir).parts)
         top = set(id(n) for n in tree.body)
         for node in ast.walk(tree):
-            for t in _targets(node, package, names):
+            for t in _targets(node, package, names, here):
                 if t == m.name:
                     continue
                 if id(node) in top or _under_type_checking(tree, node):
@@ -73,6 +116,13 @@ def read_package(package: str = "b2b", root: Path = ROOT) -> dict[str, Module]:
                     m.hidden.append((node.lineno, t))
         mods[m.name] = m
     return mods
+
+
+def upward(mods: dict[str, Module], layers: list[str] = LAYERS) -> list[str]:
+    """Imports from a lower layer to a higher one (``"music.data -> model.networks"``), sorted:
+    :data:`LAYERS` says the order."""
+    return sorted(f"{m.name} -> {t}" for m in mods.values()
+                  for t in m.imports | {t for _, t in m.hidden} if layer(t, layers) > layer(m.name, layers))
 
 
 def _under_type_checking(tree: ast.Module, node: ast.AST) -> bool:
@@ -140,6 +190,7 @@ def summary(mods: dict[str, Module]) -> dict:
         "edges": sum(len(m.imports | {t for _, t in m.hidden}) for m in mods.values()),
         "circles": circles(mods),
         "hidden": sorted(f"{m.name}:{line} -> {t}" for m in mods.values() for line, t in m.hidden),
+        "upward": upward(mods),
         "import_cli": sorted(m.name for m in mods.values()
                              if "cli" in m.imports | {t for _, t in m.hidden} and m.name not in ("__main__",)),
     }
@@ -161,11 +212,16 @@ def main(argv: list[str] | None = None) -> int:
         for level in sorted(set(fl.values()), reverse=True):
             row = sorted(v for v in fl if fl[v] == level)
             print(f"floor {level}: " + ", ".join(f"{v} ({mods[v].lines})" for v in row))
+    for i, name in enumerate(LAYERS):
+        inside = [v for v in mods if layer(v) == i]
+        print(f"layer {i} {name}: {len(inside)} modules, {sum(mods[v].lines for v in inside):,} lines")
     print(f"{s['modules']} modules, {s['lines']:,} lines, {s['edges']} import edges, "
-          f"{len(s['circles'])} circles, {len(s['hidden'])} imports inside functions, "
+          f"{len(s['circles'])} circles, {len(s['upward'])} upward imports, {len(s['hidden'])} imports inside functions, "
           f"{len(s['import_cli'])} library modules importing the CLI")
     for c in s["circles"]:
         print("circle:", " <-> ".join(c))
+    for u in s["upward"]:
+        print("upward (a lower layer importing a higher one):", u)
     for h in s["hidden"]:
         print("inside a function:", h)
     return 0

@@ -43,10 +43,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import ROOT, git_commit  # noqa: E402
 
-from b2b.atomic import write_text
+from b2b.files.atomic import write_text
 import dataclasses
 
-from b2b.scorecard import main_track, rank_key, scorecard
+from b2b.evaluation.scorecard import main_track, rank_key, scorecard
 
 #: candidate name -> {"generator"|"critic"|"training": {field: value}} overrides of ``seed``
 CANDIDATES: dict[str, dict[str, dict[str, Any]]] = {
@@ -103,7 +103,7 @@ FULL = dict(iterations=1500, batch=64, seeds=[0, 1], n_eval=1000, jobs=2, checkp
 def candidate_preset(name: str) -> Any:
     """The :class:`b2b.networks.Preset` of candidate ``name``: the preset of that name
     (:data:`PRESET_CANDIDATES`), or ``seed`` with the overrides in :data:`CANDIDATES`."""
-    from b2b.networks import get_preset
+    from b2b.model.presets import get_preset
 
     if name in PRESET_CANDIDATES:
         return get_preset(name)
@@ -137,8 +137,8 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    from b2b.datasets import open_dataset
-    from b2b.train import Trainer, TrainerConfig
+    from b2b.datasets.catalog import open_dataset
+    from b2b.training.trainer import Trainer, TrainerConfig
 
     name, seed = task["candidate"], task["seed"]
     run = Path(task["runs"]) / f"{name}-s{seed}"
@@ -207,9 +207,9 @@ def trajectory(run: Path, out: Path, data: str, n_eval: int, every: int) -> list
            "budget": {"iterations": max(r["steps"] for r in rows), "batch": "as trained", "seeds": [run.name],
                       "n_eval": n_eval, "every": every},
            "candidates": {}, "runs": rows, "decision": ""}
-    if rows:  # the checkpoint b2b.scorecard.rank_key picks: varied first, then the lowest C2ST accuracy, then targets met
+    if rows:  # the checkpoint b2b.evaluation.scorecard.rank_key picks: varied first, then the lowest C2ST accuracy, then targets met
         best = min(rows, key=lambda r: r["rank"])
-        res["decision"] = (f"Chosen by b2b.scorecard.rank_key: {best['label']} "
+        res["decision"] = (f"Chosen by b2b.evaluation.scorecard.rank_key: {best['label']} "
                            f"({'as varied as real windows' if not best['rank'][0] else 'no checkpoint as varied as real windows'}, "
                            f"two-sample accuracy {best['rank'][1]:.3f}, {-best['rank'][2]} of "
                            f"{len(best['headline']['scorecard'])} targets met).")
@@ -220,7 +220,7 @@ def trajectory(run: Path, out: Path, data: str, n_eval: int, every: int) -> list
 
 
 def best(runs: list[Path], out: Path) -> dict[str, Any]:
-    """Keep the checkpoint :func:`b2b.scorecard.rank_key` picks among every evaluated checkpoint
+    """Keep the checkpoint :func:`b2b.evaluation.scorecard.rank_key` picks among every evaluated checkpoint
     of ``runs`` (those :func:`trajectory` exported and evaluated): its generator, its report and
     a ``provenance.json`` (run names and steps only, no machine paths) go into ``out``."""
     import torch
@@ -241,7 +241,7 @@ def best(runs: list[Path], out: Path) -> dict[str, Any]:
     prov = {"file": "generator.pt", "run": run.name, "step": step, "preset": ckpt["preset"],
             "trainer_config": {k: v for k, v in ckpt["config"].items() if k != "out"},
             "train_wall_s": float(ckpt["elapsed"]),
-            "chosen_by": "b2b.scorecard.rank_key (as varied as real windows first, then the lowest two-sample "
+            "chosen_by": "b2b.evaluation.scorecard.rank_key (as varied as real windows first, then the lowest two-sample "
                          "accuracy, then the most targets met) over every evaluated checkpoint of the runs",
             "considered": [{"run": r.name, "step": s, "rank": list(k)} for k, r, s in sorted(found, key=lambda f: f[0])],
             "command": command_line(sys.argv[1:]),
@@ -367,7 +367,7 @@ def render_markdown(res: dict[str, Any]) -> str:
             f"{_fmt(s.get('within_ratio'), 2)} | {_fmt(s.get('held_real'))} / {_fmt(s.get('held_generated'))} | "
             f"{_fmt(s.get('nearest_real'))} / {_fmt(s.get('nearest_generated'))} | {_fmt(ts.get('accuracy'))} "
             f"[{_fmt(ts.get('low'))}, {_fmt(ts.get('high'))}] | {r['train_wall_s']:.0f} |")
-    lines += ["", "## Scorecard (b2b.scorecard: the targets for music that sounds like its data)", "",
+    lines += ["", "## Scorecard (b2b.evaluation.scorecard: the targets for music that sounds like its data)", "",
               "| run | targets met | failed |", "| --- | ---: | --- |"]
     for r in runs:
         card = r["headline"].get("scorecard") or []
@@ -398,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trajectory", metavar="NAME", help="instead of training: evaluate every --every-th checkpoint "
                    "of the run <runs>/NAME (e.g. wgangp-s0) into <out>/trajectory.json/.md")
     p.add_argument("--best", nargs="+", metavar="NAME", help="instead of training: copy the checkpoint "
-                   "b2b.scorecard.rank_key picks among the evaluated checkpoints of the runs <runs>/NAME... (run "
+                   "b2b.evaluation.scorecard.rank_key picks among the evaluated checkpoints of the runs <runs>/NAME... (run "
                    "--trajectory on each first) into <out>: generator.pt, mgeval.json, report.md, provenance.json")
     p.add_argument("--every", type=int, default=500, help="checkpoint spacing for --trajectory (default 500)")
     p.add_argument("--n-eval", type=int, help="windows per set in each evaluation (default 1000; --quick 40)")

@@ -9,7 +9,7 @@
 # 2. export the generator only (a small "b2b-generator" file, no critic or optimizer states) with
 #    `b2b export --data bach`, which stores the binarization threshold in the file: density-matched,
 #    the probability that turns the Bach data's share of on cells on in 1,000 samples of held-out
-#    noise (b2b.generate.calibrate_threshold; the original's fixed 0.9 left its generators silent),
+#    noise (b2b.sampling.generate.calibrate_threshold; the original's fixed 0.9 left its generators silent),
 #    so that `b2b generate` and `b2b evaluate` play it at that threshold by default,
 # 3. evaluate it against 1,000 real windows with `b2b evaluate` at its stored threshold (report.md,
 #    report.csv) and at the preset's own fixed threshold (report_preset_threshold.md/.csv),
@@ -109,7 +109,7 @@ SHA_AFTER=$(weights_sha "$DEST/generator.pt")
 if [ "$SHA_BEFORE" != "$SHA_AFTER" ]; then echo "weights changed in export: $SHA_BEFORE -> $SHA_AFTER" >&2; exit 1; fi
 
 EVAL_CMD="b2b evaluate --checkpoint $DEST/generator.pt --data bach --n 1000 --seed $SEED --out $EVAL"
-PRESET_THRESHOLD=$(python -c "import sys; from b2b.checkpoint import load_generator; print(load_generator(sys.argv[1])[1]['preset_threshold'])" "$DEST/generator.pt")
+PRESET_THRESHOLD=$(python -c "import sys; from b2b.model.checkpoint import load_generator; print(load_generator(sys.argv[1])[1]['preset_threshold'])" "$DEST/generator.pt")
 EVAL_PRESET_CMD="b2b evaluate --checkpoint $DEST/generator.pt --data bach --n 1000 --seed $SEED --threshold $PRESET_THRESHOLD --no-figures --out $EVAL-preset-threshold"
 echo "[$(date -u +%H:%M:%S)] $EVAL_CMD"
 $EVAL_CMD > "$EVAL.log"
@@ -132,10 +132,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from b2b import bach
-from b2b.datasets import open_dataset
-from b2b.evaluate import iter_generated, open_generator
-from b2b.checkpoint import load_checkpoint
+from b2b.datasets import bach
+from b2b.datasets.catalog import open_dataset
+from b2b.evaluation.evaluate import iter_generated, open_generator
+from b2b.model.checkpoint import load_checkpoint
 
 (source, dest, train_cmd, export_cmd, eval_cmd, eval_preset_cmd, commit, dirty, started, post_commit, sha,
  reexport, now, resumed_from, resume_note) = sys.argv[1:]

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from b2b.networks import get_preset
-from b2b.train import Trainer, TrainerConfig
+from b2b.model.presets import get_preset
+from b2b.training.trainer import Trainer, TrainerConfig
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -37,7 +37,7 @@ def load_script(name: str):
     return mod
 
 
-# --- b2b.data / b2b.lpd: LPD-17 files ----------------------------------------------------------
+# --- b2b.music.data / b2b.datasets.lpd: LPD-17 files ----------------------------------------------------------
 
 LPD_PROGRAMS = [(0, True)] + [(8 * i, False) for i in range(16)]  # LPD-17 file order
 
@@ -81,7 +81,7 @@ def write_lpd_npz(path, notes, n_ticks, *, resolution=24, downbeats=(0,), bar_ti
 
 @pytest.fixture
 def lpd_npz_writer():
-    """The :func:`write_lpd_npz` helper (tests of b2b.data, b2b.lpd)."""
+    """The :func:`write_lpd_npz` helper (tests of b2b.music.data, b2b.datasets.lpd)."""
     return write_lpd_npz
 
 
@@ -173,7 +173,7 @@ def unprivileged():
         shutil.rmtree(base, ignore_errors=True)
 
 
-# --- b2b.generate / b2b.evaluate: a read-only output folder -----------------------------------
+# --- b2b.sampling.generate / b2b.evaluation.evaluate: a read-only output folder ---
 
 
 @pytest.fixture
@@ -181,7 +181,7 @@ def read_only_mkdir(monkeypatch):
     """Creating a folder named ``ro`` fails as on a read-only file system (EROFS).
 
     Tests run as root, where ``chmod`` does not stop a write; this stands in for a read-only
-    mount (tests of b2b.generate and b2b.evaluate).
+    mount (tests of b2b.sampling.generate and b2b.evaluation.evaluate).
     """
     import errno
     from pathlib import Path

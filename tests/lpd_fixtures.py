@@ -1,4 +1,4 @@
-"""Test helpers for ``b2b.lpd`` and ``b2b.fetch``: tiny archives in the exact LPD-17 layout and a
+"""Test helpers for ``b2b.datasets.lpd`` and ``b2b.datasets.fetch``: tiny archives in the exact LPD-17 layout and a
 loopback server; the fixtures and helpers test_lpd.py and test_fetch.py share (below).
 
 * :func:`write_lpd_npz` writes one song the way pypianoroll 0.3.0 ``Multitrack.save`` did for
@@ -20,7 +20,7 @@ loopback server; the fixtures and helpers test_lpd.py and test_fetch.py share (b
   or ignore ``Range``; it counts requests, refuses more than
   ``max_requests``, and shuts itself down after ``lifetime_s``.
 * :func:`realistic_song` makes a song the size of a real LPD song (for the speed measurement).
-* The pytest fixtures ``src``, ``server``, ``fast_network`` (lowers b2b.fetch's network
+* The pytest fixtures ``src``, ``server``, ``fast_network`` (lowers b2b.datasets.fetch's network
   settings) and ``data_command``, the command helpers :func:`b2b_lpd17` and :func:`error_line`,
   and an independent reference conversion :func:`ref_song_roll` (numpy/scipy only) with
   :func:`expected_windows`, imported by name into both test files.
@@ -42,7 +42,8 @@ import numpy as np
 import pytest
 from scipy.sparse import csc_matrix
 
-from b2b import cli, datasets, fetch
+from b2b import cli
+from b2b.datasets.catalog import catalog as datasets, fetch
 
 RES = 24  # LPD steps per beat
 TRACKS = [  # (name, program, is_drum) in LPD-17 file order
@@ -507,15 +508,16 @@ def measure(n_songs: int = 40, workers: tuple[int, ...] = (1, 2), out: Path | No
 
     Writes the songs in the LPD layout, packs them as ``lpd_17_cleansed.tar.gz`` (top folder
     ``lpd_17/``), extracts it
-    with :func:`b2b.fetch.extract_archive`, then converts the songs with
-    :func:`b2b.lpd.convert_songs` into a store with each number of ``workers`` (pool start-up
+    with :func:`b2b.datasets.fetch.extract_archive`, then converts the songs with
+    :func:`b2b.datasets.lpd.convert_songs` into a store with each number of ``workers`` (pool start-up
     included, as a user sees it). Run ``python tests/lpd_fixtures.py [N_SONGS]``.
     """
     import tempfile
     import time
 
-    from b2b import data, datasets, lpd
-    from b2b import store as bstore
+    from b2b.music import data
+    from b2b.datasets.catalog import catalog as datasets, lpd
+    from b2b.datasets.catalog import store as bstore
 
     tmp = Path(out or tempfile.mkdtemp(prefix="lpd-measure-"))
     rng = np.random.default_rng(0)
@@ -574,7 +576,7 @@ def measure(n_songs: int = 40, workers: tuple[int, ...] = (1, 2), out: Path | No
 # ------------------------------------ shared by test_lpd.py and test_fetch.py: the command --
 
 ARCHIVE, IDS, LABELS = "lpd_17_cleansed.tar.gz", "cleansed_ids.txt", "labels.tar.gz"
-REGISTERED = cli.COMMANDS.get("data", ("",))[0] == "b2b.data"  # `b2b data` in the CLI registry
+REGISTERED = cli.COMMANDS.get("data", ("",))[0] == "b2b.music.data"  # `b2b data` in the CLI registry
 
 
 # ------------------------------------------------------------------------------- fixtures --
@@ -603,7 +605,7 @@ def server(src):
 def data_command(monkeypatch):
     """`b2b data` as the CLI registers it (added here only if the registry lacks it)."""
     if "data" not in cli.COMMANDS:
-        monkeypatch.setitem(cli.COMMANDS, "data", ("b2b.data", "Prepare a dataset."))
+        monkeypatch.setitem(cli.COMMANDS, "data", ("b2b.music.data", "Prepare a dataset."))
 
 
 def url_args(server, archive=ARCHIVE, ids=IDS, labels=LABELS) -> list[str]:
@@ -632,7 +634,7 @@ def files_under(root: Path) -> dict[str, int]:
 
 
 def ref_song_roll(path: Path) -> np.ndarray:
-    """The song roll (17, T, 72) of an LPD file, computed from the rules of ``b2b.data``
+    """The song roll (17, T, 72) of an LPD file, computed from the rules of ``b2b.music.data``
     with numpy/scipy only: notes are runs of nonzero steps; onset/offset × 4/24 rounded half up;
     drums keep the onset step; pitches folded by octaves into 24..95 (drums out of range
     dropped); a note is cut one step before the next onset of the same pitch when that onset is

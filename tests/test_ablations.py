@@ -93,7 +93,7 @@ def test_variants_differ_only_in_intended_fields(quick_run):
     assert _flat(res["variants"]["critic_layer_norm"]["preset"])["critic.norm"] == "layer"
     assert _flat(res["variants"]["n_critic_1"]["preset"])["training.n_critic"] == 1
     # the seed variant is the seed preset itself (apart from its name)
-    from b2b.networks import get_preset
+    from b2b.model.presets import get_preset
 
     base = dataclasses.replace(get_preset("seed"), name="seed", description=mod.DESCRIPTIONS["seed"])
     assert mod.variant_preset("seed") == base

@@ -1,9 +1,9 @@
-"""b2b.atomic: a failed write leaves the old file and no temporary file behind."""
+"""b2b.files.atomic: a failed write leaves the old file and no temporary file behind."""
 
 import numpy as np
 import pytest
 
-from b2b.atomic import atomic_path, atomic_write, write_text
+from b2b.files.atomic import atomic_path, atomic_write, write_text
 
 
 def test_write_text_replaces_and_leaves_no_temporary(tmp_path):
@@ -47,8 +47,8 @@ import errno  # noqa: E402
 import os  # noqa: E402
 import threading  # noqa: E402
 
-from b2b import atomic  # noqa: E402
-from b2b.atomic import FolderLock, FolderLocked, remove_leftovers  # noqa: E402
+from b2b.files import atomic  # noqa: E402
+from b2b.files.atomic import FolderLock, FolderLocked, remove_leftovers  # noqa: E402
 
 
 def test_a_full_disk_names_the_file_being_written(tmp_path):
@@ -123,7 +123,7 @@ def test_remove_leftovers_only_ours_and_only_older(tmp_path):
 def test_free_bytes_asks_the_nearest_existing_folder(tmp_path, monkeypatch):
     import shutil
 
-    from b2b.atomic import free_bytes
+    from b2b.files.atomic import free_bytes
 
     asked = []
     monkeypatch.setattr(shutil, "disk_usage", lambda p: asked.append(p) or shutil._ntuple_diskusage(10, 3, 7))

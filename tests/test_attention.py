@@ -1,4 +1,4 @@
-"""Tests for b2b.attention.SelfAttention: shapes, identity at gamma = 0, a naive loop
+"""Tests for b2b.model.attention.SelfAttention: shapes, identity at gamma = 0, a naive loop
 implementation, and agreement with the final version built in the self-attention chapter."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from b2b.attention import SelfAttention
+from b2b.model.attention import SelfAttention
 
 CHAPTER = Path(__file__).resolve().parents[1] / "book" / "04_self_attention.ipynb"
 

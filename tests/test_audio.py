@@ -1,4 +1,4 @@
-"""Tests for b2b.audio: pitch, timing, silence, drums, WAV files and input checks.
+"""Tests for b2b.music.audio: pitch, timing, silence, drums, WAV files and input checks.
 
 Expected values are worked out by hand: MIDI pitch p sounds at 440 * 2 ** ((p - 69) / 12) Hz;
 at 4 steps per beat, step s starts at s * 60 / tempo / 4 seconds (0.125 s at 120 bpm).
@@ -15,7 +15,7 @@ import pypianoroll
 import pytest
 import torch
 
-from b2b import audio, data
+from b2b.music import audio, data
 
 SR = 22050
 HAVE_SF = audio.have_soundfont()
@@ -375,7 +375,7 @@ def test_consecutive_drum_steps_are_separate_hits():
 
 def test_a_multitrack_plays_drums_as_windows_do():
     """The same hi-hat run (GM 42, steps 0-3) and bass note as a Multitrack: four hits and one note,
-    at the window's onsets (one rule, :func:`b2b.data.track_notes`)."""
+    at the window's onsets (one rule, :func:`b2b.music.data.track_notes`)."""
     drums, bass = np.zeros((16, 128), bool), np.zeros((16, 128), bool)
     drums[0:4, 42] = True
     bass[0:4, 40] = True

@@ -1,11 +1,13 @@
-"""Tests of b2b.bach on a handful of chorales (the full build is exercised by the set-up script)."""
+"""Tests of b2b.datasets.bach on a handful of chorales (the full build is exercised by the set-up script)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from b2b import bach, cli, data, datasets, store
+from b2b.datasets import bach, catalog as datasets, store
+from b2b import cli
+from b2b.music import data
 
 ENSEMBLE, STRINGS, ORGAN, PIANO, BRASS, REED, PIPE = 7, 6, 3, 1, 8, 9, 10
 NAMES = ["bach/bwv1.6", "bach/bwv281", "bach/bwv269", "bach/bwv324"]

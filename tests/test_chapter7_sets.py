@@ -13,9 +13,10 @@ import json
 import numpy as np
 import pytest
 
-from b2b import data, evaluate
-from b2b.datasets import open_dataset
-from b2b.twosample import classifier_two_sample_test
+from b2b.music import data
+from b2b.evaluation import evaluate
+from b2b.datasets.catalog import open_dataset
+from b2b.evaluation.twosample import classifier_two_sample_test
 from conftest import load_script
 
 sets_script = load_script("chapter7_sets")

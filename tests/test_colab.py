@@ -116,7 +116,7 @@ def test_no_file_that_only_a_clone_has(path):
     code = "\n".join(line.split("#", 1)[0] for line in "\n".join(_cells(path, "code")).splitlines())
     clone_only = [m.group(0) for m in
                   re.finditer(r"""(["'])(?:\.\./|\./)?(?:scripts|data|tests|benchmarks)/[^"'\s]*\1""", code)]
-    assert not clone_only, f"{path.name} reads {clone_only}: use b2b.data.asset(...) or the package's API"
+    assert not clone_only, f"{path.name} reads {clone_only}: use b2b.music.data.asset(...) or the package's API"
 
 
 def test_the_readme_test_command_runs_the_colab_check():
@@ -231,15 +231,15 @@ def test_markdown_becomes_what_colab_renders(tmp_path):
     assert book.pages_url == "https://someone.github.io/fork/"
     cited = []
     md = ("See {numref}`fig-a2` and {numref}`Plot %s <fig-b1>`, {cite:t}`zed2020` and {cite}`solo1999,zed2020`,\n"
-          "{doc}`a_first`, {func}`b2b.toy.train_gan` and {class}`~b2b.networks.GenConvNet`.\n"
+          "{doc}`a_first`, {func}`b2b.gan.toy.train_gan` and {class}`~b2b.model.networks.GenConvNet`.\n"
           "(fig-x)=\n"
           "````{admonition} Solution 2\n:class: dropdown\nRun {numref}`fig-intro`:\n```python\n{numref}`kept`\n```\n````")
     out = colab_notebooks.convert_markdown(book, "book/b_second", md, cited)
     pages = "https://someone.github.io/fork/"
     assert out == (
         "See Figure 5 and Plot 2, Zed et al. [2020] and [Solo, 1999; Zed et al., 2020],\n"
-        f"[Chapter a_first]({pages}book/a_first.html), [`b2b.toy.train_gan()`]({pages}book/api/toy.html#b2b.toy.train_gan)"
-        f" and [`GenConvNet`]({pages}book/api/networks.html#b2b.networks.GenConvNet).\n"
+        f"[Chapter a_first]({pages}book/a_first.html), [`b2b.gan.toy.train_gan()`]({pages}book/api/toy.html#b2b.gan.toy.train_gan)"
+        f" and [`GenConvNet`]({pages}book/api/networks.html#b2b.model.networks.GenConvNet).\n"
         "> **Solution 2**\n>\n> Run Figure 1:\n> ```python\n> {numref}`kept`\n> ```")
     assert cited == ["zed2020", "solo1999"]
     assert colab_notebooks.reference_line(book.bib["zed2020"]) == "Ann Zed, Léon Bottou and Bo Cy (2020). A GAN Paper. *J*."

@@ -1,4 +1,4 @@
-"""Tests for b2b.cudagraph.GraphedStep on the CPU, with torch.cuda's graph API replaced by fakes.
+"""Tests for b2b.training.cudagraph.GraphedStep on the CPU, with torch.cuda's graph API replaced by fakes.
 
 The fake graph records what a step *would* launch (the step registers a closure while a capture
 is under way, as kernels are recorded instead of run) and replays it: enough to check the
@@ -13,7 +13,7 @@ import contextlib
 import pytest
 import torch
 
-from b2b.cudagraph import GraphedStep
+from b2b.training.cudagraph import GraphedStep
 
 
 class FakeStream:
@@ -98,8 +98,8 @@ def test_a_failed_capture_leaves_the_reason_and_runs_eagerly(fake_cuda):
 
 
 def test_the_trainer_reports_a_failed_capture_once_and_trains_on(fake_cuda, tmp_path, capsys):
-    from b2b.networks import get_preset
-    from b2b.train import Trainer, TrainerConfig
+    from b2b.model.presets import get_preset
+    from b2b.training.trainer import Trainer, TrainerConfig
 
     cfg = TrainerConfig(preset=get_preset("seed").with_training(batch=2, n_critic=1), iterations=3,
                         out=str(tmp_path), progress=False, sample_every=0, checkpoint_every=100, device="cpu")

@@ -1,4 +1,4 @@
-"""Tests of b2b.data: LPD reader, resampling, windows, MIDI round trip, compact store.
+"""Tests of b2b.music.data: LPD reader, resampling, windows, MIDI round trip, compact store.
 
 Expected values are worked out by hand in the comments (LPD: 24 ticks per beat = 6 ticks per
 step at 4 steps per beat; rows are MIDI pitch - 24).
@@ -16,8 +16,10 @@ import pypianoroll
 import pytest
 import torch
 
-from b2b import cli, data, datasets, store
-from b2b.data import DataError
+from b2b import cli
+from b2b.music import data
+from b2b.datasets import catalog as datasets, store
+from b2b.music.data import DataError
 
 # ---------------------------------------------------------------------------------------------
 # fixtures

@@ -8,8 +8,9 @@
 - Every ``{cite}`` key used in the book is in ``book/references.bib``, which has no duplicate keys,
   and there is exactly one ``{bibliography}`` directive.
 
-Modules are found with ``pkgutil.iter_modules``, so a module added later is covered without
-editing this file.
+Modules are found with ``pkgutil.walk_packages`` (dotted names under ``b2b``, e.g.
+``model.networks``; an API page is named by the last part, ``book/api/networks.md``), so a module
+added later is covered without editing this file.
 """
 
 from __future__ import annotations
@@ -34,14 +35,22 @@ ROOT = Path(__file__).resolve().parents[1]
 API = ROOT / "book" / "api"
 BOOK = ROOT / "book"
 
-MODULES = sorted(m.name for m in pkgutil.iter_modules(b2b.__path__) if not m.name.startswith("_"))
+MODULES = sorted(m.name.removeprefix("b2b.") for m in pkgutil.walk_packages(b2b.__path__, "b2b.")
+                 if not m.ispkg and not m.name.rsplit(".", 1)[-1].startswith("_"))
+#: the layers (subpackages), each documented by its ``__init__`` docstring on the API index page
+PACKAGES = sorted(m.name.removeprefix("b2b.") for m in pkgutil.walk_packages(b2b.__path__, "b2b.") if m.ispkg)
+
+
+def page_name(module: str) -> str:
+    """The API page of a module: ``book/api/<last part of its dotted name>.md``."""
+    return module.rsplit(".", 1)[-1]
 
 
 def contract_modules() -> list[str]:
     """Module names (without ``b2b.``) in the ``## Modules`` table of DEVELOPERS.md."""
     text = (ROOT / "DEVELOPERS.md").read_text(encoding="utf-8")
     section = text.split("## Modules", 1)[1].split("\n## ", 1)[0]
-    return sorted(re.findall(r"^\|\s*`b2b\.(\w+)`\s*\|", section, flags=re.M))
+    return sorted(re.findall(r"^\|\s*`b2b\.([\w.]+)`\s*\|", section, flags=re.M))
 
 
 def own_doc(obj: Any) -> str:
@@ -91,8 +100,25 @@ def test_the_tests_see_every_module_of_this_checkout():
     # every test here is parametrised by MODULES: they must come from this repository's b2b/ (not
     # an installed copy) and name each of its module files, or the checks pass on nothing
     assert Path(b2b.__file__).resolve().parent == ROOT / "b2b", b2b.__file__
-    files = sorted(p.stem for p in (ROOT / "b2b").glob("*.py") if not p.name.startswith("_"))
+    files = sorted(".".join(p.relative_to(ROOT / "b2b").with_suffix("").parts)
+                   for p in (ROOT / "b2b").rglob("*.py") if not p.name.startswith("_"))
     assert MODULES == files
+    # one page per module, named by the module's last part: the last parts are unique
+    assert len({page_name(m) for m in MODULES}) == len(MODULES)
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_layer_is_documented_and_names_its_public_parts(package):
+    module = importlib.import_module(f"b2b.{package}")
+    assert own_doc(module), f"b2b.{package}/__init__.py has no docstring"
+    exported = getattr(module, "__all__", None)
+    assert exported, f"b2b.{package}/__init__.py must name its public parts in __all__"
+    assert all(hasattr(module, n) for n in exported)
+    # a name that is also a submodule would hide the module (`from b2b.sampling import generate`)
+    submodules = {m.name for m in pkgutil.iter_modules(module.__path__)}
+    assert not submodules & set(exported), f"b2b.{package} exports names of its modules: {submodules & set(exported)}"
+    index = (API / "index.md").read_text(encoding="utf-8")
+    assert f".. automodule:: b2b.{package}\n" in index, f"book/api/index.md must show b2b.{package}'s docstring"
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -179,11 +205,11 @@ def test_every_module_is_in_the_contract():
 
 @pytest.mark.parametrize("name", sorted(set(MODULES) | set(contract_modules())))
 def test_every_module_has_an_api_page(name):
-    page = API / f"{name}.md"
-    assert page.exists(), f"b2b.{name} has no API page: add book/api/{name}.md (see CONTRIBUTING.md)"
+    page = API / f"{page_name(name)}.md"
+    assert page.exists(), f"b2b.{name} has no API page: add book/api/{page_name(name)}.md (see CONTRIBUTING.md)"
     text = page.read_text(encoding="utf-8")
     assert re.search(
-        rf"```\{{eval-rst\}}\n\.\. automodule:: b2b\.{name}\n\s+:members:", text
+        rf"```\{{eval-rst\}}\n\.\. automodule:: b2b\.{re.escape(name)}\n\s+:members:", text
     ), f"{page.name} must autodoc the module: an eval-rst block with '.. automodule:: b2b.{name}' and ':members:'"
     assert text.startswith(f"# `b2b.{name}`"), f"{page.name} must be titled '# `b2b.{name}`: ...'"
     first_paragraph = text.split("\n\n")[1]
@@ -195,7 +221,8 @@ def test_every_module_has_an_api_page(name):
 def test_every_api_page_documents_a_module():
     for page in API.glob("*.md"):
         if page.stem != "index":
-            assert page.stem in MODULES or page.stem in contract_modules(), f"{page} documents no module"
+            names = {page_name(m) for m in set(MODULES) | set(contract_modules())}
+            assert page.stem in names, f"{page} documents no module"
 
 
 def toc_files() -> set[str]:

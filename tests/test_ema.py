@@ -9,11 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from b2b.checkpoint import load_checkpoint, load_generator
-from b2b.ema import EMA, ema_decay
-from b2b.export import export_generator
-from b2b.networks import PRESETS, GeneratorConfig, GenConvNet, TrainingConfig, build, get_preset
-from b2b.train import Trainer, TrainerConfig
+from b2b.model.checkpoint import load_checkpoint, load_generator
+from b2b.training.ema import EMA, ema_decay
+from b2b.sampling.export import export_generator
+from b2b.model.presets import PRESETS, GeneratorConfig, TrainingConfig, get_preset
+from b2b.model.networks import GenConvNet, build
+from b2b.training.trainer import Trainer, TrainerConfig
 
 
 def windows(n: int = 8, seed: int = 0) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Tests of b2b.evaluate: the report on sets where the answer is known, files, the CLI, bad input."""
+"""Tests of b2b.evaluation.evaluate: the report on sets where the answer is known, files, the CLI, bad input."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from b2b import evaluate as E
-from b2b import metrics as M
+from b2b.evaluation import evaluate as E
+from b2b.evaluation import metrics as M
 from b2b.cli import main
 
 
@@ -305,9 +305,10 @@ def test_generate_samples_with_a_fake_checkpoint(tmp_path, monkeypatch):
 
 
 def test_cli_with_a_real_generator_file(tmp_path, capsys):
-    """End to end through b2b.checkpoint.load_generator: an untrained seed-preset generator file."""
-    from b2b.networks import GenConvNet, get_preset
-    from b2b.checkpoint import FORMAT_VERSION, GENERATOR_FORMAT
+    """End to end through b2b.model.checkpoint.load_generator: an untrained seed-preset generator file."""
+    from b2b.model.networks import GenConvNet
+    from b2b.model.presets import get_preset
+    from b2b.model.checkpoint import FORMAT_VERSION, GENERATOR_FORMAT
 
     preset = get_preset("seed")
     torch.manual_seed(0)
@@ -342,8 +343,9 @@ def test_cli_with_a_real_generator_file(tmp_path, capsys):
 def _generator_file(tmp_path, name="gen.pt", threshold=None, nan=False):
     """An untrained seed-preset generator file (probabilities near 0.5), optionally with a stored
     threshold or NaN weights."""
-    from b2b.networks import GenConvNet, get_preset
-    from b2b.checkpoint import FORMAT_VERSION, GENERATOR_FORMAT
+    from b2b.model.networks import GenConvNet
+    from b2b.model.presets import get_preset
+    from b2b.model.checkpoint import FORMAT_VERSION, GENERATOR_FORMAT
 
     preset = get_preset("seed")
     torch.manual_seed(0)
@@ -408,7 +410,7 @@ def test_cli_refuses_n_beyond_the_bound_before_work(tmp_path, capsys, monkeypatc
 
 
 def test_open_generator_reads_auto_as_generate_does(tmp_path):
-    # one rule (b2b.generate.resolve_threshold): "auto" in any case and spacing, or None, is the
+    # one rule (b2b.sampling.generate.resolve_threshold): "auto" in any case and spacing, or None, is the
     # stored threshold; a number is the caller's; anything else is one error naming --threshold
     path = _generator_file(tmp_path, threshold=0.5012)
     for auto in (None, "auto", " AUTO "):
@@ -571,8 +573,9 @@ def test_report_renders_the_set_statistics():
 
 def test_one_sampler_evaluate_sees_what_generate_makes():
     # b2b evaluate's windows are b2b generate's at the same seed, whatever the chunk size
-    from b2b.generate import generate
-    from b2b.networks import GenConvNet, GeneratorConfig
+    from b2b.sampling.generate import generate
+    from b2b.model.networks import GenConvNet
+    from b2b.model.presets import GeneratorConfig
 
     torch.manual_seed(0)
     g = GenConvNet(GeneratorConfig(latent=16, channels=8)).eval()

@@ -1,4 +1,4 @@
-"""Tests for b2b.fast: each faster layer against PyTorch's own, and whole networks sped up."""
+"""Tests for b2b.model.fast: each faster layer against PyTorch's own, and whole networks sped up."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from b2b.fast import LayerNorm2d, PitchConv2d, PitchConvTranspose2d, speed_up
-from b2b.losses import critic_loss
-from b2b.networks import CriticConfig, DiscConvNet, build, get_preset
+from b2b.model.fast import LayerNorm2d, PitchConv2d, PitchConvTranspose2d, speed_up
+from b2b.gan.losses import critic_loss
+from b2b.model.networks import DiscConvNet, build
+from b2b.model.presets import CriticConfig, get_preset
 
 
 @pytest.mark.parametrize("bias", [True, False])

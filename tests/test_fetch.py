@@ -1,8 +1,8 @@
-"""Tests of b2b.fetch through ``b2b data lpd17``: downloads (resume, changed URLs, SHA-256,
+"""Tests of b2b.datasets.fetch through ``b2b data lpd17``: downloads (resume, changed URLs, SHA-256,
 bounds) and safe extraction (unsafe members, tar bombs, disk space, the LPD layout).
 
 The files are tiny LPD-17 downloads served on 127.0.0.1 (``tests/lpd_fixtures.py``); the bounds
-are lowered through ``b2b.fetch``'s module attributes.
+are lowered through ``b2b.datasets.fetch``'s module attributes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import lpd_fixtures as F
-from b2b import fetch, lpd
+from b2b.datasets.catalog import fetch, lpd
 from lpd_fixtures import (  # noqa: F401 - fixtures and helpers shared with test_lpd.py
     ARCHIVE, IDS, LABELS, b2b_lpd17, data_command, error_line, expected_windows, fast_network,
     k_of, server, src, store_windows, url_args)

@@ -1,4 +1,4 @@
-"""Tests for b2b.generate: sampling, latent interpolation, writing samples, ``b2b generate``."""
+"""Tests for b2b.sampling.generate: sampling, latent interpolation, writing samples, ``b2b generate``."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from b2b import data
-from b2b.atomic import FolderLock
-from b2b import generate as bgen
+from b2b.music import data
+from b2b.files.atomic import FolderLock
+from b2b.sampling import generate as bgen
 from b2b.cli import main as cli_main
-from b2b.generate import (CALIBRATION_SEED, MAX_SAMPLES, calibrate_threshold, generate, interpolate_latents,
+from b2b.sampling.generate import (CALIBRATION_SEED, MAX_SAMPLES, calibrate_threshold, generate, interpolate_latents,
                           iter_generate, note_density, write_samples)
-from b2b.checkpoint import load_generator
-from b2b.export import export_generator
+from b2b.model.checkpoint import load_generator
+from b2b.sampling.export import export_generator
 
 
 # --------------------------------------------------------------------------- generate
@@ -314,7 +314,7 @@ def test_note_density_of_arrays_and_datasets():
     assert note_density(w) == (80 / (4 * CELLS), 4)
     assert note_density(w.astype(np.float32), chunk=3) == (80 / (4 * CELLS), 4)
 
-    class Store:  # like b2b.data.WindowDataset: len() and window(i)
+    class Store:  # like b2b.music.data.WindowDataset: len() and window(i)
         def __len__(self):
             return 4
 

@@ -1,4 +1,4 @@
-"""b2b.geometry: the one home of the window shape and of the rules for turning input into windows."""
+"""b2b.music.geometry: the one home of the window shape and of the rules for turning input into windows."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from b2b import audio, data, evaluate, generate, geometry, metrics, networks, plot
-from b2b.geometry import as_windows, binarize
+from b2b.music import audio, data, geometry, plot
+from b2b.evaluation import evaluate, metrics
+from b2b.sampling import generate
+from b2b.model import networks
+from b2b.music.geometry import as_windows, binarize
 
 
 def test_geometry_has_one_home():

@@ -1,7 +1,7 @@
-"""The listening quiz of chapter 7 (b2b.listening, ``_static/b2b-listening.js``).
+"""The listening quiz of chapter 7 (b2b.evaluation.listening, ``_static/b2b-listening.js``).
 
 The page's JavaScript is checked twice, like the in-page generator's (tests/test_web.py): its
-twins of :func:`b2b.listening.key_hash` and :func:`b2b.listening.p_at_least` under Node.js, and
+twins of :func:`b2b.evaluation.listening.key_hash` and :func:`b2b.evaluation.listening.p_at_least` under Node.js, and
 the whole quiz in headless Chromium (``scripts/check_html_quiz.py --harness``: real mouse clicks
 through every pair, the score and the coin's chance). Each is skipped where its program is
 missing; ``.ci/run`` installs Chromium.
@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from b2b import audio, listening
+from b2b.music import audio
+from b2b.evaluation import listening
 
 ROOT = Path(__file__).resolve().parents[1]
 JS = ROOT / "_static" / "b2b-listening.js"

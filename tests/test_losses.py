@@ -1,4 +1,4 @@
-"""Tests for b2b.losses against critics whose input gradient is known in closed form."""
+"""Tests for b2b.gan.losses against critics whose input gradient is known in closed form."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from b2b import losses
+from b2b.gan import losses
 
 
 class Linear(nn.Module):

@@ -1,10 +1,10 @@
-"""Tests of ``b2b data lpd17`` (b2b.lpd): choosing and converting songs, and the command.
+"""Tests of ``b2b data lpd17`` (b2b.datasets.lpd): choosing and converting songs, and the command.
 
 Tiny LPD-17 files are served on 127.0.0.1 (the fixture archive has the exact upstream layout, see
 ``tests/lpd_fixtures.py``); every song has different content, so a wrong song, genre or order
 shows up as different windows. Windows are checked against an independent reference conversion
-(``lpd_fixtures.ref_song_roll``, written from the rules stated in ``b2b.data`` with numpy/scipy
-only), and against ``b2b.data`` itself. Downloading and extracting are tested in test_fetch.py.
+(``lpd_fixtures.ref_song_roll``, written from the rules stated in ``b2b.music.data`` with numpy/scipy
+only), and against ``b2b.music.data`` itself. Downloading and extracting are tested in test_fetch.py.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ import numpy as np
 import pytest
 
 import lpd_fixtures as F
-from b2b import cli, fetch, lpd
-from b2b.data import DataError
+from b2b import cli
+from b2b.datasets.catalog import fetch, lpd
+from b2b.music.data import DataError
 from lpd_fixtures import (  # noqa: F401 - fixtures and helpers shared with test_fetch.py
     ARCHIVE, IDS, LABELS, REGISTERED, b2b_lpd17, data_command, error_line, expected_windows,
     fast_network, files_under, k_of, ref_song_roll, server, src, store_windows, url_args)
@@ -63,8 +64,8 @@ def test_lpd17_end_to_end_then_nothing_to_do(tmp_path, server, src, capsys):
     ks = [k_of(src)[m] for m in chosen]
     want = expected_windows(src, ks)
     assert got.shape == want.shape and np.array_equal(got, want)
-    # ... and b2b.data's own conversion of the same files
-    from b2b import data
+    # ... and b2b.music.data's own conversion of the same files
+    from b2b.music import data
     own = np.concatenate([data.multitrack_to_windows(data.load_lpd(src["npz"][k])) for k in ks])
     assert np.array_equal(got, own)
     assert man["store"]["n_windows"] == len(want)
@@ -105,7 +106,7 @@ def test_python_m_b2b_subprocess_two_workers_hop_bars(tmp_path, server, src):
         cmd = [sys.executable, "-m", "b2b", *args]
     else:  # pragma: no cover - the registry line is not there yet
         cmd = [sys.executable, "-c", "import sys, b2b.cli as c; c.COMMANDS.setdefault('data', "
-               "('b2b.data', '')); sys.exit(c.main())", *args]
+               "('b2b.music.data', '')); sys.exit(c.main())", *args]
     env = {**os.environ, "PYTHONPATH": str(Path(lpd.__file__).parents[1])}
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 0, r.stderr

@@ -1,4 +1,4 @@
-"""Tests of b2b.metrics against values worked out by hand on small, asymmetric pianorolls.
+"""Tests of b2b.evaluation.metrics against values worked out by hand on small, asymmetric pianorolls.
 
 Pitch row p is MIDI 24 + p; pitch class (24 + p) % 12 = p % 12 (0 = C). Bars are steps 0-15,
 16-31, 32-47, 48-63. Tracks: 0 drums, 1 piano, 4 guitar, 5 bass, 6 strings.
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from b2b import metrics as m
+from b2b.evaluation import metrics as m
 
 NAN = float("nan")
 
@@ -336,7 +336,7 @@ def test_inputs_threshold_torch_and_errors():
     assert np.isnan(m.polyphony(probs, threshold=0.96)).all()
     close(m.polyphony(torch.from_numpy(X.astype(np.float32))), m.polyphony(X))
     close(m.polyphony(X.astype(np.uint8)), m.polyphony(X))
-    close(m.polyphony(X[0]), m.polyphony(X[:1]))  # one window is a batch of one (b2b.geometry's rule)
+    close(m.polyphony(X[0]), m.polyphony(X[:1]))  # one window is a batch of one (b2b.music.geometry's rule)
     with pytest.raises(ValueError, match=r"\(n, 17, 64, 72\)"):
         m.polyphony(X[0, :, :32])
     with pytest.raises(ValueError, match="shape"):

@@ -1,4 +1,4 @@
-"""Tests for b2b.networks: shapes worked out by hand, parameter counts, presets (the speed-ups: test_fast.py)."""
+"""Tests for b2b.model.networks: shapes worked out by hand, parameter counts, presets (the speed-ups: test_fast.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from b2b.networks import (PRESETS, CriticConfig, DiscConvNet, GenConvNet, GeneratorConfig, Preset, SelfAttention, build,
-                          count_parameters, get_preset)
+from b2b.model.networks import DiscConvNet, GenConvNet, SelfAttention, build, count_parameters
+from b2b.model.presets import PRESETS, CriticConfig, GeneratorConfig, Preset, get_preset
 
 
 def _walk(layers, x, expected):
@@ -185,7 +185,7 @@ def test_overrides_give_a_checked_copy_and_leave_the_preset_alone():
 
 
 def test_minibatch_std_matches_numpy_by_groups():
-    from b2b.networks import MinibatchStd
+    from b2b.model.networks import MinibatchStd
 
     g = torch.Generator().manual_seed(3)
     x = torch.randn(8, 3, 2, 1, generator=g) * torch.arange(1, 9).view(8, 1, 1, 1)  # groups differ in spread
@@ -203,7 +203,8 @@ def test_minibatch_std_matches_numpy_by_groups():
 
 
 def test_critic_with_minibatch_std_sees_identical_batches():
-    from b2b.networks import CriticConfig, DiscConvNet, Preset
+    from b2b.model.networks import DiscConvNet
+    from b2b.model.presets import CriticConfig, Preset
 
     torch.manual_seed(0)
     d = DiscConvNet(CriticConfig(norm="layer", dropout=0.0, minibatch_std=True))
@@ -219,7 +220,7 @@ def test_critic_with_minibatch_std_sees_identical_batches():
 
 
 def test_straight_through_binarizes_in_training_with_the_sigmoid_gradient():
-    from b2b.networks import StraightThrough
+    from b2b.model.networks import StraightThrough
 
     x = torch.tensor([[-2.0, -0.1, 0.0, 0.3, 4.0]], requires_grad=True)
     st = StraightThrough().train()
@@ -233,7 +234,7 @@ def test_straight_through_binarizes_in_training_with_the_sigmoid_gradient():
 
 
 def test_binary_generator_gives_windows_of_zeros_and_ones_only_in_train_mode():
-    from b2b.networks import GeneratorConfig
+    from b2b.model.presets import GeneratorConfig
 
     torch.manual_seed(0)
     g = GenConvNet(GeneratorConfig(binary=True))

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from b2b import checkpoint as bckpt
-from b2b.atomic import check_output, read_json
-from b2b.checkpoint import load_checkpoint, load_generator, tensor_digest
+from b2b.model import checkpoint as bckpt
+from b2b.files.atomic import check_output, read_json
+from b2b.model.checkpoint import load_checkpoint, load_generator, tensor_digest
 from b2b.cli import main as cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -271,8 +271,8 @@ def test_read_json_bounds_depth_size_and_type(tmp_path):
 
 
 def test_a_second_evaluate_is_refused_before_any_work(checkpoint, tmp_path, capsys, monkeypatch):
-    from b2b import evaluate as bevaluate
-    from b2b.atomic import FolderLock
+    from b2b.evaluation import evaluate as bevaluate
+    from b2b.files.atomic import FolderLock
 
     out = tmp_path / "report"
     opened = []

@@ -1,4 +1,4 @@
-"""Tests for b2b.plot: axes per active track, bar lines, beat ticks, names and colours."""
+"""Tests for b2b.music.plot: axes per active track, bar lines, beat ticks, names and colours."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib import pyplot as plt  # noqa: E402
 
-from b2b import data, plot  # noqa: E402
+from b2b.music import data, plot  # noqa: E402
 
 TRACK = {t.name: i for i, t in enumerate(data.TRACKS)}
 

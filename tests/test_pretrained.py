@@ -17,10 +17,11 @@ import pytest
 import torch
 
 from b2b.cli import main as cli_main
-from b2b.evaluate import CSV_COLUMNS
-from b2b.generate import CALIBRATION_SEED, generate
-from b2b.networks import PRESETS, GenConvNet
-from b2b.checkpoint import load_generator
+from b2b.evaluation.evaluate import CSV_COLUMNS
+from b2b.sampling.generate import CALIBRATION_SEED, generate
+from b2b.model.networks import GenConvNet
+from b2b.model.presets import PRESETS
+from b2b.model.checkpoint import load_generator
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "data" / "pretrained"
 GENERATOR = PRETRAINED / "generator.pt"
@@ -147,9 +148,9 @@ def test_shipped_generator_is_not_collapsed(loaded):
     # notes as real ones do (chapter 7). The shipped one must be within 2x of the real data.
     import numpy as np
 
-    from b2b import metrics
-    from b2b.datasets import open_dataset
-    from b2b.evaluate import iter_generated, sample_indices
+    from b2b.evaluation import metrics
+    from b2b.datasets.catalog import open_dataset
+    from b2b.evaluation.evaluate import iter_generated, sample_indices
 
     g, info = loaded
     gen = np.concatenate(list(iter_generated(g, info["latent"], 200, 0, info["threshold"])))

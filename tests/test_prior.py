@@ -5,8 +5,10 @@ import math
 import pytest
 import torch
 
-from b2b.networks import GenConvNet, GeneratorConfig, get_preset
-from b2b.train import Trainer, TrainerConfig
+from b2b.model.networks import GenConvNet
+
+from b2b.model.presets import GeneratorConfig, get_preset
+from b2b.training.trainer import Trainer, TrainerConfig
 
 
 def _windows() -> torch.Tensor:

@@ -91,7 +91,7 @@ def test_workflow_python_is_one_the_package_supports_and_the_code_parses_on_the_
     assert setup and SpecifierSet(requires).contains(str(setup[0]["with"]["python-version"])), (requires, setup)
     floor = re.fullmatch(r">=\s*3\.(\d+)", requires.strip())
     assert floor, f"requires-python {requires!r}: expected a floor such as '>=3.10'"
-    for path in sorted((ROOT / "b2b").glob("*.py")):
+    for path in sorted((ROOT / "b2b").rglob("*.py")):
         ast.parse(path.read_text(encoding="utf-8"), filename=str(path), feature_version=(3, int(floor.group(1))))
 
 
@@ -241,13 +241,13 @@ def test_check_links_finds_a_missing_anchor(tmp_path):
     import check_links
 
     (tmp_path / "api").mkdir()
-    (tmp_path / "api" / "networks.html").write_text('<p id="b2b.networks.GenConvNet">x</p>')
-    (tmp_path / "src.html").write_text('<a href="api/networks.html#b2b.networks.GenConvNet">ok</a>'
-                                       '<a href="api/networks.html#b2b.attention.SelfAttention">bad</a>'
+    (tmp_path / "api" / "networks.html").write_text('<p id="b2b.model.networks.GenConvNet">x</p>')
+    (tmp_path / "src.html").write_text('<a href="api/networks.html#b2b.model.networks.GenConvNet">ok</a>'
+                                       '<a href="api/networks.html#b2b.model.attention.SelfAttention">bad</a>'
                                        '<a href="https://example.org/x.html#y">external</a>')
-    assert check_links.broken_links(tmp_path) == [("src.html", "api/networks.html#b2b.attention.SelfAttention")]
+    assert check_links.broken_links(tmp_path) == [("src.html", "api/networks.html#b2b.model.attention.SelfAttention")]
     assert check_links.main([str(tmp_path)]) == 1
-    (tmp_path / "src.html").write_text('<a href="api/networks.html#b2b.networks.GenConvNet">ok</a>')
+    (tmp_path / "src.html").write_text('<a href="api/networks.html#b2b.model.networks.GenConvNet">ok</a>')
     assert check_links.main([str(tmp_path)]) == 0
     assert "python scripts/check_links.py _build/html" in (ROOT / "scripts" / "book.sh").read_text()
 
@@ -261,3 +261,10 @@ def test_code_cells_write_no_myst_roles(path):
     raw = [c.get("id") for c in nb["cells"] if c["cell_type"] == "code"
            and re.search(r"\{\{?(doc|numref|ref|cite|cite:t|cite:p|eq|func|class|mod|meth)\}\}?`", cell_source(c))]
     assert not raw, f"{path.name}: code cells {raw} write MyST roles into their output (raw text in Colab)"
+
+
+def test_pyproject_lists_every_layer_of_the_package():
+    # setuptools installs only the packages listed: a layer left out is missing from `pip install .`
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "b2b").rglob("__init__.py")}
+    assert found <= listed, f"packages missing from pyproject.toml [tool.setuptools]: {sorted(found - listed)}"

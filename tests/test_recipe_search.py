@@ -16,7 +16,7 @@ def rs():
 
 
 def test_candidates_change_only_their_overrides(rs):
-    from b2b.networks import get_preset
+    from b2b.model.presets import get_preset
 
     seed = get_preset("seed")
     for name, over in rs.CANDIDATES.items():
@@ -28,7 +28,7 @@ def test_candidates_change_only_their_overrides(rs):
 
 
 def test_preset_candidates_are_the_presets_and_train_for_a_cpu_budget(rs, tmp_path):
-    from b2b.networks import get_preset
+    from b2b.model.presets import get_preset
 
     assert rs.candidate_preset("lean") == get_preset("lean")
     out = tmp_path / "out"

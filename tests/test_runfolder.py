@@ -1,4 +1,4 @@
-"""b2b.runfolder: the one path by which ``b2b train`` and the Trainer take a run folder."""
+"""b2b.training.runfolder: the one path by which ``b2b train`` and the Trainer take a run folder."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import os
 import pytest
 import torch
 
-from b2b import atomic as batomic
-from b2b import runfolder
-from b2b import train as btrain
-from b2b.atomic import FolderLock, FolderLocked
+from b2b.files import atomic as batomic
+from b2b.training import runfolder
+from b2b.training import command as bcommand
+from b2b.training import trainer as btrain
+from b2b.files.atomic import FolderLock, FolderLocked
 from b2b.cli import main as cli_main
-from b2b.train import Trainer, TrainerConfig
-from b2b.networks import get_preset
+from b2b.training.trainer import Trainer, TrainerConfig
+from b2b.model.presets import get_preset
 
 
 def _cfg(out, **kw):
@@ -104,7 +105,7 @@ def test_trainer_refuses_a_lock_it_does_not_hold(tmp_path):
 ])
 def test_cli_options_are_checked_by_the_config_before_loading(tmp_path, monkeypatch, capsys, option, value, message):
     opened = []
-    monkeypatch.setattr(btrain, "open_dataset", lambda name, root=None: opened.append(name))
+    monkeypatch.setattr(bcommand, "open_dataset", lambda name, root=None: opened.append(name))
     args = ["train", "--data", "fake", "--out", str(tmp_path / "o"), "--no-progress", "--threads", "1",
             option, value]
     assert cli_main(args) == 2

@@ -6,9 +6,9 @@ import pytest
 
 import numpy as np
 
-from b2b import metrics
-from b2b import scorecard as scorecard_module
-from b2b.scorecard import main_track, passed, rank_key, scorecard, table, typical, window_values
+from b2b.evaluation import metrics
+from b2b.evaluation import scorecard as scorecard_module
+from b2b.evaluation.scorecard import main_track, passed, rank_key, scorecard, table, typical, window_values
 
 
 def _row(metric, track, real, gen):

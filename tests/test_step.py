@@ -1,4 +1,4 @@
-"""Tests of b2b.step.wgan_gp_iteration: the algorithm written out by hand gives the same update,
+"""Tests of b2b.gan.step.wgan_gp_iteration: the algorithm written out by hand gives the same update,
 and on a toy problem with a known answer a short run of it learns that answer."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from b2b.step import STATS, wgan_gp_iteration
+from b2b.gan.step import STATS, wgan_gp_iteration
 
 
 def _nets(seed: int = 0) -> tuple[nn.Module, nn.Module]:
@@ -83,8 +83,8 @@ def test_a_short_run_learns_a_known_answer():
 def test_scoring_real_and_fake_together_changes_nothing_for_a_per_sample_critic():
     # joint: one critic pass over (2B, ...) instead of two; for a layer-norm critic with minibatch
     # std in aligned groups the loss and every gradient are those of the two separate passes
-    from b2b.losses import critic_loss
-    from b2b.networks import build
+    from b2b.gan.losses import critic_loss
+    from b2b.model.networks import build
 
     torch.manual_seed(0)
     _, d = build("improved")

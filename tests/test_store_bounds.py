@@ -1,4 +1,4 @@
-"""Issue 25: a window store's files are trusted no further than they can hold (b2b.store)."""
+"""Issue 25: a window store's files are trusted no further than they can hold (b2b.datasets.store)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from b2b.data import DataError
-from b2b.store import WindowDataset, write_store
+from b2b.music.data import DataError
+from b2b.datasets.store import WindowDataset, write_store
 
 
 def small_store(path: Path) -> Path:

@@ -1,4 +1,4 @@
-"""The critic's extra streams (b2b.streams) and the generator's refiner (b2b.refiner), on
+"""The critic's extra streams (b2b.model.streams) and the generator's refiner (b2b.model.refiner), on
 hand-made windows whose expected values are worked out by hand in the comments."""
 
 import dataclasses
@@ -6,10 +6,11 @@ import dataclasses
 import pytest
 import torch
 
-from b2b.losses import critic_loss
-from b2b.networks import CriticConfig, DiscConvNet, GenConvNet, GeneratorConfig, Preset, get_preset
-from b2b.refiner import Refiner
-from b2b.streams import ChromaStream, OnsetStream, chroma, onsets_offsets
+from b2b.gan.losses import critic_loss
+from b2b.model.networks import DiscConvNet, GenConvNet
+from b2b.model.presets import CriticConfig, GeneratorConfig, Preset, get_preset
+from b2b.model.refiner import Refiner
+from b2b.model.streams import ChromaStream, OnsetStream, chroma, onsets_offsets
 
 
 def _window() -> torch.Tensor:
@@ -141,3 +142,29 @@ def test_refiner_works_along_time_per_track():
     want = x.clone()
     want[:, 3, :-1] += x[:, 3, 1:]  # the last step sees the zero padding
     assert torch.allclose(r(x), want, atol=1e-6)
+
+
+@pytest.mark.parametrize("lowest", [24, 25, 31])
+def test_chroma_takes_pitch_classes_from_the_lowest_pitch(lowest):
+    # a pitch-class offset that ignores the geometry's lowest pitch would pass at 24 (a C) only:
+    # the classes come from metrics.pitch_classes, an independent one-hot count per step and beat
+    from b2b.evaluation.metrics import pitch_classes
+
+    g = torch.Generator().manual_seed(3)
+    x = (torch.rand(2, 17, 64, 72, generator=g) < 0.05).float()
+    onehot = torch.eye(12)[torch.as_tensor(pitch_classes(lowest=lowest))]  # (72, 12)
+    expected = (x @ onehot).reshape(2, 17, 16, 4, 12).sum(3)
+    assert torch.equal(chroma(x, lowest=lowest), expected)
+    # one note: MIDI 61 (a C#) in beat 2 of track 5 lands in class 1 whatever its row
+    one = torch.zeros(1, 17, 64, 72)
+    one[0, 5, 9, 61 - lowest] = 1
+    c = chroma(one, lowest=lowest)
+    assert c[0, 5, 2, 1] == 1 and c.sum() == 1
+
+
+def test_the_critic_reads_the_streams_widths():
+    from b2b.model.presets import CriticConfig as Config
+
+    d = DiscConvNet(Config(streams=8, minibatch_std=True, norm="layer"))
+    assert d.layers.linear.in_features == (16 + 1) * 2 + d.streams["onsets"].features + d.streams["chroma"].features
+    assert d.streams["onsets"].features == OnsetStream.width(8) == 8 * 4

@@ -1,4 +1,4 @@
-"""Tests for b2b.toy: data, measures checked by hand, determinism of the training loops."""
+"""Tests for b2b.gan.toy: data, measures checked by hand, determinism of the training loops."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 from scipy.stats import wasserstein_distance
 
-from b2b import toy
-from b2b.step import wgan_gp_iteration
+from b2b.gan import toy
+from b2b.gan.step import wgan_gp_iteration
 
 
 def test_ring_centres_by_hand():
@@ -144,7 +144,7 @@ def test_training_is_deterministic_and_leaves_global_rng_alone(train):
 
 def test_the_wgans_train_with_the_models_own_step(monkeypatch):
     # one WGAN-GP loop in the package: every generator step of both WGANs is one call of
-    # b2b.step.wgan_gp_iteration, with the method's n_critic and lambda_gp (0 for clipping)
+    # b2b.gan.step.wgan_gp_iteration, with the method's n_critic and lambda_gp (0 for clipping)
     calls = []
 
     def spy(*args, **kw):

@@ -1,4 +1,4 @@
-"""Tests for b2b.train: steps, resume, NaN guard, checkpoints, precision, DDP, CLI."""
+"""Tests for b2b.training.trainer: steps, resume, NaN guard, checkpoints, precision, DDP, CLI."""
 
 from __future__ import annotations
 
@@ -12,15 +12,18 @@ import numpy as np
 import pytest
 import torch
 
-from b2b import train as btrain
+from b2b.training import command as bcommand
+from b2b.training import trainer as btrain
 from b2b.cli import main as cli_main
-from b2b.losses import critic_loss
-from b2b.networks import CriticConfig, DiscConvNet, TrainingConfig, get_preset
-from b2b import checkpoint as bckpt
-from b2b.checkpoint import load_generator
-from b2b.export import export_generator
-from b2b.fast import speed_up
-from b2b.train import Trainer, TrainerConfig, TrainingDiverged
+from b2b.gan.losses import critic_loss
+from b2b.model.networks import DiscConvNet
+from b2b.model.presets import CriticConfig, TrainingConfig, get_preset
+from b2b.model import checkpoint as bckpt
+from b2b.model.checkpoint import load_generator
+from b2b.sampling.export import export_generator
+from b2b.model.fast import speed_up
+from b2b.training.history import HISTORY_FIELDS, TrainingDiverged
+from b2b.training.trainer import Trainer, TrainerConfig
 
 
 def windows(n: int = 10, seed: int = 0, density: float = 0.05) -> torch.Tensor:
@@ -196,7 +199,7 @@ def test_keep_last_k_and_history_files(tmp_path):
         "checkpoint_00000003.pt", "checkpoint_00000004.pt"]
     rows = list(csv.DictReader((tmp_path / "history.csv").open()))
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
-    assert list(rows[0]) == btrain.HISTORY_FIELDS
+    assert list(rows[0]) == HISTORY_FIELDS
     js = json.loads((tmp_path / "history.json").read_text())
     assert [r["step"] for r in js] == [1, 2, 3, 4]
     assert float(rows[2]["loss_d"]) == pytest.approx(js[2]["loss_d"])
@@ -233,7 +236,7 @@ def test_sample_snapshots(tmp_path):
     assert x.shape == (3, 17, 64, 72) and x.dtype == np.float16
     assert 0 <= x.min() and x.max() <= 1
     try:
-        import b2b.plot  # noqa: F401
+        import b2b.music.plot  # noqa: F401
     except ImportError:
         return
     assert (tmp_path / "samples_00000002.png").read_bytes()[:4] == b"\x89PNG"
@@ -334,7 +337,7 @@ def test_cli_errors(capsys, tmp_path, monkeypatch):
 
 def test_cli_trains_on_a_dataset(tmp_path, monkeypatch, capsys):
     x = windows(6)
-    monkeypatch.setattr(btrain, "open_dataset", lambda name, root=None: x)
+    monkeypatch.setattr(bcommand, "open_dataset", lambda name, root=None: x)
     out = tmp_path / "run"
     args = ["train", "--data", "fake", "--iterations", "2", "--batch", "2", "--out", str(out), "--no-progress",
             "--checkpoint-every", "1", "--sample-every", "0"]
@@ -342,7 +345,7 @@ def test_cli_trains_on_a_dataset(tmp_path, monkeypatch, capsys):
     assert (out / "checkpoint_00000002.pt").is_file()
     assert cli_main(args[:4] + ["3"] + args[5:] + ["--resume"]) == 0
     assert (out / "checkpoint_00000003.pt").is_file()
-    monkeypatch.setattr(btrain, "open_dataset", lambda name, root=None: torch.zeros(3, 17, 64, 70))
+    monkeypatch.setattr(bcommand, "open_dataset", lambda name, root=None: torch.zeros(3, 17, 64, 70))
     assert cli_main(["train", "--data", "bad", "--out", str(tmp_path / "bad"), "--no-progress"]) == 2
     assert "(n, 17, 64, 72)" in capsys.readouterr().err
 
@@ -378,7 +381,7 @@ def test_ddp_two_gloo_processes_keep_identical_replicas(tmp_path):
     assert torch.equal(torch.cat([r0["first"], r1["first"]]), perm[:4])
     for k, v in r0["final"].items():
         if "running" in k or "num_batches" in k:
-            continue  # batch-norm statistics are per rank (see b2b.train)
+            continue  # batch-norm statistics are per rank (see b2b.training.trainer)
         assert torch.equal(v, r1["final"][k]), k
     assert any(not torch.equal(r0["init"][k], r0["final"][k]) for k in r0["init"])
     # logged statistics are averaged over the ranks
@@ -394,9 +397,9 @@ import os  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 
-from b2b import atomic as batomic  # noqa: E402
-from b2b import runfolder  # noqa: E402
-from b2b.atomic import FolderLock, FolderLocked  # noqa: E402
+from b2b.files import atomic as batomic  # noqa: E402
+from b2b.training import runfolder  # noqa: E402
+from b2b.files.atomic import FolderLock, FolderLocked  # noqa: E402
 
 
 def _fake_data(monkeypatch, x):
@@ -406,7 +409,7 @@ def _fake_data(monkeypatch, x):
         calls.append(name)
         return x
 
-    monkeypatch.setattr(btrain, "open_dataset", fake_open)
+    monkeypatch.setattr(bcommand, "open_dataset", fake_open)
     return calls
 
 
@@ -446,7 +449,7 @@ def test_train_refuses_to_mix_with_a_run_that_wrote_meanwhile(tmp_path):
 
 def test_lock_held_by_another_process_and_stale_after_kill(tmp_path):
     out = tmp_path / "run"
-    code = ("import sys, time; from b2b.atomic import FolderLock; lock = FolderLock(sys.argv[1]).acquire(); "
+    code = ("import sys, time; from b2b.files.atomic import FolderLock; lock = FolderLock(sys.argv[1]).acquire(); "
             "print('held', flush=True); time.sleep(60)")
     env = dict(os.environ, PYTHONPATH=str(Path(btrain.__file__).parents[1]))
     holder = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True, env=env)
@@ -594,7 +597,8 @@ def test_full_disk_while_saving_a_checkpoint(tmp_path, monkeypatch, capsys):
 
 
 def _gen_dict(**over):
-    from b2b.networks import GenConvNet, get_preset
+    from b2b.model.networks import GenConvNet
+    from b2b.model.presets import get_preset
 
     preset = get_preset("seed")
     d = {"format": "b2b-generator", "version": 1, "step": 0, "config": {}, "preset": preset.to_dict(),
@@ -754,7 +758,7 @@ def test_a_checkpoint_written_with_hyper_parameters_in_its_config_resumes(tmp_pa
 def test_step_with_batches_drawn_up_front_is_the_step_drawn_batch_by_batch(tmp_path):
     # train_step draws the step's n_critic batches before the iteration (what a CUDA graph needs:
     # indices copied into a static buffer); that must change nothing on the CPU
-    from b2b.step import wgan_gp_iteration
+    from b2b.gan.step import wgan_gp_iteration
 
     data = windows(10)
     a = Trainer(cfg(tmp_path / "a", n_critic=3), data)  # each Trainer seeds the global RNG: one at a time
@@ -786,7 +790,7 @@ def test_cuda_graph_falls_back_to_eager_with_one_line_where_it_cannot_run(tmp_pa
 
 
 def test_bf16_only_where_the_gpu_computes_it_natively(monkeypatch):
-    from b2b import train as T
+    from b2b.training import trainer as T
 
     assert not T.native_bf16(torch.device("cpu"))
     for capability, native in (((7, 5), False), ((8, 0), True), ((9, 0), True)):  # T4, A100, H100/H200
@@ -797,10 +801,10 @@ def test_bf16_only_where_the_gpu_computes_it_natively(monkeypatch):
 def test_cli_accepts_cuda_graph():
     import argparse
 
-    from b2b import train as T
+    from b2b.training import command
 
     p = argparse.ArgumentParser()
-    T.add_arguments(p)
+    command.add_arguments(p)
     assert p.parse_args(["--cuda-graph"]).cuda_graph and not p.parse_args([]).cuda_graph
 
 

@@ -1,4 +1,4 @@
-"""b2b.twosample: the classifier two-sample test and its confidence interval."""
+"""b2b.evaluation.twosample: the classifier two-sample test and its confidence interval."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from b2b.twosample import classifier, classifier_two_sample_test, shuffled_by_group, wilson_interval
+from b2b.evaluation.twosample import classifier, classifier_two_sample_test, shuffled_by_group, wilson_interval
 
 
 def test_wilson_interval_by_hand():

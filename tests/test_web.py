@@ -1,7 +1,7 @@
-"""The generator in a web page (chapter 8): b2b.web, ``b2b export --format onnx``, the page itself.
+"""The generator in a web page (chapter 8): b2b.sampling.web, ``b2b export --format onnx``, the page itself.
 
 The page's JavaScript (``_static/b2b-generator.js``) is checked twice: its noise against
-:func:`b2b.web.portable_noise` under Node.js, and the whole page in headless Chromium
+:func:`b2b.sampling.web.portable_noise` under Node.js, and the whole page in headless Chromium
 (``scripts/check_html_generator.py --harness``: a click gives the Python generator's pianoroll
 and audio). Each is skipped where its program is missing; ``.ci/run`` installs Chromium.
 """
@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 import torch
 
-from b2b import cli, web
-from b2b.checkpoint import load_generator
-from b2b.data import SAMPLE_SHAPE, TRACKS
+from b2b import cli
+from b2b.sampling import web
+from b2b.model.checkpoint import load_generator
+from b2b.music.data import SAMPLE_SHAPE, TRACKS
 
 ROOT = Path(__file__).resolve().parents[1]
 PRETRAINED = ROOT / "data" / "pretrained" / "generator.pt"
@@ -194,7 +195,7 @@ def test_the_page_generates_the_python_window_and_plays_it(tmp_path, capsys):
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
 def test_page_synthesizer_is_the_numpy_synthesizer():
-    from b2b.audio import _tone
+    from b2b.music.audio import _tone
 
     meta = web.page_metadata(PRETRAINED)
     sr, step = 16000, 60.0 / (meta["tempo"] * meta["steps_per_beat"])

@@ -2,7 +2,7 @@
 
 1. Keep vendored libraries in ``_static`` from being loaded on every page (below).
 2. Write the in-page generator's model: after an HTML build, ``data/pretrained/generator.pt`` is
-   exported with :func:`b2b.web.export_onnx` to ``_static/b2b/generator.onnx`` and
+   exported with :func:`b2b.sampling.web.export_onnx` to ``_static/b2b/generator.onnx`` and
    ``generator.json`` in the built site, where ``_static/b2b-generator.js`` (chapter 8) finds
    it. The model is made from the shipped generator at every build, so the page always plays
    the generator that the chapters evaluate.
@@ -49,7 +49,7 @@ def _export_model(app: Sphinx, exception: Exception | None) -> None:
     """Export :data:`GENERATOR` to :data:`MODEL` in the HTML output (``build-finished`` handler)."""
     if exception is not None or app.builder.format != "html":
         return
-    from b2b.web import export_onnx
+    from b2b.sampling.web import export_onnx
 
     out = Path(app.outdir) / MODEL
     out.parent.mkdir(parents=True, exist_ok=True)
