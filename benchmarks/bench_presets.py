@@ -1,6 +1,6 @@
 """CPU seconds per generator step of each preset's recipe: what one CPU-hour buys.
 
-Each preset is trained by :class:`b2b.train.Trainer` on the same random binary windows, in the
+Each preset is trained by :class:`b2b.training.trainer.Trainer` on the same random binary windows, in the
 same process, one torch thread, with its own batch, critic steps and networks; the measurements
 alternate between presets (``--rounds`` rounds of ``--steps`` timed steps each, after one
 warm-up step) so that load from other processes hits them alike, and the median **process CPU

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the book: set up .venv, then execute every chapter and write the HTML.
 # Fails if any chapter raises, Sphinx warns, an in-book link misses its anchor (check_links.py), or a
-# page shows source that did not render: pipe tables, $ maths, MyST roles or directives (check_rendered.py).
+# page shows source that did not render: pipe tables, $ maths, MyST roles or directives (check_rendered.py),
+# or an output wider than a 1,300-px window (check_overflow.py, headless Chromium; skipped without one).
 # Each chapter is executed at most once: Jupyter Book's execution cache (_config.yml, in
 # _build/.jupyter_cache) reuses a chapter's outputs while its code cells are unchanged, so a second
 # build with the same notebooks executes nothing. The cache keys on code cells only; what the
@@ -27,6 +28,7 @@ build_s=$((SECONDS - t))
 t=$SECONDS
 python scripts/check_links.py _build/html
 python scripts/check_rendered.py _build/html
+python scripts/check_overflow.py _build/html --skip-without-browser   # no output scrolls sideways at 1,300 px
 check_s=$((SECONDS - t))
 fmt() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 echo "The book is at file://$PWD/_build/html/index.html"

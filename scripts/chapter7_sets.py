@@ -1,12 +1,12 @@
 """Precompute the set statistics of chapter 7 ("Evaluating generated music") into data/evaluation/.
 
 The chapter compares the shipped generator's windows, and the collapsed generator's, with 512 real
-windows of the Bach store by whole-set statistics (:func:`b2b.evaluate.set_statistics`: diversity,
+windows of the Bach store by whole-set statistics (:func:`b2b.evaluation.evaluate.set_statistics`: diversity,
 held pitches, nearest training windows, and the classifier two-sample test, whose training is most
 of the chapter's run time on a CPU). This script computes them on exactly the windows the chapter
 draws (the same real draw, noise and thresholds) and writes ``data/evaluation/chapter7_sets.json``
 with what it was computed from (the generators' SHA-256, the dataset's size, the draws, the steps)
-and how (command, commit, date, machine); the chapter reads the file with ``b2b.data.asset`` and
+and how (command, commit, date, machine); the chapter reads the file with ``b2b.music.data.asset`` and
 checks that its inputs are the ones it uses.
 
 Usage::
@@ -15,7 +15,7 @@ Usage::
     python scripts/chapter7_sets.py --out /tmp/sets.json  # elsewhere
 
 About two minutes on two CPU cores. Run it again after changing a generator in data/, the Bach
-store, or ``b2b.evaluate``/``b2b.twosample``/``b2b.metrics``; tests/test_chapter7_sets.py fails while the
+store, or ``b2b.evaluation.evaluate``/``b2b.evaluation.twosample``/``b2b.evaluation.metrics``; tests/test_chapter7_sets.py fails while the
 committed file's inputs differ from the committed generators.
 """
 
@@ -44,7 +44,7 @@ from b2b.music import data  # noqa: E402
 from b2b.datasets.catalog import open_dataset  # noqa: E402
 from b2b.evaluation.twosample import classifier_two_sample_test  # noqa: E402
 
-#: Where the chapter reads it (``b2b.data.asset(NAME)``).
+#: Where the chapter reads it (``b2b.music.data.asset(NAME)``).
 NAME = "evaluation/chapter7_sets.json"
 
 #: The chapter's draws: real windows (and as many generated ones), the real draw's seed, the noise's.
@@ -73,7 +73,7 @@ def inputs(n_real: int = N_REAL, collapsed_steps: int = COLLAPSED_STEPS, dataset
 def compute(n_real: int = N_REAL, collapsed_steps: int = COLLAPSED_STEPS, dataset: Any = "bach",
             two_sample: bool = True) -> dict[str, Any]:
     """The chapter's set statistics: ``{"inputs", "pretrained", "collapsed"}`` (each a
-    :func:`b2b.evaluate.set_statistics` dict, ``two_sample`` included unless ``two_sample`` is False).
+    :func:`b2b.evaluation.evaluate.set_statistics` dict, ``two_sample`` included unless ``two_sample`` is False).
 
     The pretrained generator's two-sample test trains for the report's default steps; the collapsed
     generator's for ``collapsed_steps``, both seeded 0, as the chapter did when it computed them.

@@ -2,7 +2,7 @@
 
 Each candidate is the ``seed`` preset with the overrides in ``CANDIDATES``, or one of b2b's own
 presets (``PRESET_CANDIDATES``: ``streams`` and the budget candidates ``lean`` and ``economy``).
-Every (candidate, seed) is trained with :class:`b2b.train.Trainer` for the same number of
+Every (candidate, seed) is trained with :class:`b2b.training.trainer.Trainer` for the same number of
 generator iterations and batch, or (``--cpu-budget SECONDS``) for the same CPU time, each reaching
 the steps its recipe affords, keeping its checkpoints in ``<runs>/<candidate>-s<seed>/``; its last checkpoint is
 then exported with a density-calibrated threshold (``b2b export``) and evaluated with
@@ -80,7 +80,7 @@ DESCRIPTIONS = {
               "critic of 64 channels, no dropout, and a minibatch standard deviation channel",
     "binary": "wgangp with a binary generator output: the critic sees 0/1 windows like the real ones "
               "(straight-through sigmoid, BinaryMuseGAN's deterministic binary neurons)",
-    "streams_refiner": "streams with a refining generator stage (b2b.refiner): two residual units of "
+    "streams_refiner": "streams with a refining generator stage (b2b.model.refiner): two residual units of "
                        "per-track convolutions along time (5 steps) after the last layer, across the seams "
                        "between the pairs of steps each hidden vector makes",
     "streams_prior": "streams with an output bias per track and pitch that starts at the training data's log-odds "
@@ -101,7 +101,7 @@ FULL = dict(iterations=1500, batch=64, seeds=[0, 1], n_eval=1000, jobs=2, checkp
 
 
 def candidate_preset(name: str) -> Any:
-    """The :class:`b2b.networks.Preset` of candidate ``name``: the preset of that name
+    """The :class:`b2b.model.networks.Preset` of candidate ``name``: the preset of that name
     (:data:`PRESET_CANDIDATES`), or ``seed`` with the overrides in :data:`CANDIDATES`."""
     from b2b.model.presets import get_preset
 

@@ -25,7 +25,7 @@
 # CHECKPOINT=<a training checkpoint> ships that checkpoint instead of training (steps 2-4 only): how a
 # checkpoint of a long run (scripts/long_run.py) becomes the shipped generator. TRAIN_NOTE says how it
 # was trained (recorded as the command); the run folder's history.csv is copied; an EMA run exports
-# its moving average (b2b.ema). PRESET names the preset the run trained (default improved).
+# its moving average (b2b.training.ema). PRESET names the preset the run trained (default improved).
 #
 #     CHECKPOINT=runs/longrun/lean-s0/checkpoint_00010000.pt PRESET=lean \
 #         TRAIN_NOTE="python scripts/long_run.py start --name lean-s0 --preset lean" bash scripts/train_pretrained.sh
@@ -210,7 +210,7 @@ else:
                  "summary": bach.summary(ds).replace(str(ds.path), "<data root>/bach")},
         "iterations": int(ckpt["step"]),
         "epochs": ckpt["step"] * ckpt["preset"]["training"]["n_critic"] * ckpt["preset"]["training"]["batch"] / len(ds),
-        "weights": "moving average of the generator (b2b.ema)" if "generator_ema" in ckpt else "the trained generator",
+        "weights": "moving average of the generator (b2b.training.ema)" if "generator_ema" in ckpt else "the trained generator",
         "wall_seconds": float(ckpt["elapsed"]),
         "device": f"cpu ({platform.machine()}, {os.cpu_count()} cores shared with other jobs, "
                   f"{os.environ.get('OMP_NUM_THREADS')} torch thread)",

@@ -7,6 +7,7 @@ at 4 steps per beat, step s starts at s * 60 / tempo / 4 seconds (0.125 s at 120
 from __future__ import annotations
 
 import io
+import re
 import wave
 
 import numpy as np
@@ -247,6 +248,20 @@ def test_side_by_side_puts_each_player_under_its_name():
     for x in (a, b):
         player = audio.to_audio(x, backend="numpy", sample_rate=SR, format="wav")._repr_html_()
         assert player in html
+
+
+def test_side_by_side_puts_at_most_two_players_in_a_row():
+    ws = [window(("Reed", i, i + 2, 40 + i)) for i in range(5)]
+    names = [f"clip {i}" for i in range(5)]
+    html = audio.side_by_side(list(zip(names, ws)), backend="numpy", sample_rate=SR, format="wav").data
+    rows = re.findall(r"<tr>(.*?)</tr>", html, re.S)
+    assert [r.count("<td") for r in rows] == [2, 2, 1]                     # 5 players: rows of 2, 2, 1
+    assert [html.index(n) for n in names] == sorted(html.index(n) for n in names)   # in order
+    one_row = audio.side_by_side(list(zip(names, ws)), per_row=5, backend="numpy", sample_rate=SR, format="wav").data
+    assert one_row.count("<tr>") == 1 and one_row.count("<td") == 5
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="per_row: expected a positive integer"):
+            audio.side_by_side(list(zip(names, ws)), per_row=bad)
 
 
 def test_encode_wav_round_trips_to_16_bit():

@@ -2,7 +2,7 @@
 
 Chapter 7 reads its whole-set statistics (two classifier two-sample tests among them) from that
 file instead of computing them at every run: the file must have been made from the generators and
-draws the chapter uses, and the script must compute what ``b2b.evaluate`` computes.
+draws the chapter uses, and the script must compute what ``b2b.evaluation.evaluate`` computes.
 """
 
 from __future__ import annotations

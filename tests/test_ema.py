@@ -1,4 +1,4 @@
-"""The moving average of the generator (b2b.ema), the track mask, and the budget presets."""
+"""The moving average of the generator (b2b.training.ema), the track mask, and the budget presets."""
 
 from __future__ import annotations
 

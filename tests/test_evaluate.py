@@ -590,3 +590,31 @@ def test_one_sampler_evaluate_sees_what_generate_makes():
         assert got.shape == want.shape and np.array_equal(got[clear], want[clear]), batch
     with pytest.raises(ValueError, match="noise of size 16, not 8"):
         list(E.iter_generated(g, 8, 7, 3, 0.5))
+
+
+def test_figures_label_their_axes():
+    """Every panel of the three report figures says what its axes are (issue 32)."""
+    import matplotlib.pyplot as plt
+
+    real, gen = random_set(12, seed=3), random_set(12, seed=4, density=0.02)
+    report = E.evaluate(real, gen)
+    figs = {"distributions": E.plot_distributions(report, "polyphony"),
+            "mgeval": E.plot_mgeval(report, ["polyphony[Piano]", "polyphony[Bass]"]),
+            "self_similarity": E.plot_self_similarity(real[:3], gen[:3], n=3)}
+    try:
+        for name, fig in figs.items():
+            panels = [ax for ax in fig.axes if ax.get_images() or ax.get_lines() or ax.patches]
+            assert panels, name
+            rows = {}
+            for ax in panels:
+                rows.setdefault(round(ax.get_position().y0, 3), []).append(ax)
+            bottom = rows[min(rows)]
+            assert all(ax.get_xlabel() for ax in bottom), name            # the bottom row says what x is
+            assert all(min(row_axes, key=lambda a: a.get_position().x0).get_ylabel()
+                       for row_axes in rows.values()), name               # the first panel of each row says what y is
+        ss = figs["self_similarity"]
+        assert {ax.get_xlabel() for ax in ss.axes if ax.get_images()} >= {"beat"}
+        assert {ax.get_ylabel() for ax in figs["mgeval"].axes if ax.get_lines()} == {"density"}
+    finally:
+        for fig in figs.values():
+            plt.close(fig)

@@ -133,6 +133,50 @@ def test_each_pair_plays_its_real_and_its_generated_window_in_the_key_order():
         assert len(a) == len(b) == 44 + 2 * longest  # every clip as long as the longest: no length leaks
 
 
+def test_tracks_plays_only_the_chosen_tracks_of_both_clips():
+    real, gen = _windows(3)
+    real[:, 8, 0:16, 30] = True                    # a Brass note in every real window ...
+    gen[:, 1, 20:30, 33] = 0.9                     # ... and a Piano note in every generated one
+    gen[2, 8, 40:44, 10] = 0.8                     # generated 2 also plays Brass
+    kw = dict(seed=3, backend="numpy", format="wav", sample_rate=8000)
+
+    def wave(w):
+        return audio.render(w, sample_rate=8000, backend="numpy")
+
+    def only(w, keep):
+        out = np.zeros_like(w, dtype=bool)
+        out[keep] = w[keep] >= 0.5
+        return out
+
+    for tracks, keep in (("Piano", [1]), (1, [1]), (["Brass", 1], [1, 8]), ((8, "Piano", 1), [1, 8])):
+        q = listening.listening_quiz(real, gen, tracks=tracks, **kw)
+        assert listening.listening_quiz(real, gen, **kw).bach_first == q.bach_first  # same seed, same order
+        clips = _clips(q.html)
+        wants = [(wave(only(r, keep)), wave(only(g, keep))) for r, g in zip(real, gen)]
+        longest = max(len(w) for pair in wants for w in pair)
+        for i, bach_first in enumerate(q.bach_first):
+            want_real, want_gen = (audio.encode(np.pad(w, (0, longest - len(w))), 8000, "wav") for w in wants[i])
+            assert (clips[2 * i], clips[2 * i + 1]) == ((want_real, want_gen) if bach_first else (want_gen, want_real)), (tracks, i)
+    # the whole windows sound different from the Piano track alone
+    assert _clips(listening.listening_quiz(real, gen, **kw).html) != _clips(listening.listening_quiz(real, gen, tracks="Piano", **kw).html)
+    # the inputs are not changed
+    assert real[:, 8].any() and (gen[:, 1] == 0.9).any()
+
+
+def test_tracks_refuses_unknown_tracks_and_silent_windows():
+    real, gen = _windows(3)
+    kw = dict(backend="numpy", format="wav")
+    for bad in ("Choir", 17, -1, True, [], [1, "Kazoo"], 1.0):
+        with pytest.raises(ValueError, match=r"^tracks: expected None, or one or more LPD-17 track names") as e:
+            listening.listening_quiz(real, gen, tracks=bad, **kw)
+        assert "\n" not in str(e.value)
+    # the generated windows play Bass only: on the Piano track they are silent
+    with pytest.raises(ValueError, match=r"^generated: window 0 has no note at threshold 0.5 on track Piano;"):
+        listening.listening_quiz(real, gen, tracks="Piano", **kw)
+    with pytest.raises(ValueError, match=r"^real: window 0 has no note at threshold 0.5 on tracks Drums, Bass;"):
+        listening.listening_quiz(real, gen, tracks=["Bass", 0], **kw)
+
+
 def test_the_answer_is_not_in_the_markup():
     real, gen = _windows(6)
     quizzes = [listening.listening_quiz(real, gen, seed=s, backend="numpy", format="wav") for s in (0, 1, 2)]

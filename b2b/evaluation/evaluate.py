@@ -548,10 +548,12 @@ def plot_distributions(report: Report, metric: str) -> Any:
                 ax.hist(values if values.size else [], bins=bins, density=bool(values.size),
                         alpha=0.55, label=f"{name} (n={values.size})")
             ax.set_title(r.track if r.track != "all" else metric, fontsize=9)
+            ax.set_xlabel(metric.replace("_", " "), fontsize=7)
+            ax.set_ylabel("density", fontsize=7)
             ax.tick_params(labelsize=7)
         axes.flat[0].legend(fontsize=7)
         fig.suptitle(f"{metric}: {DEFINITIONS[metric]}", fontsize=9)
-        fig.subplots_adjust(left=0.08, right=0.97, bottom=0.1 / nr, top=1 - 0.22 / nr, hspace=0.45, wspace=0.3)
+        fig.subplots_adjust(left=0.08, right=0.97, bottom=0.18 / nr, top=1 - 0.22 / nr, hspace=0.6, wspace=0.35)
     return fig
 
 
@@ -578,6 +580,10 @@ def plot_self_similarity(real: np.ndarray | None, generated: np.ndarray | None, 
                     continue
                 image = ax.imshow(np.ma.masked_invalid(s[j]), vmin=0, vmax=1, cmap=cmap, origin="upper")
                 ax.set_title(f"{name} {j}: {_fmt(score[j], 2)}", fontsize=8)
+                if i == len(sets) - 1:
+                    ax.set_xlabel("beat", fontsize=7)
+                if j == 0:
+                    ax.set_ylabel("beat", fontsize=7)
         if image is not None:
             fig.colorbar(image, ax=axes, shrink=0.8, label="cosine similarity")
         fig.suptitle("per-beat chroma self-similarity (title: structure score; grey: silent beat)",
@@ -604,9 +610,11 @@ def plot_mgeval(report: Report, keys: Sequence[str] | None = None) -> Any:
             ax.plot(g, c.curves["intra_generated"], label="intra generated")
             ax.plot(g, c.curves["inter"], "--", label="inter-set")
             ax.set_title(f"{k}\noverlap {_fmt(c.overlap, 2)}, KL {_fmt(c.kl, 3)}", fontsize=8)
+            ax.set_xlabel("feature distance of two windows", fontsize=7)
+            ax.set_ylabel("density", fontsize=7)
             ax.tick_params(labelsize=7)
         axes.flat[0].legend(fontsize=7)
-        fig.subplots_adjust(left=0.08, right=0.97, bottom=0.12 / nr, top=1 - 0.18 / nr, hspace=0.6, wspace=0.3)
+        fig.subplots_adjust(left=0.1, right=0.97, bottom=0.2 / nr, top=1 - 0.18 / nr, hspace=0.8, wspace=0.35)
     return fig
 
 

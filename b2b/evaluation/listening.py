@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from b2b.music.audio import AUDIO_FORMATS, check_tempo, encode, render, resolve_format
-from b2b.music.geometry import binarize, check_threshold
+from b2b.music.geometry import N_TRACKS, TRACKS, binarize, check_threshold
 
 __all__ = ["MAX_PAIRS", "ListeningQuiz", "listening_quiz", "p_at_least", "key_hash", "answer_key"]
 
@@ -154,6 +154,28 @@ def _nonce(bach_first: bool, rng: np.random.Generator) -> int:
             return k
 
 
+def _track_indices(tracks: Any) -> tuple[int, ...] | None:
+    """The sorted track indices that ``tracks`` names (``None``: every track); see :func:`listening_quiz`."""
+    if tracks is None:
+        return None
+    items = [tracks] if isinstance(tracks, (str, int, np.integer)) else tracks
+    try:
+        items = list(items)
+    except TypeError:
+        items = None
+    names = [t.name for t in TRACKS]
+    out = set()
+    for t in items or [None]:
+        if isinstance(t, str) and t in names:
+            out.add(names.index(t))
+        elif isinstance(t, (int, np.integer)) and not isinstance(t, bool) and 0 <= t < N_TRACKS:
+            out.add(int(t))
+        else:
+            raise ValueError(f"tracks: expected None, or one or more LPD-17 track names or indices 0 to "
+                             f"{N_TRACKS - 1} (such as 'Ensemble' or 7), got {tracks!r}")
+    return tuple(sorted(out))
+
+
 def _clip(label: str, src: str) -> str:
     return (f'<div class="b2b-quiz-clip"><span class="b2b-quiz-label">{label}</span>'
             f'<audio controls preload="metadata" src="{src}"></audio></div>')
@@ -169,6 +191,7 @@ def listening_quiz(
     sample_rate: int = 16000,
     format: str = "auto",
     backend: str = "auto",
+    tracks: Any = None,
 ) -> ListeningQuiz:
     """Build the "Which one is Bach?" quiz: pair ``i`` plays ``real[i]`` and ``generated[i]``.
 
@@ -193,6 +216,11 @@ def listening_quiz(
         Audio file format (:func:`b2b.music.audio.encode`); MP3 is about ten times smaller.
     backend : {"auto", "soundfont", "numpy"}
         Synthesizer (:func:`b2b.music.audio.render`).
+    tracks : None, str, int or sequence of them
+        The tracks the clips play, by LPD-17 name (``"Ensemble"``) or index (7); ``None``: every
+        track. The other tracks of both windows are silenced before rendering, so a quiz can be
+        held on one track when the generator gives itself away by its instruments alone (chapter 7
+        plays the chorales' busiest track). Every window must hold a note on these tracks.
 
     Returns
     -------
@@ -203,11 +231,18 @@ def listening_quiz(
     ------
     ValueError
         A one-line message naming the argument: wrong shapes, different numbers of windows, too
-        many pairs, a bad seed, a window without notes.
+        many pairs, a bad seed, an unknown track, a window without notes (on the chosen tracks).
     """
     threshold = check_threshold(threshold, "threshold", text=False)
     real_w = binarize(real, threshold, name="real")
     gen_w = binarize(generated, threshold, name="generated")
+    keep = _track_indices(tracks)
+    if keep is not None:
+        drop = np.ones(N_TRACKS, bool)
+        drop[list(keep)] = False
+        real_w, gen_w = real_w.copy(), gen_w.copy()
+        real_w[:, drop] = False
+        gen_w[:, drop] = False
     if len(real_w) != len(gen_w):
         raise ValueError(f"real, generated: expected as many real as generated windows, got {len(real_w)} and {len(gen_w)}")
     n = len(real_w)
@@ -220,7 +255,9 @@ def listening_quiz(
     for name, ws in (("real", real_w), ("generated", gen_w)):
         silent = [i for i, w in enumerate(ws) if not w.any()]
         if silent:
-            raise ValueError(f"{name}: window {silent[0]} has no note at threshold {threshold:g}; "
+            where = "" if keep is None else " on track" + ("s " if len(keep) > 1 else " ") + ", ".join(
+                TRACKS[k].name for k in keep)
+            raise ValueError(f"{name}: window {silent[0]} has no note at threshold {threshold:g}{where}; "
                              "a silent clip would give its pair away")
 
     # every clip as long as the longest: a window that sounds up to its last step renders a little

@@ -556,16 +556,21 @@ def to_audio(x: Any, *, format: str = "auto", **kw: Any) -> Any:
     return player
 
 
-def side_by_side(clips: list[tuple[str, Any]], **kw: Any) -> Any:
-    """Players in one row, each under its name: ``clips`` are ``(name, window)`` pairs, rendered
-    by :func:`to_audio` with ``kw``; returns an :class:`IPython.display.HTML` table."""
+def side_by_side(clips: list[tuple[str, Any]], *, per_row: int = 2, **kw: Any) -> Any:
+    """Players side by side, each under its name, at most ``per_row`` to a row (so that a row of
+    players fits a book page: an HTML5 player is about 300 px wide). ``clips`` are ``(name, window)``
+    pairs, rendered by :func:`to_audio` with ``kw``; returns an :class:`IPython.display.HTML` table,
+    the clips in order, row by row."""
     from html import escape
 
     from IPython.display import HTML
 
-    cells = "".join(f'<td style="text-align:center"><b>{escape(name)}</b><br>{to_audio(x, **kw)._repr_html_()}</td>'
-                    for name, x in clips)
-    return HTML(f"<table><tr>{cells}</tr></table>")
+    if isinstance(per_row, bool) or not isinstance(per_row, (int, np.integer)) or per_row < 1:
+        raise ValueError(f"per_row: expected a positive integer, got {per_row!r}")
+    cells = [f'<td style="text-align:center"><b>{escape(name)}</b><br>{to_audio(x, **kw)._repr_html_()}</td>'
+             for name, x in clips]
+    rows = "".join(f"<tr>{''.join(cells[i:i + per_row])}</tr>" for i in range(0, len(cells), per_row))
+    return HTML(f"<table>{rows}</table>")
 
 
 def write_wav(x: Any, path: str | os.PathLike, **kw: Any) -> Path:
