@@ -1,0 +1,65 @@
+"""The budget screening's table: checkpoints of several runs side by side by the CPU time they cost.
+
+Reads the trajectories that ``scripts/recipe_search.py --trajectory`` wrote for each run and a
+``cpu_seconds.json`` (``{run: {step: CPU seconds of training up to that checkpoint}}``, recorded
+while the runs trained: ``scripts/long_run.py`` does it for a long run) and writes one Markdown
+table, rows ordered by CPU time: the run, its step, its CPU seconds, the notes an eighth or
+longer on the main track, the within-set ratio (diversity), the two-sample accuracy, the
+scorecard's targets met and whether ``b2b.evaluation.scorecard.rank_key`` counts it as varied.
+
+Usage::
+
+    python scripts/budget_table.py --folder data/ablations/budget > data/ablations/budget/results.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def rows(folder: Path) -> list[dict]:
+    """One dict per evaluated checkpoint with a recorded CPU time, sorted by CPU seconds."""
+    cpu = json.loads((folder / "cpu_seconds.json").read_text())
+    out = []
+    for path in sorted(folder.glob("trajectory-*.json")):
+        run = path.stem.removeprefix("trajectory-")
+        for r in json.loads(path.read_text())["runs"]:
+            seconds = cpu.get(run, {}).get(str(r["steps"]))
+            if seconds is None:
+                continue
+            h = r["headline"]
+            card = h["scorecard"]
+            out.append({"run": run, "step": r["steps"], "cpu_s": seconds,
+                        "long_notes": h["qualified_note_rate"]["generated"],
+                        "long_notes_real": h["qualified_note_rate"]["real"],
+                        "within_ratio": h["sets"]["within_ratio"],
+                        "c2st": (h["sets"].get("two_sample") or {}).get("accuracy"),
+                        "met": sum(bool(c["ok"]) for c in card), "lines": len(card), "varied": not r["rank"][0]})
+    return sorted(out, key=lambda x: (x["cpu_s"], x["run"]))
+
+
+def markdown(table: list[dict]) -> str:
+    """The rows as a Markdown table."""
+    real = table[0]["long_notes_real"] if table else float("nan")
+    lines = ["| run | step | CPU s | notes ≥ an eighth (real %.2f) | within-set ratio | C2ST accuracy | targets met | varied |" % real,
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in table:
+        c2st = "–" if r["c2st"] is None else f"{r['c2st']:.3f}"
+        lines.append(f"| {r['run']} | {r['step']:,} | {r['cpu_s']:,.0f} | {r['long_notes']:.3f} | {r['within_ratio']:.2f} "
+                     f"| {c2st} | {r['met']} / {r['lines']} | {'yes' if r['varied'] else 'no'} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--folder", type=Path, required=True)
+    args = p.parse_args(argv)
+    sys.stdout.write(markdown(rows(args.folder)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
