@@ -44,7 +44,7 @@ import zlib
 from pathlib import Path
 from typing import Any, Callable
 
-from b2b.atomic import free_bytes, json_problem, read_json, write_text
+from b2b.atomic import free_bytes, json_problem, open_regular, read_json, write_text
 
 # --------------------------------------------------------------------------------------------
 # Where the files come from: the ONE place to change when the upstream links move again.
@@ -189,6 +189,9 @@ def _read_whole_manifest(root: Path) -> dict:
                 problem = json_problem(section[key], schema, f"{MANIFEST_KEY}.{key}.")
     if problem is not None:
         raise ValueError(f"{path}: {problem}; delete it to start afresh")
+    for key in ("downloads", "extracted", "selection", "store"):  # null reads as absent
+        if key in section and section[key] is None:
+            del section[key]
     return data
 
 
@@ -210,7 +213,7 @@ def update_manifest(root: Path, change: Callable[[dict], None]) -> dict:
 def sha256_file(path: str | os.PathLike) -> str:
     """SHA-256 of a file as 64 lowercase hex digits (read in 1 MiB chunks)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path) as f:  # a FIFO or device at the name is refused, never waited on
         for chunk in iter(lambda: f.read(CHUNK), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -562,8 +565,8 @@ def extracted_size_estimate(archive: str | os.PathLike) -> int:
     (under 4 GiB decompressed); only an estimate for others, which the extraction bounds cover.
     """
     archive = Path(archive)
-    size = archive.stat().st_size
-    with open(archive, "rb") as f:
+    with open_regular(archive) as f:
+        size = os.fstat(f.fileno()).st_size
         f.seek(max(size - 4, 0))
         isize = int.from_bytes(f.read(4).ljust(4, b"\0"), "little")
     while isize < size:
@@ -641,7 +644,7 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike,
         return ValueError(f"unsafe archive {archive}: {why}; nothing was extracted")
 
     try:
-        with open(archive, "rb") as raw, progress_bar(
+        with open_regular(archive) as raw, progress_bar(
             total=archive.stat().st_size, unit="B", unit_scale=True, unit_divisor=1024,
             desc=f"extracting {archive.name}", disable=not progress,
         ) as bar:
