@@ -478,7 +478,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], Any], mode:
     pathlib.Path
         ``path``.
     """
-    with atomic_path(path) as tmp, open(tmp, mode, encoding=None if "b" in mode else "utf-8") as f:
+    text = "b" not in mode  # a path's undecodable bytes (surrogates) are written back as those bytes
+    with atomic_path(path) as tmp, open(tmp, mode, encoding="utf-8" if text else None,
+                                         errors="surrogateescape" if text else None) as f:
         write(f)
     return Path(path)
 

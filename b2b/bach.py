@@ -336,7 +336,7 @@ def _built_with(path: Path, opts: dict) -> bool:
     if not store.is_store(path):
         return False
     try:
-        return store.WindowDataset(path).meta.get("build", {}).get("options") == opts
+        return (store.WindowDataset(path).meta.get("build") or {}).get("options") == opts
     except data.DataError:
         return False  # a broken store is rebuilt
 
@@ -448,7 +448,7 @@ def _patch_meta(path: Path, build_info: dict) -> None:
 def summary(dataset: "store.WindowDataset") -> str:
     """A few lines describing a chorale store: pieces, skips, windows, tracks, density."""
     meta = dataset.meta
-    pieces, skipped = meta.get("pieces", {}), meta.get("skipped", {})
+    pieces, skipped = meta.get("pieces") or {}, meta.get("skipped") or {}
     lines = [f"{dataset.path}: {len(pieces)} pieces, {len(dataset.songs)} songs, {len(dataset)} windows "
              f"({meta['window_rule']['rule']})"]
     if skipped:
@@ -471,10 +471,10 @@ def summary(dataset: "store.WindowDataset") -> str:
         f"{data.TRACKS[k].name} {int(active[k])}" for k in np.flatnonzero(active)))
     lines.append(f"note density: {sounding / (n * data.N_STEPS):.2f} pitches sounding per step, "
                  f"{onsets / (n * data.N_BARS):.1f} onsets per bar")
-    b = meta.get("build", {})
-    if "seconds" in b:
+    b = meta.get("build") or {}
+    if b.get("seconds") is not None:
         lines.append(f"built in {b['seconds']:.1f} s with {b.get('workers')} worker(s)"
-                     + (f", {b['cpu_seconds']:.1f} CPU-seconds" if "cpu_seconds" in b else ""))
+                     + (f", {b['cpu_seconds']:.1f} CPU-seconds" if b.get("cpu_seconds") is not None else ""))
     return "\n".join(lines)
 
 
