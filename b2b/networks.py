@@ -658,8 +658,8 @@ def check_memory(preset: str | Preset, limit: int = MAX_PARAMETER_BYTES) -> None
     p = get_preset(preset)
     need = parameter_bytes(p)
     if need > limit:
-        raise ValueError(f"preset {p.name!r}: its networks' parameters would take {need / 2**20:,.0f} MiB, more "
-                         f"than the {limit / 2**20:,.0f} MiB bound (networks.MAX_PARAMETER_BYTES); use smaller "
+        raise ValueError(f"preset {p.name!r}: its networks' parameters would take {need:,} bytes, more "
+                         f"than the {limit:,}-byte bound (networks.MAX_PARAMETER_BYTES); use smaller "
                          "sizes (channels, latent, refiner, streams)")
 
 
