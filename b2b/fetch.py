@@ -164,6 +164,7 @@ def read_manifest(root: str | os.PathLike) -> dict:
 
 #: What each entry of the manifest's LPD-17 section must be (see :func:`b2b.atomic.json_problem`).
 _MANIFEST_SCHEMA = {"format?": int, "downloads?": dict, "extracted?": dict, "selection?": dict, "store?": dict}
+_DOWNLOAD_SCHEMA = {"file?": str, "url?": str, "sha256?": str, "bytes?": int, "time?": str}
 _MANIFEST_PARTS = {
     "extracted": {"url?": str, "archive_sha256?": str, "cleansed_dir?": str},
     "store": {"request?": dict, "inputs?": dict},
@@ -184,6 +185,9 @@ def _read_whole_manifest(root: Path) -> dict:
         downloads = section.get("downloads") or {}
         bad = [k for k, v in downloads.items() if not (v is None or isinstance(v, dict))]
         problem = f"{MANIFEST_KEY}.downloads.{bad[0]} is not an object" if bad else None
+        for kind, entry in downloads.items():  # each download's fields, typed like the others
+            if problem is None and isinstance(entry, dict):
+                problem = json_problem(entry, _DOWNLOAD_SCHEMA, f"{MANIFEST_KEY}.downloads.{kind}.")
         for key, schema in _MANIFEST_PARTS.items():
             if problem is None and section.get(key) is not None:
                 problem = json_problem(section[key], schema, f"{MANIFEST_KEY}.{key}.")

@@ -433,6 +433,14 @@ def test_a_null_downloads_section_reads_as_none(tmp_path):
     assert lpd._store_up_to_date(tmp_path, section, {}, {}) is False
 
 
+@pytest.mark.parametrize("entry,says", [({"sha256": 5}, "lpd17.downloads.ids.'sha256' is an integer, expected a string"),
+                                        ({"url": ["x"]}, "lpd17.downloads.ids.'url' is an array, expected a string")])
+def test_wrong_typed_download_entries_are_one_line(tmp_path, entry, says):
+    (tmp_path / "manifest.json").write_text(json.dumps({"lpd17": {"format": 1, "downloads": {"ids": entry}}}))
+    with pytest.raises(ValueError, match=says.replace("[", "\\[").replace(".", "\\.")):
+        fetch.read_manifest(tmp_path)
+
+
 def test_python_m_b2b_cli_from_the_folder_that_holds_a_clone_named_b2b(tmp_path):
     (tmp_path / "b2b").symlink_to(ROOT)  # the clone, seen as a namespace package from its parent
     code = textwrap.dedent(f"""
