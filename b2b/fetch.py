@@ -44,7 +44,7 @@ import zlib
 from pathlib import Path
 from typing import Any, Callable
 
-from b2b.atomic import free_bytes, json_problem, open_regular, read_json, write_text
+from b2b.atomic import check_output, free_bytes, json_problem, open_regular, read_json, write_text
 
 # --------------------------------------------------------------------------------------------
 # Where the files come from: the ONE place to change when the upstream links move again.
@@ -290,6 +290,8 @@ def download(
     info_path = dest.with_name(dest.name + ".part.json")
     what = _WHAT.get(kind, kind)
     failures = 0
+    for name in (dest, part, info_path):  # a FIFO or device there would block the write (or read)
+        check_output(name)
     while True:
         info = _read_part_info(info_path) if part.exists() else {}
         if part.exists() and info.get("url") != url:

@@ -207,6 +207,9 @@ def test_readers_refuse_a_fifo_without_opening_it_for_a_writer(tmp_path):
     with pytest.raises(ValueError, match="manifest.json: is a FIFO"):
         fetch.read_manifest(tmp_path)
     assert fetch._read_part_info(fifo) == {}  # a .part.json that is a FIFO: not resumable
+    os.mkfifo(tmp_path / "ids.txt.part")
+    with pytest.raises(NotARegularFile, match="FIFO"):  # the download never opens it to append
+        fetch.download("http://127.0.0.1:9/ids", tmp_path / "ids.txt", kind="ids", progress=False)
 
 
 @pytest.mark.parametrize("name", ["manifest.json", "lpd17-raw/cleansed_ids.txt", "lpd17-raw/labels.tar.gz",
