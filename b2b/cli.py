@@ -11,8 +11,13 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
+import signal
 import sys
+import threading
+from typing import Any
 
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -42,14 +47,53 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: raised in the main thread so that every ``finally`` runs (locks released,
+    temporaries removed, earlier outputs kept) as on Ctrl-C."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def _usable_streams() -> None:
+    """Standard streams as a shell may give them: a closed one (``2>&-``: Python's ``None``) is
+    replaced by the null device so that progress bars and messages never fail, and text that
+    cannot be encoded (a path's undecodable bytes, kept by Python as surrogates) is escaped."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))
+        elif hasattr(stream, "reconfigure"):
+            with contextlib.suppress(Exception):
+                stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``b2b`` command with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    """Run the ``b2b`` command with ``argv`` (default: ``sys.argv[1:]``); return the exit code.
+
+    Exit codes: 0 done, 2 an error a user can fix (one line on stderr), 130 Ctrl-C, 143 SIGTERM
+    (one line each; locks released, earlier outputs kept, a training run resumable from its last
+    checkpoint), 141 standard output closed by its reader (a broken pipe; the outputs are written).
+    """
+    _usable_streams()
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     args = build_parser(command).parse_args(argv)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         check_common(args)
         return int(args._module.run(args) or 0)
+    except Terminated:
+        print(f"b2b {args.command}: terminated (SIGTERM); outputs of earlier runs are kept"
+              + ("; continue the run with --resume" if args.command == "train" else ""), file=sys.stderr)
+        return 143
+    except BrokenPipeError:  # whoever read our standard output has gone (b2b generate | head -1)
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
     except ValueError as e:
         print(f"b2b {args.command}: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
@@ -68,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"b2b {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 #: ``--seed`` of every command: an integer in [0, MAX_SEED] (numpy's seeds are 32-bit).
@@ -98,5 +145,22 @@ def _one_line(text: str) -> str:
     return lines[0] if lines else text
 
 
+def _unshadow() -> None:
+    """``python -m b2b.cli`` run from the folder that holds a clone named ``b2b``: Python made that
+    folder a namespace package ``b2b`` before the installed one (see ``b2b/__main__.py``); drop it
+    and import b2b again from the install, so that the command runs instead of an ImportError."""
+    pkg = sys.modules.get("b2b")
+    if pkg is None or getattr(pkg, "__file__", None) is not None:
+        return  # a regular package: nothing shadowed it
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    shadows = {str(Path(p).resolve()) for p in getattr(pkg, "__path__", [])} - {str(here)}
+    sys.path[:] = [p for p in sys.path if str((Path(p or ".") / "b2b").resolve()) not in shadows]
+    del sys.modules["b2b"]
+    importlib.import_module("b2b")
+
+
 if __name__ == "__main__":
+    _unshadow()
     sys.exit(main())

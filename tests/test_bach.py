@@ -278,22 +278,44 @@ def test_a_plain_run_on_a_built_store_removes_leftovers(tmp_path, capsys):
     assert sorted(p.name for p in root.iterdir()) == [".other.0badc0de.tmp", "bach"]
 
 
-def test_an_interrupted_force_leaves_no_store_that_looks_built(tmp_path, monkeypatch, capsys):
+def test_an_interrupted_force_keeps_the_old_store_byte_for_byte(tmp_path, monkeypatch, capsys):
     root = tmp_path / "root"
     path = bach.build(root=root, workers=1, names=NAMES[:1], progress=False)
-    real = bach._build
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+    real_convert = bach._convert
 
-    def killed(*a, **k):  # the rebuild dies while parsing (as under kill -9: nothing cleans up)
+    def killed(*a, **k):  # the rebuild is interrupted while parsing (Ctrl-C, SIGTERM)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(bach, "_build", killed)
+    monkeypatch.setattr(bach, "_convert", killed)
     with pytest.raises(KeyboardInterrupt):
         bach.build(root=root, workers=1, names=NAMES[:1], force=True, progress=False)
-    assert not store.is_store(path)
-    monkeypatch.setattr(bach, "_build", real)
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+    monkeypatch.setattr(bach, "_convert", real_convert)
+    real_write = bach.store.np.savez_compressed
+
+    def full(*a, **k):  # the disk fills while the new store is written
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(bach.store.np, "savez_compressed", full)
+    with pytest.raises(OSError):
+        bach.build(root=root, workers=1, names=NAMES[:1], force=True, progress=False)
+    monkeypatch.setattr(bach.store.np, "savez_compressed", real_write)
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+    assert sorted(p.name for p in root.iterdir()) == ["bach"]  # no temporaries, no lock
     bach.build(root=root, workers=1, names=NAMES[:1], progress=False, verbose=True)
-    out = capsys.readouterr().out
-    assert "already built" not in out and "built" in out and store.is_store(path)
+    assert "already built" in capsys.readouterr().out
+
+
+def test_a_swap_killed_between_its_renames_is_put_back(tmp_path):
+    root = tmp_path / "root"
+    path = bach.build(root=root, workers=1, names=NAMES[:1], progress=False)
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+    path.rename(root / ".bach.0123abcd.old")  # kill -9 after write_store moved the old store aside
+    (root / ".bach.89abcdef.tmp").mkdir()  # and before the new one was renamed into place
+    bach.build(root=root, workers=1, names=NAMES[:1], progress=False)
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+    assert sorted(p.name for p in root.iterdir()) == ["bach"]
 
 
 def test_workers_are_bounded_by_the_work_and_the_machine(tmp_path, monkeypatch):
@@ -304,9 +326,9 @@ def test_workers_are_bounded_by_the_work_and_the_machine(tmp_path, monkeypatch):
         ctx = real_get_context(method)
 
         class Ctx:
-            def Pool(self, n):  # noqa: N802 - multiprocessing's name
+            def Pool(self, n, **kw):  # noqa: N802 - multiprocessing's name
                 started.append(n)
-                return ctx.Pool(n)
+                return ctx.Pool(n, **kw)
         return Ctx()
 
     monkeypatch.setattr(bach.multiprocessing, "get_context", spy)

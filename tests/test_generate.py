@@ -19,7 +19,7 @@ from b2b.sampling import generate as bgen
 from b2b.cli import main as cli_main
 from b2b.sampling.generate import (CALIBRATION_SEED, MAX_SAMPLES, calibrate_threshold, generate, interpolate_latents,
                           iter_generate, note_density, write_samples)
-from b2b.model.checkpoint import load_generator
+from b2b.model.checkpoint import atomic_torch_save, load_generator
 from b2b.sampling.export import export_generator
 
 
@@ -256,7 +256,7 @@ def test_cli_bad_checkpoints(checkpoint, tmp_path, capsys):
     ckpt = torch.load(checkpoint, weights_only=True)
     ckpt["preset"]["generator"]["channels"] = 32  # weights no longer fit the preset
     bad = tmp_path / "bad.pt"
-    torch.save(ckpt, bad)
+    atomic_torch_save(ckpt, bad)
     fails(bad, "do not fit preset")
     (tmp_path / "file").write_text("x")
     rc = cli_main(["generate", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "file")])
@@ -346,15 +346,18 @@ def test_export_stores_the_calibrated_threshold_and_keeps_the_weights(checkpoint
     probs = generate(g, 5, seed=CALIBRATION_SEED).numpy()
     k = round(80 / (4 * CELLS) * probs.size)
     assert info["threshold"] == raw["threshold"] == float(np.sort(probs.ravel())[-k])
-    # re-exporting an exported file keeps the weights and recalibrates
-    again = export_generator(small, small, density=0.01, n=5)
+    # re-exporting an exported file keeps the weights and recalibrates (into another file: a command
+    # never replaces its input)
+    with pytest.raises(ValueError, match="is also an input"):
+        export_generator(small, small, density=0.01, n=5)
+    again = export_generator(small, tmp_path / "again.pt", density=0.01, n=5)
     raw2 = torch.load(again, map_location="cpu", weights_only=True)
     assert all(torch.equal(raw2["generator"][k], v) for k, v in ckpt["generator"].items())
     assert raw2["threshold"] == float(np.sort(probs.ravel())[-round(0.01 * probs.size)])
     with pytest.raises(ValueError, match="not both"):
         export_generator(checkpoint, tmp_path / "x.pt", data=w, density=0.01)
     bad = dict(raw2, threshold=1.5)
-    torch.save(bad, tmp_path / "bad.pt")
+    atomic_torch_save(bad, tmp_path / "bad.pt")
     with pytest.raises(ValueError, match="stored threshold"):
         load_generator(tmp_path / "bad.pt")
 
@@ -410,7 +413,7 @@ def test_nan_weights_are_rejected(checkpoint, tmp_path, capsys):
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
     name = next(k for k, v in ckpt["generator"].items() if v.is_floating_point())
     ckpt["generator"][name] = torch.full_like(ckpt["generator"][name], float("nan"))
-    del ckpt["digest"]  # as a diverged run writes it (or a file from before digests)
+    del ckpt["digest"], ckpt["seal"]  # as a diverged run writes it (or a file from before digests)
     bad = tmp_path / "nan.pt"
     torch.save(ckpt, bad)
     with pytest.raises(ValueError, match="not finite"):

@@ -129,7 +129,7 @@ def test_resume_under_another_name_of_the_same_preset(tmp_path):
     # a checkpoint written before a field was added (here GeneratorConfig.binary) still resumes
     ck = torch.load(tmp_path / "checkpoint_00000002.pt", weights_only=True)
     del ck["preset"]["generator"]["binary"]
-    torch.save(ck, tmp_path / "checkpoint_00000002.pt")
+    bckpt.atomic_torch_save(ck, tmp_path / "checkpoint_00000002.pt")
     t = Trainer(cfg(tmp_path, iterations=3, checkpoint_every=3), data, resume=True)
     assert t.step == 2 and t.preset.name == "seed"
     t.train()
@@ -676,7 +676,7 @@ def test_resume_with_other_data_of_the_same_size_is_refused(tmp_path, capsys):
     assert bckpt.data_fingerprint(windows(3, seed=1).bool()) != bckpt.data_fingerprint(windows(3).bool())
     # a checkpoint from before fingerprints: resumed with a warning
     del ckpt["data"]["fingerprint"]
-    torch.save(ckpt, tmp_path / "checkpoint_00000001.pt")
+    bckpt.atomic_torch_save(ckpt, tmp_path / "checkpoint_00000001.pt")
     capsys.readouterr()
     assert Trainer(cfg(tmp_path, iterations=2), windows(10, seed=1), resume=True).step == 1
     assert "predates data fingerprints" in capsys.readouterr().err
@@ -749,7 +749,7 @@ def test_a_checkpoint_written_with_hyper_parameters_in_its_config_resumes(tmp_pa
     ckpt["preset"]["training"]["threshold"] = ckpt["preset"].pop("threshold")  # the old layout
     ckpt["config"].update(batch=4, n_critic=2, lambda_gp=10.0, lr_g=3e-4, lr_d=6e-4, betas=[0.5, 0.9],
                           lr_step_epochs=25, lr_gamma=0.75)
-    torch.save(ckpt, path)
+    bckpt.atomic_torch_save(ckpt, path)
     assert bckpt.preset_of(ckpt).training == cfg(tmp_path).preset.training
     t = Trainer(cfg(tmp_path, iterations=2), data, resume=True)
     assert t.step == 1 and len(t.train()) == 2
@@ -815,7 +815,7 @@ def test_resume_keeps_this_runs_optimizer_implementation(tmp_path):
     for key in ("opt_g", "opt_d"):  # as written before the optimizers were fused
         for group in ck[key]["param_groups"]:
             group.update(fused=None, foreach=None)
-    torch.save(ck, tmp_path / "checkpoint_00000001.pt")
+    bckpt.atomic_torch_save(ck, tmp_path / "checkpoint_00000001.pt")
     t = Trainer(cfg(tmp_path, iterations=2, checkpoint_every=2), data, resume=True)
     assert all(g["fused"] and not g["capturable"] for o in (t.opt_g, t.opt_d) for g in o.param_groups)
     t.train()
@@ -852,7 +852,7 @@ def test_resume_with_a_junk_sampler_or_history_is_one_line_before_anything_is_wr
     assert cli_main(_cli(tmp_path)) == 0
     path = tmp_path / "checkpoint_00000001.pt"
     ckpt = torch.load(path, weights_only=True)
-    del ckpt["digest"]  # as a file from before digests (with its digest, any tensor change is "damaged")
+    del ckpt["digest"], ckpt["seal"]  # as a file from before digests (with its digest, any tensor change is "damaged")
     if junk == "perm_out_of_range":
         ckpt["sampler"]["perm"][0] = 10**6
     elif junk == "perm_repeats":

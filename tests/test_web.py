@@ -21,7 +21,7 @@ import torch
 
 from b2b import cli
 from b2b.sampling import web
-from b2b.model.checkpoint import load_generator
+from b2b.model.checkpoint import atomic_torch_save, load_generator
 from b2b.music.data import SAMPLE_SHAPE, TRACKS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,7 +138,7 @@ def test_onnx_export_refuses_with_one_line(tmp_path, monkeypatch, capsys):
     ckpt = torch.load(PRETRAINED, weights_only=True)
     key = next(k for k, v in ckpt["generator"].items() if v.is_floating_point())
     ckpt["generator"][key] = torch.full_like(ckpt["generator"][key], float("nan"))
-    torch.save(ckpt, tmp_path / "nan.pt")
+    atomic_torch_save(ckpt, tmp_path / "nan.pt")
     with pytest.raises(ValueError, match="not finite"):
         web.export_onnx(tmp_path / "nan.pt", out)
     # the exporter fails: its first line, naming the file
@@ -240,7 +240,7 @@ def test_onnx_export_refuses_a_generator_whose_outputs_are_not_finite(tmp_path, 
     ckpt["generator"] = {k: v * 1e30 if v.is_floating_point() else v for k, v in ckpt["generator"].items()}
     assert all(bool(torch.isfinite(v).all()) for v in ckpt["generator"].values() if v.is_floating_point())
     bad = tmp_path / "huge.pt"
-    torch.save(ckpt, bad)
+    atomic_torch_save(ckpt, bad)
     out = tmp_path / "g.onnx"
     assert cli.main(["generate", "--checkpoint", str(bad), "--out", str(tmp_path / "s"), "--n", "2"]) == 2
     assert "not finite" in capsys.readouterr().err

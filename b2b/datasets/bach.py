@@ -59,7 +59,7 @@ import numpy as np
 
 from b2b.music import data
 from b2b.datasets import store
-from b2b.files.atomic import FolderLock, read_json, remove_leftovers, write_text
+from b2b.files.atomic import FolderLock, claim_output, die_with_parent, read_json, write_text
 
 __all__ = ["PART_KEYWORDS", "MAX_TRANSPOSE", "chorale_names", "part_track", "chorale_events", "chorale_roll", "build",
            "summary", "add_arguments", "run"]
@@ -222,8 +222,9 @@ def build(root: str | os.PathLike | None = None, workers: int = 2, force: bool =
         Processes parsing chorales (1: parse in this process); at most one per chorale and one
         per CPU core are started.
     force : bool
-        Rebuild even if a store built with the same options exists; the old store is removed
-        before parsing starts, so an interrupted rebuild leaves none (the next call builds).
+        Rebuild even if a store built with the same options exists; the old store stays in place,
+        byte for byte, until the new one is complete and swapped in, so an interrupted or failed
+        rebuild leaves the old store.
     transpose : int
         Augmentation: also store every piece transposed by −transpose … +transpose semitones
         (song ids ``bwv…+k``), 0 … :data:`MAX_TRANSPOSE`. 0 (default): no augmentation.
@@ -258,21 +259,16 @@ def build(root: str | os.PathLike | None = None, workers: int = 2, force: bool =
             print(f"{path}: already built (use --force to rebuild)")
         return path
     # one build at a time: a second one waits, then finds the store built
-    lock = _store_lock(root)
     waited = []
 
     def on_wait(holder: str) -> None:
         waited.append(holder)
         print(f"b2b: waiting for another build of {path} to finish ({holder})", file=sys.stderr)
 
-    with lock.acquire(wait=True, on_wait=on_wait):
-        remove_leftovers(root, _LEFTOVERS, older_than=lock.since)
-        if waited and _built_with(path, opts):
+    with _claim(root, wait=True, on_wait=on_wait):
+        if (waited or not force) and _built_with(path, opts):  # another build, or a swap put back
             return path
-        if force and path.exists():  # the old store goes first: a killed rebuild leaves no store to trust
-            aside = root / f".bach.{uuid.uuid4().hex[:8]}.old"
-            os.replace(path, aside)
-            shutil.rmtree(aside, ignore_errors=True)
+        # the old store stays until the new one is complete (store.write_store swaps them)
         return _build(path, opts, workers, transpose, hop_bars, names, use_cache, verbose, progress)
 
 
@@ -282,20 +278,21 @@ _LEFTOVERS = r"\.bach\.[0-9a-f]{8}\.(tmp|old)"
 
 def _tidy(root: Path) -> None:
     """Remove what killed builds left in ``root`` if no build holds its lock (else leave it)."""
-    lock = _store_lock(root)
     try:
-        lock.acquire()
+        lock = _claim(root)
     except OSError:  # another build runs (its temporaries are alive) or the root is read-only
         return
-    try:
-        remove_leftovers(root, _LEFTOVERS, older_than=lock.since)
-    finally:
-        lock.release()
+    lock.release()
 
 
-def _store_lock(root: Path) -> FolderLock:
-    """The lock that lets one process at a time write ``<root>/bach``."""
-    return FolderLock(root, name=".bach.lock", what=f"the Bach store {root / 'bach'}")
+def _claim(root: Path, wait: bool = False, on_wait: Any = None) -> FolderLock:
+    """Lock ``<root>/bach`` for this process (:func:`b2b.files.atomic.claim_output`, the lock
+    ``<root>/.bach.lock``): a store whose swap was killed between its two renames is put back,
+    and what killed builds left is removed."""
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "the data root (--root) exists and is not a folder", str(root))
+    return claim_output(root, f"the Bach store {root / 'bach'}", name=".bach.lock", pattern=_LEFTOVERS,
+                        wait=wait, on_wait=on_wait, restore=[root / "bach"])
 
 
 def shipped_store() -> Path | None:
@@ -322,9 +319,7 @@ def install(root: str | os.PathLike | None = None, workers: int = 2) -> Path:
     shipped = shipped_store()
     if shipped is None:
         return build(root=root, workers=workers)
-    lock = _store_lock(root)  # creates the root; one line if it is a file
-    with lock.acquire(wait=True):
-        remove_leftovers(root, _LEFTOVERS, older_than=lock.since)
+    with _claim(root, wait=True):  # creates the root; one line if it is a file
         if not store.is_store(path):
             tmp = root / f".bach.{uuid.uuid4().hex[:8]}.tmp"
             try:
@@ -342,7 +337,7 @@ def _built_with(path: Path, opts: dict) -> bool:
     if not store.is_store(path):
         return False
     try:
-        return store.WindowDataset(path).meta.get("build", {}).get("options") == opts
+        return (store.WindowDataset(path).meta.get("build") or {}).get("options") == opts
     except data.DataError:
         return False  # a broken store is rebuilt
 
@@ -375,7 +370,8 @@ def _build(path: Path, opts: dict, workers: int, transpose: int, hop_bars: int, 
         else:
             method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
             ctx = multiprocessing.get_context(method)
-            pool = ctx.Pool(int(workers))
+            pool = ctx.Pool(int(workers), initializer=die_with_parent,
+                            initargs=(os.getpid() if method == "fork" else None,))
             try:
                 for name, ev in pool.imap_unordered(_convert, jobs, chunksize=2):
                     results[name] = ev
@@ -453,7 +449,7 @@ def _patch_meta(path: Path, build_info: dict) -> None:
 def summary(dataset: "store.WindowDataset") -> str:
     """A few lines describing a chorale store: pieces, skips, windows, tracks, density."""
     meta = dataset.meta
-    pieces, skipped = meta.get("pieces", {}), meta.get("skipped", {})
+    pieces, skipped = meta.get("pieces") or {}, meta.get("skipped") or {}
     lines = [f"{dataset.path}: {len(pieces)} pieces, {len(dataset.songs)} songs, {len(dataset)} windows "
              f"({meta['window_rule']['rule']})"]
     if skipped:
@@ -476,10 +472,10 @@ def summary(dataset: "store.WindowDataset") -> str:
         f"{data.TRACKS[k].name} {int(active[k])}" for k in np.flatnonzero(active)))
     lines.append(f"note density: {sounding / (n * data.N_STEPS):.2f} pitches sounding per step, "
                  f"{onsets / (n * data.N_BARS):.1f} onsets per bar")
-    b = meta.get("build", {})
-    if "seconds" in b:
+    b = meta.get("build") or {}
+    if b.get("seconds") is not None:
         lines.append(f"built in {b['seconds']:.1f} s with {b.get('workers')} worker(s)"
-                     + (f", {b['cpu_seconds']:.1f} CPU-seconds" if "cpu_seconds" in b else ""))
+                     + (f", {b['cpu_seconds']:.1f} CPU-seconds" if b.get("cpu_seconds") is not None else ""))
     return "\n".join(lines)
 
 

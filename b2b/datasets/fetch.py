@@ -44,7 +44,7 @@ import zlib
 from pathlib import Path
 from typing import Any, Callable
 
-from b2b.files.atomic import free_bytes, json_problem, read_json, write_text
+from b2b.files.atomic import check_output, free_bytes, json_problem, open_regular, read_json, write_text
 
 # --------------------------------------------------------------------------------------------
 # Where the files come from: the ONE place to change when the upstream links move again.
@@ -164,6 +164,7 @@ def read_manifest(root: str | os.PathLike) -> dict:
 
 #: What each entry of the manifest's LPD-17 section must be (see :func:`b2b.files.atomic.json_problem`).
 _MANIFEST_SCHEMA = {"format?": int, "downloads?": dict, "extracted?": dict, "selection?": dict, "store?": dict}
+_DOWNLOAD_SCHEMA = {"file?": str, "url?": str, "sha256?": str, "bytes?": int, "time?": str}
 _MANIFEST_PARTS = {
     "extracted": {"url?": str, "archive_sha256?": str, "cleansed_dir?": str},
     "store": {"request?": dict, "inputs?": dict},
@@ -184,11 +185,17 @@ def _read_whole_manifest(root: Path) -> dict:
         downloads = section.get("downloads") or {}
         bad = [k for k, v in downloads.items() if not (v is None or isinstance(v, dict))]
         problem = f"{MANIFEST_KEY}.downloads.{bad[0]} is not an object" if bad else None
+        for kind, entry in downloads.items():  # each download's fields, typed like the others
+            if problem is None and isinstance(entry, dict):
+                problem = json_problem(entry, _DOWNLOAD_SCHEMA, f"{MANIFEST_KEY}.downloads.{kind}.")
         for key, schema in _MANIFEST_PARTS.items():
             if problem is None and section.get(key) is not None:
                 problem = json_problem(section[key], schema, f"{MANIFEST_KEY}.{key}.")
     if problem is not None:
         raise ValueError(f"{path}: {problem}; delete it to start afresh")
+    for key in ("downloads", "extracted", "selection", "store"):  # null reads as absent
+        if key in section and section[key] is None:
+            del section[key]
     return data
 
 
@@ -210,7 +217,7 @@ def update_manifest(root: Path, change: Callable[[dict], None]) -> dict:
 def sha256_file(path: str | os.PathLike) -> str:
     """SHA-256 of a file as 64 lowercase hex digits (read in 1 MiB chunks)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path) as f:  # a FIFO or device at the name is refused, never waited on
         for chunk in iter(lambda: f.read(CHUNK), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -283,6 +290,8 @@ def download(
     info_path = dest.with_name(dest.name + ".part.json")
     what = _WHAT.get(kind, kind)
     failures = 0
+    for name in (dest, part, info_path):  # a FIFO or device there would block the write (or read)
+        check_output(name)
     while True:
         info = _read_part_info(info_path) if part.exists() else {}
         if part.exists() and info.get("url") != url:
@@ -562,8 +571,8 @@ def extracted_size_estimate(archive: str | os.PathLike) -> int:
     (under 4 GiB decompressed); only an estimate for others, which the extraction bounds cover.
     """
     archive = Path(archive)
-    size = archive.stat().st_size
-    with open(archive, "rb") as f:
+    with open_regular(archive) as f:
+        size = os.fstat(f.fileno()).st_size
         f.seek(max(size - 4, 0))
         isize = int.from_bytes(f.read(4).ljust(4, b"\0"), "little")
     while isize < size:
@@ -641,7 +650,7 @@ def extract_archive(archive: str | os.PathLike, dest: str | os.PathLike,
         return ValueError(f"unsafe archive {archive}: {why}; nothing was extracted")
 
     try:
-        with open(archive, "rb") as raw, progress_bar(
+        with open_regular(archive) as raw, progress_bar(
             total=archive.stat().st_size, unit="B", unit_scale=True, unit_divisor=1024,
             desc=f"extracting {archive.name}", disable=not progress,
         ) as bar:

@@ -38,7 +38,6 @@ import os
 import posixpath
 import random
 import re
-import shutil
 import sys
 import tarfile
 import time
@@ -50,7 +49,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from b2b.datasets import fetch
-from b2b.files.atomic import FolderLock, FolderLocked, remove_leftovers
+from b2b.files.atomic import FolderLocked, NotARegularFile, claim_output, die_with_parent, open_regular
 from b2b.music.data import DataError, load_lpd, multitrack_to_roll
 from b2b.datasets.fetch import N_CLEANSED  # the number of songs, which chapter 1 prints as lpd.N_CLEANSED
 from b2b.datasets.store import MAX_EXPANSION, WindowDataset, default_root, is_store, npy_member_header, write_store
@@ -98,10 +97,15 @@ def read_cleansed_ids(path: str | os.PathLike) -> dict[str, str]:
     """
     path = Path(path)
     out: dict[str, str] = {}
-    if path.stat().st_size > fetch.DOWNLOAD_MAX_BYTES["ids"]:
-        raise _Unreadable(f"{path} is {path.stat().st_size:,} bytes, more than "
-                          f"{fetch.DOWNLOAD_MAX_BYTES['ids']:,} (DOWNLOAD_MAX_BYTES['ids'])")
-    with open(path, encoding="utf-8", errors="replace") as f:
+    try:
+        f = open_regular(path, "r", encoding="utf-8", errors="replace")  # a FIFO never blocks
+    except NotARegularFile as e:
+        raise ValueError(f"{path} {e.strerror}; remove it and run again") from None
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        if size > fetch.DOWNLOAD_MAX_BYTES["ids"]:
+            raise _Unreadable(f"{path} is {size:,} bytes, more than "
+                              f"{fetch.DOWNLOAD_MAX_BYTES['ids']:,} (DOWNLOAD_MAX_BYTES['ids'])")
         for lineno, line in enumerate(f, 1):
             if lineno > IDS_MAX_LINES:
                 raise _Unreadable(f"{path} has more than {IDS_MAX_LINES:,} lines "
@@ -153,7 +157,11 @@ def read_genre_list(labels: str | os.PathLike, genre: str) -> tuple[str, list[st
     member_name = genre_member(genre)
     source = genre.split("/")[0]
     try:
-        with tarfile.open(labels, "r:gz", tarinfo=fetch.BoundedTarInfo) as tar:
+        raw = open_regular(labels)  # a FIFO or device at the name never blocks
+    except NotARegularFile as e:
+        raise ValueError(f"{labels} {e.strerror}; remove it and run again") from None
+    try:
+        with raw, tarfile.open(fileobj=raw, mode="r:gz", tarinfo=fetch.BoundedTarInfo) as tar:
             members = {}
             for m in tar:
                 members[m.name] = m
@@ -343,8 +351,10 @@ def convert_songs(paths: list[str], workers: int = 1, progress: bool = True) -> 
     if workers <= 1 or len(paths) <= 1:
         results: Iterable = map(_convert_one, paths)
     else:  # started before the progress bar, whose monitor thread would rule out fork
-        pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers,
-                                                      mp_context=_pool_context())
+        ctx = _pool_context()  # workers die with this process (kill -9 too) and never hold its lock
+        pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=die_with_parent,
+            initargs=(os.getpid() if ctx.get_start_method() == "fork" else None,))
         results = pool.map(_convert_one, paths)  # one song per task: ~0.2 s of work each
     bar = fetch.progress_bar(total=len(paths), unit="song", desc="preprocessing", disable=not progress)
     try:
@@ -373,6 +383,10 @@ def _build_store(root: Path, extracted: Path, selection: dict, request: dict, in
                 continue
             n_ok += 1
             yield songs[i]["msd_id"], roll
+        if n_ok == 0:  # before the swap: an earlier store stays in place
+            raise ValueError("none of the chosen songs could be read"
+                             + (f" (e.g. {failed[0]['msd_id']}: {failed[0]['error']})" if failed else "")
+                             + f"; no store was written to {root / STORE_NAME}")
 
     meta = {
         "source": "LPD-17-cleansed (Lakh Pianoroll Dataset, CC BY 4.0)",
@@ -478,13 +492,12 @@ def _prepare_root(root: Path) -> None:
                          f"permissions or choose another --root")
 
 
-def _remove_leftovers(root: Path, since: float | None) -> list[Path]:
-    """Remove the temporary files and folders that a killed run of this command left in
-    ``root`` (only names this module's writers use; call with the root lock held)."""
+def _leftover_patterns(root: Path) -> list[tuple[Path, str]]:
+    """Where a killed run of this command leaves temporary files and folders, and their names
+    (only names this module's writers use; removed with the root lock held)."""
     rx_root = (rf"\.{re.escape(fetch.MANIFEST_NAME)}\..*\.tmp|\.{re.escape(STORE_NAME)}\..*\.(tmp|old)")
     rx_raw = rf"\..*\.tmp|\.{re.escape(fetch.EXTRACTED_DIR)}\.(extract|old)-.*"
-    return (remove_leftovers(root, rx_root, older_than=since)
-            + remove_leftovers(root / fetch.RAW_DIR, rx_raw, older_than=since))
+    return [(root, rx_root), (root / fetch.RAW_DIR, rx_raw)]
 
 
 def _os_error_message(e: OSError, root: Path) -> str:
@@ -519,16 +532,18 @@ def run(args: argparse.Namespace) -> int:
     _parse_sha(args.sha256)
     try:
         _prepare_root(root)
-        # one run per root; where the file system has no locks (ENOLCK), work without one
-        lock = FolderLock(root, name=LOCK_NAME, what=f"--root {root}", required=False)
+        # one run per root; where the file system has no locks (ENOLCK), work without one (and
+        # keep the leftovers: they might be another run's work in progress)
+        (here, rx_root), *also = _leftover_patterns(root)
         try:
-            lock.acquire()
+            lock = claim_output(root, f"--root {root}", name=LOCK_NAME, pattern=rx_root, also=also,
+                                required=False, restore=[root / STORE_NAME])
         except FolderLocked:
             raise ValueError(f"another `b2b data lpd17` is working in {root} (it holds "
                              f"{root / LOCK_NAME}); wait for it to finish or choose another "
                              f"--root") from None
-        try:  # without the lock a leftover might be another run's work in progress
-            removed = _remove_leftovers(root, lock.since) if lock.exclusive else []
+        try:
+            removed = lock.removed
             if removed:
                 fetch.say(f"removed {len(removed)} temporary file(s) left by an interrupted run, "
                       f"e.g. {removed[0]}")
@@ -613,14 +628,11 @@ def _run(args: argparse.Namespace, root: Path) -> int:
     fetch.say(f"chose {len(sel['songs'])} songs of {args.genre} (seed {args.seed}) from "
           f"{sel['n_available']} available")
 
-    # 4. Preprocessing. The manifest stops describing the old store first: should the build
-    # fail, the next run rebuilds rather than trusting a store it did not finish.
-    fetch.update_manifest(root, lambda s: s.pop("store", None))
+    # 4. Preprocessing. The old store (and the manifest's record of it) stay as they are until
+    # the new store is complete and swapped in; the store's own meta.json says what it was built
+    # from, so a run killed between the swap and the manifest's update rebuilds (see
+    # _store_up_to_date) rather than trusting a record of another store.
     result = _build_store(root, dest, sel, request, inputs, args.workers, progress)
-    if result["n_songs"] == 0:
-        shutil.rmtree(root / STORE_NAME, ignore_errors=True)
-        raise ValueError("none of the chosen songs could be read (see the warning above); "
-                         f"no store was written to {root / STORE_NAME}")
 
     def record(s: dict) -> None:  # selection and store together, once the store is in place
         s["selection"] = selection

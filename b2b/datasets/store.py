@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
-from b2b.files.atomic import read_json
+from b2b.files.atomic import json_problem, read_json
 from b2b.music.data import DEFAULT_MIN_ACTIVE_BARS, DEFAULT_MIN_ONSETS, DataError, check_roll, roll_window_starts
 from b2b.music.geometry import LOWEST_PITCH, N_PITCHES, N_STEPS, N_TRACKS, SAMPLE_SHAPE, STEPS_PER_BEAT, TRACKS
 
@@ -157,6 +157,17 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"meta: {type(o).__name__} is not JSON serializable")
 
 
+#: The fields of a store's ``meta.json`` that b2b reads, and their types (:func:`b2b.files.atomic.json_problem`):
+#: the store's own, and those ``b2b data bach`` adds (``build``, ``pieces``, ``skipped``).
+META_SCHEMA: dict[str, Any] = {
+    "window_rule": {"rule": str, "hop_bars?": int, "min_onsets?": int, "min_active_bars?": int},
+    "n_songs?": int, "n_windows?": int, "tracks?": list, "part_mapping?": list,
+    "build?": {"options?": dict, "workers?": int, "use_cache?": bool, "seconds?": (int, float),
+               "parse_seconds?": (int, float), "cpu_seconds?": (int, float)},
+    "pieces?": dict, "skipped?": dict,
+}
+
+
 def _check_store_meta(meta: Any, meta_file: Path) -> None:
     """DataError naming ``meta_file`` unless ``meta`` is a store's meta.json of a known version."""
     if not isinstance(meta, dict) or meta.get("format") != STORE_FORMAT:
@@ -177,6 +188,11 @@ def _check_store_meta(meta: Any, meta_file: Path) -> None:
     ids = [str(song["id"]) for song in songs]
     if len(set(ids)) != len(ids):
         raise DataError(f"{meta_file}: song ids are not unique")
+    problem = json_problem(meta, META_SCHEMA)
+    if problem is None and not all(isinstance(v, str) for v in (meta.get("skipped") or {}).values()):
+        problem = "'skipped' is not an object of strings (piece -> why)"
+    if problem is not None:
+        raise DataError(f"{meta_file}: {problem}; rebuild the store (e.g. `b2b data bach --force`)")
 
 
 def npy_member_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[tuple[int, ...], np.dtype]:

@@ -28,7 +28,9 @@ import json
 import math
 import os
 import re
+import shutil
 import sys
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -37,8 +39,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from b2b.evaluation import metrics as M
-from b2b.files.atomic import (FolderLock, NotARegularFile, atomic_write, claim_output, remove_leftovers,
-                        write_text)
+from b2b.files.atomic import (FolderLock, NotARegularFile, atomic_write, check_not_input, claim_output, publish,
+                        remove_leftovers, write_text)
 from b2b.model.checkpoint import load_generator, resolve_device
 from b2b.datasets.catalog import open_dataset
 from b2b.sampling.generate import describe_threshold, explicit_threshold, iter_generate, latent_size, resolve_threshold
@@ -619,7 +621,9 @@ def plot_mgeval(report: Report, keys: Sequence[str] | None = None) -> Any:
 
 
 #: The temporaries a killed run of ``b2b evaluate`` leaves in ``--out`` and in its ``figures/``.
-_LEFTOVER_RE = re.compile(r"\.(report\.(md|csv)|mgeval\.json|features_(real|generated)\.npz)\.[0-9a-f]{8}\.tmp")
+_LEFTOVER_RE = re.compile(r"\.(report(\.md|\.csv)?|mgeval\.json|features_(real|generated)\.npz|b2b-old)\.[0-9a-f]{8}\.tmp")
+#: The figures a report draws (an earlier report's that a new one does not draw are removed with it).
+_FIGURE_RE = re.compile(r"(distributions_\w+|self_similarity|mgeval)\.png")
 _FIGURE_LEFTOVER_RE = re.compile(r"\.(distributions_\w+|self_similarity|mgeval)\.png\.[0-9a-f]{8}\.tmp")
 
 
@@ -642,61 +646,70 @@ def write_report(
     ``real``/``generated`` are the boolean windows for the self-similarity figure (skipped when
     both are None); ``figures=False`` writes the tables, JSON and features only.
 
-    ``report.md`` of an earlier run is removed first and the new one is written last, after
-    everything else succeeded; if writing fails (full disk, no permission) the files this call
-    wrote are removed and an OSError naming the file is raised, so a folder never holds a
-    ``report.md`` next to files of another run or half a set of files.
+    The new files are written into a private ``.report.<random>.tmp`` folder and swapped in as a
+    whole (:func:`b2b.files.atomic.publish`, ``report.md`` last); if writing fails or is interrupted
+    (full disk, no permission, Ctrl-C) the earlier report's files stay byte for byte as they were
+    and an OSError naming the file is raised, so a folder never holds a ``report.md`` next to
+    files of another run or half a set of files.
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a folder")
     files: dict[str, str] = {}
-    written: list[Path] = []
+    names: list[str] = []  # what this run writes, relative to out (report.md last)
     current = out
-
-    def put(path: Path, write: Any) -> None:
-        nonlocal current
-        current = path
-        write(path)
-        written.append(path)
-        files[path.name] = str(path)
 
     own = lock is None
     if own:
         lock = claim_output(out, f"--out {out}", pattern=_LEFTOVER_RE)  # one writer; a killed one's temporaries go
+    # the new set is written beside the old one, in a private folder, and swapped in as a whole
+    # (b2b.files.atomic.publish): whatever fails or interrupts the run, the earlier report stays as it was
+    stage = out / f".report.{uuid.uuid4().hex[:8]}.tmp"
+
+    def put(name: str, write: Any) -> None:
+        nonlocal current
+        current = out / name
+        write(stage / name)
+        names.append(name)
+        files[Path(name).name] = str(out / name)
+
     try:
-        current = out / "report.md"
-        current.unlink(missing_ok=True)
-        put(out / "report.csv", lambda p: write_text(p, render_csv(report.rows)))
-        put(out / "mgeval.json", lambda p: write_text(p, json.dumps(report.as_dict(), indent=2, allow_nan=False) + "\n"))
+        fig_dir = out / "figures"
+        if fig_dir.is_symlink() or (fig_dir.exists() and not fig_dir.is_dir()):  # never write through a link
+            raise NotARegularFile(errno.EEXIST, "exists and is not a real folder; b2b writes only into "
+                                  "real folders (remove it or choose another --out)", str(fig_dir))
+        stage.mkdir()
+        put("report.csv", lambda p: write_text(p, render_csv(report.rows)))
+        put("mgeval.json", lambda p: write_text(p, json.dumps(report.as_dict(), indent=2, allow_nan=False) + "\n"))
         for name, feats in (("features_real.npz", report.real_features),
                             ("features_generated.npz", report.generated_features)):
-            put(out / name, lambda p, a=feats: atomic_write(p, lambda f: np.savez_compressed(f, **a)))
+            put(name, lambda p, a=feats: atomic_write(p, lambda f: np.savez_compressed(f, **a)))
         if figures:
-            fig_dir = out / "figures"
-            current = fig_dir
-            if fig_dir.is_symlink():  # never write through a link into another folder
-                raise NotARegularFile(errno.EEXIST, "exists and is a symbolic link; b2b writes only into "
-                                      "real folders (remove it or choose another --out)", str(fig_dir))
-            fig_dir.mkdir(exist_ok=True)
-            remove_leftovers(fig_dir, _FIGURE_LEFTOVER_RE, older_than=lock.since)
+            (stage / "figures").mkdir()
+            if fig_dir.is_dir():
+                remove_leftovers(fig_dir, _FIGURE_LEFTOVER_RE, older_than=lock.since)
             for metric in METRIC_ORDER:
                 if any(r.metric == metric for r in report.rows):
-                    put(fig_dir / f"distributions_{metric}.png",
+                    put(f"figures/distributions_{metric}.png",
                         lambda p, m=metric: _save(plot_distributions(report, m), p))
             if (real is not None or generated is not None) and n_examples > 0:
-                put(fig_dir / "self_similarity.png",
+                put("figures/self_similarity.png",
                     lambda p: _save(plot_self_similarity(real, generated, n_examples), p))
             if any(r.track == "all" and report.comparisons[r.key].curves for r in report.rows):
-                put(fig_dir / "mgeval.png", lambda p: _save(plot_mgeval(report), p))
-        put(out / "report.md", lambda p: write_text(p, render_markdown(report)))
+                put("figures/mgeval.png", lambda p: _save(plot_mgeval(report), p))
+        put("report.md", lambda p: write_text(p, render_markdown(report)))
+        current = out
+        # figures of an earlier report that this one does not draw go with the rest of it
+        stale = [f"figures/{p.name}" for p in (fig_dir.iterdir() if fig_dir.is_dir() else ())
+                 if _FIGURE_RE.fullmatch(p.name) and f"figures/{p.name}" not in names]
+        publish(stage, out, names, remove=stale)
     except OSError as e:
-        for p in written:
-            with contextlib.suppress(OSError):
-                p.unlink()
-        raise OSError(e.errno or errno.EIO, f"could not write {current} ({e.strerror or e}); removed the "
-                      f"{len(written)} files this run had written") from e
+        where = e.filename if current == out and e.filename is not None else current
+        raise OSError(e.errno or errno.EIO, f"could not write {where} ({e.strerror or e}); the folder's "
+                      "earlier files are untouched") from e
     finally:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(stage)
         if own:
             lock.release()
     files = {"report.md": files.pop("report.md"), **files}  # the report first, as before
@@ -998,6 +1011,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a folder")
+    for name in ("report.md", "report.csv", "mgeval.json", "features_real.npz", "features_generated.npz"):
+        check_not_input(out / name, [args.samples, args.data, args.checkpoint], "--out")  # never replace what is read
     existed = out.exists()
     try:  # a second evaluate into the same folder is refused now, not after the work
         lock = claim_output(out, f"--out {out}", pattern=_LEFTOVER_RE)

@@ -30,7 +30,8 @@ import stat
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
@@ -113,8 +114,15 @@ def temporary_re(name: str | None = None) -> re.Pattern:
 
 
 def claim_output(path: str | os.PathLike, what: str, *, file: bool = False,
-                 pattern: str | re.Pattern | None = None) -> "FolderLock":
+                 pattern: str | re.Pattern | None = None, name: str = ".lock", wait: bool = False,
+                 on_wait: Callable[[str], Any] | None = None, required: bool = True,
+                 also: Iterable[tuple[str | os.PathLike, str | re.Pattern]] = (),
+                 hint: str | None = None, inputs: Iterable[str | os.PathLike | None] = (),
+                 restore: Iterable[str | os.PathLike] = ()) -> "FolderLock":
     """Lock a command's output and remove what killed runs of it left; return the held lock.
+
+    The one lock-and-leftovers call of every b2b command (train's run folder, generate, evaluate,
+    export, ``data bach``, ``data lpd17``). The removed leftovers are the lock's ``removed``.
 
     Parameters
     ----------
@@ -127,29 +135,169 @@ def claim_output(path: str | os.PathLike, what: str, *, file: bool = False,
     pattern : str or re.Pattern, optional
         The leftovers to remove (default: every :func:`atomic_path` temporary in the folder; for
         a file, those of its name).
+    name : str
+        The lock file's name in the folder (not with ``file``).
+    wait, on_wait : bool, callable
+        Wait for a holder instead of refusing (:meth:`FolderLock.acquire`).
+    required : bool
+        False: go on without a lock where the file system has none (leftovers are then kept).
+    also : iterable of (folder, pattern)
+        Leftovers of other folders the same lock guards.
+    hint : str, optional
+        Appended to the refusal's message (what to do).
+    inputs : iterable of paths
+        The command's inputs: an output that is one of them is refused (ValueError), so no command
+        ever replaces what it reads (``export --out`` equal to ``--checkpoint``).
+    restore : iterable of paths
+        Output folders whose swap a killed run may have left half done: put back
+        (:func:`restore_replaced`) before the leftovers are removed.
 
     Raises
     ------
     FolderLocked
         Another process holds it (the message names ``what`` and the holder).
+    ValueError
+        The output is one of ``inputs``.
     """
     path = Path(path)
+    check_not_input(path, inputs, what)
     if file:
         check_output(path)
         if not path.parent.is_dir():
             raise FileNotFoundError(errno.ENOENT, "folder does not exist", str(path.parent))
-        folder, lock = path.parent, FolderLock(path.parent, f".{path.name}.lock", what)
+        folder, lock = path.parent, FolderLock(path.parent, f".{path.name}.lock", what, required=required)
         rx = pattern or temporary_re(path.name)
     else:
-        folder, lock = path, FolderLock(path, what=what)
+        folder, lock = path, FolderLock(path, name, what=what, required=required)
         rx = pattern or TEMPORARY_RE
-    lock.acquire()
     try:
-        remove_leftovers(folder, rx, older_than=lock.since)
+        lock.acquire(wait=True, on_wait=on_wait) if wait else lock.acquire()
+    except FolderLocked as e:
+        if hint is None:
+            raise
+        raise FolderLocked(e.errno, f"{e.strerror}; {hint}") from None
+    try:
+        removed: list[Path] = []
+        if lock.exclusive or fcntl_missing():  # without the lock a leftover may be another run's work
+            for kept in restore:
+                restore_replaced(kept)
+            for where, rx_ in ((folder, rx), *also):
+                removed += remove_leftovers(where, rx_, older_than=lock.since)
+        lock.removed = removed
     except BaseException:
         lock.release()
         raise
     return lock
+
+
+def fcntl_missing() -> bool:
+    """Whether this system has no ``fcntl`` (Windows): locks are then no-ops."""
+    try:
+        import fcntl  # noqa: F401
+    except ImportError:  # pragma: no cover - Windows
+        return True
+    return False
+
+
+def check_not_input(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None], what: str) -> None:
+    """ValueError naming ``what`` if the output ``out`` is one of ``inputs`` (the same file, also
+    through another name or a link): a command never replaces what it reads."""
+    out = Path(out)
+    for inp in inputs:
+        if inp is None:
+            continue
+        inp = Path(inp)
+        try:
+            same = os.path.samefile(out, inp)
+        except OSError:
+            same = False
+        if same:
+            raise ValueError(f"{what}: {out} is also an input of this command ({inp}); it would be "
+                             "replaced while read: choose another output")
+
+
+def publish(stage: str | os.PathLike, out: str | os.PathLike, names: Sequence[str],
+            remove: Iterable[str] = ()) -> list[Path]:
+    """Swap a staged set of files into ``out`` as a whole: all of them or none.
+
+    Every ``stage/<name>`` (names may hold a sub-folder, ``figures/a.png``) replaces
+    ``out/<name>``, in order (put the file that says a set is complete last); ``remove`` names
+    earlier outputs that the new set does not have (a larger batch's numbered files). The files
+    they replace are first moved into a private ``.b2b-old.<random>.tmp`` folder, then the new
+    ones are moved in, then the old ones are deleted. If anything fails or interrupts it (a folder
+    or an immutable file at a name, a full disk, Ctrl-C, SIGTERM) every move is undone: ``out``
+    holds exactly what it held before, byte for byte, and the error is raised. Renames within a
+    folder are atomic, so only ``kill -9`` in the middle of the few renames can split a set.
+
+    Returns
+    -------
+    list of Path
+        ``out/<name>`` for each of ``names``.
+    """
+    stage, out = Path(stage), Path(out)
+    backup = out / f".b2b-old.{uuid.uuid4().hex[:8]}.tmp"
+    moved: list[str] = []  # old files moved into backup
+    placed: list[str] = []  # new files moved into out
+    made: list[Path] = []  # folders this call created in out
+    try:
+        backup.mkdir()
+        for name in dict.fromkeys([*names, *remove]):
+            dst = out / name
+            check_output(dst)  # a folder, link, FIFO or device at a name: refused, nothing moved
+            if os.path.lexists(dst):
+                (backup / name).parent.mkdir(parents=True, exist_ok=True)
+                os.rename(dst, backup / name)
+                moved.append(name)
+        for name in names:
+            dst = out / name
+            if not dst.parent.is_dir():
+                dst.parent.mkdir(parents=True)
+                made.append(dst.parent)
+            os.rename(stage / name, dst)
+            placed.append(name)
+    except BaseException:
+        for name in reversed(placed):
+            with suppress(OSError):
+                os.rename(out / name, stage / name)
+        for name in reversed(moved):
+            with suppress(OSError):
+                os.rename(backup / name, out / name)
+        for folder in reversed(made):
+            with suppress(OSError):
+                folder.rmdir()
+        shutil.rmtree(backup, ignore_errors=True)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
+    return [out / name for name in names]
+
+
+def restore_replaced(path: str | os.PathLike) -> Path | None:
+    """Put back a folder whose swap was killed between its two renames.
+
+    Folder writers (:func:`b2b.datasets.store.write_store`) move the old ``<name>`` aside to
+    ``.<name>.<8 hex>.old``, rename the new one into place, then delete the old one. If ``path``
+    is missing and such a folder exists beside it, the newest is renamed back (call it holding
+    the folder's lock, before the leftovers are removed); returns it, or None.
+    """
+    path = Path(path)
+    if os.path.lexists(path):
+        return None
+    rx = re.compile(rf"\.{re.escape(path.name)}\.[0-9a-f]{{8}}\.old")
+    try:
+        aside = [p for p in path.parent.iterdir() if rx.fullmatch(p.name) and p.is_dir() and not p.is_symlink()]
+    except OSError:
+        return None
+    if not aside:
+        return None
+    newest = max(aside, key=lambda p: p.stat().st_mtime)
+    with suppress(OSError):
+        os.rename(newest, path)
+        return newest
+    return None
+
+
+#: Leftovers of :func:`publish` (its folder of replaced files) in an output folder.
+PUBLISH_LEFTOVER_RE = re.compile(r"\.b2b-old\.[0-9a-f]{8}\.tmp")
 
 
 #: Largest JSON file :func:`read_json` reads (bytes) and deepest nesting it accepts, by default.
@@ -159,7 +307,7 @@ JSON_MAX_DEPTH = 32
 
 def read_json(path: str | os.PathLike, expect: type | tuple[type, ...] = dict, *,
               max_bytes: int = JSON_MAX_BYTES, max_depth: int = JSON_MAX_DEPTH,
-              what: str | None = None) -> Any:
+              what: str | None = None, schema: dict[str, Any] | None = None) -> Any:
     """Read a JSON file that b2b or a download wrote, bounded and type-checked.
 
     Parameters
@@ -174,24 +322,61 @@ def read_json(path: str | os.PathLike, expect: type | tuple[type, ...] = dict, *
         ``RecursionError``).
     what : str, optional
         How to name the file in messages (default: its path).
+    schema : dict, optional
+        The fields the top-level object must have, checked by :func:`json_problem` (types by key,
+        ``key?`` optional, a dict value a nested object's schema).
 
     Raises
     ------
     ValueError
-        One line naming the file: too big, too deep, not UTF-8 JSON, or of the wrong type. The
-        caller checks the fields it reads (:func:`json_problem` helps).
+        One line naming the file: not a regular file (a FIFO or device is never opened for
+        reading, so it cannot block), too big, too deep, not UTF-8 JSON, of the wrong type, or a
+        field of the wrong type (``schema``).
     OSError
         It cannot be read (the message names it).
     """
     name = what or str(path)
     try:
-        with open(path, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise ValueError(f"{name}: not a regular file")
+        with open_regular(path) as f:
             raw = f.read(max_bytes + 1)
+    except NotARegularFile as e:
+        raise ValueError(f"{name}: {e.strerror}") from None
     except OSError as e:
         raise _with_path(e, path) from None
-    return parse_json(raw, expect, max_bytes=max_bytes, max_depth=max_depth, what=name)
+    value = parse_json(raw, expect, max_bytes=max_bytes, max_depth=max_depth, what=name)
+    if schema is not None:
+        problem = json_problem(value, schema)
+        if problem is not None:
+            raise ValueError(f"{name}: {problem}")
+    return value
+
+
+def open_regular(path: str | os.PathLike, mode: str = "rb", **kwargs: Any) -> IO[Any]:
+    """Open ``path`` for reading only if it is a regular file; :class:`NotARegularFile` (an OSError
+    naming it) for a folder, FIFO, socket or device, which is never left open.
+
+    The file is opened non-blocking and checked with ``fstat`` before anything is read, so a FIFO
+    at the name (whose plain ``open`` waits for a writer forever) or a device cannot block the
+    reader; the regular file is then read normally. ``mode`` is ``"rb"`` or ``"r"`` (``kwargs``:
+    ``encoding``, ``errors``).
+    """
+    if any(c in mode for c in "wax+"):
+        raise ValueError(f"open_regular reads only, got mode {mode!r}")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except IsADirectoryError:
+        raise NotARegularFile(errno.EISDIR, "is a folder, expected a regular file", str(path)) from None
+    try:
+        kind = _kind(os.fstat(fd).st_mode)
+        if kind is not None:
+            raise NotARegularFile(errno.EINVAL, f"is {kind}, expected a regular file", str(path))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, mode, **kwargs)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def parse_json(raw: bytes, expect: type | tuple[type, ...] = dict, *, max_bytes: int = JSON_MAX_BYTES,
@@ -224,18 +409,25 @@ _JSON_NAMES = {dict: "an object", list: "an array", str: "a string", int: "an in
 
 def json_problem(value: Any, schema: dict[str, type | tuple[type, ...]], where: str = "") -> str | None:
     """What is wrong with the JSON object ``value`` against ``schema`` (key -> required type(s);
-    a key ending in ``?`` may be missing or null), or None. ``bool`` never passes for a number."""
+    a key ending in ``?`` may be missing or null; a dict is the schema of a nested object), or
+    None. ``bool`` never passes for a number. The one field check of every JSON file b2b reads."""
     if not isinstance(value, dict):
         return f"{where.rstrip('.') or 'the top level'} is {_JSON_NAMES.get(type(value), type(value).__name__)}, expected an object"
     for key, types in schema.items():
         optional = key.endswith("?")
         key = key.rstrip("?")
-        types = types if isinstance(types, tuple) else (types,)
+        nested = types if isinstance(types, dict) else None
+        types = (dict,) if nested is not None else types if isinstance(types, tuple) else (types,)
         v = value.get(key)
         if v is None and optional:
             continue
         if key not in value:
             return f"{where}{key!r} is missing"
+        if nested is not None and isinstance(v, dict):
+            problem = json_problem(v, nested, f"{where}{key}.")
+            if problem is not None:
+                return problem
+            continue
         if (isinstance(v, bool) and bool not in types) or not isinstance(v, types):
             want = " or ".join(_JSON_NAMES.get(t, t.__name__) for t in types)
             return f"{where}{key!r} is {_JSON_NAMES.get(type(v), type(v).__name__)}, expected {want}"
@@ -286,7 +478,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[Any]], Any], mode:
     pathlib.Path
         ``path``.
     """
-    with atomic_path(path) as tmp, open(tmp, mode, encoding=None if "b" in mode else "utf-8") as f:
+    text = "b" not in mode  # a path's undecodable bytes (surrogates) are written back as those bytes
+    with atomic_path(path) as tmp, open(tmp, mode, encoding="utf-8" if text else None,
+                                         errors="surrogateescape" if text else None) as f:
         write(f)
     return Path(path)
 
@@ -332,9 +526,12 @@ class FolderLock:
         self.what = what or str(self.folder)
         self.required = required
         self._file: IO[Any] | None = None
+        self._child = False  # a forked copy in a worker: never releases (removes) the parent's lock
         self.since: float | None = None
         #: Whether the held lock really excludes other processes (False without ``flock``).
         self.exclusive = False
+        #: What :func:`claim_output` removed (leftovers of killed runs) when it took the lock.
+        self.removed: list[Path] = []
 
     @property
     def held(self) -> bool:
@@ -367,7 +564,7 @@ class FolderLock:
         while True:
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)
-                f = open(self.path, "a+", encoding="utf-8", opener=_no_follow)
+                f = open(self.path, "a+", encoding="utf-8", errors="backslashreplace", opener=_no_follow)
             except OSError as e:
                 raise _with_path(e, self.folder, "cannot write here") from None
             try:
@@ -408,13 +605,15 @@ class FolderLock:
                 raise
             self._file = f
             self.exclusive = exclusive
+            _HELD.add(self)
             return self
 
     def release(self) -> None:
         """Release the lock and remove the lock file; no-op if not held."""
         f, self._file = self._file, None
         self.exclusive = False
-        if f is None:
+        _HELD.discard(self)
+        if f is None or self._child:
             return
         try:
             with suppress(OSError):
@@ -433,6 +632,48 @@ class FolderLock:
             self.release()
         except Exception:  # noqa: BLE001 - at interpreter exit modules may be gone
             pass
+
+
+#: The locks this process holds, so that a forked child (a worker) drops its copies at once.
+_HELD: "weakref.WeakSet[FolderLock]" = weakref.WeakSet()
+
+
+def _drop_inherited_locks() -> None:
+    """In a forked child: close the inherited descriptors of the parent's locks, so that only the
+    parent holds them (a worker that outlives a killed parent never keeps a folder locked), and
+    mark the copies so that the child never removes the parent's lock file."""
+    for lock in list(_HELD):
+        f, lock._file, lock._child = lock._file, None, True
+        if f is not None:
+            with suppress(OSError, ValueError):
+                os.close(f.fileno())
+            with suppress(Exception):
+                f.close()
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_inherited_locks)
+
+
+def die_with_parent(parent: int | None = None) -> None:
+    """Worker initializer: end this process when its parent ends (even by ``kill -9``).
+
+    On Linux the kernel sends SIGKILL to the worker when the parent dies
+    (``prctl(PR_SET_PDEATHSIG)``); a parent already gone (pid ``parent`` is no longer this
+    process's parent) ends the worker at once. Elsewhere it does nothing: the pool's own
+    shutdown ends the workers.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    with suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
 def _no_follow(path: str, flags: int) -> int:

@@ -10,10 +10,13 @@ Two kinds of file share one format family (``torch.save`` of plain dicts, loaded
   :func:`b2b.sampling.export.export_generator`: the generator's weights, its preset and, when calibrated,
   its binarization threshold.
 
-Both carry ``version`` :data:`FORMAT_VERSION` and, since 2026-12-03, ``digest``: the SHA-256 of
-every tensor in the file (:func:`tensor_digest`), which loading verifies (torch does not check
-its archive's CRCs, so a damaged file would otherwise load silently); files without it (the
-shipped ``data/pretrained/generator.pt``, ``data/ablations/``) load as before. :func:`load_checkpoint` checks any of them and
+Both carry ``version`` :data:`FORMAT_VERSION` and ``digest``, which loading verifies (torch does
+not check its archive's CRCs, so a damaged file would otherwise load silently). Since 2026-12-07
+(``seal`` :data:`SEAL_VERSION`) the digest is the SHA-256 of every entry of the file, tensors and
+plain values alike (:func:`tensor_digest`): a changed threshold, calibration, preset, step, data
+fingerprint or ``weights`` marker is refused like a flipped weight byte. Files from before still
+load, with a one-line note on stderr: those of 2026-12-03 to 12-06 carry a digest of their tensors
+only, older ones none. :func:`load_checkpoint` checks any of them and
 :func:`load_generator` builds the generator of either. What a training checkpoint needs to be
 exact is here too: :func:`rng_state` / :func:`set_rng_state` (every random state a run draws
 from) and :func:`data_fingerprint` (a resume on other data is refused).
@@ -44,7 +47,8 @@ kept; :func:`restore_training` loads it back into a run), a dict:
                    (:func:`data_fingerprint` of the windows; a resume on other data is refused)
 ``history``        list of dict rows (:data:`b2b.training.history.HISTORY_FIELDS`)
 ``elapsed``        training wall time so far (s)
-``digest``         ``"sha256:..."`` of every tensor above (:func:`tensor_digest`), added by
+``seal``           :data:`SEAL_VERSION`: the digest covers every entry (files before it: tensors only)
+``digest``         ``"sha256:..."`` of every entry above (:func:`tensor_digest`), added by
                    :func:`atomic_torch_save` and verified on loading
 =================  ==========================================================================
 
@@ -89,6 +93,9 @@ __all__ = ["CHECKPOINT_FORMAT", "GENERATOR_FORMAT", "FORMAT_VERSION", "resolve_d
 CHECKPOINT_FORMAT = "b2b-checkpoint"
 GENERATOR_FORMAT = "b2b-generator"
 FORMAT_VERSION = 1
+#: What a file's ``digest`` covers: 2, every entry (tensors and plain values); files without a
+#: ``seal`` entry have a digest of their tensors only (or none).
+SEAL_VERSION = 2
 _CKPT_RE = re.compile(r"^checkpoint_(\d+)\.pt$")
 
 
@@ -122,7 +129,9 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     under ``path`` or a temporary name.
     """
     if isinstance(obj, dict) and obj.get("format") in (CHECKPOINT_FORMAT, GENERATOR_FORMAT):
-        obj = {**{k: v for k, v in obj.items() if k != "digest"}, "digest": tensor_digest(obj)}
+        obj = {k: v for k, v in obj.items() if k not in ("digest", "seal")}
+        obj["seal"] = SEAL_VERSION
+        obj["digest"] = tensor_digest(obj)
     buf = io.BytesIO()
     try:
         torch.save(obj, buf)
@@ -175,23 +184,35 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if ckpt.get("version") != FORMAT_VERSION:
         raise ValueError(f"checkpoint {path}: format version {ckpt.get('version')!r} is not known to this "
                          f"b2b (it reads version {FORMAT_VERSION}); use the b2b that wrote it")
+    if "seal" in ckpt and ckpt["seal"] != SEAL_VERSION:
+        raise ValueError(f"checkpoint {path}: seal {ckpt['seal']!r} is not known to this b2b (it reads seal "
+                         f"{SEAL_VERSION}); use the b2b that wrote it")
+    if "seal" in ckpt and "digest" not in ckpt:
+        raise ValueError(f"checkpoint {path} is damaged: it says it is sealed but carries no digest")
     if "digest" in ckpt and ckpt["digest"] != tensor_digest(ckpt):
-        raise ValueError(f"checkpoint {path} is damaged: its tensors do not match the SHA-256 digest it "
-                         "carries (a flipped or overwritten byte); use another copy")
+        what = "its contents (weights, threshold, preset, step ...)" if "seal" in ckpt else "its tensors"
+        raise ValueError(f"checkpoint {path} is damaged: {what} do not match the SHA-256 digest it "
+                         "carries (a flipped or overwritten byte, or an edited entry); use another copy")
     problem = _checkpoint_problem(ckpt)
     if problem:
         raise ValueError(f"checkpoint {path} is malformed: {problem}")
+    if "seal" not in ckpt:
+        _note_unsealed(path, "digest" in ckpt)
     return ckpt
 
 
 def tensor_digest(obj: Any) -> str:
-    """SHA-256 of every tensor in a checkpoint dict (its ``digest`` entry left out): ``"sha256:<hex>"``.
+    """The SHA-256 digest of a checkpoint dict (its ``digest`` entry left out): ``"sha256:<hex>"``.
 
-    The tensors are visited in the dict's order (nested dicts, lists and tuples too); each adds
-    its place (the keys leading to it), dtype, shape and bytes, so a changed value, a moved
-    tensor or a reshaped one changes the digest.
+    Entries are visited in the dict's order (nested dicts, lists and tuples too). A tensor adds
+    its place (the keys leading to it), dtype, shape and bytes; with ``seal`` :data:`SEAL_VERSION`
+    in ``obj`` every other value (number, string, bool, None) adds its place, type and value too,
+    and a dict or list its length, so that any entry that changes behaviour (threshold,
+    calibration, preset, step, data fingerprint, ``weights``) changes the digest. Without
+    ``seal`` (files of 2026-12-03 to 12-06) only the tensors count.
     """
     h = hashlib.sha256()
+    sealed = isinstance(obj, dict) and obj.get("seal") == SEAL_VERSION
 
     def visit(x: Any, where: str) -> None:
         if isinstance(x, Tensor):
@@ -199,15 +220,35 @@ def tensor_digest(obj: Any) -> str:
             h.update(f"{where}|{str(x.dtype)}|{tuple(x.shape)}|".encode())
             h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
         elif isinstance(x, dict):
+            if sealed:
+                h.update(f"{where}|dict|{len(x) - (where == '' and 'digest' in x)}|".encode())
             for k, v in x.items():
                 if not (where == "" and k == "digest"):
                     visit(v, f"{where}/{k!r}")
         elif isinstance(x, (list, tuple)):
+            if sealed:
+                h.update(f"{where}|{type(x).__name__}|{len(x)}|".encode())
             for i, v in enumerate(x):
                 visit(v, f"{where}/{i}")
+        elif sealed:
+            h.update(f"{where}|{type(x).__name__}|{x!r}|".encode("utf-8", "backslashreplace"))
 
     visit(obj, "")
     return "sha256:" + h.hexdigest()
+
+
+_NOTED: set[str] = set()
+
+
+def _note_unsealed(path: Path, tensors: bool) -> None:
+    """One line on stderr (once per file and process) for a file whose entries are not all sealed."""
+    key = str(Path(path).resolve())
+    if key in _NOTED:
+        return
+    _NOTED.add(key)
+    what = ("its digest covers the tensors only" if tensors else "it carries no digest")
+    print(f"b2b: note: {path} was written before b2b sealed every entry ({what}); it loads, but damage "
+          "to its unsealed entries cannot be detected: re-export it to seal it", file=sys.stderr)
 
 
 def _check_readable(path: Path) -> None:

@@ -64,7 +64,15 @@ __all__ = [
     "noise",
     "build",
     "count_parameters",
+    "parameter_bytes",
+    "check_memory",
+    "MAX_PARAMETER_BYTES",
 ]
+
+#: Most bytes the parameters of a preset's two networks may take (float32), estimated on torch's
+#: ``meta`` device (no memory) before :func:`build` allocates them.
+MAX_PARAMETER_BYTES = 2 * 2**30
+
 
 # --------------------------------------------------------------------------- networks
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -338,8 +346,29 @@ def build(preset: str | Preset = "seed", fast_edges: bool = False) -> tuple[GenC
     (GenConvNet, DiscConvNet)
     """
     p = get_preset(preset)
+    check_memory(p)
     g, d = GenConvNet(p.generator), DiscConvNet(p.critic)
     return (speed_up(g), speed_up(d)) if fast_edges else (g, d)
+
+
+def parameter_bytes(preset: str | Preset) -> int:
+    """Bytes the float32 parameters of ``preset``'s two networks take, counted on torch's ``meta``
+    device (shapes only: nothing is allocated)."""
+    p = get_preset(preset)
+    with torch.device("meta"):
+        g, d = GenConvNet(p.generator), DiscConvNet(p.critic)
+    return 4 * (sum(t.numel() for t in g.parameters()) + sum(t.numel() for t in d.parameters()))
+
+
+def check_memory(preset: str | Preset, limit: int = MAX_PARAMETER_BYTES) -> None:
+    """ValueError (one line, naming the preset and the bound) if the networks of ``preset`` would
+    take more than ``limit`` bytes of parameters; called by :func:`build` before allocating."""
+    p = get_preset(preset)
+    need = parameter_bytes(p)
+    if need > limit:
+        raise ValueError(f"preset {p.name!r}: its networks' parameters would take {need:,} bytes, more "
+                         f"than the {limit:,}-byte bound (networks.MAX_PARAMETER_BYTES); use smaller "
+                         "sizes (channels, latent, refiner, streams)")
 
 
 def count_parameters(module: nn.Module) -> int:

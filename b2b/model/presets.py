@@ -14,12 +14,19 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["GeneratorConfig", "CriticConfig", "TrainingConfig", "Preset", "PRESETS", "get_preset", "MAX_BATCH",
+__all__ = ["GeneratorConfig", "CriticConfig", "TrainingConfig", "Preset", "PRESETS", "get_preset", "MAX_BATCH", "BOUNDS",
            "NORMS", "N_BLOCKS"]
 
 NORMS = ("batch", "layer", "none")
 MAX_BATCH = 65536  # beyond any sensible GAN batch (the presets use 64)
 N_BLOCKS = 5
+#: The bound of every size a preset declares (name -> largest value), checked where the preset is
+#: made, before anything is built: far beyond what the presets use (latent 128, channels 64,
+#: refiner 2, streams 32, n_critic 5), far below what would exhaust a machine's memory.
+BOUNDS: dict[str, int | float] = {
+    "latent": 4096, "channels": 1024, "refiner": 16, "streams": 256,
+    "n_critic": 100, "lr_step_epochs": 10**6, "lr": 1.0, "lr_gamma": 1.0, "lambda_gp": 1e4,
+}
 
 
 # --------------------------------------------------------------------------- configs
@@ -64,8 +71,7 @@ class GeneratorConfig:
 
     def __post_init__(self) -> None:
         _check_common("generator", self.norm, self.attention, self.channels)
-        if self.latent < 1:
-            raise ValueError(f"generator latent must be >= 1, got {self.latent}")
+        _check_size("generator", "latent", self.latent, 1)
         _check_count("generator", "refiner", self.refiner, "units")
 
 
@@ -152,14 +158,20 @@ class TrainingConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
+            if name != "batch" and v > BOUNDS[name]:
+                raise ValueError(f"{name} must be at most {BOUNDS[name]} (presets.BOUNDS), got {v!r}")
         if self.batch > MAX_BATCH:
             raise ValueError(f"batch {self.batch} is beyond any sensible batch size (at most {MAX_BATCH}; "
                              "the presets use 64)")
-        for name in ("lr_g", "lr_d", "lr_gamma"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        if not self.lambda_gp >= 0:
-            raise ValueError(f"lambda_gp must be >= 0, got {self.lambda_gp!r}")
+        for name, high in (("lr_g", BOUNDS["lr"]), ("lr_d", BOUNDS["lr"]), ("lr_gamma", BOUNDS["lr_gamma"])):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= high:
+                raise ValueError(f"{name} must be in (0, {high}] (presets.BOUNDS), got {v!r}")
+        if isinstance(self.lambda_gp, bool) or not isinstance(self.lambda_gp, (int, float)) \
+                or not 0 <= self.lambda_gp <= BOUNDS["lambda_gp"]:
+            raise ValueError(f"lambda_gp must be in [0, {BOUNDS['lambda_gp']:g}] (presets.BOUNDS), got {self.lambda_gp!r}")
+        if not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
 
 
 @dataclass(frozen=True)
@@ -220,17 +232,26 @@ class Preset:
 
 
 def _check_common(net: str, norm: str, attention: int | None, channels: int) -> None:
-    if norm not in NORMS:
+    if not isinstance(norm, str) or norm not in NORMS:
         raise ValueError(f"{net} norm must be one of {NORMS}, got {norm!r}")
-    if attention is not None and not 1 <= attention <= N_BLOCKS:
-        raise ValueError(f"{net} attention must be None or a block number 1..{N_BLOCKS}, got {attention}")
-    if channels < 1:
-        raise ValueError(f"{net} channels must be >= 1, got {channels}")
+    if attention is not None and (isinstance(attention, bool) or not isinstance(attention, int)
+                                  or not 1 <= attention <= N_BLOCKS):
+        raise ValueError(f"{net} attention must be None or a block number 1..{N_BLOCKS}, got {attention!r}")
+    _check_size(net, "channels", channels, 1)
+
+
+def _check_size(net: str, name: str, value: Any, low: int) -> None:
+    """ValueError naming the field and its bound unless ``value`` is an integer in [low, BOUNDS[name]]."""
+    high = BOUNDS[name]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{net} {name} must be an integer in [{low}, {high}] (presets.BOUNDS), got {value!r}")
 
 
 def _check_count(net: str, name: str, value: Any, unit: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"{net} {name} must be a number of {unit} >= 0, got {value!r}")
+    if value > BOUNDS[name]:
+        raise ValueError(f"{net} {name} must be at most {BOUNDS[name]} {unit} (presets.BOUNDS), got {value!r}")
 
 
 # The one place where presets live. ``seed`` is the original model; ``improved`` is the recipe

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from b2b.files.atomic import check_output, claim_output, read_json
+from b2b.files.atomic import check_not_input, check_output, claim_output, read_json
 from b2b.model.checkpoint import (FORMAT_VERSION, GENERATOR_FORMAT, atomic_torch_save, load_checkpoint, load_generator,
                             resolve_device)
 from b2b.sampling.generate import CALIBRATION_SAMPLES, CALIBRATION_SEED, MAX_SAMPLES, calibrate_threshold, note_density
@@ -48,7 +48,8 @@ def export_generator(checkpoint_path: str | Path, out_path: str | Path, *, data:
     checkpoint_path : str or Path
         A training checkpoint or an exported generator file.
     out_path : str or Path
-        The file to write (may be ``checkpoint_path`` itself).
+        The file to write; never ``checkpoint_path`` itself (ValueError): a command does not
+        replace what it reads, and a training checkpoint's critic and optimizers would be lost.
     data : str, path, dataset or array, optional
         The training data, whose note density (share of on cells) the threshold matches
         (:func:`b2b.sampling.generate.note_density`), e.g. ``"bach"``.
@@ -67,6 +68,7 @@ def export_generator(checkpoint_path: str | Path, out_path: str | Path, *, data:
         ``out_path``.
     """
     check_output(out_path)  # a symlink, device node or FIFO is never replaced (before any work)
+    check_not_input(out_path, [checkpoint_path], "out")
     ckpt = load_checkpoint(checkpoint_path)
     small = {"format": GENERATOR_FORMAT, "version": FORMAT_VERSION, "step": ckpt.get("step", 0),
              "config": ckpt.get("config", {}), "preset": ckpt.get("preset"), "data": ckpt.get("data", {}),
@@ -92,7 +94,7 @@ def export_generator(checkpoint_path: str | Path, out_path: str | Path, *, data:
     out_path = Path(out_path)
     if out_path.is_dir():
         raise ValueError(f"out: {out_path} is a folder; expected a file name such as generator.pt")
-    lock = claim_output(out_path, f"out {out_path}", file=True)  # one writer; a killed one's temporaries go
+    lock = claim_output(out_path, f"out {out_path}", file=True, inputs=[checkpoint_path])  # one writer
     try:
         atomic_torch_save(small, out_path)
     finally:
@@ -135,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; expected a file name such as generator.pt")
+    check_not_input(out, [args.checkpoint], "--out")  # before any work
     try:
         export_generator(args.checkpoint, out, data=args.data, density=args.density, n=args.n,
                          seed=args.seed, device=args.device)
@@ -163,6 +166,8 @@ def _run_onnx(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {out} should end in .onnx with --format onnx")
     if not out.parent.is_dir():
         raise ValueError(f"--out {out}: folder {out.parent} does not exist")
+    for written in (out, out.with_suffix(".json")):
+        check_not_input(written, [args.checkpoint], "--out")
     try:
         export_onnx(args.checkpoint, out)
     except ModuleNotFoundError as e:

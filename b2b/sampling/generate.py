@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from b2b.files.atomic import atomic_write, check_output, claim_output, free_bytes, read_json
+from b2b.files.atomic import atomic_write, check_not_input, check_output, claim_output, free_bytes, publish, read_json
 from b2b.music.audio import TAIL, check_tempo, write_wav
 from b2b.model.checkpoint import load_generator, resolve_device
 from b2b.model.networks import noise
@@ -88,7 +88,7 @@ CALIBRATION_SAMPLES = 1000
 _CHUNK = 256  # generator batch per forward pass (eval mode: results do not depend on it)
 _NUMBERED_RE = re.compile(r"^sample_(\d+)\.(mid|wav)$")
 #: What a killed run of this module leaves in its out folder: its staging folder and temporaries.
-_LEFTOVER_RE = re.compile(r"\.(samples(\.npy|\.json|\.png|_binary\.npy)?|sample_\d+\.(mid|wav))\.[0-9a-f]{8}\.tmp")
+_LEFTOVER_RE = re.compile(r"\.(samples(\.npy|\.json|\.png|_binary\.npy)?|sample_\d+\.(mid|wav)|b2b-old)\.[0-9a-f]{8}\.tmp")
 
 
 # --------------------------------------------------------------------------- sampling
@@ -489,7 +489,8 @@ def write_samples(samples: Any, out_dir: str | os.PathLike, threshold: float, *,
         current = doing[0]
         if isinstance(e, OSError):
             why = e.strerror or str(e)
-            raise OSError(e.errno or errno.EIO, f"could not write {current} ({why}); the folder's earlier "
+            where = e.filename if current == out and e.filename is not None else current
+            raise OSError(e.errno or errno.EIO, f"could not write {where} ({why}); the folder's earlier "
                           "files are untouched") from e
         raise
     finally:
@@ -557,18 +558,12 @@ def _write_staged(chunks: Iterable[Any], stage: Path, n: int, width: int, thresh
 
 
 def _publish(stage: Path, out: Path, names: list[str]) -> list[Path]:
-    """Move the staged batch into ``out``: the earlier ``samples.json`` goes first, the numbered
-    files of an earlier, larger batch are removed, and the new ``samples.json`` comes last."""
-    (out / "samples.json").unlink(missing_ok=True)  # from here the folder describes no batch
-    for name in names[:-1]:
-        os.replace(stage / name, check_output(out / name))
+    """Swap the staged batch into ``out`` as a whole (:func:`b2b.files.atomic.publish`): the numbered
+    files of an earlier, larger batch go with the files they are replaced by, ``samples.json``
+    comes last, and anything that fails or interrupts the swap leaves the earlier batch as it was."""
     keep = set(names)
-    for p in out.iterdir():  # numbered files of an earlier, larger batch (or its WAVs)
-        if _NUMBERED_RE.match(p.name) and p.name not in keep:
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
-    os.replace(stage / "samples.json", check_output(out / "samples.json"))
-    return [out / name for name in names]
+    stale = sorted(p.name for p in out.iterdir() if _NUMBERED_RE.match(p.name) and p.name not in keep)
+    return publish(stage, out, names, remove=stale)
 
 
 def _write_figure(binary: np.ndarray, path: Path) -> Path:
@@ -617,6 +612,8 @@ def run(args: argparse.Namespace) -> int:
     if need > free:
         raise ValueError(f"--out {out}: {args.n} samples (--n) need about {need / 1e6:.0f} MB but only "
                         f"{free / 1e6:.0f} MB are free there")
+    for name in ("samples.npy", "samples_binary.npy", "samples.png", "samples.json"):
+        check_not_input(out / name, [args.checkpoint], "--out")  # never replace what is read
     device = resolve_device(args.device)
     generator, info = load_generator(args.checkpoint, device=device)
     threshold, source = resolve_threshold(explicit, info)

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from b2b.files.atomic import FolderLock, FolderLocked, remove_leftovers
+from b2b.files.atomic import FolderLock, claim_output
 from b2b.model.checkpoint import checkpoints, latest_checkpoint, load_checkpoint
 
 __all__ = ["LEFTOVER_RE", "STEP_BYTES_PER_SAMPLE", "STEP_BYTES_FIXED", "claim_run_folder", "hold_run_folder",
@@ -73,16 +73,8 @@ def claim_run_folder(out: str | os.PathLike, what: str) -> FolderLock:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "--out exists and is not a folder", str(out))
-    lock = FolderLock(out, what=what)
-    try:
-        lock.acquire()
-    except FolderLocked as e:
-        raise FolderLocked(e.errno, f"{e.strerror}; wait for it to finish or choose another --out") from None
-    try:
-        removed = remove_leftovers(out, LEFTOVER_RE, older_than=lock.since)
-    except BaseException:
-        lock.release()
-        raise
+    lock = claim_output(out, what, pattern=LEFTOVER_RE, hint="wait for it to finish or choose another --out")
+    removed = lock.removed
     if removed:
         print(f"b2b: removed {len(removed)} temporary file(s) left in {out} by an interrupted run "
               f"({', '.join(p.name for p in removed[:3])}{', ...' if len(removed) > 3 else ''})", file=sys.stderr)
