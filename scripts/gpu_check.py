@@ -364,8 +364,6 @@ def train_run(name: str, x: torch.Tensor, args: argparse.Namespace, folder: Path
             error = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:500]}"
             log(f"{name}: failed at step {trainer.step}: {error}")
             traceback.print_exc(file=sys.stdout)
-        finally:
-            trainer.close()
     wall = time.perf_counter() - t0
     graph = trainer.graph  # b2b.training.cudagraph.GraphedStep, or None when the run is eager
     captured = graph is not None and graph.captured

@@ -85,18 +85,6 @@ def test_newest_readable_checkpoint_moves_bad_ones_aside_only_when_it_reports(tm
         runfolder.newest_readable_checkpoint(tmp_path)
 
 
-def test_trainer_refuses_a_lock_it_does_not_hold(tmp_path):
-    lock = FolderLock(tmp_path)  # not acquired
-    with pytest.raises(ValueError, match="expected a held lock on the out folder"):
-        Trainer(_cfg(tmp_path), _windows(4), lock=lock)
-    other = runfolder.claim_run_folder(tmp_path / "other", "x")
-    try:
-        with pytest.raises(ValueError, match="expected a held lock on the out folder"):
-            Trainer(_cfg(tmp_path), _windows(4), lock=other)
-    finally:
-        other.release()
-
-
 @pytest.mark.parametrize("option, value, message", [
     ("--keep", "0", "--keep: keep must be a positive integer, got 0"),
     ("--log-every", "0", "--log-every: log_every must be a positive integer, got 0"),
@@ -112,16 +100,3 @@ def test_cli_options_are_checked_by_the_config_before_loading(tmp_path, monkeypa
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
     assert opened == [] and not (tmp_path / "o").exists()
-
-
-def test_a_trainer_releases_the_folder_it_took_again_after_the_callers_lock(tmp_path):
-    # b2b train's lock is the caller's to release; once released, a later train() takes the folder
-    # itself (runfolder.reclaim_run_folder) and so must release it when it returns
-    lock = runfolder.claim_run_folder(tmp_path, "x")
-    t = Trainer(_cfg(tmp_path), _windows(4), lock=lock)
-    t.train()
-    assert lock.held  # the caller's, still
-    lock.release()
-    t.train(iterations=2)
-    assert t.step == 2 and not t._lock.held
-    runfolder.claim_run_folder(tmp_path, "x").release()

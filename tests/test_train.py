@@ -285,9 +285,7 @@ def test_cpu_bf16_trains_with_the_fast_edges_only(tmp_path):
     assert torch.nn.functional.cosine_similarity(grads[True].flatten(), grads[False].flatten(), dim=0) > 0.999
     with pytest.raises(ValueError, match="bf16 on the CPU needs the fast edge layers"):
         Trainer(cfg(tmp_path, iterations=1, precision="bf16", fast_edges=False), windows())
-    t = Trainer(cfg(tmp_path / "fast", iterations=1, precision="bf16"), windows())
-    assert t.amp
-    t.close()
+    assert Trainer(cfg(tmp_path / "fast", iterations=1, precision="bf16"), windows()).amp
 
 
 def test_bf16_trainer_step_on_cpu(tmp_path):
@@ -424,12 +422,16 @@ def _one_line_error(capsys) -> str:
     return err
 
 
-def test_two_trainers_on_one_out_folder(tmp_path):
+def test_the_trainer_takes_no_lock_and_never_mixes_two_runs(tmp_path):
+    """The folder's lock is the command's (b2b train owns its output); the Trainer takes none, but
+    a new run is refused where checkpoints are, and a resumed run continues where the first ended."""
     data = windows(6)
-    first = Trainer(cfg(tmp_path, iterations=1), data)
-    with pytest.raises(FolderLocked, match=rf"{tmp_path}.*in use.*pid {os.getpid()}"):
+    with FolderLock(tmp_path):  # held by someone else: the Trainer does not look
+        first = Trainer(cfg(tmp_path, iterations=1), data)
+        first.train()
+    assert not (tmp_path / ".lock").exists() or "pid" in (tmp_path / ".lock").read_text()
+    with pytest.raises(ValueError, match="already holds checkpoints"):
         Trainer(cfg(tmp_path, iterations=1, seed=4), data)
-    first.train()  # training to the end releases the folder
     again = Trainer(cfg(tmp_path, iterations=2), data, resume=True)
     assert again.step == 1
     again.train()
@@ -456,14 +458,14 @@ def test_lock_held_by_another_process_and_stale_after_kill(tmp_path):
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(FolderLocked, match=rf"pid {holder.pid} "):
-            Trainer(cfg(out), windows(6))
+            runfolder.claim_run_folder(out, "--out")  # what b2b train does first
     finally:
         holder.kill()  # SIGKILL: the kernel drops the flock, the lock file stays
         holder.wait()
     assert f"pid {holder.pid}" in (out / ".lock").read_text()
-    t = Trainer(cfg(out, iterations=1), windows(6))  # a stale lock file does not block
+    lock = runfolder.claim_run_folder(out, "--out")  # a stale lock file does not block
     assert f"pid {os.getpid()}" in (out / ".lock").read_text()
-    t.train()
+    lock.release()
 
 
 def test_cli_second_run_into_the_same_out_is_refused_before_loading(tmp_path, monkeypatch, capsys):
@@ -687,10 +689,10 @@ def test_leftover_temporaries_of_killed_runs_are_removed(tmp_path, capsys):
     others = [".notes.txt.0123abcd.tmp", "checkpoint_notes.txt", ".checkpoint_00000005.pt.xyz.tmp"]
     for name in ours + others:
         (tmp_path / name).write_bytes(b"partial")
-    t = Trainer(cfg(tmp_path), windows(6))
+    lock = runfolder.claim_run_folder(tmp_path, "--out")  # what b2b train does before the Trainer
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(others + [".lock"])
     assert "removed 3 temporary file(s)" in capsys.readouterr().err
-    t.close()
+    lock.release()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(others)
 
 

@@ -1,8 +1,8 @@
 """The ``b2b train`` command: the command line's options, the run folder it owns, the Trainer it runs.
 
 The command owns its output folder: it claims ``--out`` (:func:`b2b.training.runfolder.claim_run_folder`:
-the lock, the leftovers of killed runs) before the data is loaded, hands the held lock to the
-:class:`b2b.training.trainer.Trainer`, and releases it (removing a folder it created when a run is
+the lock, the leftovers of killed runs) before the data is loaded, holds it while the
+:class:`b2b.training.trainer.Trainer` trains (the Trainer takes no lock), and releases it (removing a folder it created when a run is
 refused before writing anything). Under ``torchrun`` it initialises ``torch.distributed``.
 """
 
@@ -115,7 +115,7 @@ def _run(args: argparse.Namespace, config: TrainerConfig, threads: int) -> int:
         dataset = open_dataset(args.data)
         started = _init_distributed(args.device)
         try:
-            trainer = Trainer(config, dataset, resume=args.resume, lock=lock)
+            trainer = Trainer(config, dataset, resume=args.resume)
             if trainer.step >= config.iterations:
                 if trainer.rank == 0:
                     print(f"b2b train: {trainer.last_checkpoint} is already at step {trainer.step} >= --iterations "

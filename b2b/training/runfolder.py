@@ -1,16 +1,15 @@
 """A training run's output folder and machine: one run at a time, resumable, sized to fit.
 
 Everything that keeps a run safe and is not the training loop lives here, so that
-:class:`b2b.training.trainer.Trainer` reads as the loop and ``b2b train`` and the Trainer share one path:
+:class:`b2b.training.trainer.Trainer` reads as the loop:
 
 - :func:`claim_run_folder`: the one call that takes a run's folder. It refuses an ``--out`` that
   is a file, locks ``<out>/.lock`` (:class:`b2b.files.atomic.FolderLock`; a second run gets
   :class:`b2b.files.atomic.FolderLocked` naming the holder's pid, host and start time; a lock left by
   a killed run does not block) and removes the temporaries that killed runs left
-  (:data:`LEFTOVER_RE`). :func:`hold_run_folder` is the Trainer's way to it (the caller's
-  lock or its own claim), :func:`reclaim_run_folder` takes it again for a Trainer that trains on
-  after releasing it (refused if another run wrote a checkpoint there meanwhile), and
-  :func:`check_unused` refuses a new run in a folder that holds checkpoints.
+  (:data:`LEFTOVER_RE`). ``b2b train`` owns its output and takes it here; the Trainer takes no
+  lock. :func:`check_unused` refuses a new run in a folder that holds checkpoints and
+  :func:`check_not_overtaken` a run whose folder another run has written into since it last saved.
 - :func:`newest_readable_checkpoint`: what ``--resume`` continues from. Newer checkpoints that
   do not load (truncated by a crash, damaged) are renamed ``*.unreadable`` and reported.
 - :func:`check_batch_memory`: refuses, before anything big is allocated, a batch whose step
@@ -33,8 +32,8 @@ import torch
 from b2b.files.atomic import FolderLock, claim_output
 from b2b.model.checkpoint import checkpoints, latest_checkpoint, load_checkpoint
 
-__all__ = ["LEFTOVER_RE", "STEP_BYTES_PER_SAMPLE", "STEP_BYTES_FIXED", "claim_run_folder", "hold_run_folder",
-           "reclaim_run_folder", "check_unused",
+__all__ = ["LEFTOVER_RE", "STEP_BYTES_PER_SAMPLE", "STEP_BYTES_FIXED", "claim_run_folder", "check_unused",
+           "check_not_overtaken",
            "newest_readable_checkpoint", "step_bytes", "available_memory", "check_batch_memory",
            "default_threads"]
 
@@ -81,17 +80,6 @@ def claim_run_folder(out: str | os.PathLike, what: str) -> FolderLock:
     return lock
 
 
-def hold_run_folder(out: str | os.PathLike, lock: FolderLock | None) -> FolderLock:
-    """The lock on ``out`` for a Trainer: ``lock`` when given (ValueError unless it is held on
-    ``out``), else a new :func:`claim_run_folder`."""
-    out = Path(out)
-    if lock is None:
-        return claim_run_folder(out, f"out folder {out}")
-    if lock.folder.resolve() != out.resolve() or not lock.held:
-        raise ValueError(f"lock: expected a held lock on the out folder {out}, got {lock.folder}")
-    return lock
-
-
 def check_unused(out: str | os.PathLike) -> None:
     """ValueError if ``out`` already holds checkpoints: a new run never mixes with an old one."""
     existing = latest_checkpoint(Path(out))
@@ -100,18 +88,14 @@ def check_unused(out: str | os.PathLike) -> None:
                          "resume it (--resume) or choose another --out")
 
 
-def reclaim_run_folder(out: str | os.PathLike, last_saved: Path | None) -> FolderLock:
-    """Claim ``out`` again (:func:`claim_run_folder`) for a run whose newest checkpoint there is
-    ``last_saved`` (None: it has written none); ValueError, the lock released, if another run wrote
-    a newer one since."""
+def check_not_overtaken(out: str | os.PathLike, last_saved: Path | None) -> None:
+    """ValueError if ``out``'s newest checkpoint is not ``last_saved`` (None: this run has written
+    none): another run wrote into the folder since, and the two must not mix."""
     out = Path(out)
-    lock = claim_run_folder(out, f"out folder {out}")
     latest = latest_checkpoint(out)
     if latest is not None and latest != last_saved:
-        lock.release()
         raise ValueError(f"out folder {out} now holds {latest.name}, written by another run "
                          "since this Trainer last saved; choose another --out")
-    return lock
 
 
 def newest_readable_checkpoint(out: str | os.PathLike, report: bool = True) -> tuple[Path, dict[str, Any]]:

@@ -53,10 +53,13 @@ resume needs; their format, and what loading checks before ``--resume`` writes a
 described in :mod:`b2b.model.checkpoint`, where the format lives.
 
 The output folder
-    One run at a time, and what keeps it safe lives in :mod:`b2b.training.runfolder`: ``b2b train`` and
-    the Trainer take the folder through one call (:func:`b2b.training.runfolder.claim_run_folder`: the
-    lock, the leftovers of killed runs); a resume continues from the newest readable checkpoint;
-    a batch whose step cannot fit in memory is refused before allocating. A failed write (full
+    One run at a time, and what keeps it safe lives in :mod:`b2b.training.runfolder`. The folder's
+    lock belongs to whoever owns the output: ``b2b train`` takes it
+    (:func:`b2b.training.runfolder.claim_run_folder`: the lock, the leftovers of killed runs) before
+    it builds the Trainer. The Trainer itself takes no lock; it refuses a folder that already holds
+    checkpoints unless it resumes, and before training (again) a folder where another run has
+    written a newer checkpoint since it last saved. A resume continues from the newest readable
+    checkpoint; a batch whose step cannot fit in memory is refused before allocating. A failed write (full
     disk, read-only folder) is an OSError naming the file; the previous checkpoint is untouched.
 
 History (``history.csv`` and ``history.json``, written by :mod:`b2b.training.history`, rewritten
@@ -83,7 +86,6 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from b2b.files.atomic import FolderLock
 from b2b.model.checkpoint import (CHECKPOINT_FORMAT, FORMAT_VERSION, check_resumable, data_fingerprint, gathered_rng_states,
                             resolve_device, restore_training, save_training_checkpoint, seed_rng)
 from b2b.training.cudagraph import GraphedStep, can_graph
@@ -94,8 +96,8 @@ from b2b.training.history import (Pending, diverged, learning_rates, progress_ba
 from b2b.music.geometry import SAMPLE_SHAPE
 from b2b.model.networks import DiscConvNet, GenConvNet, build, noise
 from b2b.model.presets import Preset, get_preset
-from b2b.training.runfolder import (check_batch_memory, check_unused, hold_run_folder,
-                           newest_readable_checkpoint, reclaim_run_folder, step_bytes)
+from b2b.training.runfolder import (check_batch_memory, check_not_overtaken, check_unused, newest_readable_checkpoint,
+                                    step_bytes)
 from b2b.gan.step import wgan_gp_iteration
 
 __all__ = [
@@ -267,9 +269,6 @@ class Trainer:
     resume : bool
         Continue from the newest readable checkpoint in ``config.out`` (FileNotFoundError if none);
         when False, a folder that holds checkpoints is refused (never mix two runs).
-    lock : FolderLock, optional
-        ``b2b train``'s held lock on ``config.out``, released by the caller. Without it the Trainer
-        holds the folder from construction until :meth:`train` returns (:meth:`close` releases it).
 
     Notes
     -----
@@ -277,22 +276,13 @@ class Trainer:
     ``self.generator`` / ``self.critic`` always the plain modules.
     """
 
-    def __init__(self, config: TrainerConfig, dataset: Any, resume: bool = False, *,
-                 lock: FolderLock | None = None) -> None:
-        self._lock, self._own_lock = None, lock is None
+    def __init__(self, config: TrainerConfig, dataset: Any, resume: bool = False) -> None:
         self.config = cfg = dataclasses.replace(config).check()
         self.out = Path(cfg.out)
         self.distributed = dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank() if self.distributed else 0
         self.world = dist.get_world_size() if self.distributed else 1
-        if self.rank == 0:  # the one writer holds the folder (b2b.training.runfolder)
-            self._lock = hold_run_folder(self.out, lock)
-        try:
-            self._init(cfg, dataset, resume)
-        except BaseException:
-            if self._own_lock:
-                self.close()
-            raise
+        self._init(cfg, dataset, resume)
 
     def _init(self, cfg: TrainerConfig, dataset: Any, resume: bool) -> None:
         self.preset = get_preset(cfg.preset)
@@ -357,18 +347,6 @@ class Trainer:
         seed_rng(seed + 1 + self.rank)
         fixed = torch.Generator().manual_seed(seed + 7919)
         self.fixed_noise = noise(self.config.n_samples, self.generator.latent, generator=fixed).to(self.device)
-
-    # ----------------------------------------------------------------- the out folder
-    def close(self) -> None:
-        """Release the lock on the out folder (if this Trainer took it). Training re-takes it."""
-        if self._lock is not None and self._own_lock:
-            self._lock.release()
-
-    def __enter__(self) -> "Trainer":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     # ----------------------------------------------------------------- data
     def _next_indices(self) -> Tensor:
@@ -439,7 +417,8 @@ class Trainer:
         """
         cfg = self.config
         total = cfg.iterations if iterations is None else iterations
-        self._claim()  # the out folder, again if an earlier train() released it
+        if self.rank == 0:  # never mix with a run that wrote into the folder since (b2b.training.runfolder)
+            check_not_overtaken(self.out, self.last_checkpoint)
         bar = progress_bar(cfg.progress and self.rank == 0, self.step, total)
         t0 = time.perf_counter() - self.elapsed
         pending: list[Pending] = []  # steps whose statistics are not read yet
@@ -470,16 +449,7 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
-            self.close()
         return self.history
-
-    def _claim(self) -> None:
-        """Hold the out folder (rank 0): an earlier :meth:`train` released it? This Trainer re-takes it."""
-        if self.rank != 0:
-            return
-        if not self._lock.held:
-            self._lock, self._own_lock = reclaim_run_folder(self.out, self.last_checkpoint), True
-        self.out.mkdir(parents=True, exist_ok=True)
 
     def _read(self, pending: list[Pending], total: int, bar: Any) -> None:
         """Log the ``pending`` steps' statistics; TrainingDiverged at the first non-finite one."""
