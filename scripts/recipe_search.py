@@ -94,7 +94,7 @@ HEADLINE = ("polyphony", "polyphonic_rate", "used_pitch_classes", "qualified_not
             "pitch_class_entropy", "scale_consistency", "note_count", "empty_bar_rate")
 #: candidates that are presets of b2b (``b2b train --preset NAME`` trains them; their description is
 #: the preset's): the streams recipe and the two budget candidates of issue 31
-PRESET_CANDIDATES = ("streams", "lean", "economy")
+PRESET_CANDIDATES = ("streams", "lean", "economy", "steady")
 ALL_CANDIDATES = [*CANDIDATES, *PRESET_CANDIDATES]
 QUICK = dict(iterations=2, batch=8, seeds=[0], n_eval=40, jobs=1, checkpoint_every=1)
 FULL = dict(iterations=1500, batch=64, seeds=[0, 1], n_eval=1000, jobs=2, checkpoint_every=250)

@@ -43,7 +43,7 @@ import pytest
 from scipy.sparse import csc_matrix
 
 from b2b import cli
-from b2b.datasets.catalog import catalog as datasets, fetch
+from b2b.datasets import catalog as datasets, fetch
 
 RES = 24  # LPD steps per beat
 TRACKS = [  # (name, program, is_drum) in LPD-17 file order
@@ -516,8 +516,8 @@ def measure(n_songs: int = 40, workers: tuple[int, ...] = (1, 2), out: Path | No
     import time
 
     from b2b.music import data
-    from b2b.datasets.catalog import catalog as datasets, lpd
-    from b2b.datasets.catalog import store as bstore
+    from b2b.datasets import catalog as datasets, lpd
+    from b2b.datasets import store as bstore
 
     tmp = Path(out or tempfile.mkdtemp(prefix="lpd-measure-"))
     rng = np.random.default_rng(0)

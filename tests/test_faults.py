@@ -20,9 +20,10 @@ import numpy as np
 import pytest
 import torch
 
-from b2b import atomic, bach, fetch, lpd, store
-from b2b import evaluate as E
-from b2b import generate as G
+from b2b.datasets import bach, fetch, lpd, store
+from b2b.files import atomic
+from b2b.evaluation import evaluate as E
+from b2b.sampling import generate as G
 from b2b.files.atomic import FolderLock, NotARegularFile, open_regular, publish, read_json
 from b2b.model.checkpoint import load_checkpoint, load_generator, tensor_digest
 from b2b.cli import main as cli_main

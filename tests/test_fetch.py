@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import lpd_fixtures as F
-from b2b.datasets.catalog import fetch, lpd
+from b2b.datasets import fetch, lpd
 from lpd_fixtures import (  # noqa: F401 - fixtures and helpers shared with test_lpd.py
     ARCHIVE, IDS, LABELS, b2b_lpd17, data_command, error_line, expected_windows, fast_network,
     k_of, server, src, store_windows, url_args)

@@ -23,7 +23,7 @@ import pytest
 
 import lpd_fixtures as F
 from b2b import cli
-from b2b.datasets.catalog import fetch, lpd
+from b2b.datasets import fetch, lpd
 from b2b.music.data import DataError
 from lpd_fixtures import (  # noqa: F401 - fixtures and helpers shared with test_fetch.py
     ARCHIVE, IDS, LABELS, REGISTERED, b2b_lpd17, data_command, error_line, expected_windows,

@@ -51,8 +51,5 @@ def test_the_trainer_starts_the_prior_from_its_data(tmp_path):
     x[:, 5, ::2, 30] = True  # half the steps: log-odds 0
     tr = Trainer(TrainerConfig(preset=preset, iterations=1, out=str(tmp_path / "run"), progress=False,
                                sample_every=0), x)
-    try:
-        b = tr.generator.layers.prior.bias[0, :, 0, :]
-        assert b[5, 30].item() == pytest.approx(0.0, abs=1e-6) and b[5, 31].item() < -9
-    finally:
-        tr.close()
+    b = tr.generator.layers.prior.bias[0, :, 0, :]
+    assert b[5, 30].item() == pytest.approx(0.0, abs=1e-6) and b[5, 31].item() < -9

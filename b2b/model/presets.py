@@ -306,6 +306,17 @@ PRESETS: dict[str, Preset] = {
                     "its learning rate (Adam 3e-4, betas (0.5, 0.9); at 1e-3 it degraded), a moving average "
                     "of the generator (decay 0.999), and the tracks the data never uses silenced",
     ),
+    "steady": Preset(
+        "steady",
+        generator=GeneratorConfig(binary=True, silent_tracks=True),
+        critic=CriticConfig(norm="layer", dropout=0.0, channels=64, minibatch_std=True, streams=32),
+        training=TrainingConfig(lr_g=1e-4, lr_d=1e-4, betas=(0.0, 0.9), lr_gamma=1.0, n_critic=2, batch=32,
+                                ema=0.999),
+        threshold=0.5,
+        description="lean with WGAN-GP's own optimizer settings (Adam 1e-4, betas (0, 0.9), the streams "
+                    "recipe's): lean's windows grew alike again after 2,000 steps (data/longrun/lean-s0); "
+                    "does the slower, momentum-free optimizer keep them varied?",
+    ),
 }
 
 

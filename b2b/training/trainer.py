@@ -74,6 +74,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import math
 import os
 import time
@@ -282,6 +283,8 @@ class Trainer:
         self.distributed = dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank() if self.distributed else 0
         self.world = dist.get_world_size() if self.distributed else 1
+        if self.out.exists() and not self.out.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "out exists and is not a folder", str(self.out))
         self._init(cfg, dataset, resume)
 
     def _init(self, cfg: TrainerConfig, dataset: Any, resume: bool) -> None:
