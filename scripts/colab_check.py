@@ -224,7 +224,8 @@ def junit_result(xml: str) -> dict:
         if outcome is not None and result["cell"] is None:
             m = re.fullmatch(r"Cell (\d+)", case.get("name", ""))
             result["cell"] = int(m.group(1)) if m else None
-            text = re.sub(r"\x1b\[[0-9;]*m", "", (outcome.text or "") + "\n" + (outcome.get("message") or ""))
+            # pytest writes the escape character of nbval's colours as "#x1B" (not allowed in XML)
+            text = re.sub(r"(\x1b|#x1B)\[[0-9;]*m", "", (outcome.text or "").strip() or outcome.get("message") or "")
             if kind == "skipped":
                 text = f"nbval skipped this cell (Colab runs every cell): {text.strip()}"
             result["error"] = text.strip()[-3000:]
