@@ -1,6 +1,8 @@
-"""Run every chapter the way Colab runs it, and fail if one stops.
+"""Run every chapter the way Colab runs it, under nbval, and fail if a cell raises.
 
-What a reader does in Colab, simulated on this machine:
+This is the test command's notebook check (``scripts/test.sh``): one execution per chapter that is
+both nbval over every notebook (``pytest --nbval-lax``: every cell must run without error) and
+the chapter run as a reader runs it in Colab. What a reader does in Colab, simulated on this machine:
 
 1. a runtime with Colab's own packages already installed at Colab's versions (``COLAB_PACKAGES``
    pinned by ``colab/constraints.txt``, Colab's published package list: IPython 7.34, ipykernel
@@ -8,15 +10,22 @@ What a reader does in Colab, simulated on this machine:
    music21 9.9.2, ...; torch is the local CPU wheel ``TORCH``, not Colab's build) and **no**
    jupyter-book or myst-nb: a virtual environment built once (``--venv``, default
    ``.colab-venv``, rebuilt when the constraints change) and hard-link copied afresh for every
-   chapter, so no chapter sees what another installed;
+   chapter, so no chapter sees what another installed. The check adds its test runner
+   (``CHECK_PACKAGES``: pytest, pluggy and iniconfig at Colab's own versions, which Colab ships;
+   nbval and its dependency coverage, which Colab lacks), installed with the same constraints:
+   the build fails if any package then differs from Colab's version;
 2. the chapter's **Colab copy** (``colab/book/``, written by ``scripts/colab_notebooks.py``; the
    check refuses stale copies) alone in an empty folder, with a fresh ``HOME`` (no data root, no
    caches but pip's download cache);
-3. ``google.colab`` importable (a cell put first that registers an empty module of that name),
-   so the chapter's own install cell runs and installs b2b with ``%pip`` from
-   ``$B2B_PIP_URL`` = ``git+file://<repo>`` (the repository's committed ``HEAD``);
-4. every cell executed top to bottom, **including** cells tagged ``skip-execution`` or
-   ``nbval-skip`` (Colab ignores tags), with nbclient;
+3. ``google.colab`` in ``sys.modules`` before the first cell, as in Colab's kernel (an IPython
+   startup file in the fresh ``HOME`` registers an empty module of that name; not a cell, so
+   nbval's cells are the chapter's), so the chapter's own install cell runs and installs b2b with
+   ``%pip`` from ``$B2B_PIP_URL`` = ``git+file://<repo>`` (the repository's committed ``HEAD``);
+4. every cell executed top to bottom by ``pytest --nbval-lax`` in that environment, **including**
+   cells tagged ``skip-execution`` or ``nbval-skip``: Colab ignores tags, so the chapter is run
+   from a copy without them (the committed copy keeps them for the book's own nbval runs), a cell
+   nbval still skips fails the chapter, and the first failing cell stops it (``-x``), as a
+   failing cell stops Colab's "Run all";
 5. ``pip freeze`` before and after: a chapter whose install changed one of Colab's packages fails;
 6. once per run, the install cell alone with a repository URL that does not exist: it must fail
    itself, with its message (not pass silently as ``%pip`` does in IPython 7).
@@ -28,8 +37,9 @@ Usage::
     python scripts/colab_check.py --python 3.13 colab/book/02_gans.ipynb   # on Colab's Python
     python scripts/colab_check.py --repo /path/to/clone        # install b2b from another checkout
 
-Prints one line per chapter (status, seconds) and, for a chapter that fails, the cell and the
-error; exits 1 if any chapter failed. Uncommitted changes are not seen by the chapters (pip
+Prints one line per chapter (status, seconds, cells passed) with pytest's closing line under it
+and, for a chapter that fails, the cell and the error; a last line with the totals; exits 1 if
+any chapter failed. Uncommitted changes are not seen by the chapters (pip
 installs the committed ``HEAD``): the script warns when the work tree is dirty.
 """
 
@@ -40,6 +50,7 @@ import concurrent.futures as cf
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -58,6 +69,11 @@ CONSTRAINTS = ROOT / "colab" / "constraints.txt"
 COLAB_PACKAGES = ["pip", "ipython", "ipykernel", "ipywidgets", "jupyter_client", "notebook", "traitlets",
                   "tornado", "pyzmq", "numpy", "scipy", "matplotlib", "tqdm", "music21", "soundfile",
                   "nbclient", "nbformat"]
+
+#: The notebook test runner the check adds to Colab's packages, installed with Colab's constraints:
+#: pytest (with pluggy and iniconfig) is Colab's own at Colab's version; nbval (the version of
+#: ``requirements.txt``) and its dependency coverage are not in Colab's list. Nothing else changes.
+CHECK_PACKAGES = ["pytest", "nbval==0.11.0"]
 
 #: Colab's torch is 2.11.0+cpu (CUDA on a GPU runtime; a URL line of Colab's list, left out of the
 #: constraints file): a download this machine cannot make, so the local CPU wheel stands in for it.
@@ -79,51 +95,29 @@ PYTHONS = {"3.12": Path("/root/.pyenv/versions/3.12.1/bin/python"),
 BAD_URL = "git+file:///nonexistent/b2b-repository"
 INSTALL_FAILURE = "Check the repository URL"
 
-#: The cell put in front of every chapter: what makes ``"google.colab" in sys.modules`` true.
-COLAB_CELL = 'import sys, types\nsys.modules["google.colab"] = types.ModuleType("google.colab")'
+#: An IPython startup file in the fresh HOME: what makes ``"google.colab" in sys.modules`` true in
+#: the kernel before the first cell, as Colab's kernel has imported it.
+COLAB_STARTUP = ('# Colab\'s kernel has google.colab imported before the first cell: stand in for it.\n'
+                 'import sys, types\nsys.modules["google.colab"] = types.ModuleType("google.colab")\n')
 
 #: A chapter should run in this many seconds on a 2-core CPU (a warning above, not a failure:
 #: shared machines are noisy).
 BUDGET_S = 180
 
-# Runs inside the chapter's venv: executes the notebook with nbclient and writes a JSON result.
+# Runs inside the chapter's venv: refuses an environment with myst_nb (not Colab-like), then is pytest.
 _DRIVER = textwrap.dedent(r"""
-    import json, re, sys, time
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
-    nb_path, out_path, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    result = {"ok": False, "cell": None, "source": "", "error": ""}
+    import sys
     try:
         import myst_nb  # noqa: F401
-        result["error"] = "myst_nb is importable: this is not a Colab-like environment"
     except ImportError:
-        nb = nbformat.read(nb_path, as_version=4)
-        nb.cells.insert(0, nbformat.v4.new_code_cell(sys.argv[4]))
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=False,
-                                skip_cells_with_tag="__colab_runs_every_cell__",
-                                resources={"metadata": {"path": str(__import__("pathlib").Path(nb_path).parent)}})
-        t0 = time.perf_counter()
-        try:
-            client.execute()
-            result["ok"] = True
-        except CellExecutionError as e:
-            result["error"] = re.sub(r"\x1b\[[0-9;]*m", "", str(e))[-3000:]
-        except Exception as e:  # timeouts, dead kernels
-            result["error"] = f"{type(e).__name__}: {e}"[-3000:]
-        # the chapter's code cells that ran (cell 0 is the injected one)
-        result["cells"] = sum(1 for c in nb.cells[1:] if c.cell_type == "code" and c.get("execution_count"))
-        for i, c in enumerate(nb.cells):
-            errs = [o for o in c.get("outputs", []) if o.get("output_type") == "error"]
-            if errs:
-                result["cell"] = i  # 0 is the injected cell: chapter cell i is cell i - 1 of the file
-                result["source"] = c.source[:800]
-                break
-        result["seconds"] = time.perf_counter() - t0
-        nbformat.write(nb, nb_path)
-    with open(out_path, "w") as f:
-        json.dump(result, f)
+        import pytest
+        sys.exit(pytest.main(sys.argv[1:]))
+    print("myst_nb is importable: this is not a Colab-like environment", file=sys.stderr)
+    sys.exit(3)
 """)
+
+#: pytest's closing line, e.g. "==== 31 passed, 1 warning in 95.12s (0:01:35) ====".
+PYTEST_CLOSING = re.compile(r"^=+ .*\b(passed|failed|error|errors|skipped|no tests ran)\b.* in [0-9.]+s.* =+$")
 
 
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
@@ -173,7 +167,7 @@ def ensure_venv(venv: Path, pip_cache: Path, python: Path = Path(sys.executable)
         pins.update(PY312_PINS)
     constraints = "".join(f"{name}=={v}\n" for name, v in sorted(pins.items()))
     stamp = venv / ".colab-packages"
-    want = hashlib.sha256("\n".join([version, TORCH, *COLAB_PACKAGES, constraints]).encode()).hexdigest()
+    want = hashlib.sha256("\n".join([version, TORCH, *COLAB_PACKAGES, *CHECK_PACKAGES, constraints]).encode()).hexdigest()
     if stamp.is_file() and stamp.read_text() == want and (venv / "bin" / "python").exists():
         return venv
     print(f"colab: building the Colab-like environment in {venv} (Python {version}; once)", flush=True)
@@ -183,10 +177,59 @@ def ensure_venv(venv: Path, pip_cache: Path, python: Path = Path(sys.executable)
     env = {**os.environ, "PIP_CACHE_DIR": str(pip_cache), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     py = str(venv / "bin" / "python")
     _run([py, "-m", "pip", "install", "-q", f"pip=={pins['pip']}"], env=env)  # git+file:// needs pip >= 24
-    _run([py, "-m", "pip", "install", "-q", "-c", str(venv / "colab-constraints.txt"), TORCH, *COLAB_PACKAGES],
-         env=env)
+    _run([py, "-m", "pip", "install", "-q", "-c", str(venv / "colab-constraints.txt"), TORCH, *COLAB_PACKAGES,
+          *CHECK_PACKAGES], env=env)
+    off = off_colab(freeze(venv / "bin" / "python"), pins)
+    if off:
+        raise SystemExit(f"colab: the Colab-like environment differs from Colab's versions: {'; '.join(off)}")
     stamp.write_text(want)
     return venv
+
+
+def off_colab(installed: dict[str, str], pins: dict[str, str]) -> list[str]:
+    """Each installed package that Colab pins at another version, as "name A (Colab B)"."""
+    return [f"{name} {version} (Colab {pins[name]})" for name, version in sorted(installed.items())
+            if name in pins and version != pins[name]]
+
+
+def not_colabs(installed: dict[str, str], constraints: Path = CONSTRAINTS) -> dict[str, str]:
+    """The installed packages Colab's list does not have (torch aside: the local wheel stands in for Colab's):
+    what the check adds to a Colab runtime."""
+    colab = colab_versions(constraints)
+    return {name: v for name, v in sorted(installed.items()) if name not in colab and name != "torch"}
+
+
+def run_copy(nb: "nbformat.NotebookNode") -> "nbformat.NotebookNode":
+    """A chapter as Colab runs it, for nbval: every cell's tags dropped (Colab ignores tags; nbval
+    would skip ``nbval-skip`` cells, among them the install cell)."""
+    import copy
+
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        cell.metadata.pop("tags", None)
+    return nb
+
+
+def junit_result(xml: str) -> dict:
+    """``{"passed", "failed", "skipped", "cell", "source", "error"}`` of pytest's JUnit XML for one
+    notebook under nbval (items "Cell <n>", n counting code cells from 0); ``cell`` is the first
+    cell that failed or was skipped, ``error`` what pytest said about it."""
+    import xml.etree.ElementTree as ET
+
+    result = {"passed": 0, "failed": 0, "skipped": 0, "cell": None, "source": "", "error": ""}
+    for case in ET.fromstring(xml).iter("testcase"):
+        outcome = next((child for child in case if child.tag in ("failure", "error", "skipped")), None)
+        kind = "passed" if outcome is None else "skipped" if outcome.tag == "skipped" else "failed"
+        result[kind] += 1
+        if outcome is not None and result["cell"] is None:
+            m = re.fullmatch(r"Cell (\d+)", case.get("name", ""))
+            result["cell"] = int(m.group(1)) if m else None
+            # pytest writes the escape character of nbval's colours as "#x1B" (not allowed in XML)
+            text = re.sub(r"(\x1b|#x1B)\[[0-9;]*m", "", (outcome.text or "").strip() or outcome.get("message") or "")
+            if kind == "skipped":
+                text = f"nbval skipped this cell (Colab runs every cell): {text.strip()}"
+            result["error"] = text.strip()[-3000:]
+    return result
 
 
 def _copy_venv(base: Path, dest: Path) -> None:
@@ -198,32 +241,53 @@ def _copy_venv(base: Path, dest: Path) -> None:
 
 def run_chapter(notebook: Path, venv: Path, url: str, pip_cache: Path, timeout: int,
                 before: dict[str, str] | None = None, extra_env: dict[str, str] | None = None) -> dict:
-    """Run one chapter the Colab way; returns ``{"name", "ok", "seconds", "cell", "source", "error",
-    "changed"}`` (``changed``: Colab's packages, from ``before``, that the chapter's installs changed)."""
+    """Run one chapter the Colab way under nbval; returns ``{"name", "ok", "seconds", "cells",
+    "passed", "failed", "skipped", "cell", "source", "error", "pytest", "changed", "audio"}``
+    (``cells``: the chapter's code cells, nbval's items; ``cell``: the first that failed, counting
+    code cells from 0; ``pytest``: pytest's closing line; ``changed``: Colab's packages, from
+    ``before``, that the chapter's installs changed)."""
+    import nbformat
+
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"colab-{notebook.stem}-") as tmp:
         tmp = Path(tmp)
         work, home = tmp / "content", tmp / "home"
         work.mkdir()
-        home.mkdir()
-        nb = work / notebook.name
-        shutil.copy(notebook, nb)
+        startup = home / ".ipython" / "profile_default" / "startup"
+        startup.mkdir(parents=True)
+        (startup / "00-google-colab.py").write_text(COLAB_STARTUP)
+        nb = run_copy(nbformat.read(notebook, as_version=4))
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        nbformat.write(nb, work / notebook.name)
         runtime = tmp / "venv"
         _copy_venv(venv, runtime)
         env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("B2B_", "PYTHON", "VIRTUAL_ENV", "JUPYTER", "OMP_", "MKL_"))}
+               if not k.startswith(("B2B_", "PYTHON", "IPYTHON", "VIRTUAL_ENV", "JUPYTER", "OMP_", "MKL_", "PYTEST"))}
         env.update(HOME=str(home), B2B_PIP_URL=url, PIP_CACHE_DIR=str(pip_cache),
                    PIP_DISABLE_PIP_VERSION_CHECK="1", PATH=f"{runtime / 'bin'}:{env.get('PATH', '')}",
                    MPLBACKEND="module://matplotlib_inline.backend_inline", **(extra_env or {}))
-        out = tmp / "result.json"
-        proc = subprocess.run([str(runtime / "bin" / "python"), "-c", _DRIVER, str(nb), str(out),
-                               str(timeout), COLAB_CELL], cwd=work, env=env, text=True,
-                              capture_output=True, timeout=timeout * 4)
-        if out.is_file():
-            result = json.loads(out.read_text())
-        else:
-            result = {"ok": False, "cell": None, "source": "",
-                      "error": f"driver exited {proc.returncode}: {proc.stderr[-2000:]}"}
+        junit = tmp / "junit.xml"
+        cmd = [str(runtime / "bin" / "python"), "-c", _DRIVER, "-p", "no:cacheprovider", "--rootdir", str(work),
+               "--nbval-lax", "--nbval-current-env", f"--nbval-cell-timeout={timeout}", "-x",
+               f"--junitxml={junit}", "-o", "junit_family=xunit2", notebook.name]
+        try:
+            proc = subprocess.run(cmd, cwd=work, env=env, text=True, capture_output=True,
+                                  timeout=timeout * len(code) + 300)
+            output, rc = proc.stdout + proc.stderr, proc.returncode
+        except subprocess.TimeoutExpired as e:
+            output, rc = f"{e.stdout or ''}{e.stderr or ''}\npytest did not finish in {e.timeout:.0f} s", None
+        result = (junit_result(junit.read_text(encoding="utf-8")) if junit.is_file() else
+                  {"passed": 0, "failed": 0, "skipped": 0, "cell": None, "source": "",
+                   "error": f"pytest exited {rc} without a result: {output[-2000:]}"})
+        closing = [line for line in output.splitlines() if PYTEST_CLOSING.match(line.strip())]
+        result["pytest"] = closing[-1].strip() if closing else f"(no closing line from pytest; exit {rc})"
+        result["cells"] = len(code)
+        result["ok"] = rc == 0 and result["passed"] == len(code)
+        if not result["ok"] and not result["error"]:
+            result["error"] = (f"pytest exit {rc}: {result['passed']} of {len(code)} cells passed\n"
+                               + output[-2000:])
+        if result["cell"] is not None and result["cell"] < len(code):
+            result["source"] = code[result["cell"]].source[:800]
         after = freeze(runtime / "bin" / "python")
         result["changed"] = changed_packages(before, after) if before else []
         result["audio"] = "tinysoundfont" if "tinysoundfont" in after else "no tinysoundfont: b2b's numpy renderer"
@@ -245,7 +309,7 @@ def install_fails_loudly(notebook: Path, venv: Path, pip_cache: Path, timeout: i
         r = run_chapter(path, venv, BAD_URL, pip_cache, timeout)
     if r["ok"]:
         return f"the install cell passed with a repository that does not exist ({BAD_URL})"
-    if r.get("cell") != 1 or INSTALL_FAILURE not in r["error"]:
+    if r.get("cell") != 0 or INSTALL_FAILURE not in r["error"]:
         return f"the install cell did not fail with its message; cell {r.get('cell')}: {r['error'][-600:]}"
     return None
 
@@ -301,11 +365,14 @@ def main(argv: list[str] | None = None) -> int:
     url = f"git+file://{repo}"
     torch_from = ("is the local CPU wheel" if "+cpu" in before.get("torch", "") else
                   "comes from the package index (no local CPU wheel for this Python)")
-    print(f"colab: {len(notebooks)} chapter(s), b2b from {url}, {args.jobs} at once; Python "
-          f"{_python_version(venv)}, Colab's packages from {CONSTRAINTS.relative_to(ROOT)}; "
-          f"torch {before.get('torch')} {torch_from}, not Colab's {COLAB_TORCH}", flush=True)
+    added = ", ".join(f"{name} {v}" for name, v in not_colabs(before).items())
+    print(f"colab: {len(notebooks)} chapter(s) under pytest --nbval-lax, b2b from {url}, {args.jobs} at once; "
+          f"Python {_python_version(venv)}, Colab's packages from {CONSTRAINTS.relative_to(ROOT)}; "
+          f"torch {before.get('torch')} {torch_from}, not Colab's {COLAB_TORCH}; "
+          f"not in Colab's list: {added or 'nothing'}", flush=True)
     t0 = time.perf_counter()
-    failed, total, cells, chapters_failed = 0, len(notebooks) + (not args.no_bad_url), 0, 0
+    failed, total, chapters_failed = 0, len(notebooks) + (not args.no_bad_url), 0
+    cells = {"cells": 0, "passed": 0, "failed": 0, "skipped": 0}
     if not args.no_bad_url:
         problem = install_fails_loudly(notebooks[0], venv, pip_cache, args.timeout)
         print(f"colab: {'ok  ' if problem is None else 'FAIL'} the install cell fails itself, with its message, "
@@ -319,21 +386,27 @@ def main(argv: list[str] | None = None) -> int:
             r = fut.result()
             ok = r["ok"] and not r["changed"]
             slow = "  (over the 180 s budget)" if r["seconds"] > BUDGET_S else ""
-            print(f"colab: {'ok  ' if ok else 'FAIL'} {r['name']}  {r['seconds']:.0f} s{slow}  ({r['audio']})", flush=True)
+            print(f"colab: {'ok  ' if ok else 'FAIL'} {r['name']}  {r['seconds']:.0f} s{slow}  "
+                  f"{r['passed']} of {r['cells']} cells passed  ({r['audio']})\n    {r['pytest']}", flush=True)
             if r["changed"]:
                 print(textwrap.indent("changed Colab's packages: " + "; ".join(r["changed"]), "    "), flush=True)
             if not r["ok"]:
-                where = f"cell {r['cell'] - 1} of the copy" if r.get("cell") else "(no cell output)"
+                where = f"code cell {r['cell']} of the copy" if r.get("cell") is not None else "(no cell)"
                 print(textwrap.indent(f"{where}:\n{r['source']}\n---\n{r['error']}", "    "), flush=True)
             failed += not ok
             chapters_failed += not ok
-            cells += r.get("cells") or 0
+            for key in cells:
+                cells[key] += r.get(key) or 0
     seconds = time.perf_counter() - t0
+    others = "".join(f", {cells[k]} {k}" for k in ("failed", "skipped") if cells[k])
     print(f"colab: {total - failed} passed, {failed} failed: {len(notebooks) - chapters_failed} of {len(notebooks)} "
-          f"chapters ({cells} code cells) ran the Colab way in {seconds:.0f} s")
+          f"chapters ran the Colab way under nbval, {cells['passed']} of {cells['cells']} code cells passed"
+          f"{others} in {seconds:.0f} s")
     if args.summary:
         args.summary.write_text(json.dumps({"chapters": len(notebooks), "chapters_failed": chapters_failed,
-                                            "cells": cells, "checks_failed": failed, "seconds": seconds}))
+                                            "cells": cells["cells"], "cells_passed": cells["passed"],
+                                            "cells_failed": cells["failed"], "cells_skipped": cells["skipped"],
+                                            "checks_failed": failed, "seconds": seconds}))
     return 1 if failed else 0
 
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Run every test: set up .venv, then the unit tests, then every chapter once, the way Colab runs it
-# (scripts/colab_check.py: its Colab copy alone in a Colab-like environment with Colab's package
-# versions, b2b installed by the chapter's own install cell from git+file://, every cell executed
-# and failing the run if it raises). That one execution per chapter is also the check that every
-# notebook runs: the copies keep the chapters' code cells (tests/test_colab.py), so nbval over
-# book/ would execute the same cells a second time.
+# Run every test: set up .venv, then the unit tests (pytest), then nbval over every notebook, run the
+# way Colab runs it (scripts/colab_check.py: each chapter's Colab copy alone in an empty folder, in
+# a Colab-like environment with Colab's package versions plus pytest and nbval, b2b installed by
+# the chapter's own install cell from git+file://, every cell executed by `pytest --nbval-lax`,
+# the install cell included). That is one execution per chapter: the copies keep the chapters'
+# code cells (tests/test_colab.py), so nbval over book/ as well would run the same cells twice.
 # Exits non-zero if any phase fails; the last line says what ran, with counts and times.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -38,7 +38,9 @@ except (OSError, ValueError):
     print("did not run to the end")
 else:
     ok = s["chapters"] - s["chapters_failed"]
-    print(f"{s['chapters']} (colab copies, {s['cells']} cells) " +
+    cells = f"{s['cells']} cells, {s['cells_passed']} passed" + "".join(
+        f", {s['cells_' + k]} {k}" for k in ("failed", "skipped") if s["cells_" + k])
+    print(f"{s['chapters']} chapters (nbval in the Colab-like env: {cells}) " +
           ("passed" if not s["chapters_failed"] else f"{ok} passed, {s['chapters_failed']} failed") +
           ("" if s["checks_failed"] <= s["chapters_failed"] else "; the install cell's bad-URL check failed"))
 EOF

@@ -300,3 +300,50 @@ def test_changed_packages_names_each_change_to_colabs_packages():
     after = {"numpy": "2.1.3", "music21": "10.5.1", "b2b": "0.1.0", "mido": "1.3.3"}
     assert colab_check.changed_packages(before, after) == ["music21 9.9.2 -> 10.5.1", "tqdm 4.67.3 -> removed"]
     assert colab_check.changed_packages(before, {**before, "b2b": "0.1.0"}) == []
+
+
+def test_the_check_adds_only_nbval_to_colabs_packages():
+    """pytest is Colab's own (at Colab's version in the constraints); nbval is requirements.txt's."""
+    names = {colab_check._normal(p.split("==")[0]): p for p in colab_check.CHECK_PACKAGES}
+    assert set(names) == {"pytest", "nbval"}
+    assert "pytest" in COLAB and "nbval" not in COLAB
+    pins = dict(line.split("==") for line in (ROOT / "requirements.txt").read_text().split()
+                if line.startswith("nbval=="))
+    assert names["nbval"] == f"nbval=={pins['nbval']}"
+    pinned = {"pytest": COLAB["pytest"], "numpy": COLAB["numpy"]}
+    assert colab_check.off_colab({"pytest": "9.2.0", "numpy": COLAB["numpy"], "nbval": "0.11.0"}, pinned) == [
+        f"pytest 9.2.0 (Colab {COLAB['pytest']})"]
+    assert colab_check.not_colabs({"pytest": COLAB["pytest"], "nbval": "0.11.0", "torch": "2.13.0+cpu",
+                                   "coverage": "7.18.0"}) == {"coverage": "7.18.0", "nbval": "0.11.0"}
+
+
+def test_nbval_runs_every_cell_of_the_run_copy_and_stops_at_the_first_failure(tmp_path):
+    """What run_chapter does with a chapter, on a small one in this environment (which has nbval):
+    the copy without tags runs the nbval-skip cell; -x stops at the failing cell; the JUnit XML
+    says which cell failed and why."""
+    import subprocess
+
+    import nbformat
+
+    cells = [nbformat.v4.new_markdown_cell("# T"),
+             nbformat.v4.new_code_cell("x = 41", metadata={"tags": ["nbval-skip", "skip-execution"]}),
+             nbformat.v4.new_code_cell("y = x + 1"),
+             nbformat.v4.new_code_cell("raise ValueError(f'boom {y}')"),
+             nbformat.v4.new_code_cell("z = 3")]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    results = {}
+    for name, notebook in {"as_tagged": nb, "run_copy": colab_check.run_copy(nb)}.items():
+        (tmp_path / name).mkdir()
+        nbformat.write(notebook, tmp_path / name / "t.ipynb")
+        xml = tmp_path / name / "junit.xml"
+        subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", str(tmp_path / name),
+                        "--nbval-lax", "--nbval-current-env", "-x", f"--junitxml={xml}", "t.ipynb"],
+                       cwd=tmp_path / name, capture_output=True, text=True, timeout=300)
+        results[name] = colab_check.junit_result(xml.read_text())
+    assert nb.cells[1].metadata["tags"] == ["nbval-skip", "skip-execution"]  # the chapter is not changed
+    copy = results["run_copy"]
+    assert (copy["passed"], copy["failed"], copy["skipped"], copy["cell"]) == (2, 1, 0, 2)
+    assert "ValueError: boom 42" in copy["error"]
+    tagged = results["as_tagged"]  # nbval skips the tagged cell, so the next one fails
+    assert (tagged["passed"], tagged["failed"], tagged["skipped"], tagged["cell"]) == (0, 1, 1, 0)
+    assert "nbval skipped this cell" in tagged["error"]
