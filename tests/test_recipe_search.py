@@ -28,16 +28,21 @@ def test_candidates_change_only_their_overrides(rs):
 
 
 def test_preset_candidates_are_the_presets_and_train_for_a_cpu_budget(rs, tmp_path):
+    import torch
+
     from b2b.model.presets import get_preset
+    from b2b.training.trainer import Trainer, TrainerConfig
 
     assert rs.candidate_preset("lean") == get_preset("lean")
-    out = tmp_path / "out"
-    assert rs.main(["--quick", "--candidates", "economy", "--cpu-budget", "0.01", "--checkpoint-every", "2",
-                    "--iterations", "100", "--runs", str(tmp_path / "runs"), "--out", str(out)]) == 0
-    run = json.loads((out / "results.json").read_text())["runs"][0]
-    assert run["steps"] == 2  # one chunk of --checkpoint-every steps spends more than 0.01 CPU s
-    assert run["train_cpu_s"] > 0.01
-    assert json.loads((out / "results.json").read_text())["budget"]["cpu_budget"] == 0.01
+    assert rs.candidate_preset("wgangp").name == "wgangp"
+    x = (torch.rand(8, 17, 64, 72, generator=torch.Generator().manual_seed(0)) < 0.02).float()
+    cfg = TrainerConfig(preset=get_preset("economy").with_training(batch=4), iterations=100, out=str(tmp_path / "r"),
+                        device="cpu", progress=False, sample_every=0, checkpoint_every=1000)
+    t = Trainer(cfg, x)
+    spent = rs.train_for(t, 100, cpu_budget=1e-3, chunk=2)  # one chunk spends more than a millisecond
+    assert t.step == 2 and spent > 1e-3
+    rs.train_for(t, 3, cpu_budget=None, chunk=2)  # no budget: to the iterations
+    assert t.step == 3
 
 
 def test_quick_run_reports_every_headline_metric_and_diversity(rs, tmp_path):
