@@ -254,6 +254,18 @@ def _check_count(net: str, name: str, value: Any, unit: str) -> None:
         raise ValueError(f"{net} {name} must be at most {BOUNDS[name]} {unit} (presets.BOUNDS), got {value!r}")
 
 
+def _budget(name: str, *, lr: float, betas: tuple[float, float], n_critic: int, batch: int,
+            description: str) -> Preset:
+    """A budget candidate: the ``streams`` networks, the tracks the data never uses silenced, a moving
+    average of the generator (decay 0.999), and this optimizer, critic steps and batch."""
+    return Preset(
+        name,
+        generator=GeneratorConfig(binary=True, silent_tracks=True),
+        critic=CriticConfig(norm="layer", dropout=0.0, channels=64, minibatch_std=True, streams=32),
+        training=TrainingConfig(lr_g=lr, lr_d=lr, betas=betas, lr_gamma=1.0, n_critic=n_critic, batch=batch, ema=0.999),
+        threshold=0.5, description=description)
+
+
 # The one place where presets live. ``seed`` is the original model; ``improved`` is the recipe
 # that chapter 7's experiments support (scripts/recipe_search.py, candidate ``binary``, recorded in
 # data/ablations/recipe/): the original networks with a straight-through binary generator output,
@@ -282,41 +294,23 @@ PRESETS: dict[str, Preset] = {
         description="improved with BinaryMuseGAN's two extra critic streams (b2b.model.streams): onsets/offsets per "
                     "track and step, and chroma per track and beat, 32 channels each (data/ablations/streams/)",
     ),
-    # The two budget candidates of issue 31: the streams networks, the data's unused tracks silenced,
-    # fewer and smaller critic steps per generator step, and a moving average of the generator.
-    "lean": Preset(
-        "lean",
-        generator=GeneratorConfig(binary=True, silent_tracks=True),
-        critic=CriticConfig(norm="layer", dropout=0.0, channels=64, minibatch_std=True, streams=32),
-        training=TrainingConfig(lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.9), lr_gamma=1.0, n_critic=2, batch=32,
-                                ema=0.999),
-        threshold=0.5,
+    # The budget candidates of issue 31 (data/ablations/budget/): the streams networks with the data's
+    # unused tracks silenced and a moving average of the generator, at fewer and smaller critic steps.
+    "lean": _budget(
+        "lean", lr=2e-4, betas=(0.5, 0.9), n_critic=2, batch=32,
         description="streams at about a quarter of the work per generator step: 2 critic steps at batch 32, "
                     "Adam 2e-4, betas (0.5, 0.9), a moving average of the generator (decay 0.999), and the "
-                    "tracks the data never uses silenced",
-    ),
-    "economy": Preset(
-        "economy",
-        generator=GeneratorConfig(binary=True, silent_tracks=True),
-        critic=CriticConfig(norm="layer", dropout=0.0, channels=64, minibatch_std=True, streams=32),
-        training=TrainingConfig(lr_g=3e-4, lr_d=3e-4, betas=(0.5, 0.9), lr_gamma=1.0, n_critic=1, batch=16,
-                                ema=0.999),
-        threshold=0.5,
+                    "tracks the data never uses silenced"),
+    "economy": _budget(
+        "economy", lr=3e-4, betas=(0.5, 0.9), n_critic=1, batch=16,
         description="streams at the ISMIR 2019 tutorial's economy (1 critic step at batch 16) with a third of "
                     "its learning rate (Adam 3e-4, betas (0.5, 0.9); at 1e-3 it degraded), a moving average "
-                    "of the generator (decay 0.999), and the tracks the data never uses silenced",
-    ),
-    "steady": Preset(
-        "steady",
-        generator=GeneratorConfig(binary=True, silent_tracks=True),
-        critic=CriticConfig(norm="layer", dropout=0.0, channels=64, minibatch_std=True, streams=32),
-        training=TrainingConfig(lr_g=1e-4, lr_d=1e-4, betas=(0.0, 0.9), lr_gamma=1.0, n_critic=2, batch=32,
-                                ema=0.999),
-        threshold=0.5,
+                    "of the generator (decay 0.999), and the tracks the data never uses silenced"),
+    "steady": _budget(
+        "steady", lr=1e-4, betas=(0.0, 0.9), n_critic=2, batch=32,
         description="lean with WGAN-GP's own optimizer settings (Adam 1e-4, betas (0, 0.9), the streams "
                     "recipe's): lean's windows grew alike again after 2,000 steps (data/longrun/lean-s0); "
-                    "does the slower, momentum-free optimizer keep them varied?",
-    ),
+                    "does the slower, momentum-free optimizer keep them varied?"),
 }
 
 
