@@ -7,9 +7,13 @@ table, rows ordered by CPU time: the run, its step, its CPU seconds, the notes a
 longer on the main track, the within-set ratio (diversity), the two-sample accuracy, the
 scorecard's targets met and whether ``b2b.evaluation.scorecard.rank_key`` counts it as varied.
 
+The long runs (``data/longrun/<run>/``: ``trajectory.json`` and ``cpu.json``, written by
+``scripts/long_run.py`` and ``recipe_search.py --trajectory``) join the table with ``--longrun``;
+where a run appears in both, the long run's record is used.
+
 Usage::
 
-    python scripts/budget_table.py --folder data/ablations/budget > data/ablations/budget/results.md
+    python scripts/budget_table.py --folder data/ablations/budget --longrun data/longrun > data/ablations/budget/results.md
 """
 
 from __future__ import annotations
@@ -20,14 +24,23 @@ import sys
 from pathlib import Path
 
 
-def rows(folder: Path) -> list[dict]:
-    """One dict per evaluated checkpoint with a recorded CPU time, sorted by CPU seconds."""
+def _sources(folder: Path, longrun: Path | None) -> dict[str, tuple[Path, dict[str, float]]]:
+    """``{run: (its trajectory.json, {step: CPU seconds})}`` from the screening folder and the long runs."""
     cpu = json.loads((folder / "cpu_seconds.json").read_text())
+    found = {p.stem.removeprefix("trajectory-"): (p, cpu.get(p.stem.removeprefix("trajectory-"), {}))
+             for p in sorted(folder.glob("trajectory-*.json"))}
+    if longrun is not None:
+        for run in sorted(d for d in longrun.iterdir() if (d / "trajectory.json").is_file() and (d / "cpu.json").is_file()):
+            found[run.name] = (run / "trajectory.json", json.loads((run / "cpu.json").read_text()))
+    return found
+
+
+def rows(folder: Path, longrun: Path | None = None) -> list[dict]:
+    """One dict per evaluated checkpoint with a recorded CPU time, sorted by CPU seconds."""
     out = []
-    for path in sorted(folder.glob("trajectory-*.json")):
-        run = path.stem.removeprefix("trajectory-")
+    for run, (path, cpu) in _sources(folder, longrun).items():
         for r in json.loads(path.read_text())["runs"]:
-            seconds = cpu.get(run, {}).get(str(r["steps"]))
+            seconds = cpu.get(str(r["steps"]))
             if seconds is None:
                 continue
             h = r["headline"]
@@ -56,8 +69,9 @@ def markdown(table: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--folder", type=Path, required=True)
+    p.add_argument("--longrun", type=Path, help="the long runs' folder (data/longrun): their trajectories join the table")
     args = p.parse_args(argv)
-    sys.stdout.write(markdown(rows(args.folder)))
+    sys.stdout.write(markdown(rows(args.folder, args.longrun)))
     return 0
 
 

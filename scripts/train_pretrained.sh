@@ -30,6 +30,18 @@
 #     CHECKPOINT=runs/longrun/lean-s0/checkpoint_00010000.pt PRESET=lean \
 #         TRAIN_NOTE="python scripts/long_run.py start --name lean-s0 --preset lean" bash scripts/train_pretrained.sh
 #
+# GENERATOR=<an exported generator file> ships a generator that scripts/recipe_search.py --best chose
+# after its run's training checkpoints were gone (steps 2-4 only; the weights are copied unchanged,
+# checked by their SHA-256): FROM is the folder --best wrote (its provenance.json: the run, the step,
+# the preset, the training time, the checkpoints considered), HISTORY the run's history.csv and
+# TRAJECTORY its trajectory.json (a trajectory.md beside it is copied too); RESULTS is the
+# recipe search's results.json, whose provenance names the training commit. How the `streams` run
+# replaced the `improved` one (whose files moved to data/ablations/improved/):
+#
+#     GENERATOR=data/ablations/streams/generator.pt FROM=data/ablations/streams \
+#         HISTORY=data/ablations/streams/streams-s0/history.csv TRAJECTORY=data/ablations/streams/trajectory-s0.json \
+#         RESULTS=data/ablations/streams/results.json bash scripts/train_pretrained.sh
+#
 # ITERATIONS and RUN can be overridden from the environment; provenance.json records the values used.
 # RESUME=1 continues the run already in RUN (`b2b train --resume`, which accepts a checkpoint of the
 # same networks and hyper-parameters under another preset name), e.g. a run of
@@ -46,6 +58,8 @@ RUN=${RUN:-/tmp/b2b-pretrained/run}
 EVAL=${RUN}-evaluation
 DEST=data/pretrained
 REEXPORT=${REEXPORT:-}
+GENERATOR=${GENERATOR:-}
+FROM=${FROM:-}
 # one intra-op thread: on a shared 2-core machine two spinning threads waste more than they add
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
@@ -71,6 +85,17 @@ if [ -n "$CHECKPOINT" ]; then
     mkdir -p /tmp/b2b-pretrained
     echo "[$STARTED] shipping $SOURCE (no training)"
     TRAIN_COMMIT=${TRAIN_COMMIT:-$GIT_COMMIT} TRAIN_DIRTY=0 TRAIN_STARTED=-
+elif [ -n "$GENERATOR" ]; then
+    for f in "$GENERATOR" "$FROM/provenance.json" "${HISTORY:?HISTORY: the history.csv of the run}" \
+             "${TRAJECTORY:?TRAJECTORY: the trajectory.json of the run}" "${RESULTS:?RESULTS: the results.json of the recipe search}"; do
+        [ -f "$f" ] || { echo "train_pretrained.sh: $f: no such file" >&2; exit 2; }
+    done
+    SOURCE=$GENERATOR
+    RUN=$(dirname "$GENERATOR")
+    EVAL=/tmp/b2b-pretrained/$(basename "$RUN")-evaluation
+    mkdir -p /tmp/b2b-pretrained
+    echo "[$STARTED] shipping $SOURCE, chosen by $FROM/provenance.json (no training)"
+    TRAIN_COMMIT=- TRAIN_DIRTY=0 TRAIN_STARTED=-
 elif [ -n "$REEXPORT" ]; then
     SOURCE=$DEST/generator.pt
     echo "[$STARTED] re-exporting $SOURCE (no training)"
@@ -118,15 +143,20 @@ $EVAL_PRESET_CMD > "$EVAL-preset-threshold.log"
 cp "$EVAL/report.md" "$EVAL/report.csv" "$EVAL/mgeval.json" "$DEST/"
 cp "$EVAL-preset-threshold/report.md" "$DEST/report_preset_threshold.md"
 cp "$EVAL-preset-threshold/report.csv" "$DEST/report_preset_threshold.csv"
-if [ -z "$REEXPORT" ]; then
+if [ -n "$GENERATOR" ]; then
+    cp "$HISTORY" "$DEST/history.csv"
+    cp "$TRAJECTORY" "$DEST/trajectory.json"
+    if [ -f "${TRAJECTORY%.json}.md" ]; then cp "${TRAJECTORY%.json}.md" "$DEST/trajectory.md"; else rm -f "$DEST/trajectory.md"; fi
+elif [ -z "$REEXPORT" ]; then
     cp "$RUN/history.csv" "$DEST/history.csv"      # the training curves (one row per step)
 fi
 
 # the record names the run folder <run>: a machine's folders say nothing to a reader
 rec() { printf '%s' "${1//"$RUN"/<run>}"; }
 python - "$SOURCE" "$DEST" "$(rec "$TRAIN_CMD")" "$(rec "$EXPORT_CMD")" "$(rec "$EVAL_CMD")" "$(rec "$EVAL_PRESET_CMD")" "$TRAIN_COMMIT" "$TRAIN_DIRTY" \
-    "$TRAIN_STARTED" "$GIT_COMMIT" "$SHA_AFTER" "$REEXPORT" "$STARTED" "$RESUMED_FROM" "$RESUME_NOTE" <<'PY'
-import datetime, json, os, platform, sys
+    "$TRAIN_STARTED" "$GIT_COMMIT" "$SHA_AFTER" "$REEXPORT" "$STARTED" "$RESUMED_FROM" "$RESUME_NOTE" \
+    "$GENERATOR" "$FROM" "${RESULTS:-}" <<'PY'
+import csv, datetime, json, os, platform, sys
 from pathlib import Path
 
 import numpy as np
@@ -138,7 +168,7 @@ from b2b.evaluation.evaluate import iter_generated, open_generator
 from b2b.model.checkpoint import load_checkpoint
 
 (source, dest, train_cmd, export_cmd, eval_cmd, eval_preset_cmd, commit, dirty, started, post_commit, sha,
- reexport, now, resumed_from, resume_note) = sys.argv[1:]
+ reexport, now, resumed_from, resume_note, chosen_file, chosen_from, results) = sys.argv[1:]
 path = Path(dest) / "provenance.json"
 gen_file = Path(dest) / "generator.pt"
 g, t, src, info = open_generator(gen_file)
@@ -188,6 +218,51 @@ if reexport:
                                       "reports redone", "command": "REEXPORT=1 bash scripts/train_pretrained.sh",
                               "git_commit": post_commit, "git_b2b_uncommitted_files": int(dirty), "utc": now}
     provenance.pop("export", None)
+elif chosen_file:
+    # a generator that scripts/recipe_search.py --best chose: its record says how it was trained
+    chosen = json.loads((Path(chosen_from) / "provenance.json").read_text())
+    search = json.loads(Path(results).read_text())["provenance"]
+    raw = torch.load(source, map_location="cpu", weights_only=True)
+    cfg, preset = raw["config"], raw["preset"]
+    assert (raw["step"], preset["name"]) == (chosen["step"], chosen["preset"]["name"]), (raw["step"], chosen)
+    with open(Path(dest) / "history.csv", newline="") as f:
+        history = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    assert int(history[-1]["step"]) == raw["step"], "HISTORY: its last step is not the generator's"
+    ds = open_dataset("bach")
+    meta = ds.meta
+    provenance = {
+        "file": "generator.pt",
+        "command": (f"b2b train --data bach --preset {preset['name']} --iterations {cfg['iterations']} --seed {cfg['seed']} "
+                    f"--checkpoint-every {cfg['checkpoint_every']} --out <run>/{chosen['run']}"),
+        "how": f"run {chosen['run']} of `{search['command']}` (scripts/recipe_search.py trains each candidate "
+               f"with the Trainer, as b2b train does), chosen by `{chosen['command']}`",
+        "script": "scripts/train_pretrained.sh (GENERATOR=...)",
+        "environment": {"OMP_NUM_THREADS": "1"},
+        "git_commit": search["commit"],
+        "git_b2b_uncommitted_files": 0,
+        "git_commit_export_and_evaluation": post_commit,
+        "started_utc": "-",
+        "preset": preset["name"],
+        "preset_config": preset,
+        "trainer_config": {**cfg, "out": "<run>"},
+        "data": {"name": "bach", "windows": len(ds), "pieces": len(meta.get("pieces", {})),
+                 "window_rule": meta.get("window_rule"),
+                 "summary": bach.summary(ds).replace(str(ds.path), "<data root>/bach")},
+        "iterations": int(raw["step"]),
+        "epochs": raw["step"] * preset["training"]["n_critic"] * preset["training"]["batch"] / len(ds),
+        "weights": "the trained generator",
+        "wall_seconds": float(chosen["train_wall_s"]),
+        "device": search["machine"],
+        "torch": search["torch"],
+        "python": search["python"],
+        "finished_utc": search["date"],
+        "final_history": history[-1],
+        "mean_last_100": {k: sum(h[k] for h in history[-100:]) / len(history[-100:])
+                          for k in ("loss_d", "loss_g", "wasserstein", "penalty", "grad_norm")},
+        "chosen_by": chosen["chosen_by"],
+        "considered": chosen["considered"],
+        **update,
+    }
 else:
     ckpt = load_checkpoint(source)
     ds = open_dataset("bach")
