@@ -1,5 +1,5 @@
 /*
- * b2b in-page generator (chapter 8): the exported generator runs in the reader's browser.
+ * b2b in-page generator (chapter 9): the exported generator runs in the reader's browser.
  *
  * Every <div class="b2b-generator"> on a page becomes a small instrument: a seed field and a
  * "New sample" button, a second seed and a slider that walks between the two noises (spherical

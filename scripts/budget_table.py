@@ -5,7 +5,10 @@ Reads the trajectories that ``scripts/recipe_search.py --trajectory`` wrote for 
 while the runs trained: ``scripts/long_run.py`` does it for a long run) and writes one Markdown
 table, rows ordered by CPU time: the run, its step, its CPU seconds, the notes an eighth or
 longer on the main track, the within-set ratio (diversity), the two-sample accuracy, the
-scorecard's targets met and whether ``b2b.evaluation.scorecard.rank_key`` counts it as varied.
+scorecard's properties met as the trajectory recorded them (a property is met when all its lines
+are; a trajectory keeps the scorecard lines of its time, not the whole report, so a record made
+before the scorecard's present targets counts the properties of its time) and whether
+``b2b.evaluation.scorecard.rank_key`` counts it as varied.
 
 The long runs (``data/longrun/<run>/``: ``trajectory.json`` and ``cpu.json``, written by
 ``scripts/long_run.py`` and ``recipe_search.py --trajectory``) join the table with ``--longrun``;
@@ -35,6 +38,16 @@ def _sources(folder: Path, longrun: Path | None) -> dict[str, tuple[Path, dict[s
     return found
 
 
+def _properties(card: list[dict]) -> dict:
+    """Whether each property of a recorded scorecard is met (all of its lines are); a line without
+    its property (``prop``) counts as a property of its own."""
+    met: dict = {}
+    for i, line in enumerate(card):
+        key = line.get("prop", i)
+        met[key] = met.get(key, True) and bool(line["ok"])
+    return met
+
+
 def rows(folder: Path, longrun: Path | None = None) -> list[dict]:
     """One dict per evaluated checkpoint with a recorded CPU time, sorted by CPU seconds."""
     out = []
@@ -50,14 +63,15 @@ def rows(folder: Path, longrun: Path | None = None) -> list[dict]:
                         "long_notes_real": h["qualified_note_rate"]["real"],
                         "within_ratio": h["sets"]["within_ratio"],
                         "c2st": (h["sets"].get("two_sample") or {}).get("accuracy"),
-                        "met": sum(bool(c["ok"]) for c in card), "lines": len(card), "varied": not r["rank"][0]})
+                        "met": sum(_properties(card).values()), "lines": len(_properties(card)),
+                        "varied": not r["rank"][0]})
     return sorted(out, key=lambda x: (x["cpu_s"], x["run"]))
 
 
 def markdown(table: list[dict]) -> str:
     """The rows as a Markdown table."""
     real = table[0]["long_notes_real"] if table else float("nan")
-    lines = ["| run | step | CPU s | notes ≥ an eighth (real %.2f) | within-set ratio | C2ST accuracy | targets met | varied |" % real,
+    lines = ["| run | step | CPU s | notes ≥ an eighth (real %.2f) | within-set ratio | C2ST accuracy | properties met (as recorded) | varied |" % real,
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in table:
         c2st = "–" if r["c2st"] is None else f"{r['c2st']:.3f}"

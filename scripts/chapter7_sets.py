@@ -1,13 +1,13 @@
-"""Precompute the set statistics of chapter 7 ("Evaluating generated music") into data/evaluation/.
+"""Precompute the set statistics of chapters 7 and 8 ("Measuring music", "Experiments") into data/evaluation/.
 
-The chapter compares the shipped generator's windows, and the collapsed generator's, with 512 real
+Chapter 7 compares the shipped generator's windows, and chapter 8 the collapsed generator's, with 512 real
 windows of the Bach store by whole-set statistics (:func:`b2b.evaluation.evaluate.set_statistics`: diversity,
 held pitches, nearest training windows, and the classifier two-sample test, whose training is most
 of the chapter's run time on a CPU). This script computes them on exactly the windows the chapter
 draws (the same real draw, noise and thresholds) and writes ``data/evaluation/chapter7_sets.json``
 with what it was computed from (the generators' SHA-256, the dataset's size, the draws, the steps)
-and how (command, commit, date, machine); the chapter reads the file with ``b2b.music.data.asset`` and
-checks that its inputs are the ones it uses.
+and how (command, commit, date, machine); both chapters read the file with ``b2b.music.data.asset``
+and check that its inputs are the ones they use.
 
 Usage::
 

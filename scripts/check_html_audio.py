@@ -2,7 +2,7 @@
 
 Usage::
 
-    python scripts/check_html_audio.py _build/html/book/08_lpd17_gpu.html [--screenshots DIR]
+    python scripts/check_html_audio.py _build/html/book/09_lpd17_gpu.html [--screenshots DIR]
 
 Serves the built site over HTTP on 127.0.0.1, opens the page in headless Chromium and talks to
 it over the Chrome DevTools Protocol (with tornado's websocket client, which Jupyter already
@@ -448,7 +448,7 @@ async def check(url: str, port: int, shots: Path | None, timeout: float) -> list
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("html", type=Path, help="the built HTML page, e.g. _build/html/book/08_lpd17_gpu.html")
+    ap.add_argument("html", type=Path, help="the built HTML page, e.g. _build/html/book/09_lpd17_gpu.html")
     ap.add_argument("--screenshots", type=Path, default=None, help="folder for PNG screenshots")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the page and widgets")
     ap.add_argument("--chromium", default=None, help="browser executable (default: chromium on PATH)")

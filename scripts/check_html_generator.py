@@ -2,12 +2,12 @@
 
 Usage::
 
-    python scripts/check_html_generator.py _build/html/book/08_lpd17_gpu.html      # the built book
+    python scripts/check_html_generator.py _build/html/book/09_lpd17_gpu.html      # the built book
     python scripts/check_html_generator.py --harness DIR                            # without a build
 
 The second form writes a small site into ``DIR`` (the component ``_static/b2b-generator.*``,
 the vendored ``_static/onnxruntime-web/``, the model exported from ``--generator`` with
-:func:`b2b.sampling.web.export_onnx`, and a page holding chapter 8's own ``b2b-generator`` markup) and
+:func:`b2b.sampling.web.export_onnx`, and a page holding chapter 9's own ``b2b-generator`` markup) and
 checks that; ``tests/test_web.py`` runs it in CI.
 
 Served over HTTP on 127.0.0.1, the page is driven over the Chrome DevTools Protocol
@@ -44,7 +44,7 @@ from check_html_audio import (browser_or_none, open_page, page_errors, reporter,
                               run_check, wait_for)
 
 ROOT = Path(__file__).resolve().parent.parent
-CHAPTER = ROOT / "book" / "08_lpd17_gpu.ipynb"
+CHAPTER = ROOT / "book" / "09_lpd17_gpu.ipynb"
 TOLERANCE = 1e-5
 
 JS_STATE = r"""
@@ -62,7 +62,7 @@ JS_STATE = r"""
 
 
 def chapter_markup() -> str:
-    """The ``<div class="b2b-generator" ...></div>`` element of chapter 8's markdown."""
+    """The ``<div class="b2b-generator" ...></div>`` element of chapter 9's markdown."""
     nb = json.loads(CHAPTER.read_text())
     for cell in nb["cells"]:
         text = "".join(cell["source"])
@@ -73,7 +73,7 @@ def chapter_markup() -> str:
 
 
 def build_harness(folder: Path, generator: Path) -> Path:
-    """A minimal site in ``folder`` with chapter 8's generator markup; its page."""
+    """A minimal site in ``folder`` with chapter 9's generator markup; its page."""
     from b2b.sampling.web import export_onnx
 
     static = folder / "_static"
@@ -227,7 +227,7 @@ async def check(url: str, port: int, generator: Path, seed: int, shots: Path | N
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("html", type=Path, nargs="?", help="the built page, e.g. _build/html/book/08_lpd17_gpu.html")
+    ap.add_argument("html", type=Path, nargs="?", help="the built page, e.g. _build/html/book/09_lpd17_gpu.html")
     ap.add_argument("--harness", type=Path, default=None, help="build a minimal site in this folder and check it")
     ap.add_argument("--generator", type=Path, default=ROOT / "data" / "pretrained" / "generator.pt",
                     help="the generator file the page's model comes from (default: data/pretrained/generator.pt)")

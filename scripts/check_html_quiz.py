@@ -2,7 +2,7 @@
 
 Usage::
 
-    python scripts/check_html_quiz.py _build/html/book/07_evaluation.html     # the built book
+    python scripts/check_html_quiz.py _build/html/book/07_measuring.html     # the built book
     python scripts/check_html_quiz.py --harness DIR                            # without a build
 
 The second form writes a small site into ``DIR`` (``_static/b2b-listening.*`` and a page holding
@@ -223,7 +223,7 @@ async def check(url: str, port: int, html: Path, key: tuple[bool, ...] | None, s
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("html", type=Path, nargs="?", help="the built page, e.g. _build/html/book/07_evaluation.html")
+    ap.add_argument("html", type=Path, nargs="?", help="the built page, e.g. _build/html/book/07_measuring.html")
     ap.add_argument("--harness", type=Path, default=None, help="build a minimal site in this folder and check it")
     ap.add_argument("--pairs", type=int, default=5, help="pairs of the harness's quiz (default: 5)")
     ap.add_argument("--seed", type=int, default=3, help="seed of the harness's quiz (default: 3)")

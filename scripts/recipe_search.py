@@ -46,7 +46,7 @@ from provenance import ROOT, git_commit  # noqa: E402
 from b2b.files.atomic import write_text
 import dataclasses
 
-from b2b.evaluation.scorecard import main_track, rank_key, scorecard
+from b2b.evaluation.scorecard import Line, main_track, properties, rank_key, scorecard
 
 #: candidate name -> {"generator"|"critic"|"training": {field: value}} overrides of ``seed``
 CANDIDATES: dict[str, dict[str, dict[str, Any]]] = {
@@ -207,12 +207,12 @@ def trajectory(run: Path, out: Path, data: str, n_eval: int, every: int) -> list
            "budget": {"iterations": max(r["steps"] for r in rows), "batch": "as trained", "seeds": [run.name],
                       "n_eval": n_eval, "every": every},
            "candidates": {}, "runs": rows, "decision": ""}
-    if rows:  # the checkpoint b2b.evaluation.scorecard.rank_key picks: varied first, then the lowest C2ST accuracy, then targets met
+    if rows:  # the checkpoint b2b.evaluation.scorecard.rank_key picks: varied first, then the lowest C2ST accuracy, then properties met
         best = min(rows, key=lambda r: r["rank"])
         res["decision"] = (f"Chosen by b2b.evaluation.scorecard.rank_key: {best['label']} "
                            f"({'as varied as real windows' if not best['rank'][0] else 'no checkpoint as varied as real windows'}, "
                            f"two-sample accuracy {best['rank'][1]:.3f}, {-best['rank'][2]} of "
-                           f"{len(best['headline']['scorecard'])} targets met).")
+                           f"{len(_met(best['headline']['scorecard']))} properties met).")
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "trajectory.json", json.dumps(res, indent=1, default=list))
     write_text(out / "trajectory.md", render_markdown(res).replace("# Recipe search", "# Checkpoints of one run", 1))
@@ -242,7 +242,7 @@ def best(runs: list[Path], out: Path) -> dict[str, Any]:
             "trainer_config": {k: v for k, v in ckpt["config"].items() if k != "out"},
             "train_wall_s": float(ckpt["elapsed"]),
             "chosen_by": "b2b.evaluation.scorecard.rank_key (as varied as real windows first, then the lowest two-sample "
-                         "accuracy, then the most targets met) over every evaluated checkpoint of the runs",
+                         "accuracy, then the most properties met) over every evaluated checkpoint of the runs",
             "considered": [{"run": r.name, "step": s, "rank": list(k)} for k, r, s in sorted(found, key=lambda f: f[0])],
             "command": command_line(sys.argv[1:]),
             "commit": _git_commit(), "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
@@ -324,6 +324,11 @@ def headline(r: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _met(card: list[dict[str, Any]]) -> dict[str, bool]:
+    """Whether each property of a stored scorecard (lines as dicts) is met: all of its lines are."""
+    return properties([Line(**c) for c in card])
+
+
 def _label(r: dict[str, Any]) -> str:
     return r.get("label") or f"{r['candidate']} s{r['seed']}"
 
@@ -368,12 +373,13 @@ def render_markdown(res: dict[str, Any]) -> str:
             f"{_fmt(s.get('nearest_real'))} / {_fmt(s.get('nearest_generated'))} | {_fmt(ts.get('accuracy'))} "
             f"[{_fmt(ts.get('low'))}, {_fmt(ts.get('high'))}] | {r['train_wall_s']:.0f} |")
     lines += ["", "## Scorecard (b2b.evaluation.scorecard: the targets for music that sounds like its data)", "",
-              "| run | targets met | failed |", "| --- | ---: | --- |"]
+              "| run | properties met | failed |", "| --- | ---: | --- |"]
     for r in runs:
         card = r["headline"].get("scorecard") or []
         failed = "; ".join(f"{c['statistic']} {_fmt(c['value'])} (real {_fmt(c['real'])}, {c['target']})"
                            for c in card if not c["ok"])
-        lines.append(f"| {_label(r)} | {sum(c['ok'] for c in card)} / {len(card)} | {failed or '–'} |")
+        met = _met(card)
+        lines.append(f"| {_label(r)} | {sum(met.values())} / {len(met)} | {failed or '–'} |")
     if res.get("decision"):
         lines += ["", "## Decision", "", res["decision"]]
     return "\n".join(lines) + "\n"

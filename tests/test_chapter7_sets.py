@@ -1,6 +1,6 @@
 """Tests of scripts/chapter7_sets.py and the file it committed (data/evaluation/chapter7_sets.json).
 
-Chapter 7 reads its whole-set statistics (two classifier two-sample tests among them) from that
+Chapters 7 and 8 read their whole-set statistics (two classifier two-sample tests among them) from that
 file instead of computing them at every run: the file must have been made from the generators and
 draws the chapter uses, and the script must compute what ``b2b.evaluation.evaluate`` computes.
 """

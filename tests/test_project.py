@@ -145,7 +145,7 @@ def test_pyproject_declares_the_b2b_command():
 def test_every_notebook_is_a_chapter_of_the_book_in_the_order_of_the_story():
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     chapters = [c["file"] for c in toc["parts"][0]["chapters"]]
-    assert chapters == sorted(chapters) and len(chapters) == 8  # 01_… to 08_…: the story's order
+    assert chapters == sorted(chapters) and len(chapters) == 9  # 01_… to 09_…: the story's order
     appendix = [c["file"] for part in toc["parts"] if part.get("caption") == "Appendix" for c in part["chapters"]]
     assert chapters + appendix == [str(p.relative_to(ROOT).with_suffix("")) for p in NOTEBOOKS]
 

@@ -1,4 +1,4 @@
-"""The generator in a web page (chapter 8): b2b.sampling.web, ``b2b export --format onnx``, the page itself.
+"""The generator in a web page (chapter 9): b2b.sampling.web, ``b2b export --format onnx``, the page itself.
 
 The page's JavaScript (``_static/b2b-generator.js``) is checked twice: its noise against
 :func:`b2b.sampling.web.portable_noise` under Node.js, and the whole page in headless Chromium

@@ -1,4 +1,4 @@
-"""Layer 7, evaluation: does the generated music sound like its data? (chapter 7).
+"""Layer 7, evaluation: does the generated music sound like its data? (chapters 7 and 8).
 
 - :mod:`b2b.evaluation.metrics`: music metrics, MGEval-style distribution comparison;
 - :mod:`b2b.evaluation.twosample`: the classifier two-sample test;

@@ -3,7 +3,7 @@
 A :class:`Preset` names a :class:`GeneratorConfig`, a :class:`CriticConfig` and a
 :class:`TrainingConfig` (learning rates, batch, ``n_critic``, ``lambda_gp``, schedule: their one
 home) and the threshold that binarizes its samples; :data:`PRESETS` holds the named ones
-(``seed`` is the original model, ``improved`` the recipe chapter 7's experiments support) and
+(``seed`` is the original model, ``improved`` the recipe chapter 8's experiments support) and
 :func:`get_preset` finds one. :func:`b2b.model.networks.build` makes the networks of a preset.
 Plain dataclasses, no torch.
 """
@@ -267,7 +267,7 @@ def _budget(name: str, *, lr: float, betas: tuple[float, float], n_critic: int, 
 
 
 # The one place where presets live. ``seed`` is the original model; ``improved`` is the recipe
-# that chapter 7's experiments support (scripts/recipe_search.py, candidate ``binary``, recorded in
+# that chapter 8's experiments support (scripts/recipe_search.py, candidate ``binary``, recorded in
 # data/ablations/recipe/): the original networks with a straight-through binary generator output,
 # a wider layer-norm critic with a minibatch standard deviation channel, WGAN-GP's optimizer.
 PRESETS: dict[str, Preset] = {

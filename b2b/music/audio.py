@@ -304,7 +304,7 @@ def synth_recipe(program: int) -> tuple[tuple[float, ...], float, float | None, 
 
     Returns ``(partials, attack, decay, release)``: relative amplitudes of harmonics 1, 2, ...,
     the attack time, the decay time constant (None: held at full level) and the release time,
-    all in seconds. Chapter 8's in-page generator plays tracks with the same recipes.
+    all in seconds. Chapter 9's in-page generator plays tracks with the same recipes.
     """
     return _FAMILIES[(program // 8) % 16]
 

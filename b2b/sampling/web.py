@@ -1,6 +1,6 @@
 """The generator in a web page: ONNX export, noise a browser can reproduce, the page's metadata.
 
-Chapter 8's in-page generator (``_static/b2b-generator.js``) runs the exported model with
+Chapter 9's in-page generator (``_static/b2b-generator.js``) runs the exported model with
 onnxruntime-web in the reader's browser, with no kernel and no server:
 
 * :func:`export_onnx` writes the generator of a b2b file as ``generator.onnx`` (noise

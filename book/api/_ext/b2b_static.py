@@ -3,7 +3,7 @@
 1. Keep vendored libraries in ``_static`` from being loaded on every page (below).
 2. Write the in-page generator's model: after an HTML build, ``data/pretrained/generator.pt`` is
    exported with :func:`b2b.sampling.web.export_onnx` to ``_static/b2b/generator.onnx`` and
-   ``generator.json`` in the built site, where ``_static/b2b-generator.js`` (chapter 8) finds
+   ``generator.json`` in the built site, where ``_static/b2b-generator.js`` (chapter 9) finds
    it. The model is made from the shipped generator at every build, so the page always plays
    the generator that the chapters evaluate.
 
