@@ -126,7 +126,7 @@ def test_table_has_a_row_per_line_the_properties_and_the_verdict():
     assert lines[6] == "| **instrumentation**: windows where Organ sounds | ≤ 2 × real | 0.05 | 0.1 ✓ | 0.1 ✓ |"
     assert lines[8].endswith("| 1.5 ✓ | 3 ✗ |")
     assert lines[-2] == "| **properties met** | all lines met | | **6 of 6** | **4 of 6** |"
-    assert lines[-1].endswith("| **1st** | **2nd** (alike) |")
+    assert lines[-1].startswith("| **the ranking rule's verdict** (`rank_key`") and lines[-1].endswith("| **1st** | **2nd** (alike) |")
 
 
 def test_table_refuses_reports_with_different_lines():

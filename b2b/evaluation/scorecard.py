@@ -201,7 +201,7 @@ def table(reports: Mapping[str, Mapping[str, Any]]) -> str:
     rows.append("| **properties met** | all lines met | | " + " | ".join(f"**{sum(m.values())} of {len(m)}**"
                                                               for m in met.values()) + " |")
     place = verdict(reports)
-    rows.append("| **ranking rule** (`rank_key`) | varied, then two-sample accuracy, then properties | | "
+    rows.append("| **the ranking rule's verdict** (`rank_key`: varied, then two-sample accuracy, then properties) | | | "
                 + " | ".join(f"**{_ordinal(place[name])}**" + ("" if met[name].get("diversity") else " (alike)")
                              for name in cards) + " |")
     return "\n".join(rows)
