@@ -14,20 +14,53 @@ Each copy ``colab/book/<chapter>.ipynb`` is its chapter with every Markdown cell
 - ``{glue}`` roles (the chapters have none: ``tests/test_colab.py``) -> the variable's name and a
   note that the code above computes it (the copies are stored without outputs).
 
-Code cells stay exactly as in the chapter; the first code cell (the Colab install) is the one
-:func:`install_cell` writes, for the URL in ``_config.yml``. An unknown role or directive is an
-error naming the chapter, so nothing MyST reaches a copy unconverted.
+What the book hides or folds, a copy folds the way Colab can:
+
+- a code cell tagged ``hide-input``, ``hide-cell``, ``remove-input`` or ``remove-cell`` is a Colab
+  *form*: a first line ``# @title <title>`` (the cell's ``colab_title`` metadata, else "Code of
+  Figure N", else its first-line comment, else :data:`FORM_TITLES`) and ``cellView: form``
+  metadata, so Colab shows the title and the output, not the code;
+- the measured sentences: a folded cell whose outputs are all Markdown keeps them
+  (:func:`stored_outputs`), so the reader reads the sentences before running anything. They come
+  from an executed build (``--build``, default ``_build``: Jupyter Book's ``jupyter_execute`` and
+  its execution cache) whose code cells are exactly the chapter's, else from the copy written
+  before when its code is the chapter's. So a copy is reproducible: writing again without a
+  build changes nothing; a chapter whose code changed gets no outputs until the next build
+  (never a stale sentence); and ``--check`` compares copies without their outputs, so it does
+  not depend on a build being at hand;
+- a solution the book collapses (an admonition with ``:class: dropdown``, or ``{dropdown}``)
+  becomes a ``#### <title>`` heading cell followed by its text; the heading's id (as the cell's
+  ``id`` and ``metadata.id``, which Colab reads) is listed in the notebook's
+  ``colab.collapsed_sections``, so Colab opens the copy with the section folded: the text and the
+  cells after it (the hidden answer code) up to the next heading of level 4 or above. Exercises
+  (``**N. Title.**`` paragraphs under ``## Exercises``) become ``### N. Title.`` headings, which end
+  the previous solution's section; other text after a solution is an error naming it (it would
+  fold with the solution);
+- code cells before the chapter's first prose (a chapter whose first cell is its title alone)
+  follow that prose, so a copy opens with the title and the story.
+
+Page-only content becomes what a notebook can do: the in-page generator's
+``<div class="b2b-generator" data-seed=... data-seed-b=...>`` becomes a form cell that runs the
+same generator in Python (:func:`b2b.sampling.web.page_sample`, seeds, walk and threshold as
+``# @param`` fields) and plays its window; after a code cell that makes a listening quiz
+(``name = listening.listening_quiz(...)``) comes a form cell where the reader types the picks and
+``name.score(...)`` scores them. Cells a copy adds carry ``b2b_colab`` metadata.
+
+Every other code cell stays exactly as in the chapter; the first code cell (the Colab install)
+is the one :func:`install_cell` writes, for the URL and branch in ``_config.yml``. An unknown
+role or directive is an error naming the chapter, so nothing MyST reaches a copy unconverted.
 
 Usage::
 
     python scripts/colab_notebooks.py                  # (re)write colab/book/*.ipynb, README's links
-    python scripts/colab_notebooks.py --check          # exit 1 if a copy or the links are stale
+    python scripts/colab_notebooks.py --build DIR      # the same, Markdown outputs from the build in DIR
+    python scripts/colab_notebooks.py --check          # exit 1 if a copy (outputs aside) or the links are stale
     python scripts/colab_notebooks.py --install-cells  # also rewrite the chapters' install cells
 
 The launch buttons open the copies (``_config.yml``: ``repository.path_to_book: colab``), and so
 do the README's Colab links, written here between its ``colab-links`` markers. The repository
-URL has one home, ``_config.yml``'s ``repository.url``: the copies' and chapters' install cells
-and the README's links are written from it.
+URL has one home, ``_config.yml``'s ``repository.url`` (with ``repository.branch``, default
+``main``): the copies' and chapters' install cells and the README's links are written from it.
 """
 
 from __future__ import annotations

@@ -529,3 +529,113 @@ def test_nbval_runs_every_cell_of_the_run_copy_and_stops_at_the_first_failure(tm
     tagged = results["as_tagged"]  # nbval skips the tagged cell, so the next one fails
     assert (tagged["passed"], tagged["failed"], tagged["skipped"], tagged["cell"]) == (0, 1, 1, 0)
     assert "nbval skipped this cell" in tagged["error"]
+
+
+# --- how a copy is cut, folded and filled ------------------------------------------------------
+
+def test_markdown_pieces_cut_solutions_exercises_and_the_generator():
+    state = {"exercises": False}
+    intro = colab_notebooks.markdown_pieces("# T\n\n**1. Not an exercise.** Text.", state)
+    assert intro == [("text", "# T\n\n**1. Not an exercise.** Text.")] and not state["exercises"]
+    md = ("## Exercises\n\n**1. First.** Ask.\n\n````{admonition} Solution 1\n:class: dropdown\nAnswer\n"
+          "```python\n**2. Not a heading.**\n```\n````\n\n**2. Second.** Again.\n\n"
+          "```{admonition} A note\n:class: note\nKept.\n```\n"
+          '<div class="b2b-generator" data-seed="3" data-seed-b="9"></div>\nAfter.')
+    pieces = colab_notebooks.markdown_pieces(md, state)
+    assert pieces == [
+        ("text", "## Exercises"), ("text", "### 1. First.\n\nAsk."),
+        ("solution", "Solution 1", "Answer\n```python\n**2. Not a heading.**\n```"),
+        ("text", "### 2. Second.\n\nAgain.\n\n```{admonition} A note\n:class: note\nKept.\n```"),
+        ("generator", {"data-seed": "3", "data-seed-b": "9"}),
+        ("text", "After.")]
+    assert state["exercises"]
+    assert colab_notebooks.markdown_pieces("## Summary\n\n**3. X.** y", state) == [("text", "## Summary\n\n**3. X.** y")]
+
+
+def _chapter(tmp_path: Path, cells: list) -> Path:
+    import nbformat
+
+    root = _mini_book(tmp_path)
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nbformat.write(nb, root / "book" / "a_first.ipynb")
+    return root
+
+
+def test_a_copy_folds_solutions_forms_hidden_code_and_moves_code_before_the_prose(tmp_path):
+    import nbformat
+
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    root = _chapter(tmp_path, [
+        md("# Chapter A", id="title"), code("install", id="inst"),
+        code('display(Markdown(f"{1 + 1} notes"))', id="box", metadata={"tags": ["remove-input"]}),
+        md("Prose first.", id="prose"),
+        code("# Draw the thing\nplot()", id="draw", metadata={"tags": ["hide-input"]}),
+        code("quiz = listening.listening_quiz(a, b)\ndisplay(quiz)", id="quiz"),
+        md("## Exercises\n\n**1. One.** Q?\n\n```{admonition} Solution\n:class: dropdown\nA.\n```", id="ex"),
+        code("answer()", id="ans", metadata={"tags": ["hide-cell"]}),
+        md("**2. Two.** Q2?", id="ex2")])
+    book = colab_notebooks.load_book(root)
+    nb = colab_notebooks.colab_copy(book, root / "book" / "a_first.ipynb", root)
+    shown = [(c.get("id"), c.source.split("\n")[0]) for c in nb.cells]
+    assert shown == [
+        ("title", "# Chapter A"), ("colab-copy-note", shown[1][1]), ("inst", "# In Colab only: install b2b (Colab keeps its own torch, numpy and IPython)."),
+        ("prose", "Prose first."),
+        ("box", "# @title " + colab_notebooks.FORM_TITLES["remove-input"]),
+        ("draw", "# @title Draw the thing"), ("quiz", "quiz = listening.listening_quiz(a, b)"),
+        ("quiz-quiz-score-1", shown[7][1]),
+        ("ex", "## Exercises"), ("ex-part-1", "### 1. One."), ("ex-part-2", "#### Solution"),
+        ("ex-part-2-body-1", "A."), ("ans", "# @title " + colab_notebooks.FORM_TITLES["hide-cell"]),
+        ("ex2", "### 2. Two.")]
+    assert nb.metadata["colab"]["collapsed_sections"] == ["ex-part-2"]
+    assert nb.cells[10].metadata["id"] == "ex-part-2"
+    assert all(nb.cells[k].metadata["cellView"] == "form" for k in (4, 5, 7, 12))
+    assert "print(quiz.score(QUIZ_PICKS))" in nb.cells[7].source
+    assert "git+https://github.com/Someone/fork@main" in nb.cells[2].source
+
+
+def test_text_that_would_fold_with_a_solution_is_an_error(tmp_path):
+    import nbformat
+
+    root = _chapter(tmp_path, [
+        nbformat.v4.new_markdown_cell("# A\n\n## Exercises\n\n```{admonition} Solution\n:class: dropdown\nA.\n```"),
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_markdown_cell("A closing remark, which Colab would fold with the solution.")])
+    book = colab_notebooks.load_book(root)
+    with pytest.raises(ValueError, match="would be folded with it in Colab"):
+        colab_notebooks.colab_copy(book, root / "book" / "a_first.ipynb", root)
+
+
+def test_outputs_come_from_a_build_of_the_same_code_and_stay_until_the_code_changes(tmp_path):
+    import nbformat
+
+    md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
+    cells = [md("# A\n\nProse.", id="t"), code("install", id="i"),
+             code('display(Markdown(f"{2} notes"))', id="m", metadata={"tags": ["remove-input"]}),
+             code("plt.plot()", id="f", metadata={"tags": ["hide-input"]})]
+    root = _chapter(tmp_path, cells)
+    chapter = root / "book" / "a_first.ipynb"
+    book = colab_notebooks.load_book(root)
+    built = nbformat.read(chapter, as_version=4)
+    built.cells[2].outputs = [nbformat.v4.new_output("display_data", data={
+        "text/markdown": "2 notes, see {numref}`fig-b1`", "text/plain": "<Markdown>"})]
+    built.cells[3].outputs = [nbformat.v4.new_output("display_data", data={"image/png": "AAAA"})]
+    (root / "_build" / ".jupyter_cache" / "executed" / "x").mkdir(parents=True)
+    nbformat.write(built, root / "_build" / ".jupyter_cache" / "executed" / "x" / "base.ipynb")
+    found = colab_notebooks.stored_outputs(book, chapter, root / "_build", None, root)
+    assert list(found) == ["m"]  # a figure is not kept: only Markdown
+    nb = colab_notebooks.colab_copy(book, chapter, root, outputs=found)
+    stored = {c.get("id"): c.outputs for c in nb.cells if c.cell_type == "code"}
+    assert [o["data"] for o in stored["m"]] == [{"text/markdown": "2 notes, see Figure 2"}] and stored["f"] == []
+    dest = colab_notebooks.copy_path(chapter, root)
+    dest.parent.mkdir(parents=True)
+    dest.write_text(colab_notebooks.render(nb))
+    # without a build, the copy keeps what it has; --check ignores outputs either way
+    again = colab_notebooks.stored_outputs(book, chapter, None, dest, root)
+    assert colab_notebooks.render(colab_notebooks.colab_copy(book, chapter, root, outputs=again)) == dest.read_text()
+    assert colab_notebooks.is_current(book, chapter, root)
+    # the chapter's code changes: neither the old build nor the old copy gives outputs any more
+    changed = nbformat.read(chapter, as_version=4)
+    changed.cells[3].source = "plt.plot(1)"
+    nbformat.write(changed, chapter)
+    assert colab_notebooks.stored_outputs(book, chapter, root / "_build", dest, root) == {}
+    assert not colab_notebooks.is_current(book, chapter, root)
