@@ -39,6 +39,11 @@ What the book hides or folds, a copy folds the way Colab can:
 - code cells before the chapter's first prose (a chapter whose first cell is its title alone)
   follow that prose, so a copy opens with the title and the story.
 
+Prose for one medium: a ``{only} html`` block (Sphinx's ``only`` directive; the book is an HTML
+build) is left out of a copy, and a ``{only} colab`` block (a tag the book's build never sets) is
+in the copy alone, as plain Markdown: say "the box below runs in your browser" in the first and
+"the cell below runs it in Python" in the second.
+
 Page-only content becomes what a notebook can do: the in-page generator's
 ``<div class="b2b-generator" data-seed=... data-seed-b=...>`` becomes a form cell that runs the
 same generator in Python (:func:`b2b.sampling.web.page_sample`, seeds, walk and threshold as
@@ -377,9 +382,25 @@ def convert_markdown(book: Book, doc: str, source: str, cited: list[str]) -> str
     return "\n".join(out)
 
 
+def only_in_copy(doc: str, expression: str) -> bool:
+    """Whether an ``{only}`` block (Sphinx's tag expression: names, ``and``, ``or``, ``not``, brackets)
+    is in a copy, where the tag ``colab`` is set and no other (``html``, the book's builder, is not):
+    ``{only} html`` is the book's alone, ``{only} colab`` the copy's alone."""
+    words = re.findall(r"\w+|[()]", expression)
+    if not words or "".join(words) != re.sub(r"\s", "", expression):
+        raise ValueError(f"{doc}: {{only}} {expression!r} is not a tag expression")
+    python = " ".join(w if w in ("and", "or", "not", "(", ")") else str(w == "colab") for w in words)
+    try:
+        return bool(eval(python, {"__builtins__": {}}))  # only True, False, and, or, not and brackets
+    except SyntaxError:
+        raise ValueError(f"{doc}: {{only}} {expression!r} is not a tag expression") from None
+
+
 def _directive(book: Book, doc: str, name: str, args: str, body: str, cited: list[str]) -> str:
     if name in {"math"}:
         return "$$\n" + body.strip() + "\n$$"
+    if name == "only":  # Sphinx's {only}: the copy is built with the tag "colab" alone
+        return convert_markdown(book, doc, body.strip("\n"), cited) if only_in_copy(doc, args) else ""
     if name.startswith("glue") or name in {"bibliography", "code-cell", "eval-rst", "toctree"}:
         raise ValueError(f"{doc}: Colab cannot show the directive {{{name}}}; teach scripts/colab_notebooks.py about it")
     title = _inline(book, doc, args.strip(), cited) if args.strip() else name.replace("-", " ").capitalize()
@@ -395,10 +416,10 @@ def _directive(book: Book, doc: str, name: str, args: str, body: str, cited: lis
 HIDDEN_TAGS = ("hide-input", "hide-cell", "remove-input", "remove-cell")
 #: Default titles of the form cells, by tag (a cell's ``colab_title`` metadata, a figure it draws or a
 #: comment on its first line gives a better one).
-FORM_TITLES = {"remove-input": "Measured: the text below is computed by this folded code",
+FORM_TITLES = {"remove-input": "Measured text, computed by this folded code",
                "remove-cell": "Folded code (the book does not show it)",
                "hide-cell": "Folded code: run it to see the answer",
-               "hide-input": "Folded code: its output is below"}
+               "hide-input": "Folded code: run it to see what it shows"}
 #: Heading levels of the copies' exercises (``**N. Title.**`` paragraphs under ``## Exercises``) and
 #: of the solutions folded under them.
 EXERCISE_LEVEL, SOLUTION_LEVEL = 3, 4

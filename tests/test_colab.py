@@ -639,3 +639,17 @@ def test_outputs_come_from_a_build_of_the_same_code_and_stay_until_the_code_chan
     nbformat.write(changed, chapter)
     assert colab_notebooks.stored_outputs(book, chapter, root / "_build", dest, root) == {}
     assert not colab_notebooks.is_current(book, chapter, root)
+
+
+def test_only_blocks_are_for_the_book_or_for_the_copy(tmp_path):
+    """Sphinx's {only}: the book (an HTML build) keeps ``html`` blocks; a copy keeps ``colab`` ones."""
+    book = colab_notebooks.load_book(_mini_book(tmp_path))
+    md = ("Before.\n\n```{only} html\nIn the page: the box runs in your browser.\n```\n\n"
+          "```{only} colab\nIn Colab: the cell below runs it in Python, see {numref}`fig-b1`.\n```\n\nAfter.")
+    out = colab_notebooks.convert_markdown(book, "book/a_first", md, [])
+    assert "In the page" not in out and "In Colab: the cell below runs it in Python, see Figure 2." in out
+    assert out.startswith("Before.") and out.endswith("After.")
+    assert colab_notebooks.only_in_copy("d", "colab and not html") and not colab_notebooks.only_in_copy("d", "html or latex")
+    for bad in ("colab; import os", "__import__('os')", ""):
+        with pytest.raises(ValueError):
+            colab_notebooks.only_in_copy("d", bad)
