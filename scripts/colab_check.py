@@ -152,6 +152,7 @@ def torch_at_hand(python: Path) -> str | None:
     the package index is no stand-in for Colab's CPU torch, and needs a network."""
     try:
         proc = subprocess.run([str(python), "-m", "pip", "install", "--dry-run", "--quiet", "--no-deps",
+                               "--retries", "0", "--timeout", "15",
                                "--ignore-installed", "--report", "-", TORCH],
                               capture_output=True, text=True, timeout=300,
                               env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})

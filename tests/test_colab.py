@@ -653,3 +653,31 @@ def test_only_blocks_are_for_the_book_or_for_the_copy(tmp_path):
     for bad in ("colab; import os", "__import__('os')", ""):
         with pytest.raises(ValueError):
             colab_notebooks.only_in_copy("d", bad)
+
+
+def test_the_check_runs_on_colabs_python_when_it_can_and_says_why_not(monkeypatch, tmp_path):
+    import subprocess
+
+    py313 = tmp_path / "python3.13"
+    py313.write_text("")
+    monkeypatch.setattr(colab_check, "find_python", lambda v: None)
+    python, why = colab_check.choose_python(None)
+    assert python == Path(sys.executable) and why.startswith("no Python 3.13 here")
+    monkeypatch.setattr(colab_check, "find_python", lambda v: py313)
+    reports = {"url": "file:///opt/wheels/torch-2.13.0+cpu-cp313-cp313-manylinux_2_28_x86_64.whl"}
+
+    def fake_pip(cmd, **kw):
+        assert cmd[0] == str(py313) and "--dry-run" in cmd and colab_check.TORCH in cmd
+        report = {"install": [{"download_info": {"url": reports["url"]}}]}
+        return subprocess.CompletedProcess(cmd, 0, json.dumps(report), "")
+
+    monkeypatch.setattr(subprocess, "run", fake_pip)
+    assert colab_check.choose_python(None) == (py313, f"Python 3.13, Colab's default ({py313})")
+    reports["url"] = "https://files.example/torch-2.13.0-cp313-cp313-manylinux_2_28_x86_64.whl"
+    python, why = colab_check.choose_python(None)
+    assert python == Path(sys.executable)
+    assert "not used: its torch==2.13.0 wheel is not on this machine" in why
+    assert "torch-2.13.0-cp313-cp313-manylinux_2_28_x86_64.whl" in why
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: subprocess.CompletedProcess(
+        cmd, 1, "", "ERROR: No matching distribution found for torch==2.13.0"))
+    assert "pip finds no torch==2.13.0 wheel for it (ERROR: No matching distribution" in colab_check.choose_python(None)[1]
