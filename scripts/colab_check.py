@@ -266,12 +266,16 @@ def not_colabs(installed: dict[str, str], constraints: Path = CONSTRAINTS) -> di
 
 def run_copy(nb: "nbformat.NotebookNode") -> "nbformat.NotebookNode":
     """A chapter as Colab runs it, for nbval: every cell's tags dropped (Colab ignores tags; nbval
-    would skip ``nbval-skip`` cells, among them the install cell)."""
+    would skip ``nbval-skip`` cells, among them the install cell) and the Markdown outputs a copy
+    stores for its folded cells removed (running a cell replaces them; nbval refuses a cell that
+    holds outputs without having run)."""
     import copy
 
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
         cell.metadata.pop("tags", None)
+        if cell.cell_type == "code":
+            cell.outputs = []
     return nb
 
 

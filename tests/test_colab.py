@@ -509,7 +509,8 @@ def test_nbval_runs_every_cell_of_the_run_copy_and_stops_at_the_first_failure(tm
 
     cells = [nbformat.v4.new_markdown_cell("# T"),
              nbformat.v4.new_code_cell("x = 41", metadata={"tags": ["nbval-skip", "skip-execution"]}),
-             nbformat.v4.new_code_cell("y = x + 1"),
+             nbformat.v4.new_code_cell("y = x + 1", outputs=[nbformat.v4.new_output(
+                 "display_data", data={"text/markdown": "stored by a build"})]),
              nbformat.v4.new_code_cell("raise ValueError(f'boom {y}')"),
              nbformat.v4.new_code_cell("z = 3")]
     nb = nbformat.v4.new_notebook(cells=cells)
@@ -523,6 +524,7 @@ def test_nbval_runs_every_cell_of_the_run_copy_and_stops_at_the_first_failure(tm
                        cwd=tmp_path / name, capture_output=True, text=True, timeout=300)
         results[name] = colab_check.junit_result(xml.read_text())
     assert nb.cells[1].metadata["tags"] == ["nbval-skip", "skip-execution"]  # the chapter is not changed
+    assert nb.cells[2].outputs and not colab_check.run_copy(nb).cells[2].outputs  # a stored output: not run
     copy = results["run_copy"]
     assert (copy["passed"], copy["failed"], copy["skipped"], copy["cell"]) == (2, 1, 0, 2)
     assert "ValueError: boom 42" in copy["error"]
