@@ -28,14 +28,24 @@ the chapter run as a reader runs it in Colab. What a reader does in Colab, simul
    failing cell stops Colab's "Run all";
 5. ``pip freeze`` before and after: a chapter whose install changed one of Colab's packages fails;
 6. once per run, the install cell alone with a repository URL that does not exist: it must fail
-   itself, with its message (not pass silently as ``%pip`` does in IPython 7).
+   itself, with its message (not pass silently as ``%pip`` does in IPython 7);
+7. once per run, the install cell in a runtime used before: b2b of the commit before ``HEAD`` (same
+   version number) installed and imported in the kernel, then the install cell for ``HEAD``: pip
+   must replace it and the kernel's next ``import b2b`` must give ``HEAD``'s (``REINSTALL_CHECK``).
 
 Usage::
 
-    python scripts/colab_check.py                              # every chapter (colab/book/)
+    python scripts/colab_check.py                              # every chapter (colab/book/), on Python 3.13 if it can
     python scripts/colab_check.py colab/book/02_gans.ipynb     # one chapter
     python scripts/colab_check.py --python 3.13 colab/book/02_gans.ipynb   # on Colab's Python
     python scripts/colab_check.py --repo /path/to/clone        # install b2b from another checkout
+
+The environment is built on Colab's default Python, 3.13 (``COLAB_PYTHON``), when an interpreter
+is at hand (pyenv's or ``python3.13`` on ``PATH``) and pip can install the CPU torch for it from
+this machine's own wheels (:func:`torch_at_hand`): then tinysoundfont, which has no wheel for
+3.13, is compiled as in Colab. Otherwise the interpreter running the script is used and the first
+line says why (no 3.13; no local torch wheel for it: pip would download a CUDA build of several
+gigabytes from the package index). ``--python`` picks one explicitly.
 
 Prints one line per chapter (status, seconds, cells passed) with pytest's closing line under it
 and, for a chapter that fails, the cell and the error; a last line with the totals; exits 1 if
@@ -87,9 +97,12 @@ NOT_PINNED = {"setuptools"}
 #: Colab's earlier runtime (2026-07, Python 3.12) differs from the constraints file in these pins.
 PY312_PINS = {"numpy": "2.0.2"}
 
-#: Interpreters for ``--python`` (Colab's runtimes: 3.13 by default, 3.12 selectable).
+#: Interpreters for ``--python`` (Colab's runtimes: 3.13 by default, 3.12 selectable): pyenv's,
+#: else ``python3.X`` on ``PATH``.
 PYTHONS = {"3.12": Path("/root/.pyenv/versions/3.12.1/bin/python"),
            "3.13": Path("/root/.pyenv/versions/3.13.0/bin/python")}
+#: Colab's default runtime since 2026-08-25: the check runs on it when it can.
+COLAB_PYTHON = "3.13"
 
 #: The install cell is run once with this URL: it must fail, and say so itself.
 BAD_URL = "git+file:///nonexistent/b2b-repository"
@@ -122,6 +135,58 @@ PYTEST_CLOSING = re.compile(r"^=+ .*\b(passed|failed|error|errors|skipped|no tes
 
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, check=True, text=True, **kw)
+
+
+def find_python(version: str) -> Path | None:
+    """An interpreter of ``version`` ("3.13"): pyenv's (:data:`PYTHONS`), else ``python3.13`` on ``PATH``."""
+    known = PYTHONS.get(version)
+    if known is not None and known.is_file():
+        return known
+    found = shutil.which(f"python{version}")
+    return Path(found) if found else None
+
+
+def torch_at_hand(python: Path) -> str | None:
+    """None if pip can install :data:`TORCH` for ``python`` from this machine's own wheels (a local
+    ``file:`` index or ``--find-links`` folder), else why not: a CUDA build of several gigabytes from
+    the package index is no stand-in for Colab's CPU torch, and needs a network."""
+    try:
+        proc = subprocess.run([str(python), "-m", "pip", "install", "--dry-run", "--quiet", "--no-deps",
+                               "--retries", "0", "--timeout", "15",
+                               "--ignore-installed", "--report", "-", TORCH],
+                              capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"pip could not look for {TORCH} ({error})"
+    if proc.returncode:
+        last = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        return f"pip finds no {TORCH} wheel for it ({last})"
+    try:
+        url = json.loads(proc.stdout)["install"][0]["download_info"]["url"]
+    except (ValueError, KeyError, IndexError):
+        return f"pip's report on {TORCH} could not be read"
+    if url.startswith("file:"):
+        return None
+    return f"its {TORCH} wheel is not on this machine (pip would download {url.rsplit('/', 1)[-1]})"
+
+
+def choose_python(requested: str | None) -> tuple[Path, str]:
+    """The interpreter to build the Colab-like environment on, and a sentence saying why.
+
+    ``--python X`` is used as asked. Otherwise Colab's default, :data:`COLAB_PYTHON`, when an
+    interpreter is at hand and a CPU torch for it is installable from this machine's wheels
+    (:func:`torch_at_hand`), so its packages without wheels (tinysoundfont) are built from source as
+    in Colab; else the interpreter running this script, with the reason printed.
+    """
+    if requested:
+        return PYTHONS.get(requested) or find_python(requested) or PYTHONS[requested], f"Python {requested} (--python)"
+    python = find_python(COLAB_PYTHON)
+    if python is None:
+        return Path(sys.executable), f"no Python {COLAB_PYTHON} here (Colab's default): {sys.executable}"
+    problem = torch_at_hand(python)
+    if problem:
+        return Path(sys.executable), f"Python {COLAB_PYTHON} ({python}) not used: {problem}; {sys.executable} instead"
+    return python, f"Python {COLAB_PYTHON}, Colab's default ({python})"
 
 
 def colab_versions(constraints: Path = CONSTRAINTS) -> dict[str, str]:
@@ -201,12 +266,16 @@ def not_colabs(installed: dict[str, str], constraints: Path = CONSTRAINTS) -> di
 
 def run_copy(nb: "nbformat.NotebookNode") -> "nbformat.NotebookNode":
     """A chapter as Colab runs it, for nbval: every cell's tags dropped (Colab ignores tags; nbval
-    would skip ``nbval-skip`` cells, among them the install cell)."""
+    would skip ``nbval-skip`` cells, among them the install cell) and the Markdown outputs a copy
+    stores for its folded cells removed (running a cell replaces them; nbval refuses a cell that
+    holds outputs without having run)."""
     import copy
 
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
         cell.metadata.pop("tags", None)
+        if cell.cell_type == "code":
+            cell.outputs = []
     return nb
 
 
@@ -240,12 +309,14 @@ def _copy_venv(base: Path, dest: Path) -> None:
 
 
 def run_chapter(notebook: Path, venv: Path, url: str, pip_cache: Path, timeout: int,
-                before: dict[str, str] | None = None, extra_env: dict[str, str] | None = None) -> dict:
+                before: dict[str, str] | None = None, extra_env: dict[str, str] | None = None,
+                preinstall: str | None = None) -> dict:
     """Run one chapter the Colab way under nbval; returns ``{"name", "ok", "seconds", "cells",
     "passed", "failed", "skipped", "cell", "source", "error", "pytest", "changed", "audio"}``
     (``cells``: the chapter's code cells, nbval's items; ``cell``: the first that failed, counting
     code cells from 0; ``pytest``: pytest's closing line; ``changed``: Colab's packages, from
-    ``before``, that the chapter's installs changed)."""
+    ``before``, that the chapter's installs changed). ``preinstall``: a requirement pip installs
+    (without dependencies) into the runtime first, as a runtime used before would have it."""
     import nbformat
 
     t0 = time.perf_counter()
@@ -266,6 +337,9 @@ def run_chapter(notebook: Path, venv: Path, url: str, pip_cache: Path, timeout: 
         env.update(HOME=str(home), B2B_PIP_URL=url, PIP_CACHE_DIR=str(pip_cache),
                    PIP_DISABLE_PIP_VERSION_CHECK="1", PATH=f"{runtime / 'bin'}:{env.get('PATH', '')}",
                    MPLBACKEND="module://matplotlib_inline.backend_inline", **(extra_env or {}))
+        if preinstall:
+            _run([str(runtime / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", preinstall],
+                 env=env, capture_output=True)
         junit = tmp / "junit.xml"
         cmd = [str(runtime / "bin" / "python"), "-c", _DRIVER, "-p", "no:cacheprovider", "--rootdir", str(work),
                "--nbval-lax", "--nbval-current-env", f"--nbval-cell-timeout={timeout}", "-x",
@@ -314,6 +388,45 @@ def install_fails_loudly(notebook: Path, venv: Path, pip_cache: Path, timeout: i
     return None
 
 
+#: Run after the install cell in a runtime that had imported an older b2b: the kernel's b2b must be
+#: the one just installed (pip's record of the commit it installed, the module object replaced).
+REINSTALL_CHECK = """\
+import importlib.metadata, json, sys
+record = json.loads(importlib.metadata.distribution("b2b").read_text("direct_url.json"))
+assert record["vcs_info"]["commit_id"] == NEW_COMMIT, (record, NEW_COMMIT)
+import b2b
+assert b2b is not OLD_B2B and sys.modules["b2b"] is b2b, "the kernel still has the b2b imported before"
+assert b2b.__file__ == OLD_B2B.__file__, (b2b.__file__, OLD_B2B.__file__)  # replaced in place, same site
+print("b2b replaced by", NEW_COMMIT)
+"""
+
+
+def install_replaces_older(notebook: Path, venv: Path, pip_cache: Path, timeout: int, repo: Path) -> str | None:
+    """A runtime used before: b2b of the commit before ``HEAD`` (the same version number, which pip
+    alone would keep) installed and imported in the kernel, then the chapter's install cell for
+    ``HEAD``. None if the kernel then imports ``HEAD``'s b2b, else what went wrong."""
+    import nbformat
+
+    def commit(rev: str) -> str:
+        return subprocess.run(["git", "-C", str(repo), "rev-parse", rev], capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    try:
+        old, new = commit("HEAD~1"), commit("HEAD")
+    except subprocess.CalledProcessError:
+        return "no commit before HEAD to stand for an older b2b"
+    install = next(c for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code")
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell(f"import b2b\nOLD_B2B = b2b\nNEW_COMMIT = {new!r}"), install,
+        nbformat.v4.new_code_cell(REINSTALL_CHECK)])
+    with tempfile.TemporaryDirectory(prefix="colab-reinstall-") as tmp:
+        path = Path(tmp) / notebook.name
+        nbformat.write(nb, path)
+        r = run_chapter(path, venv, f"git+file://{repo}@{new}", pip_cache, timeout,
+                        preinstall=f"b2b @ git+file://{repo}@{old}")
+    return None if r["ok"] else f"cell {r.get('cell')}: {r['error'][-800:]}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the chapters given (default: every Colab copy) the Colab way; exit code 1 on failure."""
     sys.path.insert(0, str(ROOT / "scripts"))
@@ -323,20 +436,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("notebooks", nargs="*", type=Path, help="chapters to run (default: colab/book/*.ipynb)")
     p.add_argument("--repo", type=Path, default=ROOT, help="checkout that pip installs b2b from (its HEAD)")
     p.add_argument("--venv", type=Path, help="the Colab-like base environment (default: .colab-venv[-3.X])")
-    p.add_argument("--python", choices=sorted(PYTHONS), help="build it on this Python (default: the one running)")
+    p.add_argument("--python", choices=sorted(PYTHONS),
+                   help=f"build it on this Python (default: {COLAB_PYTHON}, Colab's, where an interpreter and a local "
+                        "CPU torch wheel for it are at hand; else the one running, with the reason printed)")
     p.add_argument("--jobs", type=int, default=2, help="chapters run at once (default: 2)")
     p.add_argument("--timeout", type=int, default=600, help="seconds one cell may take (default: 600)")
-    p.add_argument("--no-bad-url", action="store_true", help="skip running the install cell with a bad URL")
+    p.add_argument("--no-bad-url", action="store_true",
+                   help="skip the install cell's own checks (a bad URL; an older b2b to replace)")
     p.add_argument("--summary", type=Path, help="also write the counts and seconds as JSON here (scripts/test.sh)")
     p.add_argument("--no-compiler", action="store_true",
                    help="no C/C++ compiler for pip (CC=CXX=false, no cache): a package without a wheel fails to build")
     args = p.parse_args(argv)
     repo = args.repo.resolve()
-    python = PYTHONS[args.python] if args.python else Path(sys.executable)
+    python, why = choose_python(args.python)
     if not python.is_file():
         print(f"colab: --python {args.python}: no interpreter at {python}", file=sys.stderr)
         return 2
-    venv = (args.venv or ROOT / (".colab-venv" + (f"-{args.python}" if args.python else ""))).resolve()
+    print(f"colab: interpreter: {why}", flush=True)
+    version = subprocess.run([str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    same = python.resolve() == Path(sys.executable).resolve() and not args.python
+    venv = (args.venv or ROOT / (".colab-venv" + ("" if same else f"-{version}"))).resolve()
     notebooks = [n.resolve() for n in args.notebooks] or colab_notebooks_paths(repo)
     if not notebooks:
         print(f"colab: no Colab copies in {repo / colab_notebooks.COPIES}: run python scripts/colab_notebooks.py",
@@ -349,8 +469,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"colab: {not_copies[0]} is not a Colab copy (colab/book/*.ipynb)", file=sys.stderr)
         return 2
     book = colab_notebooks.load_book(repo)
-    stale = [n.name for n in notebooks if not (repo / "book" / n.name).is_file() or n.read_text(encoding="utf-8")
-             != colab_notebooks.render(colab_notebooks.colab_copy(book, repo / "book" / n.name, repo))]
+    stale = [n.name for n in notebooks if not (repo / "book" / n.name).is_file()
+             or not colab_notebooks.is_current(book, repo / "book" / n.name, repo)]
     if stale:
         print(f"colab: stale Colab copies {stale}: run python scripts/colab_notebooks.py", file=sys.stderr)
         return 2
@@ -371,12 +491,16 @@ def main(argv: list[str] | None = None) -> int:
           f"torch {before.get('torch')} {torch_from}, not Colab's {COLAB_TORCH}; "
           f"not in Colab's list: {added or 'nothing'}", flush=True)
     t0 = time.perf_counter()
-    failed, total, chapters_failed = 0, len(notebooks) + (not args.no_bad_url), 0
+    failed, total, chapters_failed = 0, len(notebooks) + 2 * (not args.no_bad_url), 0
     cells = {"cells": 0, "passed": 0, "failed": 0, "skipped": 0}
     if not args.no_bad_url:
         problem = install_fails_loudly(notebooks[0], venv, pip_cache, args.timeout)
         print(f"colab: {'ok  ' if problem is None else 'FAIL'} the install cell fails itself, with its message, "
               f"for a repository that does not exist" + (f": {problem}" if problem else ""), flush=True)
+        failed += problem is not None
+        problem = install_replaces_older(notebooks[0], venv, pip_cache, args.timeout, repo)
+        print(f"colab: {'ok  ' if problem is None else 'FAIL'} the install cell replaces a b2b installed and imported "
+              f"before (a reused runtime) with the one asked for" + (f": {problem}" if problem else ""), flush=True)
         failed += problem is not None
     with cf.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         # no compiler, and no wheel built earlier from pip's cache

@@ -236,3 +236,19 @@ def test_the_page_scores_a_reader_who_clicks_through_every_pair(tmp_path, capsys
     assert rc == 0, out
     assert "You picked Bach in 4 of 6 pairs." in out  # right on pairs 0, 1, 3, 4
     assert "the coin's chance of at least 4 of 6 is p_at_least's 34.375%" in out  # (15 + 6 + 1) / 64
+
+
+def test_a_notebook_scores_the_quiz_as_the_page_does():
+    """ListeningQuiz.score: the page's verdict (verdict() in b2b-listening.js) for typed picks."""
+    quiz = listening.ListeningQuiz(html="", bach_first=(True, False, False, True, True, False))
+    truth = "ABBAAB"
+    all_right = quiz.score(truth.lower())
+    assert all_right.startswith("You picked Bach in 6 of 6 pairs. A coin picks Bach in 3 of 6 on average, "
+                                "and does at least as well as you (6 or more of 6) with probability 1.6%.")
+    assert "rarely does that well" in all_right and all_right.endswith("Bach was clip 1:A 2:B 3:B 4:A 5:A 6:B.")
+    # 4 of 6 (pairs 1 and 2 wrong): a coin gets 4 or more with (15 + 6 + 1) / 64 = 34.4%
+    four = quiz.score("B, A, B A A B")
+    assert "You picked Bach in 4 of 6 pairs" in four and "with probability 34.4%" in four
+    assert "does not show that you can tell them apart" in four
+    for bad in ("", "ABBA", "ABBAAC"):
+        assert quiz.score(bad).startswith("Type one letter per pair, A or B"), bad

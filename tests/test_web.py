@@ -248,3 +248,25 @@ def test_onnx_export_refuses_a_generator_whose_outputs_are_not_finite(tmp_path, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "huge.pt" in err and "not finite (NaN or inf)" in err, err
     assert not out.exists() and not out.with_suffix(".json").exists()
+
+
+def test_page_sample_is_the_pages_window_in_python(tmp_path):
+    """Seed s at the calibrated threshold is generator(portable_noise(s)) > threshold; the walk's ends
+    are the two seeds' windows, its middle a great-circle point (norm kept, unlike a straight line)."""
+    path = PRETRAINED
+    generator, info = load_generator(path)
+    with torch.no_grad():
+        probs = generator(torch.from_numpy(web.portable_noise([7, 8], info["latent"]))).numpy()
+    window, threshold = web.page_sample(path, 7)
+    assert threshold == info["threshold"] and window.shape == SAMPLE_SHAPE
+    assert np.array_equal(window, probs[0] > threshold)
+    assert np.array_equal(web.page_sample(path, 7, 8, walk=1.0)[0], probs[1] > threshold)
+    assert np.array_equal(web.page_sample(path, 7, None, walk=1.0)[0], probs[1] > threshold)  # seed + 1
+    assert web.page_sample(path, 7, threshold=0.9)[0].sum() <= window.sum()
+    a, b = (torch.from_numpy(web.portable_noise(s, info["latent"])[0]) for s in (7, 8))
+    mid = web._slerp(a, b, 0.5)
+    assert abs(float(mid.norm()) - float((a.norm() + b.norm()) / 2)) < 0.05 * float(a.norm())
+    assert float(((a + b) / 2).norm()) < 0.8 * float(a.norm())
+    for bad in ({"walk": 1.5}, {"walk": True}, {"threshold": 1.0}):
+        with pytest.raises(ValueError):
+            web.page_sample(path, 7, **bad)

@@ -6,6 +6,8 @@ window and one generated window each, into HTML with the sound embedded (``data:
 clip has no file name), and ``_static/b2b-listening.js`` lets the reader pick which clip of each
 pair is Bach, then shows the score and how a coin would have done (:func:`p_at_least`). The page
 runs no Python: everything after the build happens in the reader's browser.
+In a notebook (the chapter's Colab copy) there is no such script: the reader types the picks and
+:meth:`ListeningQuiz.score` says what the page would have said.
 
 The name says what the module is about: a *listening* test, the human counterpart of the
 classifier two-sample test of :mod:`b2b.evaluation.twosample`; the quiz is its form in a page.
@@ -119,6 +121,43 @@ class ListeningQuiz:
 
     def _repr_html_(self) -> str:
         return self.html
+
+    def score(self, answers: str) -> str:
+        """The page's verdict for a notebook reader's picks, computed in Python.
+
+        The book's page scores the quiz in the browser (``verdict`` in
+        ``_static/b2b-listening.js``); a notebook (Colab) has no such script, so its reader types
+        the picks and this method says the same sentence as the page.
+
+        Parameters
+        ----------
+        answers : str
+            One letter per pair, in order: ``"A"`` or ``"B"``, the clip picked as Bach (case,
+            spaces and commas are ignored), e.g. ``"ABBA BAAB AB"`` for ten pairs.
+
+        Returns
+        -------
+        str
+            The score, a coin's chance of doing at least as well (:func:`p_at_least`) and each
+            pair's answer; or, when ``answers`` is empty or malformed, what to type.
+        """
+        picks = re.sub(r"[\s,;]", "", str(answers)).upper()
+        n = self.n_pairs
+        if not picks or len(picks) != n or set(picks) - {"A", "B"}:
+            got = f"got {len(picks)} letter(s) {picks!r}" if picks else "nothing yet"
+            return (f"Type one letter per pair, A or B (the clip you think is Bach), {n} in all, in the "
+                    f"order of the pairs: e.g. {'AB' * (n // 2) + 'A' * (n % 2)!r} ({got}).")
+        truth = ["A" if first else "B" for first in self.bach_first]
+        right = sum(p == t for p, t in zip(picks, truth))
+        p = p_at_least(right, n)
+        shown = "less than 0.1%" if 100 * p < 0.1 else f"{100 * p:.1f}%"
+        text = (f"You picked Bach in {right} of {n} pairs. A coin picks Bach in {n / 2:g} of {n} on average, "
+                f"and does at least as well as you ({right} or more of {n}) with probability {shown}.")
+        text += (" A coin rarely does that well (at most 1 time in 20): your ears tell Bach from this generator."
+                 if p <= 0.05 else
+                 " A coin does that well often enough that this score alone does not show that you can tell "
+                 "them apart.")
+        return text + " Bach was clip " + " ".join(f"{i + 1}:{t}" for i, t in enumerate(truth)) + "."
 
 
 def answer_key(html: str) -> list[bool]:
@@ -281,8 +320,9 @@ def listening_quiz(
             f'<li class="b2b-quiz-pair" data-b2b-key="{_nonce(bach_first, rng)}">'
             + "".join(_clip(label, c) for label, c in zip("AB", clips)) + "</li>")
     note = html_lib.escape(
-        "Listen to both clips of each pair and pick the one you think is Bach. The score is kept by "
-        "the book's web page (_static/b2b-listening.js); here you can only listen.")
+        "Listen to both clips of each pair and pick the one you think is Bach. The book's web page "
+        "keeps the score (_static/b2b-listening.js); in a notebook, score your picks with the quiz's "
+        "score() method, e.g. quiz.score(\"ABBA...\"), one letter per pair.")
     markup = (f'<div class="b2b-quiz" data-b2b-pairs="{n}">'
               f'<p class="b2b-quiz-nojs">{note}</p>'
               f'<ol class="b2b-quiz-pairs">{"".join(pairs)}</ol></div>')

@@ -12,6 +12,9 @@ onnxruntime-web in the reader's browser, with no kernel and no server:
   (mulberry32) and the Box–Muller transform, so Python and the page's JavaScript twin
   (``noise`` in ``_static/b2b-generator.js``) draw the same numbers: the page's seed 7 is
   Python's seed 7.
+* :func:`page_sample` is the page's generator in Python (a seed, a second seed, the walk between
+  them and a threshold -> the window the page draws): what a notebook, which cannot run the
+  page's script, shows instead (the chapter's Colab copy).
 
 ``b2b export --format onnx --checkpoint data/pretrained/generator.pt --out generator.onnx``
 runs :func:`export_onnx` from the command line; the book's build does it for the published page
@@ -41,7 +44,7 @@ from b2b.model.checkpoint import load_generator
 from b2b.sampling.generate import iter_generate
 from b2b.music.geometry import LOWEST_PITCH, SAMPLE_SHAPE, STEPS_PER_BEAT, TRACKS
 
-__all__ = ["NOISE", "WEB_FORMAT", "portable_noise", "page_metadata", "export_onnx", "ONNX_OPSET"]
+__all__ = ["NOISE", "WEB_FORMAT", "portable_noise", "page_sample", "page_metadata", "export_onnx", "ONNX_OPSET"]
 
 #: Name of the noise definition shared with the page (see :func:`portable_noise`).
 NOISE = "mulberry32-box-muller"
@@ -94,6 +97,57 @@ def portable_noise(seeds: int | list[int], latent: int = 128) -> np.ndarray:
             values += [r * math.cos(angle), r * math.sin(angle)]
         out[i] = values[:latent]
     return out
+
+
+def page_sample(checkpoint_path: str | Path, seed: int, seed_b: int | None = None, walk: float = 0.0,
+                threshold: float | None = None) -> tuple[np.ndarray, float]:
+    """The window the page's generator draws, computed in Python.
+
+    The page (``_static/b2b-generator.js``) draws noise for ``seed`` and ``seed_b`` with
+    :func:`portable_noise`, moves ``walk`` of the way from the first to the second along a great
+    circle (spherical interpolation, :func:`b2b.sampling.generate.interpolate_latents`), runs the
+    generator and keeps the cells above the threshold. This does the same with the checkpoint
+    itself.
+
+    Parameters
+    ----------
+    checkpoint_path : str or Path
+        A generator or training checkpoint (:func:`b2b.model.checkpoint.load_generator`).
+    seed, seed_b : int
+        Seeds in ``[0, 2**32)``; ``seed_b`` None: ``seed + 1``.
+    walk : float
+        In [0, 1]: 0 is ``seed``'s window, 1 is ``seed_b``'s.
+    threshold : float or None
+        Cells with probability above it are notes; None: the file's (calibrated) threshold.
+
+    Returns
+    -------
+    (numpy.ndarray, float)
+        The window ``(17, 64, 72)`` bool and the threshold used.
+    """
+    if isinstance(walk, bool) or not isinstance(walk, (int, float, np.floating)) or not 0.0 <= float(walk) <= 1.0:
+        raise ValueError(f"walk: expected a number in [0, 1], got {walk!r}")
+    generator, info = load_generator(Path(checkpoint_path))
+    thr = float(info["threshold"]) if threshold is None else float(threshold)
+    if not 0.0 < thr < 1.0:
+        raise ValueError(f"threshold: expected a number strictly between 0 and 1, got {threshold!r}")
+    seed_b = seed + 1 if seed_b is None else seed_b
+    a, b = (torch.from_numpy(portable_noise(s, int(info["latent"]))[0]) for s in (seed, seed_b))
+    z = a if walk == 0 else b if walk == 1 else _slerp(a, b, float(walk))
+    generator.eval()
+    with torch.no_grad():
+        probs = generator(z.view(1, -1).float())[0].cpu().numpy()
+    return probs > thr, thr
+
+
+def _slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """The point ``t`` of the way from ``a`` to ``b`` on a great circle, as ``slerp`` in the page's
+    script (linear when the angle is under 1e-6)."""
+    a64, b64 = a.double(), b.double()
+    omega = torch.arccos(((a64 @ b64) / (a64.norm() * b64.norm())).clamp(-1.0, 1.0))
+    if omega < 1e-6:
+        return ((1 - t) * a64 + t * b64).float()
+    return ((torch.sin((1 - t) * omega) * a64 + torch.sin(t * omega) * b64) / torch.sin(omega)).float()
 
 
 def page_metadata(checkpoint_path: str | Path) -> dict[str, Any]:
