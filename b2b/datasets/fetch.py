@@ -1063,6 +1063,7 @@ def read_download(root: Path, kind: str, read: Callable[[], Any]) -> Any:
 # The data root: one run at a time, leftovers removed, operating-system errors in one line
 # --------------------------------------------------------------------------------------------
 
+
 def _prepare_root(root: Path) -> None:
     """Create the data root; one-line errors for a file in the way or a folder without write
     permission."""
