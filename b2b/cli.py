@@ -145,10 +145,17 @@ def _one_line(text: str) -> str:
     return lines[0] if lines else text
 
 
-def _unshadow() -> None:
-    """``python -m b2b.cli`` run from the folder that holds a clone named ``b2b``: Python made that
-    folder a namespace package ``b2b`` before the installed one (see ``b2b/__main__.py``); drop it
-    and import b2b again from the install, so that the command runs instead of an ImportError."""
+def unshadow() -> None:
+    """Make ``b2b`` the package this file belongs to when a folder named ``b2b`` shadowed it.
+
+    ``python -m b2b`` (and ``python -m b2b.cli``) put the current folder first on ``sys.path``. Run
+    from the folder that holds a clone named ``b2b`` (or any folder of that name), Python imports
+    that folder as a namespace package before the installed b2b: an editable install (``pip install
+    -e .``, as ``scripts/setup.sh`` does) is found by a finder that comes after the path's own, so
+    the clone's folder would win and ``from b2b import __version__`` fail. The shadowing entries of
+    ``sys.path`` are dropped and b2b is imported again, from the install. ``b2b/__main__.py`` calls
+    it before anything imports b2b; this module imports no b2b module at its top for that reason.
+    """
     pkg = sys.modules.get("b2b")
     if pkg is None or getattr(pkg, "__file__", None) is not None:
         return  # a regular package: nothing shadowed it
@@ -162,5 +169,5 @@ def _unshadow() -> None:
 
 
 if __name__ == "__main__":
-    _unshadow()
+    unshadow()
     sys.exit(main())

@@ -1,7 +1,7 @@
 """Precompute the set statistics of chapters 7 and 8 ("Measuring music", "Experiments") into data/evaluation/.
 
 Chapter 7 compares the shipped generator's windows, and chapter 8 the collapsed generator's, with 512 real
-windows of the Bach store by whole-set statistics (:func:`b2b.evaluation.evaluate.set_statistics`: diversity,
+windows of the Bach store by whole-set statistics (:func:`b2b.evaluation.report.set_statistics`: diversity,
 held pitches, nearest training windows, and the classifier two-sample test, whose training is most
 of the chapter's run time on a CPU). This script computes them on exactly the windows the chapter
 draws (the same real draw, noise and thresholds) and writes ``data/evaluation/chapter7_sets.json``
@@ -15,7 +15,7 @@ Usage::
     python scripts/chapter7_sets.py --out /tmp/sets.json  # elsewhere
 
 About two minutes on two CPU cores. Run it again after changing a generator in data/, the Bach
-store, or ``b2b.evaluation.evaluate``/``b2b.evaluation.twosample``/``b2b.evaluation.metrics``; tests/test_chapter7_sets.py fails while the
+store, or ``b2b.evaluation.report``/``b2b.evaluation.evaluate``/``b2b.evaluation.twosample``/``b2b.evaluation.metrics``; tests/test_chapter7_sets.py fails while the
 committed file's inputs differ from the committed generators.
 """
 
@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from provenance import git_commit  # noqa: E402
 
-from b2b.evaluation import evaluate  # noqa: E402
+from b2b.evaluation import evaluate, report  # noqa: E402
 from b2b.files import atomic  # noqa: E402
 from b2b.music import data  # noqa: E402
 from b2b.datasets.catalog import open_dataset  # noqa: E402
@@ -73,7 +73,7 @@ def inputs(n_real: int = N_REAL, collapsed_steps: int = COLLAPSED_STEPS, dataset
 def compute(n_real: int = N_REAL, collapsed_steps: int = COLLAPSED_STEPS, dataset: Any = "bach",
             two_sample: bool = True) -> dict[str, Any]:
     """The chapter's set statistics: ``{"inputs", "pretrained", "collapsed"}`` (each a
-    :func:`b2b.evaluation.evaluate.set_statistics` dict, ``two_sample`` included unless ``two_sample`` is False).
+    :func:`b2b.evaluation.report.set_statistics` dict, ``two_sample`` included unless ``two_sample`` is False).
 
     The pretrained generator's two-sample test trains for the report's default steps; the collapsed
     generator's for ``collapsed_steps``, both seeded 0, as the chapter did when it computed them.
@@ -86,9 +86,9 @@ def compute(n_real: int = N_REAL, collapsed_steps: int = COLLAPSED_STEPS, datase
     for who, name in GENERATORS.items():
         gen, threshold, _, info = evaluate.open_generator(data.asset(name))
         windows = np.concatenate(list(evaluate.iter_generated(gen, info["latent"], len(real), NOISE_SEED, threshold)))
-        sets = evaluate.set_statistics(real, windows, reference=training_windows, real_groups=real_songs,
-                                       reference_groups=ref_songs, two_sample=two_sample and who == "pretrained",
-                                       seed=0)[0]
+        sets = report.set_statistics(real, windows, reference=training_windows, real_groups=real_songs,
+                                     reference_groups=ref_songs, two_sample=two_sample and who == "pretrained",
+                                     seed=0)[0]
         if two_sample and who == "collapsed":
             sets["two_sample"] = classifier_two_sample_test(real, windows, groups=real_songs, steps=collapsed_steps,
                                                             seed=0).as_dict()

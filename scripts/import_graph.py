@@ -2,7 +2,7 @@
 
 Reads ``b2b/**/*.py`` with :mod:`ast` (nothing is imported; a module is named by its dotted path
 under ``b2b``, ``model.networks``) and prints, for each module, its lines and the b2b modules it
-imports, and the lines of each layer (:data:`LAYERS`); then the numbers DEVELOPERS.md and the closing notes quote:
+imports, and the lines and code lines (:func:`code_lines`) of each layer (:data:`LAYERS`); then the numbers DEVELOPERS.md and the closing notes quote:
 modules, lines, edges, circles (strongly connected groups of more than one module), imports of
 b2b modules made inside functions (hidden edges), and library modules that import the CLI.
 The *floor* of a module is 0 when it imports no b2b module, else one more than the highest
@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import ast
+import io
 import json
 import sys
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +36,7 @@ class Module:
     name: str
     lines: int
     imports: set[str] = field(default_factory=set)          # at module level
+    code: int = 0                                            # code lines (see code_lines)
     hidden: list[tuple[int, str]] = field(default_factory=list)  # (line, module) inside functions
 
 
@@ -41,6 +44,25 @@ class Module:
 #: import modules of its own layer and of layers below it, never above. Top-level modules
 #: (``cli``, ``__main__``, ``__init__``) sit above every layer.
 LAYERS = ["files", "music", "datasets", "gan", "model", "sampling", "training", "evaluation"]
+
+
+def code_lines(text: str) -> int:
+    """Lines of code in a module's source: lines that hold a token other than a comment, minus
+    the lines of docstrings (a string that is the first statement of the module, a class or a
+    function). A blank line, a comment line and a docstring line do not count; a statement
+    spread over three lines counts three."""
+    skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
+            tokenize.ENDMARKER, tokenize.ENCODING}
+    lines: set[int] = set()
+    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        if tok.type not in skip:
+            lines.update(range(tok.start[0], tok.end[0] + 1))
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                lines.difference_update(range(first.lineno, first.end_lineno + 1))
+    return len(lines)
 
 
 def layer(name: str, layers: list[str] = LAYERS) -> int:
@@ -103,7 +125,7 @@ def read_package(package: str = "b2b", root: Path = ROOT) -> dict[str, Module]:
     for f in files:
         text = f.read_text()
         tree = ast.parse(text, str(f))
-        m = Module(_module_name(f, pkg_dir), len(text.splitlines()))
+        m = Module(_module_name(f, pkg_dir), len(text.splitlines()), code=code_lines(text))
         here = ".".join(f.parent.relative_to(pkg_dir).parts)
         top = set(id(n) for n in tree.body)
         for node in ast.walk(tree):
@@ -187,6 +209,7 @@ def summary(mods: dict[str, Module]) -> dict:
     return {
         "modules": len(mods),
         "lines": sum(m.lines for m in mods.values()),
+        "code": sum(m.code for m in mods.values()),
         "edges": sum(len(m.imports | {t for _, t in m.hidden}) for m in mods.values()),
         "circles": circles(mods),
         "hidden": sorted(f"{m.name}:{line} -> {t}" for m in mods.values() for line, t in m.hidden),
@@ -214,8 +237,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"floor {level}: " + ", ".join(f"{v} ({mods[v].lines})" for v in row))
     for i, name in enumerate(LAYERS):
         inside = [v for v in mods if layer(v) == i]
-        print(f"layer {i} {name}: {len(inside)} modules, {sum(mods[v].lines for v in inside):,} lines")
-    print(f"{s['modules']} modules, {s['lines']:,} lines, {s['edges']} import edges, "
+        print(f"layer {i} {name}: {len(inside)} modules, {sum(mods[v].lines for v in inside):,} lines, "
+              f"{sum(mods[v].code for v in inside):,} code lines")
+    print(f"{s['modules']} modules, {s['lines']:,} lines ({s['code']:,} code lines), {s['edges']} import edges, "
           f"{len(s['circles'])} circles, {len(s['upward'])} upward imports, {len(s['hidden'])} imports inside functions, "
           f"{len(s['import_cli'])} library modules importing the CLI")
     for c in s["circles"]:

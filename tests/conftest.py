@@ -37,6 +37,20 @@ def load_script(name: str):
     return mod
 
 
+# --- b2b.evaluation.evaluate (test_evaluate.py, test_faults.py): a set whose metrics are worked out by hand ---
+
+def triads(n: int) -> np.ndarray:
+    """``n`` identical windows, bool ``(n, 17, 64, 72)``: the piano (track 1) plays a C major triad
+    (pitch rows 24, 28, 31) on steps 0-7 of every bar, the bass (track 5) row 0 on steps 0-3 of
+    every bar; the other tracks are silent (112 of 78,336 cells on)."""
+    x = np.zeros((n, 17, 64, 72), dtype=bool)
+    for bar in range(4):
+        for p in (24, 28, 31):
+            x[:, 1, 16 * bar: 16 * bar + 8, p] = True
+        x[:, 5, 16 * bar: 16 * bar + 4, 0] = True
+    return x
+
+
 # --- b2b.music.data / b2b.datasets.lpd: LPD-17 files ----------------------------------------------------------
 
 LPD_PROGRAMS = [(0, True)] + [(8 * i, False) for i in range(16)]  # LPD-17 file order

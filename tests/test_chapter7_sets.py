@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from b2b.music import data
-from b2b.evaluation import evaluate
+from b2b.evaluation import evaluate, report
 from b2b.datasets.catalog import open_dataset
 from b2b.evaluation.twosample import classifier_two_sample_test
 from conftest import load_script
@@ -35,7 +35,7 @@ def test_the_committed_file_was_made_from_the_committed_generators_and_the_chapt
         sets = committed[who]
         assert sets["n_real"] == sets["n_generated"] == sets_script.N_REAL
         assert 0.0 <= sets["two_sample"]["low"] <= sets["two_sample"]["accuracy"] <= sets["two_sample"]["high"] <= 1.0
-        assert evaluate.render_sets(sets)[2:]  # what the chapter displays
+        assert report.render_sets(sets)[2:]  # what the chapter displays
     # the collapse the chapter describes: its windows overlap far more than the shipped generator's
     assert committed["collapsed"]["within_ratio"] > 2 * committed["pretrained"]["within_ratio"]
 
@@ -44,7 +44,7 @@ def test_the_script_computes_what_b2b_evaluate_computes_on_a_small_case(monkeypa
     """The same windows, references and seeds as the chapter, on 12 windows and a 3-step classifier
     (patched in for the report's default), against set_statistics and the test called directly."""
     short = functools.partial(classifier_two_sample_test, steps=3)
-    monkeypatch.setattr(evaluate, "classifier_two_sample_test", short)
+    monkeypatch.setattr(report, "classifier_two_sample_test", short)
     got = sets_script.compute(n_real=12, collapsed_steps=3)
     ds = open_dataset("bach")
     real = np.stack([ds.window(int(i)) for i in evaluate.sample_indices(len(ds), 12, 12345)])
@@ -52,8 +52,8 @@ def test_the_script_computes_what_b2b_evaluate_computes_on_a_small_case(monkeypa
     for who, name in sets_script.GENERATORS.items():
         gen, threshold, _, info = evaluate.open_generator(data.asset(name))
         windows = np.concatenate(list(evaluate.iter_generated(gen, info["latent"], 12, 0, threshold)))
-        want = evaluate.set_statistics(real, windows, reference=reference, real_groups=real_songs,
-                                       reference_groups=ref_songs, two_sample=False)[0]
+        want = report.set_statistics(real, windows, reference=reference, real_groups=real_songs,
+                                     reference_groups=ref_songs, two_sample=False)[0]
         want["two_sample"] = short(real, windows, groups=real_songs, seed=0).as_dict()
         want["threshold"] = float(threshold)
         assert json.dumps(got[who], sort_keys=True, default=float) == json.dumps(want, sort_keys=True, default=float), who

@@ -14,8 +14,11 @@ import pytest
 import torch
 
 from b2b.evaluation import evaluate as E
+from b2b.evaluation import figures
+from b2b.evaluation import report as R
 from b2b.evaluation import metrics as M
 from b2b.cli import main
+from conftest import triads
 
 
 def random_set(n: int, seed: int, density: float = 0.01, tracks=(1, 5)) -> np.ndarray:
@@ -25,16 +28,6 @@ def random_set(n: int, seed: int, density: float = 0.01, tracks=(1, 5)) -> np.nd
     for k in tracks:
         x[:, k] = rng.random((n, 64, 72)) < density
     x[:, 0, :, 12] = rng.random((n, 64)) < 0.3
-    return x
-
-
-def triads(n: int) -> np.ndarray:
-    """Piano plays a C major triad (3 pitches) on steps 0-7 of every bar; bass a C on beat 1."""
-    x = np.zeros((n, 17, 64, 72), dtype=bool)
-    for bar in range(4):
-        for p in (24, 28, 31):
-            x[:, 1, 16 * bar: 16 * bar + 8, p] = True
-        x[:, 5, 16 * bar: 16 * bar + 4, 0] = True
     return x
 
 
@@ -119,15 +112,15 @@ def test_notes_off_the_active_tracks():
 
 def test_markdown_and_csv():
     report = E.evaluate(triads(3), triads(3), meta={"seed": 7})
-    md = E.render_markdown(report)
+    md = R.render_markdown(report)
     assert md == report.to_markdown()
     assert "| polyphony | Piano | 3.000 ± 0.000 | 3.000 ± 0.000 | 3 / 3 | +0.0% | +0.00 |" in md
     assert "- seed: 7" in md
     assert "**polyphony**: " + M.DEFINITIONS["polyphony"] in md
-    assert "off_track_notes" in md and "**off_track_notes**: " + E.DEFINITIONS["off_track_notes"] in md
-    rows = list(csv.DictReader(io.StringIO(E.render_csv(report.rows))))
+    assert "off_track_notes" in md and "**off_track_notes**: " + R.DEFINITIONS["off_track_notes"] in md
+    rows = list(csv.DictReader(io.StringIO(R.render_csv(report.rows))))
     assert len(rows) == len(report.rows)
-    assert tuple(rows[0]) == E.CSV_COLUMNS
+    assert tuple(rows[0]) == R.CSV_COLUMNS
     first = rows[0]
     assert first["metric"] == "note_count" and first["track"] == "Piano"
     assert float(first["real_mean"]) == 12.0  # C, E, G in each of 4 bars
@@ -178,7 +171,7 @@ def test_silent_generated_set(tmp_path):
     assert data["mgeval"]["polyphony[Piano]"]["overlap"] is None
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        fig = E.plot_distributions(report, "polyphony")
+        fig = figures.plot_distributions(report, "polyphony")
     import matplotlib.pyplot as plt
     plt.close(fig)
 
@@ -545,7 +538,7 @@ def test_set_statistics_by_hand():
     songs = np.array([0, 0, 1])
     real = np.stack([a, c])  # drawn from songs 0 and 1
     generated = np.stack([b, b])
-    sets, near_r, near_g = E.set_statistics(real, generated, reference=reference, real_groups=[0, 1],
+    sets, near_r, near_g = R.set_statistics(real, generated, reference=reference, real_groups=[0, 1],
                                             reference_groups=songs, two_sample=False)
     # generated b is a copy of reference[1]
     assert near_g.tolist() == [1.0, 1.0] and sets["copies_generated"] == 1.0
@@ -554,7 +547,7 @@ def test_set_statistics_by_hand():
     assert sets["within_generated"] == 1.0 and sets["within_real"] == 0.0
     assert "two_sample" not in sets
     with pytest.raises(ValueError, match="go together"):
-        E.set_statistics(real, generated, reference=reference, real_groups=[0, 1])
+        R.set_statistics(real, generated, reference=reference, real_groups=[0, 1])
 
 
 def test_report_renders_the_set_statistics():
@@ -563,7 +556,7 @@ def test_report_renders_the_set_statistics():
     for i in range(8):
         x[i, 7, rng.integers(0, 64, 30), rng.integers(0, 72, 30)] = True
     report = E.evaluate(x, x[::-1])
-    report.sets, _, _ = E.set_statistics(x, x[:2].repeat(4, axis=0), two_sample=True, seed=0)
+    report.sets, _, _ = R.set_statistics(x, x[:2].repeat(4, axis=0), two_sample=True, seed=0)
     md = report.to_markdown()
     assert "## Diversity, copying and the two-sample test" in md
     assert "Classifier two-sample test" in md and "accuracy **" in md
@@ -597,9 +590,9 @@ def test_figures_label_their_axes():
 
     real, gen = random_set(12, seed=3), random_set(12, seed=4, density=0.02)
     report = E.evaluate(real, gen)
-    figs = {"distributions": E.plot_distributions(report, "polyphony"),
-            "mgeval": E.plot_mgeval(report, ["polyphony[Piano]", "polyphony[Bass]"]),
-            "self_similarity": E.plot_self_similarity(real[:3], gen[:3], n=3)}
+    figs = {"distributions": figures.plot_distributions(report, "polyphony"),
+            "mgeval": figures.plot_mgeval(report, ["polyphony[Piano]", "polyphony[Bass]"]),
+            "self_similarity": figures.plot_self_similarity(real[:3], gen[:3], n=3)}
     try:
         for name, fig in figs.items():
             panels = [ax for ax in fig.axes if ax.get_images() or ax.get_lines() or ax.patches]

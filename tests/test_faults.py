@@ -28,6 +28,7 @@ from b2b.files.atomic import FolderLock, NotARegularFile, open_regular, publish,
 from b2b.model.checkpoint import load_checkpoint, load_generator, tensor_digest
 from b2b.cli import main as cli_main
 from b2b.music.data import DataError, asset
+from conftest import triads
 from lpd_fixtures import src  # noqa: F401 - the LPD-17 downloads, built once
 from b2b.model.networks import check_memory
 from b2b.model.presets import BOUNDS, CriticConfig, GeneratorConfig, Preset, TrainingConfig
@@ -45,15 +46,6 @@ def one_line(capsys) -> str:
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err, err
     return err
-
-
-def triads(n: int) -> np.ndarray:
-    x = np.zeros((n, 17, 64, 72), dtype=bool)
-    for bar in range(4):
-        for p in (24, 28, 31):
-            x[:, 1, 16 * bar: 16 * bar + 8, p] = True
-        x[:, 5, 16 * bar: 16 * bar + 4, 0] = True
-    return x
 
 
 # --------------------------------------------------------------------------- 1. a rerun loses nothing
@@ -203,9 +195,9 @@ def test_readers_refuse_a_fifo_without_opening_it_for_a_writer(tmp_path):
     with pytest.raises(NotARegularFile):
         open_regular(tmp_path)  # a folder too
     with pytest.raises(ValueError, match="FIFO"):
-        lpd.read_cleansed_ids(fifo)
+        fetch.read_cleansed_ids(fifo)
     with pytest.raises(ValueError, match="FIFO"):
-        lpd.read_genre_list(fifo, "tagtraum/Rock")
+        fetch.read_genre_list(fifo, "tagtraum/Rock")
     with pytest.raises(ValueError, match="manifest.json: is a FIFO"):
         fetch.read_manifest(tmp_path)
     assert fetch._read_part_info(fifo) == {}  # a .part.json that is a FIFO: not resumable

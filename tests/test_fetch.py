@@ -1,5 +1,6 @@
 """Tests of b2b.datasets.fetch through ``b2b data lpd17``: downloads (resume, changed URLs, SHA-256,
-bounds) and safe extraction (unsafe members, tar bombs, disk space, the LPD layout).
+bounds), safe extraction (unsafe members, tar bombs, disk space, the LPD layout) and the downloads
+read within bounds (the id list, the genre labels, a song file's declared sizes).
 
 The files are tiny LPD-17 downloads served on 127.0.0.1 (``tests/lpd_fixtures.py``); the bounds
 are lowered through ``b2b.datasets.fetch``'s module attributes.
@@ -7,9 +8,11 @@ are lowered through ``b2b.datasets.fetch``'s module attributes.
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import tarfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,7 @@ import pytest
 
 import lpd_fixtures as F
 from b2b.datasets import fetch, lpd
+from b2b.music.data import DataError
 from lpd_fixtures import (  # noqa: F401 - fixtures and helpers shared with test_lpd.py
     ARCHIVE, IDS, LABELS, b2b_lpd17, data_command, error_line, expected_windows, fast_network,
     k_of, server, src, store_windows, url_args)
@@ -565,3 +569,65 @@ def test_an_archive_extracting_to_far_more_than_its_size_is_refused(tmp_path, sr
     raw = root / fetch.RAW_DIR
     assert not (raw / ARCHIVE).exists() and not (raw / fetch.EXTRACTED_DIR).exists()
     assert not [p for p in raw.iterdir() if p.name.startswith(".")]  # no extraction left behind
+
+
+# ------------------------------------- reading the downloads within bounds (moved from lpd) --
+
+
+@pytest.mark.parametrize("name,bad,text", [
+    (LABELS, b"\x1f\x8b\x08\x00garbage", "is truncated or corrupt"),
+    (IDS, b"<p>moved</p>\n", "line 1: expected 'md5    msd_id'"),
+])
+def test_unreadable_small_download_is_deleted(tmp_path, src, capsys, name, bad, text):
+    with F.LoopbackServer({**src["bytes"], name: bad}) as server:
+        root = tmp_path / "data"
+        assert b2b_lpd17(root, server) == 2
+        msg = error_line(capsys)
+        assert text in msg and "the file was deleted" in msg
+        assert not (root / "lpd17-raw" / name).exists()
+        assert server.count("/" + ARCHIVE) == 0
+        server.files[name] = src["bytes"][name]
+        assert b2b_lpd17(root, server, "--songs", 1) == 0
+
+
+def test_read_cleansed_ids(tmp_path):
+    p = tmp_path / "ids.txt"
+    p.write_text("0123456789abcdef0123456789abcdef    TRAAAGR128F425B14B\n\n"
+                 "fedcba9876543210fedcba9876543210    TRAAABD128F429CF47\n")
+    assert fetch.read_cleansed_ids(p) == {"TRAAAGR128F425B14B": "0123456789abcdef0123456789abcdef",
+                                        "TRAAABD128F429CF47": "fedcba9876543210fedcba9876543210"}
+    p.write_text("0123456789abcdef0123456789abcdef    TRAAAGR128F425B14B\nnot an id line\n")
+    with pytest.raises(ValueError, match=r"ids.txt line 2: expected 'md5    msd_id'"):
+        fetch.read_cleansed_ids(p)
+
+
+@pytest.mark.parametrize("name,bound,value,text", [
+    (LABELS, "LABELS_MAX_LIST_BYTES", 100, "(LABELS_MAX_LIST_BYTES)"),
+    (LABELS, "LABELS_MAX_MEMBERS", 5, "more than 5 members (LABELS_MAX_MEMBERS)"),
+    (IDS, "IDS_MAX_LINES", 5, "more than 5 lines (IDS_MAX_LINES"),
+])
+def test_small_downloads_are_read_within_bounds(tmp_path, server, capsys, monkeypatch, name,
+                                                bound, value, text):
+    monkeypatch.setattr(fetch, bound, value)
+    root = tmp_path / "data"
+    assert b2b_lpd17(root, server) == 2
+    msg = error_line(capsys)
+    assert text in msg and "the file was deleted" in msg
+    assert not (root / "lpd17-raw" / name).exists() and server.count("/" + ARCHIVE) == 0
+
+
+def test_an_array_declaring_far_more_than_it_holds_is_refused_before_reading(tmp_path):
+    path = tmp_path / "bomb.npz"
+    F.write_lpd_npz(path, {1: np.zeros((96, 128), np.uint8)}, 96)
+    with zipfile.ZipFile(path) as z:
+        members = {i.filename: z.read(i) for i in z.infolist()}
+    header = io.BytesIO()  # a header declaring 16 MiB of velocities followed by 16 bytes
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "|u1", "fortran_order": False, "shape": (16 * 2**20,)})
+    members["pianoroll_1_csc_data.npy"] = header.getvalue() + bytes(16)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    with pytest.raises(DataError, match=r"pianoroll_1_csc_data.npy declares 16,777,216 bytes in "
+                                        r"\d+ compressed ones; not an LPD file"):
+        fetch.check_song_sizes(path)

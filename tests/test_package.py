@@ -86,6 +86,17 @@ def test_the_picture_reads_subpackages_and_sees_a_layer_broken(tmp_path):
     assert import_graph.circles(mods) == [["high.b", "high.c", "low", "low.a"]]
 
 
+def test_code_lines_count_statements_not_docstrings_comments_or_blanks():
+    text = ('"""Module docstring,\non two lines."""\n'       # 2 docstring lines: 0
+            "\n"                                              # blank: 0
+            "# a comment\n"                                   # 0
+            "X = {\n    'a': 1,  # trailing comment\n}\n"    # 3
+            "def f(x):\n    '''Doc.'''\n    return x\n"      # def and return: 2
+            'class C:\n    """Doc\n    more."""\n    y = "s"\n')  # class and y: 2
+    assert import_graph.code_lines(text) == 7
+    assert import_graph.code_lines("") == 0
+
+
 def test_no_module_shadows_a_torch_module(mods):
     # `from b2b import nn` beside `from torch import nn` gave two different `nn`s in one chapter
     # (torch names that code imports by their short name; b2b.sampling.export beside torch.export is not one)

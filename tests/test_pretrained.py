@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from b2b.cli import main as cli_main
-from b2b.evaluation.evaluate import CSV_COLUMNS
+from b2b.evaluation.report import CSV_COLUMNS
 from b2b.sampling.generate import CALIBRATION_SEED, generate
 from b2b.model.networks import GenConvNet
 from b2b.model.presets import PRESETS

@@ -43,6 +43,7 @@ def test_equals_the_algorithm_written_out():
         loss.backward()
         o_d2.step()
         w_sum += float(w.detach())
+    critic_grads = [p.grad.clone() for p in d2.parameters()]           # those of the last critic update
     z = torch.randn(2, 2)
     loss_g = -d2(g2(z)).mean()
     o_g2.zero_grad()
@@ -52,10 +53,13 @@ def test_equals_the_algorithm_written_out():
     for a, b in zip(list(g1.parameters()) + list(d1.parameters()), list(g2.parameters()) + list(d2.parameters())):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     named = dict(zip(STATS, stats.tolist()))
-    assert named["count"] == 1.0
+    assert list(named) == ["loss_d", "loss_g", "wasserstein", "penalty", "grad_norm"] and len(stats) == 5
     assert abs(named["wasserstein"] - w_sum / n_critic) < 1e-5
     assert abs(named["loss_g"] - float(loss_g.detach())) < 1e-5
-    # the critic's parameters are trainable again after the generator update
+    # the generator update takes the gradient w.r.t. the generator's parameters only: the critic's
+    # gradients are those of its last update, and its parameters stay trainable
+    for a, b in zip(d1.parameters(), critic_grads):
+        torch.testing.assert_close(a.grad, b, rtol=1e-5, atol=1e-6)
     assert all(p.requires_grad for p in d1.parameters())
 
 

@@ -10,7 +10,7 @@ from b2b.gan.losses import critic_loss
 from b2b.model.networks import DiscConvNet, GenConvNet
 from b2b.model.presets import CriticConfig, GeneratorConfig, Preset, get_preset
 from b2b.model.refiner import Refiner
-from b2b.model.streams import ChromaStream, OnsetStream, chroma, onsets_offsets
+from b2b.model.streams import ChromaStream, OnsetStream, chroma, onsets_offsets, stream_width
 
 
 def _window() -> torch.Tensor:
@@ -167,4 +167,4 @@ def test_the_critic_reads_the_streams_widths():
 
     d = DiscConvNet(Config(streams=8, minibatch_std=True, norm="layer"))
     assert d.layers.linear.in_features == (16 + 1) * 2 + d.streams["onsets"].features + d.streams["chroma"].features
-    assert d.streams["onsets"].features == OnsetStream.width(8) == 8 * 4
+    assert d.streams["onsets"].features == d.streams["chroma"].features == stream_width(8) == 8 * 4

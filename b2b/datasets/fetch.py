@@ -1,4 +1,4 @@
-"""Getting LPD-17-cleansed onto disk: download, verify, extract safely (steps 1-2 of ``b2b data lpd17``).
+"""Getting LPD-17-cleansed onto disk: download, verify, extract and read safely (steps 1-2 of ``b2b data lpd17``).
 
 :mod:`b2b.datasets.lpd` chooses and converts songs; this module only brings the three upstream files into
 ``<root>/lpd17-raw`` and the archive's songs into ``<root>/lpd17-raw/extracted``, and knows
@@ -20,12 +20,22 @@ nothing about pianorolls:
    ``lpd_17_cleansed`` folder is found by structure: the upstream archive holds
    ``lpd_17/lpd_17_cleansed/...``; a bare ``lpd_17_cleansed/...`` top works too.
 
+It also reads what it brought within bounds, so that :mod:`b2b.datasets.lpd` selects and
+converts without checking files itself: the id list (:func:`read_cleansed_ids`,
+:data:`IDS_MAX_LINES`), one genre's list from the labels archive without extracting it
+(:func:`read_genre_list`, :data:`LABELS_MAX_MEMBERS`, :data:`LABELS_MAX_LIST_BYTES`), and the sizes a
+song file declares before it is read (:func:`check_song_sizes`); a download in the wrong format is
+deleted (:func:`read_download`). And it holds the data root for one run at a time
+(:func:`claim_root`: the lock, the leftovers of killed runs, operating-system errors in one line).
+
 The bounds and network settings are module attributes so that tests can lower them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import errno
 import gzip
 import hashlib
 import http.client
@@ -40,11 +50,17 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-from b2b.files.atomic import check_output, free_bytes, json_problem, open_regular, read_json, write_text
+import numpy as np
+
+from b2b.datasets.store import MAX_EXPANSION, npy_member_header
+from b2b.files.atomic import (FolderLocked, NotARegularFile, check_output, claim_output, free_bytes, json_problem,
+                              open_regular, read_json, write_text)
+from b2b.music.data import DataError
 
 # --------------------------------------------------------------------------------------------
 # Where the files come from: the ONE place to change when the upstream links move again.
@@ -80,6 +96,8 @@ MANIFEST_NAME = "manifest.json"
 MANIFEST_KEY = "lpd17"
 MANIFEST_FORMAT = 1
 N_CLEANSED = 21_425
+#: The lock file that allows one ``b2b data lpd17`` run per data root.
+LOCK_NAME = ".b2b-lpd17.lock"
 
 #: Bounds on what extracting the archive may write: an archive beyond them (a "tar bomb") is
 #: refused and what it wrote removed. The upstream archive holds N_CLEANSED = 21,425 ``.npz``
@@ -832,3 +850,283 @@ def _remove_archive_if_asked(remove: bool, archive_path: Path) -> None:
         say(f"removed {archive_path} (--remove-archive); its SHA-256 stays in the manifest")
 
 
+# --------------------------------------------------------------------------------------------
+# Reading the downloads within bounds: the id list, the genre labels, a song file's sizes
+# --------------------------------------------------------------------------------------------
+
+#: Bounds on reading the small files (upstream: 21,425 id lines; about 80 members and
+#: id lists of at most 130 KB in labels.tar.gz).
+IDS_MAX_LINES = 1_000_000
+LABELS_MAX_MEMBERS = 10_000
+LABELS_MAX_LIST_BYTES = 16 * 2**20
+
+_MSD_RE = re.compile(r"^TR[A-Z0-9]{16}$")
+_MD5_RE = re.compile(r"^[0-9a-f]{32}$")
+_HEX64_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+_GENRE_RE = re.compile(r"^([A-Za-z0-9_]+)/([A-Za-z0-9_.\-]+)$")
+
+#: Longest song (time steps at the file's resolution, 24 per beat in LPD: about 45 minutes at
+#: 120 bpm), checked by :func:`check_song_sizes` before a song is read.
+SONG_MAX_STEPS = 2**17
+#: Bytes an array of a song file may declare beyond MAX_EXPANSION times its compressed bytes: one
+#: float64 per step of the longest song. A constant array (LPD's tempo, one bpm per step) deflates
+#: far beyond MAX_EXPANSION to one and must still pass.
+SONG_ARRAY_SLACK_BYTES = 8 * SONG_MAX_STEPS
+
+
+class _Unreadable(ValueError):
+    """A downloaded file that is not in the expected format."""
+
+
+def read_cleansed_ids(path: str | os.PathLike) -> dict[str, str]:
+    """Map MSD id → file md5 from ``cleansed_ids.txt`` (``md5    msd_id`` per line).
+
+    Raises
+    ------
+    ValueError
+        A line that is not a 32-hex-digit md5 and an 18-character MSD id (file and line named).
+    """
+    path = Path(path)
+    out: dict[str, str] = {}
+    try:
+        f = open_regular(path, "r", encoding="utf-8", errors="replace")  # a FIFO never blocks
+    except NotARegularFile as e:
+        raise ValueError(f"{path} {e.strerror}; remove it and run again") from None
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        if size > DOWNLOAD_MAX_BYTES["ids"]:
+            raise _Unreadable(f"{path} is {size:,} bytes, more than "
+                              f"{DOWNLOAD_MAX_BYTES['ids']:,} (DOWNLOAD_MAX_BYTES['ids'])")
+        for lineno, line in enumerate(f, 1):
+            if lineno > IDS_MAX_LINES:
+                raise _Unreadable(f"{path} has more than {IDS_MAX_LINES:,} lines "
+                                  f"(IDS_MAX_LINES; cleansed_ids.txt has {N_CLEANSED:,})")
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 2 or not _MD5_RE.match(fields[0]) or not _MSD_RE.match(fields[1]):
+                raise _Unreadable(
+                    f"{path} line {lineno}: expected 'md5    msd_id', got {line.strip()[:80]!r}")
+            md5, msd = fields
+            if msd not in out or md5 < out[msd]:
+                out[msd] = md5
+    if not out:
+        raise _Unreadable(f"{path} holds no ids")
+    return out
+
+
+def genre_member(genre: str) -> str:
+    """Member of ``labels.tar.gz`` holding the id list of ``genre`` (``SOURCE/NAME``).
+
+    >>> genre_member("tagtraum/Rock")
+    'labels/tagtraum/id_list_Rock.txt'
+    """
+    m = _GENRE_RE.match(genre)
+    if not m:
+        raise ValueError(f"--genre must look like SOURCE/NAME (e.g. tagtraum/Rock, lastfm/rock, "
+                         f"amg/Pop_Rock), got {genre!r}")
+    return f"labels/{m.group(1)}/id_list_{m.group(2)}.txt"
+
+
+def read_genre_ids(labels: str | os.PathLike, genre: str) -> list[str]:
+    """Sorted unique MSD ids of ``genre`` read from the labels archive (no extraction).
+
+    ``genre`` is ``SOURCE/NAME`` for the member ``labels/SOURCE/id_list_NAME.txt`` (matched
+    case-insensitively when that is unambiguous).
+
+    Raises
+    ------
+    ValueError
+        Unknown genre (the available ones are listed), a corrupt archive, or a bad id line.
+    """
+    return read_genre_list(labels, genre)[1]
+
+
+def read_genre_list(labels: str | os.PathLike, genre: str) -> tuple[str, list[str]]:
+    """``(member name, sorted unique MSD ids)`` of ``genre``; see :func:`read_genre_ids`."""
+    labels = Path(labels)
+    member_name = genre_member(genre)
+    source = genre.split("/")[0]
+    try:
+        raw = open_regular(labels)  # a FIFO or device at the name never blocks
+    except NotARegularFile as e:
+        raise ValueError(f"{labels} {e.strerror}; remove it and run again") from None
+    try:
+        with raw, tarfile.open(fileobj=raw, mode="r:gz", tarinfo=BoundedTarInfo) as tar:
+            members = {}
+            for m in tar:
+                members[m.name] = m
+                if len(members) > LABELS_MAX_MEMBERS:
+                    raise _Unreadable(f"{labels} has more than {LABELS_MAX_MEMBERS:,} members "
+                                      f"(LABELS_MAX_MEMBERS): not the LPD genre labels")
+            member = members.get(member_name)
+            if member is None:  # tagtraum/rock -> tagtraum/Rock when that is the only match
+                near = [n for n in members if n.lower() == member_name.lower()]
+                if len(near) == 1:
+                    member = members[near[0]]
+                    say(f"using {near[0]} for --genre {genre}")
+            if member is None:
+                prefix = f"labels/{source}/id_list_"
+                names = sorted(n[len(prefix):-4] for n in members
+                               if n.startswith(prefix) and n.endswith(".txt"))
+                sources = sorted({n.split("/")[1] for n in members
+                                  if n.startswith("labels/") and n.count("/") >= 2})
+                if names:
+                    hint = f"{source} genres: {', '.join(names)}"
+                else:
+                    hint = f"sources: {', '.join(sources) or 'none'}"
+                raise ValueError(f"genre {genre!r} ({member_name}) is not in {labels}; {hint}")
+            if not member.isfile():
+                raise ValueError(f"{member.name} in {labels} is not a regular file")
+            if member.size > LABELS_MAX_LIST_BYTES:
+                raise _Unreadable(f"{member.name} in {labels} is {member.size:,} bytes, more "
+                                  f"than {LABELS_MAX_LIST_BYTES:,} (LABELS_MAX_LIST_BYTES)")
+            text = tar.extractfile(member).read().decode("utf-8", errors="replace")
+    except HugeHeader as e:
+        raise _Unreadable(f"{labels} has {e}") from None
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+        raise _Unreadable(f"{labels} is truncated or corrupt ({type(e).__name__}: {e})") \
+            from None
+    ids = set()
+    for lineno, line in enumerate(text.splitlines(), 1):
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        if not _MSD_RE.match(s):
+            raise _Unreadable(f"{labels}:{member.name} line {lineno}: expected an MSD id, "
+                             f"got {s[:40]!r}")
+        ids.add(s)
+    if not ids:
+        raise ValueError(f"{member.name} in {labels} lists no songs")
+    return member.name, sorted(ids)
+
+
+def check_song_sizes(path: str | os.PathLike) -> None:
+    """DataError naming ``path`` if its arrays declare more than a song can hold, before any of
+    them is read: a track or tempo longer than :data:`SONG_MAX_STEPS` steps, or an array that
+    declares more than :data:`b2b.datasets.store.MAX_EXPANSION` times the bytes its member holds plus
+    :data:`SONG_ARRAY_SLACK_BYTES`."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):  # info.json: read (small) by load_lpd
+                    if info.file_size > 2**20:
+                        raise DataError(f"{path}: {info.filename} declares {info.file_size:,} bytes; not an LPD file")
+                    continue
+                shape, dtype = npy_member_header(zf, info)
+                declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if declared > MAX_EXPANSION * max(info.compress_size, 1) + SONG_ARRAY_SLACK_BYTES:
+                    raise DataError(f"{path}: {info.filename} declares {declared:,} bytes in "
+                                    f"{info.compress_size:,} compressed ones; not an LPD file")
+                steps = None
+                if info.filename.endswith("_csc_shape.npy") and declared <= 64:
+                    with zf.open(info) as f:
+                        values = np.lib.format.read_array(f, allow_pickle=False).reshape(-1)
+                    steps = int(values[0]) if len(values) else None
+                elif info.filename in ("tempo.npy", "downbeat.npy"):
+                    steps = int(np.prod(shape, dtype=object))
+                if steps is not None and steps > SONG_MAX_STEPS:
+                    raise DataError(f"{path}: {info.filename} declares {steps:,} time steps, more than "
+                                    f"{SONG_MAX_STEPS:,} (SONG_MAX_STEPS, about 45 minutes)")
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        if isinstance(e, DataError):
+            raise
+        raise DataError(f"{path}: not a readable LPD .npz file ({type(e).__name__}: {e})") from None
+
+
+def parse_sha256(values: list[str] | None) -> dict[str, str | None]:
+    """``--sha256 KIND=HEX`` values as ``{kind: lowercase hex or None}`` for every download kind."""
+    out: dict[str, str | None] = {k: None for k in FILENAMES}
+    for v in values or []:
+        kind, sep, hexd = v.partition("=")
+        if not sep or kind not in FILENAMES or not _HEX64_RE.match(hexd):
+            raise ValueError(f"--sha256 expects KIND=HEX with KIND one of "
+                             f"{', '.join(FILENAMES)} and 64 hex digits, got {v!r}")
+        out[kind] = hexd.lower()
+    return out
+
+
+def read_download(root: Path, kind: str, read: Callable[[], Any]) -> Any:
+    """``read()`` of the download ``kind``; one in the wrong format is deleted (not left looking
+    valid) and its manifest entry dropped, and the ValueError says so."""
+    try:
+        return read()
+    except _Unreadable as e:
+        (root / RAW_DIR / FILENAMES[kind]).unlink(missing_ok=True)
+        update_manifest(root, lambda s: s.get("downloads", {}).pop(kind, None))
+        raise ValueError(f"{e}; the file was deleted: check {URL_OPTION[kind]} and run "
+                         f"again") from None
+
+
+# --------------------------------------------------------------------------------------------
+# The data root: one run at a time, leftovers removed, operating-system errors in one line
+# --------------------------------------------------------------------------------------------
+
+
+def _prepare_root(root: Path) -> None:
+    """Create the data root; one-line errors for a file in the way or a folder without write
+    permission."""
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"--root {root} is a file, not a folder: choose a folder")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--root {root}: cannot create the folder ({e.strerror or e})") \
+            from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise ValueError(f"--root {root}: no permission to write in this folder; fix its "
+                         f"permissions or choose another --root")
+
+
+def _leftover_patterns(root: Path, store: str) -> list[tuple[Path, str]]:
+    """Where a killed run of ``b2b data lpd17`` leaves temporary files and folders, and their names
+    (only names its writers use, ``store`` the store folder's; removed with the root lock held)."""
+    rx_root = (rf"\.{re.escape(MANIFEST_NAME)}\..*\.tmp|\.{re.escape(store)}\..*\.(tmp|old)")
+    rx_raw = rf"\..*\.tmp|\.{re.escape(EXTRACTED_DIR)}\.(extract|old)-.*"
+    return [(root, rx_root), (root / RAW_DIR, rx_raw)]
+
+
+def _os_error_message(e: OSError, root: Path) -> str:
+    where = e.filename if e.filename is not None else root
+    msg = f"{where}: {e.strerror or e}"
+    if e.errno == errno.ENOSPC:
+        msg += ("; free some space (or choose another --root) and run again: finished steps "
+                "are kept and an interrupted download resumes")
+    elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        msg += "; check the permissions of that path or choose another --root"
+    return msg
+
+
+@contextlib.contextmanager
+def claim_root(root: Path, store: str) -> Iterator[None]:
+    """Hold the data root ``root`` for one run of ``b2b data lpd17`` whose store folder is
+    ``root/store``.
+
+    Creates the root, takes the lock :data:`LOCK_NAME` (one run per root; where the file system
+    has no locks, ENOLCK, the run works without one and keeps the leftovers: they might be another
+    run's work in progress) and removes what killed runs left behind, through
+    :func:`b2b.files.atomic.claim_output`, the one such call. Inside the block, an ``OSError`` (a full
+    disk, missing permissions, a file where a folder should be) becomes a one-line ``ValueError``
+    naming the path.
+    """
+    try:
+        _prepare_root(root)
+        (_, rx_root), *also = _leftover_patterns(root, store)
+        try:
+            lock = claim_output(root, f"--root {root}", name=LOCK_NAME, pattern=rx_root, also=also,
+                                required=False, restore=[root / store])
+        except FolderLocked:
+            raise ValueError(f"another `b2b data lpd17` is working in {root} (it holds "
+                             f"{root / LOCK_NAME}); wait for it to finish or choose another "
+                             f"--root") from None
+        try:
+            removed = lock.removed
+            if removed:
+                say(f"removed {len(removed)} temporary file(s) left by an interrupted run, "
+                    f"e.g. {removed[0]}")
+            yield
+        finally:
+            lock.release()
+    except OSError as e:
+        raise ValueError(_os_error_message(e, root)) from None

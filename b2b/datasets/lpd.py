@@ -15,7 +15,8 @@ safely); this module does the rest:
 
 One run at a time works in a data root (a lock on ``<root>/.b2b-lpd17.lock``, released when the
 process ends, however it ends); each run first removes the temporary files and folders that a
-killed run left behind.
+killed run left behind (:func:`b2b.datasets.fetch.claim_root`). Every file is read within the
+bounds :mod:`b2b.datasets.fetch` checks.
 
 Layout under the data root::
 
@@ -32,182 +33,30 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import errno
 import multiprocessing
 import os
 import posixpath
 import random
-import re
 import sys
-import tarfile
 import time
-import zipfile
-import zlib
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
-
-import numpy as np
+from typing import Iterable, Iterator
 
 from b2b.datasets import fetch
-from b2b.files.atomic import FolderLocked, NotARegularFile, claim_output, die_with_parent, open_regular
-from b2b.music.data import DataError, load_lpd, multitrack_to_roll
-from b2b.datasets.fetch import N_CLEANSED  # the number of songs, which chapter 1 prints as lpd.N_CLEANSED
-from b2b.datasets.store import MAX_EXPANSION, WindowDataset, default_root, is_store, npy_member_header, write_store
+from b2b.datasets.store import WindowDataset, default_root, is_store, write_store
+from b2b.files.atomic import die_with_parent
+from b2b.music.data import load_lpd, multitrack_to_roll
 
-#: The store folder under the data root, and the lock file that allows one run per root.
+
+#: The store folder under the data root.
 STORE_NAME = "lpd17"
-LOCK_NAME = ".b2b-lpd17.lock"
-#: Longest song (time steps at the file's resolution, 24 per beat in LPD: about 45 minutes at
-#: 120 bpm) and most array bytes per declared byte a song file may hold, checked before it is read.
-SONG_MAX_STEPS = 2**17
-#: Bytes an array of a song file may declare beyond MAX_EXPANSION times its compressed bytes: one
-#: float64 per step of the longest song. A constant array (LPD's tempo, one bpm per step) deflates
-#: far beyond MAX_EXPANSION to one and must still pass.
-SONG_ARRAY_SLACK_BYTES = 8 * SONG_MAX_STEPS
 #: Most worker processes ``--workers`` may ask for (fewer start: at most one per song and core).
 MAX_WORKERS = 256
-#: Bounds on reading the small files (upstream: 21,425 id lines; about 80 members and
-#: id lists of at most 130 KB in labels.tar.gz).
-IDS_MAX_LINES = 1_000_000
-LABELS_MAX_MEMBERS = 10_000
-LABELS_MAX_LIST_BYTES = 16 * 2**20
-
-_MSD_RE = re.compile(r"^TR[A-Z0-9]{16}$")
-_MD5_RE = re.compile(r"^[0-9a-f]{32}$")
-_HEX64_RE = re.compile(r"^[0-9a-fA-F]{64}$")
-_GENRE_RE = re.compile(r"^([A-Za-z0-9_]+)/([A-Za-z0-9_.\-]+)$")
 
 
 # --------------------------------------------------------------------------------------------
 # Ids, genres, selection
 # --------------------------------------------------------------------------------------------
-
-
-class _Unreadable(ValueError):
-    """A downloaded file that is not in the expected format."""
-
-
-def read_cleansed_ids(path: str | os.PathLike) -> dict[str, str]:
-    """Map MSD id → file md5 from ``cleansed_ids.txt`` (``md5    msd_id`` per line).
-
-    Raises
-    ------
-    ValueError
-        A line that is not a 32-hex-digit md5 and an 18-character MSD id (file and line named).
-    """
-    path = Path(path)
-    out: dict[str, str] = {}
-    try:
-        f = open_regular(path, "r", encoding="utf-8", errors="replace")  # a FIFO never blocks
-    except NotARegularFile as e:
-        raise ValueError(f"{path} {e.strerror}; remove it and run again") from None
-    with f:
-        size = os.fstat(f.fileno()).st_size
-        if size > fetch.DOWNLOAD_MAX_BYTES["ids"]:
-            raise _Unreadable(f"{path} is {size:,} bytes, more than "
-                              f"{fetch.DOWNLOAD_MAX_BYTES['ids']:,} (DOWNLOAD_MAX_BYTES['ids'])")
-        for lineno, line in enumerate(f, 1):
-            if lineno > IDS_MAX_LINES:
-                raise _Unreadable(f"{path} has more than {IDS_MAX_LINES:,} lines "
-                                  f"(IDS_MAX_LINES; cleansed_ids.txt has {N_CLEANSED:,})")
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 2 or not _MD5_RE.match(fields[0]) or not _MSD_RE.match(fields[1]):
-                raise _Unreadable(
-                    f"{path} line {lineno}: expected 'md5    msd_id', got {line.strip()[:80]!r}")
-            md5, msd = fields
-            if msd not in out or md5 < out[msd]:
-                out[msd] = md5
-    if not out:
-        raise _Unreadable(f"{path} holds no ids")
-    return out
-
-
-def genre_member(genre: str) -> str:
-    """Member of ``labels.tar.gz`` holding the id list of ``genre`` (``SOURCE/NAME``).
-
-    >>> genre_member("tagtraum/Rock")
-    'labels/tagtraum/id_list_Rock.txt'
-    """
-    m = _GENRE_RE.match(genre)
-    if not m:
-        raise ValueError(f"--genre must look like SOURCE/NAME (e.g. tagtraum/Rock, lastfm/rock, "
-                         f"amg/Pop_Rock), got {genre!r}")
-    return f"labels/{m.group(1)}/id_list_{m.group(2)}.txt"
-
-
-def read_genre_ids(labels: str | os.PathLike, genre: str) -> list[str]:
-    """Sorted unique MSD ids of ``genre`` read from the labels archive (no extraction).
-
-    ``genre`` is ``SOURCE/NAME`` for the member ``labels/SOURCE/id_list_NAME.txt`` (matched
-    case-insensitively when that is unambiguous).
-
-    Raises
-    ------
-    ValueError
-        Unknown genre (the available ones are listed), a corrupt archive, or a bad id line.
-    """
-    return read_genre_list(labels, genre)[1]
-
-
-def read_genre_list(labels: str | os.PathLike, genre: str) -> tuple[str, list[str]]:
-    """``(member name, sorted unique MSD ids)`` of ``genre``; see :func:`read_genre_ids`."""
-    labels = Path(labels)
-    member_name = genre_member(genre)
-    source = genre.split("/")[0]
-    try:
-        raw = open_regular(labels)  # a FIFO or device at the name never blocks
-    except NotARegularFile as e:
-        raise ValueError(f"{labels} {e.strerror}; remove it and run again") from None
-    try:
-        with raw, tarfile.open(fileobj=raw, mode="r:gz", tarinfo=fetch.BoundedTarInfo) as tar:
-            members = {}
-            for m in tar:
-                members[m.name] = m
-                if len(members) > LABELS_MAX_MEMBERS:
-                    raise _Unreadable(f"{labels} has more than {LABELS_MAX_MEMBERS:,} members "
-                                      f"(LABELS_MAX_MEMBERS): not the LPD genre labels")
-            member = members.get(member_name)
-            if member is None:  # tagtraum/rock -> tagtraum/Rock when that is the only match
-                near = [n for n in members if n.lower() == member_name.lower()]
-                if len(near) == 1:
-                    member = members[near[0]]
-                    fetch.say(f"using {near[0]} for --genre {genre}")
-            if member is None:
-                prefix = f"labels/{source}/id_list_"
-                names = sorted(n[len(prefix):-4] for n in members
-                               if n.startswith(prefix) and n.endswith(".txt"))
-                sources = sorted({n.split("/")[1] for n in members
-                                  if n.startswith("labels/") and n.count("/") >= 2})
-                if names:
-                    hint = f"{source} genres: {', '.join(names)}"
-                else:
-                    hint = f"sources: {', '.join(sources) or 'none'}"
-                raise ValueError(f"genre {genre!r} ({member_name}) is not in {labels}; {hint}")
-            if not member.isfile():
-                raise ValueError(f"{member.name} in {labels} is not a regular file")
-            if member.size > LABELS_MAX_LIST_BYTES:
-                raise _Unreadable(f"{member.name} in {labels} is {member.size:,} bytes, more "
-                                  f"than {LABELS_MAX_LIST_BYTES:,} (LABELS_MAX_LIST_BYTES)")
-            text = tar.extractfile(member).read().decode("utf-8", errors="replace")
-    except fetch.HugeHeader as e:
-        raise _Unreadable(f"{labels} has {e}") from None
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
-        raise _Unreadable(f"{labels} is truncated or corrupt ({type(e).__name__}: {e})") \
-            from None
-    ids = set()
-    for lineno, line in enumerate(text.splitlines(), 1):
-        s = line.strip()
-        if not s or s.startswith("#"):
-            continue
-        if not _MSD_RE.match(s):
-            raise _Unreadable(f"{labels}:{member.name} line {lineno}: expected an MSD id, "
-                             f"got {s[:40]!r}")
-        ids.add(s)
-    if not ids:
-        raise ValueError(f"{member.name} in {labels} lists no songs")
-    return member.name, sorted(ids)
 
 
 def seeded_order(items: list[str], seed: int) -> list[str]:
@@ -272,44 +121,10 @@ def select_songs(genre_ids: list[str], id_map: dict[str, str], extracted: Path |
 # --------------------------------------------------------------------------------------------
 
 
-def check_song_sizes(path: str | os.PathLike) -> None:
-    """DataError naming ``path`` if its arrays declare more than a song can hold, before any of
-    them is read: a track or tempo longer than :data:`SONG_MAX_STEPS` steps, or an array that
-    declares more than :data:`b2b.datasets.store.MAX_EXPANSION` times the bytes its member holds plus
-    :data:`SONG_ARRAY_SLACK_BYTES`."""
-    path = Path(path)
-    try:
-        with zipfile.ZipFile(path) as zf:
-            for info in zf.infolist():
-                if not info.filename.endswith(".npy"):  # info.json: read (small) by load_lpd
-                    if info.file_size > 2**20:
-                        raise DataError(f"{path}: {info.filename} declares {info.file_size:,} bytes; not an LPD file")
-                    continue
-                shape, dtype = npy_member_header(zf, info)
-                declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
-                if declared > MAX_EXPANSION * max(info.compress_size, 1) + SONG_ARRAY_SLACK_BYTES:
-                    raise DataError(f"{path}: {info.filename} declares {declared:,} bytes in "
-                                    f"{info.compress_size:,} compressed ones; not an LPD file")
-                steps = None
-                if info.filename.endswith("_csc_shape.npy") and declared <= 64:
-                    with zf.open(info) as f:
-                        values = np.lib.format.read_array(f, allow_pickle=False).reshape(-1)
-                    steps = int(values[0]) if len(values) else None
-                elif info.filename in ("tempo.npy", "downbeat.npy"):
-                    steps = int(np.prod(shape, dtype=object))
-                if steps is not None and steps > SONG_MAX_STEPS:
-                    raise DataError(f"{path}: {info.filename} declares {steps:,} time steps, more than "
-                                    f"{SONG_MAX_STEPS:,} (SONG_MAX_STEPS, about 45 minutes)")
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-        if isinstance(e, DataError):
-            raise
-        raise DataError(f"{path}: not a readable LPD .npz file ({type(e).__name__}: {e})") from None
-
-
 def _convert_one(path: str):
     """Worker: one LPD file → ``(roll, None)`` or ``(None, error message)``."""
     try:
-        check_song_sizes(path)
+        fetch.check_song_sizes(path)
         return multitrack_to_roll(load_lpd(path)), None
     except Exception as e:  # reported and skipped by the caller
         return None, f"{type(e).__name__}: {e}"
@@ -420,17 +235,6 @@ def _count_windows(store: Path) -> int | None:
 # --------------------------------------------------------------------------------------------
 
 
-def _parse_sha(values: list[str] | None) -> dict[str, str | None]:
-    out: dict[str, str | None] = {k: None for k in fetch.FILENAMES}
-    for v in values or []:
-        kind, sep, hexd = v.partition("=")
-        if not sep or kind not in fetch.FILENAMES or not _HEX64_RE.match(hexd):
-            raise ValueError(f"--sha256 expects KIND=HEX with KIND one of "
-                             f"{', '.join(fetch.FILENAMES)} and 64 hex digits, got {v!r}")
-        out[kind] = hexd.lower()
-    return out
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``b2b data lpd17`` options to ``parser``."""
     root_default = str(default_root())
@@ -466,51 +270,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def _read_download(root: Path, kind: str, read: Callable[[], Any]) -> Any:
-    """``read()``; a download in the wrong format is deleted (not left looking valid)."""
-    try:
-        return read()
-    except _Unreadable as e:
-        (root / fetch.RAW_DIR / fetch.FILENAMES[kind]).unlink(missing_ok=True)
-        fetch.update_manifest(root, lambda s: s.get("downloads", {}).pop(kind, None))
-        raise ValueError(f"{e}; the file was deleted: check {fetch.URL_OPTION[kind]} and run "
-                         f"again") from None
-
-
-def _prepare_root(root: Path) -> None:
-    """Create the data root; one-line errors for a file in the way or a folder without write
-    permission."""
-    if root.exists() and not root.is_dir():
-        raise ValueError(f"--root {root} is a file, not a folder: choose a folder")
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ValueError(f"--root {root}: cannot create the folder ({e.strerror or e})") \
-            from None
-    if not os.access(root, os.W_OK | os.X_OK):
-        raise ValueError(f"--root {root}: no permission to write in this folder; fix its "
-                         f"permissions or choose another --root")
-
-
-def _leftover_patterns(root: Path) -> list[tuple[Path, str]]:
-    """Where a killed run of this command leaves temporary files and folders, and their names
-    (only names this module's writers use; removed with the root lock held)."""
-    rx_root = (rf"\.{re.escape(fetch.MANIFEST_NAME)}\..*\.tmp|\.{re.escape(STORE_NAME)}\..*\.(tmp|old)")
-    rx_raw = rf"\..*\.tmp|\.{re.escape(fetch.EXTRACTED_DIR)}\.(extract|old)-.*"
-    return [(root, rx_root), (root / fetch.RAW_DIR, rx_raw)]
-
-
-def _os_error_message(e: OSError, root: Path) -> str:
-    where = e.filename if e.filename is not None else root
-    msg = f"{where}: {e.strerror or e}"
-    if e.errno == errno.ENOSPC:
-        msg += ("; free some space (or choose another --root) and run again: finished steps "
-                "are kept and an interrupted download resumes")
-    elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        msg += "; check the permissions of that path or choose another --root"
-    return msg
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``b2b data lpd17``: download, verify, extract, select, preprocess; return 0.
 
@@ -528,30 +287,10 @@ def run(args: argparse.Namespace) -> int:
                          f"start anyway), got {args.workers}")
     if args.hop_bars < 1:
         raise ValueError(f"--hop-bars must be at least 1, got {args.hop_bars}")
-    genre_member(args.genre)  # validates the form
-    _parse_sha(args.sha256)
-    try:
-        _prepare_root(root)
-        # one run per root; where the file system has no locks (ENOLCK), work without one (and
-        # keep the leftovers: they might be another run's work in progress)
-        (here, rx_root), *also = _leftover_patterns(root)
-        try:
-            lock = claim_output(root, f"--root {root}", name=LOCK_NAME, pattern=rx_root, also=also,
-                                required=False, restore=[root / STORE_NAME])
-        except FolderLocked:
-            raise ValueError(f"another `b2b data lpd17` is working in {root} (it holds "
-                             f"{root / LOCK_NAME}); wait for it to finish or choose another "
-                             f"--root") from None
-        try:
-            removed = lock.removed
-            if removed:
-                fetch.say(f"removed {len(removed)} temporary file(s) left by an interrupted run, "
-                      f"e.g. {removed[0]}")
-            return _run(args, root)
-        finally:
-            lock.release()
-    except OSError as e:
-        raise ValueError(_os_error_message(e, root)) from None
+    fetch.genre_member(args.genre)  # validates the form
+    fetch.parse_sha256(args.sha256)
+    with fetch.claim_root(root, STORE_NAME):
+        return _run(args, root)
 
 
 def _sources_unchanged(section: dict, urls: dict[str, str]) -> bool:
@@ -577,7 +316,7 @@ def _store_up_to_date(root: Path, section: dict, request: dict,
 
 
 def _run(args: argparse.Namespace, root: Path) -> int:
-    shas = _parse_sha(args.sha256)
+    shas = fetch.parse_sha256(args.sha256)
     urls = {k: getattr(args, f"{k}_url") for k in fetch.FILENAMES}
     progress = not args.no_progress
     request = {"genre": args.genre, "songs": args.songs, "seed": args.seed,
@@ -596,9 +335,9 @@ def _run(args: argparse.Namespace, root: Path) -> int:
     ids_path, ids_sha = fetch.ensure_download(root, "ids", urls["ids"], shas["ids"], progress)
     labels_path, labels_sha = fetch.ensure_download(root, "labels", urls["labels"], shas["labels"],
                                                progress)
-    id_map = _read_download(root, "ids", lambda: read_cleansed_ids(ids_path))
-    list_name, genre_ids = _read_download(  # before the big download
-        root, "labels", lambda: read_genre_list(labels_path, args.genre))
+    id_map = fetch.read_download(root, "ids", lambda: fetch.read_cleansed_ids(ids_path))
+    list_name, genre_ids = fetch.read_download(  # before the big download
+        root, "labels", lambda: fetch.read_genre_list(labels_path, args.genre))
     extracted = fetch.ensure_extracted(root, urls["archive"], shas["archive"], progress,
                                        remove_archive=args.remove_archive)
     archive_sha = fetch.read_manifest(root)["extracted"]["archive_sha256"]

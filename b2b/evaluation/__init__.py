@@ -3,7 +3,9 @@
 - :mod:`b2b.evaluation.metrics`: music metrics, MGEval-style distribution comparison;
 - :mod:`b2b.evaluation.twosample`: the classifier two-sample test;
 - :mod:`b2b.evaluation.scorecard`: the scorecard against its targets, ``rank_key``;
-- :mod:`b2b.evaluation.evaluate`: the real-versus-generated report (``b2b evaluate``);
+- :mod:`b2b.evaluation.report`: the real-versus-generated report, built (no files);
+- :mod:`b2b.evaluation.figures`: the report's figures;
+- :mod:`b2b.evaluation.evaluate`: the report's files and the ``b2b evaluate`` command;
 - :mod:`b2b.evaluation.listening`: the listening quiz.
 """
 

@@ -3,9 +3,10 @@
 :func:`wgan_gp_iteration` is the whole algorithm of Gulrajani et al. (2017, Algorithm 1):
 ``n_critic`` critic updates on real batches and fresh noise, each minimising
 ``D(fake) - D(real) + lambda * (||grad D(x_hat)|| - 1)^2``, then one generator update
-minimising ``-D(G(z))``. :class:`b2b.training.trainer.Trainer` is the bookkeeping around it (data on the
-device, the schedule, checkpoints, history, DDP); :mod:`b2b.gan.toy` trains chapter 3's toy WGANs
-with it too.
+minimising ``-D(G(z))``, by the gradient with respect to the generator's parameters alone (the
+critic passes gradients on and computes none of its own). :class:`b2b.training.trainer.Trainer` is
+the bookkeeping around it (data on the device, the schedule, checkpoints, history, averaging over
+DDP ranks); :mod:`b2b.gan.toy` trains chapter 3's toy WGANs with it too.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from b2b.gan.losses import critic_scores, generator_loss, gradient_penalty
 __all__ = ["wgan_gp_iteration", "STATS"]
 
 #: What :func:`wgan_gp_iteration` returns, in order.
-STATS = ("loss_d", "loss_g", "wasserstein", "penalty", "grad_norm", "count")
+STATS = ("loss_d", "loss_g", "wasserstein", "penalty", "grad_norm")
 
 
 def _plain(m: nn.Module) -> nn.Module:
@@ -59,9 +60,8 @@ def wgan_gp_iteration(
     Returns
     -------
     Tensor
-        ``(6,)`` float32 on the device, named by :data:`STATS`: the critic's loss, Wasserstein
-        estimate, penalty and gradient norm averaged over its updates, the generator's loss, and
-        1 (a count, for averaging over DDP ranks).
+        ``(5,)`` float32 on the device, named by :data:`STATS`: the critic's loss, Wasserstein
+        estimate, penalty and gradient norm averaged over its updates, and the generator's loss.
     """
     generator, critic = _plain(G), _plain(D)
     acc = None
@@ -84,18 +84,10 @@ def wgan_gp_iteration(
         s = torch.stack([loss_d.detach().float(), wasserstein.detach(), penalty.detach(), norms.mean().detach()])
         acc = s if acc is None else acc + s
     z = noise()                                                 # 2. train the generator
-    frozen = [p for p in critic.parameters() if p.requires_grad]
-    for p in frozen:                                            # the critic only passes gradients on
-        p.requires_grad_(False)
-    try:
-        with autocast():
-            loss_g = generator_loss(critic, G(z))               # -mean D(G(z))
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
+    with autocast():
+        loss_g = generator_loss(critic, G(z))                   # -mean D(G(z))
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward(inputs=[p for p in G.parameters() if p.requires_grad])  # grad w.r.t. G's parameters only
     opt_g.step()
     acc = acc / n_critic
-    one = torch.ones((), device=acc.device)
-    return torch.stack([acc[0], loss_g.detach().float(), acc[1], acc[2], acc[3], one])
+    return torch.stack([acc[0], loss_g.detach().float(), acc[1], acc[2], acc[3]])

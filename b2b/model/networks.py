@@ -51,7 +51,7 @@ from b2b.model.fast import speed_up
 from b2b.model.presets import N_BLOCKS, CriticConfig, GeneratorConfig, Preset, get_preset
 from b2b.music.geometry import N_PITCHES, N_STEPS, N_TRACKS
 from b2b.model.refiner import Refiner
-from b2b.model.streams import ChromaStream, OnsetStream
+from b2b.model.streams import ChromaStream, OnsetStream, stream_width
 
 __all__ = [
     "SelfAttention",
@@ -285,7 +285,7 @@ class DiscConvNet(nn.Module):
         # halved it, then each stream's features (the streams are made after it: the same order of
         # random initialisation as ever)
         time_left = N_STEPS >> N_BLOCKS                                 # 64 -> 2
-        streams = OnsetStream.width(config.streams) + ChromaStream.width(config.streams) if config.streams else 0
+        streams = 2 * stream_width(config.streams) if config.streams else 0  # the onset and the chroma stream
         width = (c + config.minibatch_std) * time_left + streams
         layers = [                                                      # x (B, 17, 64, 72)
             ("block1", _down(edge, c, norm, drop)), *att(1),            # -> (B, c, 32, 1)

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from b2b.music.geometry import LOWEST_PITCH, N_BARS, N_PITCHES, N_STEPS, N_TRACKS, STEPS_PER_BEAT
 
-__all__ = ["onsets_offsets", "chroma", "OnsetStream", "ChromaStream"]
+__all__ = ["onsets_offsets", "chroma", "stream_width", "OnsetStream", "ChromaStream"]
 
 N_PITCH_CLASSES = 12
 
@@ -55,6 +55,12 @@ def chroma(x: Tensor, lowest: int = LOWEST_PITCH) -> Tensor:
     return y.roll(offset, dims=-1) if offset else y
 
 
+def stream_width(channels: int) -> int:
+    """Features a stream (:class:`OnsetStream` or :class:`ChromaStream`) of ``channels`` gives the
+    critic: one per channel and bar, ``channels * 4``."""
+    return channels * N_BARS
+
+
 def _block(conv: nn.Module, channels: int) -> nn.Sequential:
     """A stream block: convolution, per-sample layer norm (``GroupNorm(1, C)``), PReLU."""
     return nn.Sequential(conv, nn.GroupNorm(1, channels), nn.PReLU())
@@ -79,12 +85,7 @@ class OnsetStream(nn.Module):
             _block(nn.Conv2d(c, c, kernel_size=(4, 1), stride=(4, 1)), c),  # -> (B, c, 4, 1)
             nn.Flatten(),  # -> (B, 4c)
         )
-        self.features = self.width(c)
-
-    @staticmethod
-    def width(channels: int) -> int:
-        """Features a stream of ``channels`` gives the critic: one per channel and bar."""
-        return channels * N_BARS
+        self.features = stream_width(c)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, 17, 64, 72)`` -> ``(B, channels * 4)``."""
@@ -110,13 +111,8 @@ class ChromaStream(nn.Module):
             _block(nn.Conv2d(c, c, kernel_size=(4, 1), stride=(4, 1)), c),  # -> (B, c, 4, 1)
             nn.Flatten(),  # -> (B, 4c)
         )
-        self.features = self.width(c)
+        self.features = stream_width(c)
         assert N_PITCHES % N_PITCH_CLASSES == 0 and N_STEPS % STEPS_PER_BEAT == 0
-
-    @staticmethod
-    def width(channels: int) -> int:
-        """Features a stream of ``channels`` gives the critic: one per channel and bar."""
-        return channels * N_BARS
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, 17, 64, 72)`` -> ``(B, channels * 4)``."""

@@ -46,9 +46,9 @@ def read_statistics(pending: list[Pending], log_every: int, total: int,
                     epoch_at: Any) -> tuple[list[dict[str, float]], tuple[int, list[float]] | None]:
     """The history rows of the ``pending`` steps, read from the device in one copy, and the first
     step whose losses are not finite with its values (None if all are); rows stop before it."""
-    values = torch.stack([p[1] for p in pending]).cpu()  # (steps, 6): sums and their count
+    values = torch.stack([p[1] for p in pending]).cpu()  # (steps, 5), named by b2b.gan.step.STATS
     rows = []
-    for (step, _, elapsed, lr_g, lr_d), vals in zip(pending, (values[:, :5] / values[:, 5:]).tolist()):
+    for (step, _, elapsed, lr_g, lr_d), vals in zip(pending, values.tolist()):
         if not all(math.isfinite(v) for v in vals):
             return rows, (step, vals)
         if step % log_every == 0 or step == total:

@@ -395,7 +395,7 @@ class Trainer:
 
     def train_step(self) -> Tensor:
         """One generator iteration on the next real batches, eagerly or by replaying its CUDA
-        graph; returns its ``(6,)`` statistics tensor (on the device)."""
+        graph; returns its ``(5,)`` statistics tensor (on the device, named by :data:`b2b.gan.step.STATS`)."""
         self.G.train(), self.D.train()
         # the step's batches, drawn up front (the same indices, in the same order, as one by one)
         indices = torch.stack([self._next_indices() for _ in range(self.hyper.n_critic)])
@@ -430,8 +430,9 @@ class Trainer:
                 stats = self.train_step()  # b2b.gan.step.wgan_gp_iteration on the next real batches
                 if self.ema is not None:
                     self.ema.update(self.generator, self.step + 1)
-                if self.distributed:
+                if self.distributed:  # the mean over the ranks
                     dist.all_reduce(stats)
+                    stats = stats / self.world
                 lrs = learning_rates(self.opt_g, self.opt_d)  # the rates this step used
                 self.step += 1
                 self._advance_schedulers()
