@@ -21,6 +21,16 @@ from b2b.cli import main
 from conftest import triads
 
 
+@pytest.fixture(autouse=True)
+def _short_two_sample_test(monkeypatch):
+    """The classifier two-sample test that ``evaluate`` runs takes 20 Adam steps here instead of 300:
+    these tests check the report, its files and the command around it, not the test's accuracy
+    (test_twosample.py does), and 300 steps made them the slowest of the suite."""
+    import functools
+
+    monkeypatch.setattr(E, "classifier_two_sample_test", functools.partial(E.classifier_two_sample_test, steps=20))
+
+
 def random_set(n: int, seed: int, density: float = 0.01, tracks=(1, 5)) -> np.ndarray:
     """Windows with random notes on a few tracks and a drum pattern; others silent."""
     rng = np.random.default_rng(seed)

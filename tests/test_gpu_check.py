@@ -21,14 +21,16 @@ SCRIPT = ROOT / "scripts" / "gpu_check.py"
 @pytest.mark.slow
 def test_dry_run_on_the_cpu_writes_every_report(tmp_path):
     """The whole script as the device would run it (a subprocess, from another folder), tiny: 12
-    training steps in all. On the CPU the graph falls back to eager, so both runs are identical."""
+    training steps in all, of the cheapest preset (economy: batch 16, one critic step, against the
+    default improved's 64 and 5: a twentieth of the work). On the CPU the graph falls back to eager,
+    so both runs are identical."""
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--out", str(out), "--device", "cpu", "--iterations", "4",
          "--resume-iterations", "2", "--log-every", "1", "--warmup", "2", "--data", "random", "--windows", "48",
-         "--skip-bench"],
+         "--skip-bench", "--preset", "economy"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == ["curves.csv", "curves.png", "gpu_check.json", "gpu_check.md"]
@@ -41,7 +43,7 @@ def test_dry_run_on_the_cpu_writes_every_report(tmp_path):
     assert r["data"]["n"] == 48 and 0.04 < r["data"]["density"] < 0.06
     eager, graph = r["train"]["eager"], r["train"]["graph"]
     for run in (eager, graph):
-        assert run["steps"] == 4 and not run["truncated"] and run["batch"] == 64
+        assert run["steps"] == 4 and not run["truncated"] and (run["batch"], run["n_critic"]) == (16, 1)  # economy's
         assert [row["step"] for row in run["history"]] == [1, 2, 3, 4]
         assert run["from_step"] == 2 and run["to_step"] == 4 and run["warmup_excluded"]
         # ms/it is the time column's slope after the warm-up: worked out from the rows here

@@ -15,6 +15,52 @@ def rs():
     return load_script("recipe_search")
 
 
+@pytest.fixture(scope="module")
+def small_bach(rs, tmp_path_factory):
+    """A store of the first 16 chorales of the shipped Bach store (about 170 windows, against 3,215):
+    enough for --quick's 40 windows per set, and the training data that export, evaluate and the
+    copying measure go through is a twentieth of the size."""
+    from b2b.datasets import bach, store
+
+    full = store.WindowDataset(bach.shipped_store())
+    songs = [(s, full.song_roll(s)) for s in full.songs[:16]]
+    path = store.write_store(tmp_path_factory.mktemp("data") / "bach16", songs, {"source": "test: 16 chorales"})
+    assert len(store.WindowDataset(path)) >= 2 * rs.QUICK["n_eval"]
+    return str(path)
+
+
+@pytest.fixture
+def b2b_here(rs, monkeypatch):
+    """``rs._b2b`` runs ``b2b ARGS`` through ``b2b.cli.main`` in this process instead of a child
+    (the same command, without a torch import per call); ``b2b export`` calibrates its threshold on
+    64 samples instead of 1,000 by default, and the two-sample test of ``b2b evaluate`` takes 5
+    Adam steps instead of 300 (their numbers are tested in test_generate.py and test_twosample.py;
+    here only that a calibrated threshold and every headline metric reach the table). ``_b2b``
+    itself is tested by :func:`test_b2b_runs_the_command_in_a_child_and_raises_with_its_error`."""
+    import functools
+
+    import b2b.evaluation.evaluate as E
+    import b2b.sampling.export as X
+    from b2b import cli
+
+    monkeypatch.setattr(E, "classifier_two_sample_test", functools.partial(E.classifier_two_sample_test, steps=5))
+    monkeypatch.setattr(X, "CALIBRATION_SAMPLES", 64)  # the default of export's --n
+
+    def here(*args: str) -> None:
+        code = cli.main(list(args))
+        if code:
+            raise RuntimeError(f"b2b {' '.join(args)} failed ({code})")
+
+    monkeypatch.setattr(rs, "_b2b", here)
+
+
+def test_b2b_runs_the_command_in_a_child_and_raises_with_its_error(rs, tmp_path):
+    missing = tmp_path / "missing.pt"
+    with pytest.raises(RuntimeError, match=r"b2b evaluate --checkpoint .* failed \(2\): b2b evaluate: error: .*missing\.pt"):
+        rs._b2b("evaluate", "--checkpoint", str(missing), "--data", "bach", "--n", "4", "--out", str(tmp_path / "o"))
+    assert not (tmp_path / "o").exists()
+
+
 def test_candidates_change_only_their_overrides(rs):
     from b2b.model.presets import get_preset
 
@@ -45,9 +91,9 @@ def test_preset_candidates_are_the_presets_and_train_for_a_cpu_budget(rs, tmp_pa
     assert t.step == 3
 
 
-def test_quick_run_reports_every_headline_metric_and_diversity(rs, tmp_path):
+def test_quick_run_reports_every_headline_metric_and_diversity(rs, b2b_here, small_bach, tmp_path):
     out = tmp_path / "out"
-    assert rs.main(["--quick", "--candidates", "wgangp", "--runs", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    assert rs.main(["--quick", "--data", small_bach, "--candidates", "wgangp", "--runs", str(tmp_path / "runs"), "--out", str(out)]) == 0
     res = json.loads((out / "results.json").read_text())
     assert res["complete"] and [(r["candidate"], r["seed"], r["steps"]) for r in res["runs"]] == [("wgangp", 0, 2)]
     run = res["runs"][0]
@@ -63,7 +109,7 @@ def test_quick_run_reports_every_headline_metric_and_diversity(rs, tmp_path):
     for name in ("report.md", "mgeval.json", "history.csv"):
         assert (out / "wgangp-s0" / name).is_file()
     # a longer budget resumes the run instead of starting over
-    assert rs.main(["--quick", "--candidates", "wgangp", "--iterations", "3", "--runs", str(tmp_path / "runs"),
+    assert rs.main(["--quick", "--data", small_bach, "--candidates", "wgangp", "--iterations", "3", "--runs", str(tmp_path / "runs"),
                     "--out", str(out)]) == 0
     again = json.loads((out / "results.json").read_text())["runs"][0]
     assert (again["resumed_from"], again["steps"]) == (2, 3)
@@ -86,10 +132,10 @@ def test_quick_run_reports_every_headline_metric_and_diversity(rs, tmp_path):
     real_b2b = rs._b2b
     rs._b2b = lambda *a: (calls.append(a[0]), real_b2b(*a))
     try:
-        rows = rs.trajectory(tmp_path / "runs" / "wgangp-s0", tmp_path / "traj", "bach", 40, 1)
+        rows = rs.trajectory(tmp_path / "runs" / "wgangp-s0", tmp_path / "traj", small_bach, 40, 1)
         assert [r["steps"] for r in rows] == [1, 2, 3] and calls.count("evaluate") == 3
         calls.clear()
-        rows = rs.trajectory(tmp_path / "runs" / "wgangp-s0", tmp_path / "traj", "bach", 40, 1)
+        rows = rs.trajectory(tmp_path / "runs" / "wgangp-s0", tmp_path / "traj", small_bach, 40, 1)
         assert [r["steps"] for r in rows] == [1, 2, 3] and calls == []
     finally:
         rs._b2b = real_b2b

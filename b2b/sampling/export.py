@@ -137,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; expected a file name such as generator.pt")
+    if not out.parent.is_dir():  # before the calibration, not when writing after it
+        raise ValueError(f"--out {out}: folder {out.parent} does not exist")
     check_not_input(out, [args.checkpoint], "--out")  # before any work
     try:
         export_generator(args.checkpoint, out, data=args.data, density=args.density, n=args.n,
