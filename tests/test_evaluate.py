@@ -28,7 +28,7 @@ def _short_two_sample_test(monkeypatch):
     (test_twosample.py does), and 300 steps made them the slowest of the suite."""
     import functools
 
-    monkeypatch.setattr(E, "classifier_two_sample_test", functools.partial(E.classifier_two_sample_test, steps=20))
+    monkeypatch.setattr(R, "classifier_two_sample_test", functools.partial(R.classifier_two_sample_test, steps=20))
 
 
 def random_set(n: int, seed: int, density: float = 0.01, tracks=(1, 5)) -> np.ndarray:

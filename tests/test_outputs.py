@@ -104,10 +104,10 @@ def test_export_removes_its_own_leftovers_only(checkpoint, tmp_path, capsys):
 def test_evaluate_removes_leftovers(checkpoint, tmp_path, capsys, monkeypatch):
     import functools
 
-    import b2b.evaluation.evaluate as E
+    import b2b.evaluation.report as R
 
     # the report as a whole, figures included; its two-sample test in 20 steps, not 300 (not what is tested)
-    monkeypatch.setattr(E, "classifier_two_sample_test", functools.partial(E.classifier_two_sample_test, steps=20))
+    monkeypatch.setattr(R, "classifier_two_sample_test", functools.partial(R.classifier_two_sample_test, steps=20))
     out = tmp_path / "report"
     (out / "figures").mkdir(parents=True)
     (out / ".report.csv.0123abcd.tmp").write_text("half")

@@ -39,11 +39,11 @@ def b2b_here(rs, monkeypatch):
     itself is tested by :func:`test_b2b_runs_the_command_in_a_child_and_raises_with_its_error`."""
     import functools
 
-    import b2b.evaluation.evaluate as E
+    import b2b.evaluation.report as R
     import b2b.sampling.export as X
     from b2b import cli
 
-    monkeypatch.setattr(E, "classifier_two_sample_test", functools.partial(E.classifier_two_sample_test, steps=5))
+    monkeypatch.setattr(R, "classifier_two_sample_test", functools.partial(R.classifier_two_sample_test, steps=5))
     monkeypatch.setattr(X, "CALIBRATION_SAMPLES", 64)  # the default of export's --n
 
     def here(*args: str) -> None:
