@@ -281,7 +281,7 @@ PRESETS: dict[str, Preset] = {
         critic=CriticConfig(norm="layer", dropout=0.0, channels=64, minibatch_std=True),
         training=TrainingConfig(lr_g=1e-4, lr_d=1e-4, betas=(0.0, 0.9), lr_gamma=1.0),
         threshold=0.5,
-        description="what the recipe search supports (chapter 7): a binary generator output in training, "
+        description="what the recipe search supports (chapter 8): a binary generator output in training, "
                     "a layer-norm critic of 64 channels with a minibatch standard deviation channel and no "
                     "dropout, and WGAN-GP's optimizer settings (Adam 1e-4, betas (0, 0.9), constant rate)",
     ),
