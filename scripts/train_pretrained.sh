@@ -184,6 +184,21 @@ def at(threshold):  # the 1,000 generated windows `b2b evaluate --n 1000 --seed 
     return on / (n * 17 * 64 * 72), silent
 
 
+def trained_on(step, training):  # the data a run trained on, and how long
+    ds = open_dataset("bach")
+    meta = ds.meta
+    return {"data": {"name": "bach", "windows": len(ds), "pieces": len(meta.get("pieces", {})),
+                     "window_rule": meta.get("window_rule"),
+                     "summary": bach.summary(ds).replace(str(ds.path), "<data root>/bach")},
+            "iterations": int(step), "epochs": step * training["n_critic"] * training["batch"] / len(ds)}
+
+
+def last_steps(history):  # the history's last row and its last 100 rows' means
+    return {"final_history": history[-1],
+            "mean_last_100": {k: sum(h[k] for h in history[-100:]) / len(history[-100:])
+                              for k in ("loss_d", "loss_g", "wasserstein", "penalty", "grad_norm")}}
+
+
 density_t, silent_t = at(t)
 density_p, silent_p = at(info["preset_threshold"])
 threshold = {
@@ -228,8 +243,6 @@ elif chosen_file:
     with open(Path(dest) / "history.csv", newline="") as f:
         history = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
     assert int(history[-1]["step"]) == raw["step"], "HISTORY: its last step is not the generator's"
-    ds = open_dataset("bach")
-    meta = ds.meta
     provenance = {
         "file": "generator.pt",
         "command": (f"b2b train --data bach --preset {preset['name']} --iterations {cfg['iterations']} --seed {cfg['seed']} "
@@ -245,28 +258,20 @@ elif chosen_file:
         "preset": preset["name"],
         "preset_config": preset,
         "trainer_config": {**cfg, "out": "<run>"},
-        "data": {"name": "bach", "windows": len(ds), "pieces": len(meta.get("pieces", {})),
-                 "window_rule": meta.get("window_rule"),
-                 "summary": bach.summary(ds).replace(str(ds.path), "<data root>/bach")},
-        "iterations": int(raw["step"]),
-        "epochs": raw["step"] * preset["training"]["n_critic"] * preset["training"]["batch"] / len(ds),
+        **trained_on(raw["step"], preset["training"]),
         "weights": "the trained generator",
         "wall_seconds": float(chosen["train_wall_s"]),
         "device": search["machine"],
         "torch": search["torch"],
         "python": search["python"],
         "finished_utc": search["date"],
-        "final_history": history[-1],
-        "mean_last_100": {k: sum(h[k] for h in history[-100:]) / len(history[-100:])
-                          for k in ("loss_d", "loss_g", "wasserstein", "penalty", "grad_norm")},
+        **last_steps(history),
         "chosen_by": chosen["chosen_by"],
         "considered": chosen["considered"],
         **update,
     }
 else:
     ckpt = load_checkpoint(source)
-    ds = open_dataset("bach")
-    meta = ds.meta
     history = ckpt["history"]
     provenance = {
         "file": "generator.pt",
@@ -280,11 +285,7 @@ else:
         "preset": ckpt["preset"]["name"],
         "preset_config": ckpt["preset"],
         "trainer_config": {**ckpt["config"], "out": "<run>"},
-        "data": {"name": "bach", "windows": len(ds), "pieces": len(meta.get("pieces", {})),
-                 "window_rule": meta.get("window_rule"),
-                 "summary": bach.summary(ds).replace(str(ds.path), "<data root>/bach")},
-        "iterations": int(ckpt["step"]),
-        "epochs": ckpt["step"] * ckpt["preset"]["training"]["n_critic"] * ckpt["preset"]["training"]["batch"] / len(ds),
+        **trained_on(ckpt["step"], ckpt["preset"]["training"]),
         "weights": "moving average of the generator (b2b.training.ema)" if "generator_ema" in ckpt else "the trained generator",
         "wall_seconds": float(ckpt["elapsed"]),
         "device": f"cpu ({platform.machine()}, {os.cpu_count()} cores shared with other jobs, "
@@ -292,9 +293,7 @@ else:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "finished_utc": datetime.datetime.fromtimestamp(os.path.getmtime(source), datetime.timezone.utc).isoformat(timespec="seconds"),
-        "final_history": history[-1],
-        "mean_last_100": {k: sum(h[k] for h in history[-100:]) / len(history[-100:])
-                          for k in ("loss_d", "loss_g", "wasserstein", "penalty", "grad_norm")},
+        **last_steps(history),
         **update,
     }
     if int(resumed_from):
