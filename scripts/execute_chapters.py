@@ -33,32 +33,19 @@ from jupyter_cache import get_cache
 from jupyter_cache.base import CacheBundleIn
 from jupyter_cache.executors.utils import single_nb_execution
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from colab_notebooks import toc_docnames  # noqa: E402  (the one reader of _toc.yml)
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path("_build") / ".jupyter_cache"  # under ROOT, where _config.yml's build puts it
 TIMES = Path("_build") / ".b2b-chapter-seconds.json"
 
 
 def toc_notebooks(root: Path | None = None) -> list[Path]:
-    """The ``.ipynb`` files of ``_toc.yml``, in the table of contents' order."""
+    """The ``.ipynb`` files of ``_toc.yml``, in the table of contents' order
+    (:func:`colab_notebooks.toc_docnames` reads the table)."""
     root = ROOT if root is None else root
-    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
-    files: list[str] = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "file" in node:
-                files.append(node["file"])
-            for key in ("parts", "chapters", "sections"):
-                for child in node.get(key, []):
-                    walk(child)
-        elif isinstance(node, list):
-            for child in node:
-                walk(child)
-
-    if "root" in toc:
-        files.append(toc["root"])
-    walk(toc)
-    return [root / f"{f}.ipynb" for f in files if (root / f"{f}.ipynb").is_file()]
+    return [root / f"{name}.ipynb" for name in toc_docnames(root) if (root / f"{name}.ipynb").is_file()]
 
 
 def config() -> tuple[int, bool]:
