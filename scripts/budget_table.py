@@ -27,14 +27,15 @@ import sys
 from pathlib import Path
 
 
-def _sources(folder: Path, longrun: Path | None) -> dict[str, tuple[Path, dict[str, float]]]:
-    """``{run: (its trajectory.json, {step: CPU seconds})}`` from the screening folder and the long runs."""
+def _sources(folder: Path, longrun: Path | None) -> dict[str, tuple[Path, dict[str, float], bool]]:
+    """``{run: (its trajectory.json, {step: CPU seconds}, whether it is a long run)}`` from the screening
+    folder and the long runs."""
     cpu = json.loads((folder / "cpu_seconds.json").read_text())
-    found = {p.stem.removeprefix("trajectory-"): (p, cpu.get(p.stem.removeprefix("trajectory-"), {}))
+    found = {p.stem.removeprefix("trajectory-"): (p, cpu.get(p.stem.removeprefix("trajectory-"), {}), False)
              for p in sorted(folder.glob("trajectory-*.json"))}
     if longrun is not None:
         for run in sorted(d for d in longrun.iterdir() if (d / "trajectory.json").is_file() and (d / "cpu.json").is_file()):
-            found[run.name] = (run / "trajectory.json", json.loads((run / "cpu.json").read_text()))
+            found[run.name] = (run / "trajectory.json", json.loads((run / "cpu.json").read_text()), True)
     return found
 
 
@@ -49,16 +50,17 @@ def _properties(card: list[dict]) -> dict:
 
 
 def rows(folder: Path, longrun: Path | None = None) -> list[dict]:
-    """One dict per evaluated checkpoint with a recorded CPU time, sorted by CPU seconds."""
+    """One dict per evaluated checkpoint with a recorded CPU time, sorted by CPU seconds; a long run's
+    rows are named ``<run> (long run)``."""
     out = []
-    for run, (path, cpu) in _sources(folder, longrun).items():
+    for run, (path, cpu, long) in _sources(folder, longrun).items():
         for r in json.loads(path.read_text())["runs"]:
             seconds = cpu.get(str(r["steps"]))
             if seconds is None:
                 continue
             h = r["headline"]
             card = h["scorecard"]
-            out.append({"run": run, "step": r["steps"], "cpu_s": seconds,
+            out.append({"run": f"{run} (long run)" if long else run, "step": r["steps"], "cpu_s": seconds,
                         "long_notes": h["qualified_note_rate"]["generated"],
                         "long_notes_real": h["qualified_note_rate"]["real"],
                         "within_ratio": h["sets"]["within_ratio"],
@@ -71,7 +73,7 @@ def rows(folder: Path, longrun: Path | None = None) -> list[dict]:
 def markdown(table: list[dict]) -> str:
     """The rows as a Markdown table."""
     real = table[0]["long_notes_real"] if table else float("nan")
-    lines = ["| run | step | CPU s | notes ≥ an eighth (real %.2f) | within-set ratio | C2ST accuracy | properties met (as recorded) | varied |" % real,
+    lines = ["| run | step | CPU s | notes ≥ an eighth (real %.2f) | within-set ratio | two-sample accuracy | properties met (as recorded) | varied |" % real,
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in table:
         c2st = "–" if r["c2st"] is None else f"{r['c2st']:.3f}"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 import time
 from pathlib import Path
@@ -40,10 +41,15 @@ JS_MEASURE = """
 SKIP_DIRS = {"_static", "_sources", "_images", "_downloads"}
 
 
+#: A page that only sends the browser elsewhere (the site's ``index.html``): measuring it would race its redirect.
+REDIRECT = re.compile(rb"<meta\s+http-equiv=[\"']?refresh", re.I)
+
+
 def pages(site: Path) -> list[Path]:
-    """The site's HTML pages (not its static files, sources or the search and index pages)."""
+    """The site's HTML pages (not its static files, sources, the search and index pages, or redirects)."""
     return sorted(p for p in site.rglob("*.html")
-                  if not SKIP_DIRS & set(p.relative_to(site).parts) and p.name not in ("search.html", "genindex.html"))
+                  if not SKIP_DIRS & set(p.relative_to(site).parts) and p.name not in ("search.html", "genindex.html")
+                  and not REDIRECT.search(p.read_bytes()[:1024]))
 
 
 async def _measure(port: int, base: str, rel: list[str], width: int, timeout: float) -> dict[str, list[dict]]:
@@ -70,8 +76,11 @@ async def _measure(port: int, base: str, rel: list[str], width: int, timeout: fl
             if time.monotonic() - t0 > timeout:
                 raise RuntimeError(f"{r} did not load within {timeout:g} s")
             await asyncio.sleep(0.05)
-        await page.eval("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
-        found[r] = await page.eval(JS_MEASURE)
+        try:
+            await page.eval("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+            found[r] = await page.eval(JS_MEASURE)
+        except RuntimeError as e:
+            raise RuntimeError(f"{r}: {e}") from None
     ws.close()
     return found
 

@@ -5,9 +5,9 @@ Each copy ``colab/book/<chapter>.ipynb`` is its chapter with every Markdown cell
 
 - ``{cite}`` / ``{cite:p}`` -> "[Author et al., 2017]", ``{cite:t}`` -> "Author et al. [2017]" (as the book),
   and a "References" cell at the end listing what the chapter cites (from ``book/references.bib``);
-- ``{numref}`` -> "Figure N", numbered as the book numbers its figures (Sphinx numbers them in
-  the order of the table of contents, continuing from chapter to chapter when the toctree is not
-  numbered), and a "**Figure N.** caption" cell after every figure's code cell;
+- ``{numref}`` -> "Figure 8.3", numbered as the book numbers its figures (Sphinx numbers them per
+  chapter in a numbered part of the table of contents, and with one counter over the documents
+  outside it), and a "**Figure 8.3.** caption" cell after every figure's code cell;
 - ``{doc}`` and the API roles (``{func}``, ``{class}``, ``{mod}``, ...) -> links to the published
   book (``https://<owner>.github.io/<name>/`` of ``_config.yml``'s ``repository.url``);
 - admonitions and other directives -> block quotes with a bold title;
@@ -20,8 +20,9 @@ What the book hides or folds, a copy folds the way Colab can:
   *form*: a first line ``# @title <title>`` (the cell's ``colab_title`` metadata, else "Code of
   Figure N", else its first-line comment, else :data:`FORM_TITLES`) and ``cellView: form``
   metadata, so Colab shows the title and the output, not the code;
-- the measured sentences: a folded cell whose outputs are all Markdown keeps them
-  (:func:`stored_outputs`), so the reader reads the sentences before running anything. They come
+- the measured sentences: a folded cell keeps its Markdown outputs (:func:`stored_outputs`; its
+  figures, sounds and printed text come when it runs), so the reader reads the sentences before
+  running anything. They come
   from an executed build (``--build``, default ``_build``: Jupyter Book's ``jupyter_execute`` and
   its execution cache) whose code cells are exactly the chapter's, else from the copy written
   before when its code is the chapter's. So a copy is reproducible: writing again without a
@@ -149,7 +150,7 @@ class Book:
 
     repo_url: str  # https://github.com/<owner>/<name>
     pages_url: str  # https://<owner>.github.io/<name>/
-    figures: dict[str, int]  # figure label -> the book's figure number
+    figures: dict[str, str]  # figure label -> the book's figure number ("8.3", or "3" outside the chapters)
     titles: dict[str, str]  # docname ("book/02_gans") -> title
     bib: dict = field(default_factory=dict)  # key -> pybtex Entry
     branch: str = "main"  # repository.branch of _config.yml
@@ -184,19 +185,25 @@ def repository_branch(root: Path = ROOT) -> str:
     return str(config.get("repository", {}).get("branch", "main"))
 
 
+def toc_entries(root: Path = ROOT) -> list[tuple[str, bool]]:
+    """Every document of ``_toc.yml`` in reading order (root first), as ``(docname without suffix,
+    numbered)``: numbered is true for a chapter (a top-level entry) of a part with ``numbered:``."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
+    entries = [(toc["root"], False)]
+
+    def walk(items: list[dict], numbered: bool) -> None:
+        for item in items:
+            if "file" in item:
+                entries.append((item["file"], numbered))
+            walk(item.get("sections", []), False)
+    for part in toc.get("parts", [{"chapters": toc.get("chapters", [])}]):
+        walk(part.get("chapters", []), bool(part.get("numbered")))
+    return entries
+
+
 def toc_docnames(root: Path = ROOT) -> list[str]:
     """Every document of ``_toc.yml`` in reading order (root first), as docnames without suffix."""
-    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
-    names = [toc["root"]]
-
-    def walk(entries: list[dict]) -> None:
-        for entry in entries:
-            if "file" in entry:
-                names.append(entry["file"])
-            walk(entry.get("sections", []))
-    for part in toc.get("parts", [{"chapters": toc.get("chapters", [])}]):
-        walk(part.get("chapters", []))
-    return names
+    return [doc for doc, _ in toc_entries(root)]
 
 
 def _doc_figures(path: Path) -> list[str]:
@@ -218,14 +225,22 @@ def _doc_figures(path: Path) -> list[str]:
     return labels
 
 
-def figure_numbers(root: Path = ROOT) -> dict[str, int]:
-    """The book's figure numbers: one counter over the documents in table-of-contents order."""
-    numbers: dict[str, int] = {}
-    for doc in toc_docnames(root):
+def figure_numbers(root: Path = ROOT) -> dict[str, str]:
+    """The book's figure numbers, as Sphinx gives them: ``"<chapter>.<k>"`` in a numbered part of the
+    table of contents (``numbered:``; chapters counted over the numbered parts in order), and one
+    plain counter ``"<k>"`` over the documents outside them, in table-of-contents order."""
+    numbers: dict[str, str] = {}
+    chapter, plain = 0, 0
+    for doc, numbered in toc_entries(root):
+        chapter += numbered
         for suffix in (".ipynb", ".md"):
             if (root / (doc + suffix)).is_file():
-                for label in _doc_figures(root / (doc + suffix)):
-                    numbers[label] = len(numbers) + 1
+                for k, label in enumerate(_doc_figures(root / (doc + suffix)), 1):
+                    if numbered:
+                        numbers[label] = f"{chapter}.{k}"
+                    else:
+                        plain += 1
+                        numbers[label] = str(plain)
                 break
     return numbers
 
@@ -562,14 +577,15 @@ def is_hidden(cell: nbformat.NotebookNode) -> bool:
 
 
 def markdown_outputs(book: Book, doc: str, outputs: list) -> list | None:
-    """A code cell's outputs as a copy stores them, when every one is Markdown (the measured
-    sentences and tables of the book): ``display_data`` with the ``text/markdown`` converted to plain
-    Markdown; None for any other output (a figure, sound, text, an error) or MyST Colab cannot show."""
+    """The Markdown outputs of a code cell as a copy stores them (the measured sentences and tables of
+    the book): each ``display_data``/``execute_result`` with ``text/markdown``, converted to plain
+    Markdown; other outputs (a figure, sound, printed text, a widget) are left out, since running the
+    cell makes them. None when the cell has no Markdown output or one holds MyST that Colab cannot show."""
     kept = []
     for out in outputs or []:
         data = out.get("data", {}) if out.get("output_type") in ("display_data", "execute_result") else {}
         if "text/markdown" not in data:
-            return None
+            continue
         md = data["text/markdown"]
         try:
             md = convert_markdown(book, doc, "".join(md) if isinstance(md, list) else md, [])
@@ -600,7 +616,7 @@ def executed_notebooks(build: Path) -> list[Path]:
 def stored_outputs(book: Book, chapter: Path, build: Path | None, previous: Path | None,
                    root: Path = ROOT) -> dict[str, tuple[str, list]]:
     """The Markdown outputs a copy keeps, ``{cell id: (the chapter cell's source, outputs)}``, for the
-    hidden cells of ``chapter`` whose outputs are all Markdown (:func:`markdown_outputs`).
+    hidden cells of ``chapter`` that have Markdown outputs (:func:`markdown_outputs`).
 
     From an executed notebook of the build (``build``, :func:`executed_notebooks`) whose code cells
     are exactly the chapter's (what ran is what the chapter holds now), else from the copy written

@@ -30,11 +30,12 @@ def test_rows_merge_screening_and_long_runs_by_cpu_time(tmp_path):
     (long / "b" / "cpu.json").write_text(json.dumps({"300": 90.0, "600": 80.0}))
     (long / "c").mkdir()   # a run with no trajectory yet: skipped
     rows = budget_table.rows(screen, long)
-    assert [(r["run"], r["step"], r["cpu_s"]) for r in rows] == [("a", 100, 50.0), ("b", 600, 80.0), ("b", 300, 90.0),
-                                                                 ("a", 200, 120.0)]
+    assert [(r["run"], r["step"], r["cpu_s"]) for r in rows] == [("a", 100, 50.0), ("b (long run)", 600, 80.0),
+                                                                 ("b (long run)", 300, 90.0), ("a", 200, 120.0)]
     assert [r["met"] for r in rows] == [2, 2, 2, 1] and [r["varied"] for r in rows] == [True, True, True, False]
     md = budget_table.markdown(rows).splitlines()
     assert md[0].startswith("| run | step | CPU s | notes ≥ an eighth (real 0.95)") and len(md) == 2 + 4
-    assert md[4] == "| b | 300 | 90 | 0.300 | 1.40 | 0.990 | 2 / 3 | yes |"
+    assert "| two-sample accuracy |" in md[0]
+    assert md[4] == "| b (long run) | 300 | 90 | 0.300 | 1.40 | 0.990 | 2 / 3 | yes |"
     # without --longrun only the screening's records count
     assert [(r["run"], r["cpu_s"]) for r in budget_table.rows(screen)] == [("b", 10.0), ("a", 50.0), ("a", 120.0)]

@@ -404,7 +404,19 @@ def test_figures_are_numbered_across_the_book_in_toc_order(tmp_path):
     # Sphinx (numfig, toctree not numbered) counts figures with one counter over the documents
     # in toctree order: intro 1; b_second (listed first) 2, 3; a_first 4, then 5 (no output, no figure)
     root = _mini_book(tmp_path)
-    assert colab_notebooks.figure_numbers(root) == {"fig-intro": 1, "fig-b1": 2, "fig-b2": 3, "fig-a1": 4, "fig-a2": 5}
+    assert colab_notebooks.figure_numbers(root) == {"fig-intro": "1", "fig-b1": "2", "fig-b2": "3", "fig-a1": "4",
+                                                    "fig-a2": "5"}
+
+
+def test_figures_of_a_numbered_part_are_numbered_per_chapter(tmp_path):
+    # numbered: the part's chapters are 1 (b_second) and 2 (a_first), each with its own counter;
+    # the intro, outside the numbered part, keeps the plain counter
+    root = _mini_book(tmp_path)
+    toc = root / "_toc.yml"
+    toc.write_text(toc.read_text().replace("  - caption: C\n", "  - caption: C\n    numbered: 1\n"))
+    assert "numbered: 1" in toc.read_text()
+    assert colab_notebooks.figure_numbers(root) == {"fig-intro": "1", "fig-b1": "1.1", "fig-b2": "1.2",
+                                                    "fig-a1": "2.1", "fig-a2": "2.2"}
 
 
 def test_markdown_becomes_what_colab_renders(tmp_path):
@@ -456,9 +468,9 @@ def test_figure_numbers_match_the_built_book():
         pytest.skip("the book in _build/html is older than a chapter (bash scripts/book.sh rebuilds it)")
     built = {}
     for page in pages:
-        for m in re.finditer(r'<figure[^>]*id="([^"]+)"[^>]*>.*?<span class="caption-number">Fig\. (\d+) </span>',
+        for m in re.finditer(r'<figure[^>]*id="([^"]+)"[^>]*>.*?<span class="caption-number">Fig\. ([\d.]+) </span>',
                              page.read_text(encoding="utf-8"), re.S):
-            built[m.group(1)] = int(m.group(2))
+            built[m.group(1)] = m.group(2)
     assert built == colab_notebooks.figure_numbers()
 
 
@@ -613,7 +625,8 @@ def test_outputs_come_from_a_build_of_the_same_code_and_stay_until_the_code_chan
     md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
     cells = [md("# A\n\nProse.", id="t"), code("install", id="i"),
              code('display(Markdown(f"{2} notes"))', id="m", metadata={"tags": ["remove-input"]}),
-             code("plt.plot()", id="f", metadata={"tags": ["hide-input"]})]
+             code("plt.plot()", id="f", metadata={"tags": ["hide-input"]}),
+             code('print(1); show(quiz); display(Markdown("Said"))', id="q", metadata={"tags": ["hide-input"]})]
     root = _chapter(tmp_path, cells)
     chapter = root / "book" / "a_first.ipynb"
     book = colab_notebooks.load_book(root)
@@ -621,13 +634,18 @@ def test_outputs_come_from_a_build_of_the_same_code_and_stay_until_the_code_chan
     built.cells[2].outputs = [nbformat.v4.new_output("display_data", data={
         "text/markdown": "2 notes, see {numref}`fig-b1`", "text/plain": "<Markdown>"})]
     built.cells[3].outputs = [nbformat.v4.new_output("display_data", data={"image/png": "AAAA"})]
+    built.cells[4].outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n"),
+                              nbformat.v4.new_output("display_data", data={"text/html": "<div>quiz</div>"}),
+                              nbformat.v4.new_output("display_data", data={"text/markdown": "Said",
+                                                                           "text/plain": "<Markdown>"})]
     (root / "_build" / ".jupyter_cache" / "executed" / "x").mkdir(parents=True)
     nbformat.write(built, root / "_build" / ".jupyter_cache" / "executed" / "x" / "base.ipynb")
     found = colab_notebooks.stored_outputs(book, chapter, root / "_build", None, root)
-    assert list(found) == ["m"]  # a figure is not kept: only Markdown
+    assert list(found) == ["m", "q"]  # a figure is not kept: only Markdown, also beside other outputs
     nb = colab_notebooks.colab_copy(book, chapter, root, outputs=found)
     stored = {c.get("id"): c.outputs for c in nb.cells if c.cell_type == "code"}
     assert [o["data"] for o in stored["m"]] == [{"text/markdown": "2 notes, see Figure 2"}] and stored["f"] == []
+    assert [o["data"] for o in stored["q"]] == [{"text/markdown": "Said"}]
     dest = colab_notebooks.copy_path(chapter, root)
     dest.parent.mkdir(parents=True)
     dest.write_text(colab_notebooks.render(nb))

@@ -242,6 +242,13 @@ def test_sample_snapshots(tmp_path):
     assert (tmp_path / "samples_00000002.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_sample_before_the_first_checkpoint_makes_the_run_folder(tmp_path):
+    # the first sample (step 1) comes before anything else writes into a run folder that does not exist yet
+    out = tmp_path / "runs" / "new"
+    Trainer(cfg(out, iterations=2, sample_every=1, n_samples=2), windows()).train()
+    assert sorted(p.name for p in out.glob("samples_*.npy")) == ["samples_00000001.npy", "samples_00000002.npy"]
+
+
 def test_bf16_autocast_penalty_matches_fp32_on_cpu():
     torch.manual_seed(5)
     d = speed_up(DiscConvNet(CriticConfig(norm="layer", dropout=0.0)))  # as the Trainer runs it

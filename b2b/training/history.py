@@ -93,7 +93,9 @@ def write_history(out: Path, history: list[dict[str, float]]) -> None:
 
 def save_samples(out: Path, step: int, probs: Tensor, threshold: float) -> Path:
     """Write ``samples_<step:08d>.npy`` (generator probabilities ``(n, 17, 64, 72)`` as float16)
-    and a PNG grid of them binarized at ``threshold``; returns the ``.npy`` path."""
+    and a PNG grid of them binarized at ``threshold`` into the run folder ``out`` (made if missing);
+    returns the ``.npy`` path."""
+    out.mkdir(parents=True, exist_ok=True)
     x = probs.numpy().astype(np.float16)
     path = out / f"samples_{step:08d}.npy"
     atomic_write(path, lambda f: np.save(f, x))
