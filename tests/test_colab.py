@@ -377,6 +377,17 @@ def test_launch_buttons_and_readme_open_the_copies():
     assert len(links) == len(COPIES)
 
 
+def test_a_markdown_notebook_without_a_copy_hides_its_launch_button():
+    """A MyST Markdown page that runs code (a ``kernelspec`` in its front matter, like the intro) is a
+    notebook to the theme, which gives it a Colab button to ``<path_to_book>/<page>.md``: no copy
+    exists there, and Colab cannot open Markdown, so the page hides the button."""
+    pages = [p for p in (ROOT / "book").glob("*.md")
+             if re.match(r"---\n(?:.*\n)*?kernelspec:", p.read_text(encoding="utf-8"))]
+    assert pages, "the intro runs a cell: it should be a Markdown notebook"
+    for page in pages:
+        assert ".dropdown-launch-buttons { display: none; }" in page.read_text(encoding="utf-8"), page.name
+
+
 def _mini_book(tmp_path: Path) -> Path:
     """intro.md with a figure, chapter a (2 figures, one with its output removed), chapter b (2)."""
     import nbformat

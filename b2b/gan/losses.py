@@ -111,8 +111,10 @@ def critic_scores(critic: Critic, real: Tensor, fake: Tensor, joint: bool = Fals
 
     ``fake`` is detached (the generator is not trained here). ``joint`` scores both batches in
     one forward pass of ``(2B, ...)``: the same scores with a third fewer calls into the critic,
-    valid only for a critic that scores each sample on its own (no batch norm; see
-    :meth:`b2b.model.networks.DiscConvNet.scores_apart`), a speed-up and nothing else.
+    a speed-up and nothing else. It is valid only where one pass gives the same scores as two:
+    never with batch norm, which normalizes over the whole batch; with a minibatch standard
+    deviation, only when none of its groups straddles the two halves (see
+    :meth:`b2b.model.networks.DiscConvNet.scores_apart`).
     """
     if joint:
         scores = _at_least_float32(critic(torch.cat([real, fake.detach()])))  # (2B,) or (2B, 1)
@@ -141,8 +143,8 @@ def critic_loss(
         Interpolation weights ``(B,)`` for the penalty; U[0, 1] per sample when omitted.
     joint : bool
         Score ``real`` and ``fake`` in one forward pass of ``(2B, ...)``: the same loss with a
-        third fewer calls into the critic, valid only for a critic that scores each sample on
-        its own (no batch norm; see :meth:`b2b.model.networks.DiscConvNet.scores_apart`).
+        third fewer calls into the critic, valid only where one pass gives the same scores as two
+        (as for :func:`critic_scores`; see :meth:`b2b.model.networks.DiscConvNet.scores_apart`).
 
     Returns
     -------
