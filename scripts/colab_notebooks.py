@@ -437,8 +437,8 @@ HIDDEN_TAGS = ("hide-input", "hide-cell", "remove-input", "remove-cell")
 #: comment on its first line gives a better one).
 FORM_TITLES = {"remove-input": "Measured text, computed by this folded code",
                "remove-cell": "Folded code (the book does not show it)",
-               "hide-cell": "Folded code: run it to see the answer",
-               "hide-input": "Folded code: run it to see what it shows"}
+               "hide-cell": "Folded code that computes the answer",
+               "hide-input": "Folded code of what is shown here"}
 #: Heading levels of the copies' exercises (``**N. Title.**`` paragraphs under ``## Exercises``) and
 #: of the solutions folded under them.
 EXERCISE_LEVEL, SOLUTION_LEVEL = 3, 4
@@ -467,7 +467,7 @@ from b2b.sampling import web as _web
 _window, _threshold = _web.page_sample(_data.asset("{model}"), PAGE_GENERATOR_SEED, PAGE_GENERATOR_SEED_B,
                                        PAGE_GENERATOR_WALK, PAGE_GENERATOR_THRESHOLD or None)
 _plot.pianoroll(_window, title=f"seed {{PAGE_GENERATOR_SEED}} to {{PAGE_GENERATOR_SEED_B}}, walk "
-                f"{{PAGE_GENERATOR_WALK:.2f}}, threshold {{_threshold:.3f}}: {{int(_window.sum()):,}} cells on")
+                f"{{PAGE_GENERATOR_WALK:.2f}}, threshold {{_threshold:.4f}}: {{int(_window.sum()):,}} cells on")
 plt.show()
 if not _window.any():
     print("No note at this threshold: lower it.")
@@ -546,7 +546,7 @@ def markdown_pieces(source: str, state: dict) -> list[tuple]:
         if state.get("exercises") and (m := EXERCISE.match(line)) and (not text or not text[-1].strip()):
             flush()
             rest = m.group(3)
-            text += [f"{'#' * EXERCISE_LEVEL} {m.group(1)}. {m.group(2).strip()}", ""] + ([rest] if rest else [])
+            text += [f"{'#' * EXERCISE_LEVEL} {m.group(1)}. {m.group(2).strip().rstrip('.')}", ""] + ([rest] if rest else [])
             i += 1
             continue
         text.append(line)
@@ -713,7 +713,9 @@ def colab_copy(book: Book, path: Path, root: Path = ROOT,
                     f"*This is the Colab copy of a chapter of the book [From Bytes to Beats]({book.pages_url}), "
                     f"made from [`{doc}.ipynb`]({book.repo_url}/blob/{book.branch}/{doc}.ipynb) by "
                     f"`scripts/colab_notebooks.py`; the chapter as published is [here]({page}). "
-                    "Run the first code cell before the others: it installs `b2b`. Code the book keeps out "
+                    "Run the first code cell before the others: it installs `b2b`. The measured sentences "
+                    "and tables are stored here as the book's build computed them; figures and sound appear "
+                    "when you run the cells (*Runtime > Run all*). Code the book keeps out "
                     "of sight is folded here (a form: *Show code* opens it), and so are the exercises' "
                     "solutions (the arrow beside *Solution* opens one).*", id="colab-copy-note"))
             elif index > 0 and not seen_prose:

@@ -4,7 +4,7 @@
 #
 #     nohup nice -n 5 bash scripts/train_pretrained.sh > /tmp/b2b-pretrained.log 2>&1 &
 #
-# 1. train the `improved` preset on the embedded Bach dataset with the project's own CLI
+# 1. train the `streams` preset (PRESET) on the embedded Bach dataset with the project's own CLI
 #    (skipped when the run's final checkpoint already exists, so steps 2-5 can be redone),
 # 2. export the generator only (a small "b2b-generator" file, no critic or optimizer states) with
 #    `b2b export --data bach`, which stores the binarization threshold in the file: density-matched,
@@ -25,7 +25,8 @@
 # CHECKPOINT=<a training checkpoint> ships that checkpoint instead of training (steps 2-4 only): how a
 # checkpoint of a long run (scripts/long_run.py) becomes the shipped generator. TRAIN_NOTE says how it
 # was trained (recorded as the command); the run folder's history.csv is copied; an EMA run exports
-# its moving average (b2b.training.ema). PRESET names the preset the run trained (default improved).
+# its moving average (b2b.training.ema). PRESET names the preset the run trained (default streams,
+# the shipped generator's recipe).
 #
 #     CHECKPOINT=runs/longrun/lean-s0/checkpoint_00010000.pt PRESET=lean \
 #         TRAIN_NOTE="python scripts/long_run.py start --name lean-s0 --preset lean" bash scripts/train_pretrained.sh
@@ -50,7 +51,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PRESET=${PRESET:-improved}
+PRESET=${PRESET:-streams}
 CHECKPOINT=${CHECKPOINT:-}
 SEED=0
 ITERATIONS=${ITERATIONS:-1500}

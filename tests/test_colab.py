@@ -385,7 +385,7 @@ def test_a_markdown_notebook_without_a_copy_hides_its_launch_button():
              if re.match(r"---\n(?:.*\n)*?kernelspec:", p.read_text(encoding="utf-8"))]
     assert pages, "the intro runs a cell: it should be a Markdown notebook"
     for page in pages:
-        assert ".dropdown-launch-buttons { display: none; }" in page.read_text(encoding="utf-8"), page.name
+        assert "div.dropdown.dropdown-launch-buttons { display: none !important; }" in page.read_text(encoding="utf-8"), page.name
 
 
 def _mini_book(tmp_path: Path) -> Path:
@@ -568,9 +568,9 @@ def test_markdown_pieces_cut_solutions_exercises_and_the_generator():
           '<div class="b2b-generator" data-seed="3" data-seed-b="9"></div>\nAfter.')
     pieces = colab_notebooks.markdown_pieces(md, state)
     assert pieces == [
-        ("text", "## Exercises"), ("text", "### 1. First.\n\nAsk."),
+        ("text", "## Exercises"), ("text", "### 1. First\n\nAsk."),
         ("solution", "Solution 1", "Answer\n```python\n**2. Not a heading.**\n```"),
-        ("text", "### 2. Second.\n\nAgain.\n\n```{admonition} A note\n:class: note\nKept.\n```"),
+        ("text", "### 2. Second\n\nAgain.\n\n```{admonition} A note\n:class: note\nKept.\n```"),
         ("generator", {"data-seed": "3", "data-seed-b": "9"}),
         ("text", "After.")]
     assert state["exercises"]
@@ -608,9 +608,9 @@ def test_a_copy_folds_solutions_forms_hidden_code_and_moves_code_before_the_pros
         ("box", "# @title " + colab_notebooks.FORM_TITLES["remove-input"]),
         ("draw", "# @title Draw the thing"), ("quiz", "quiz = listening.listening_quiz(a, b)"),
         ("quiz-quiz-score-1", shown[7][1]),
-        ("ex", "## Exercises"), ("ex-part-1", "### 1. One."), ("ex-part-2", "#### Solution"),
+        ("ex", "## Exercises"), ("ex-part-1", "### 1. One"), ("ex-part-2", "#### Solution"),
         ("ex-part-2-body-1", "A."), ("ans", "# @title " + colab_notebooks.FORM_TITLES["hide-cell"]),
-        ("ex2", "### 2. Two.")]
+        ("ex2", "### 2. Two")]
     assert nb.metadata["colab"]["collapsed_sections"] == ["ex-part-2"]
     assert nb.cells[10].metadata["id"] == "ex-part-2"
     assert all(nb.cells[k].metadata["cellView"] == "form" for k in (4, 5, 7, 12))

@@ -470,7 +470,7 @@ def summary(dataset: "store.WindowDataset") -> str:
     n = max(len(dataset), 1)
     lines.append("active tracks (windows): " + ", ".join(
         f"{data.TRACKS[k].name} {int(active[k])}" for k in np.flatnonzero(active)))
-    lines.append(f"note density: {sounding / (n * data.N_STEPS):.2f} pitches sounding per step, "
+    lines.append(f"note density: {sounding / (n * data.N_STEPS):.2f} cells sounding per step (all tracks), "
                  f"{onsets / (n * data.N_BARS):.1f} onsets per bar")
     b = meta.get("build") or {}
     if b.get("seconds") is not None:

@@ -321,7 +321,7 @@ def listening_quiz(
             + "".join(_clip(label, c) for label, c in zip("AB", clips)) + "</li>")
     note = html_lib.escape(
         "Listen to both clips of each pair and pick the one you think is Bach. The book's web page "
-        "keeps the score (_static/b2b-listening.js); in a notebook, score your picks with the quiz's "
+        "keeps the score; in a notebook, score your picks with the quiz's "
         "score() method, e.g. quiz.score(\"ABBA...\"), one letter per pair.")
     markup = (f'<div class="b2b-quiz" data-b2b-pairs="{n}">'
               f'<p class="b2b-quiz-nojs">{note}</p>'
