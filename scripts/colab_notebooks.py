@@ -713,9 +713,9 @@ def colab_copy(book: Book, path: Path, root: Path = ROOT,
                     f"*This is the Colab copy of a chapter of the book [From Bytes to Beats]({book.pages_url}), "
                     f"made from [`{doc}.ipynb`]({book.repo_url}/blob/{book.branch}/{doc}.ipynb) by "
                     f"`scripts/colab_notebooks.py`; the chapter as published is [here]({page}). "
-                    "Run the first code cell before the others: it installs `b2b`. The measured sentences "
-                    "and tables are stored here as the book's build computed them; figures and sound appear "
-                    "when you run the cells (*Runtime > Run all*). Code the book keeps out "
+                    "Run the first code cell before the others: it installs `b2b`. The folded cells keep the "
+                    "measured sentences and tables the book's build computed; the other cells' outputs, "
+                    "figures and sound appear when you run them (*Runtime > Run all*). Code the book keeps out "
                     "of sight is folded here (a form: *Show code* opens it), and so are the exercises' "
                     "solutions (the arrow beside *Solution* opens one).*", id="colab-copy-note"))
             elif index > 0 and not seen_prose:
